@@ -1,0 +1,348 @@
+//! The stickiness layer: honour a session's cookie when its endpoint can still take it, otherwise
+//! place the session anew with the backend's algorithm and hand back the cookie to set.
+//!
+//! A [`BackendBalancer`] is built once per snapshot for each backend and shared by every request;
+//! picking allocates nothing except the new cookie value for new sessions.
+
+use crate::algorithm::{ConsistentHash, RoundRobin, Selection};
+use crate::cookie::{self, CookieKey, Pin, Session};
+use model::{AffinityMode, Backend, Endpoint};
+use std::collections::HashMap;
+
+/// The outcome of a sticky pick.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StickyPick {
+    /// Index into the backend's endpoints.
+    pub endpoint: usize,
+    /// The cookie value to set: `Some` when the session was placed anew (no cookie, or one that was
+    /// garbage, forged, from another route, or named an endpoint that is gone), `None` when the
+    /// client's cookie was honoured.
+    pub new_cookie: Option<String>,
+}
+
+/// Selection state for one backend.
+#[derive(Debug)]
+pub struct BackendBalancer {
+    endpoints: Vec<Endpoint>,
+    /// Endpoint id -> index, for endpoints that may still serve pinned sessions.
+    by_id: HashMap<u64, usize>,
+    round_robin: RoundRobin,
+    /// Only built when a route to this backend uses balanced affinity.
+    ring: Option<ConsistentHash>,
+    tag: u64,
+}
+
+impl BackendBalancer {
+    /// `with_ring`: build the consistent-hash ring for balanced affinity. `rr_start` offsets round
+    /// robin so that reloads do not all restart on the first endpoint.
+    pub fn new(backend: &Backend, with_ring: bool, rr_start: usize) -> Self {
+        let endpoints = backend.endpoints.clone();
+        let by_id = endpoints
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.accepts_pinned())
+            .map(|(i, e)| (e.id.0, i))
+            .collect();
+        let ring = with_ring.then(|| {
+            let ids: Vec<u64> = endpoints.iter().map(|e| e.id.0).collect();
+            ConsistentHash::new(&ids)
+        });
+        Self {
+            round_robin: RoundRobin::new(endpoints.len(), rr_start),
+            endpoints,
+            by_id,
+            ring,
+            tag: cookie::backend_tag(&backend.name),
+        }
+    }
+
+    pub fn endpoints(&self) -> &[Endpoint] {
+        &self.endpoints
+    }
+
+    /// A pick for a request without affinity: round robin over ready endpoints.
+    pub fn pick(&self) -> Option<usize> {
+        self.round_robin
+            .select(0, &|i| self.endpoints[i].accepts_new())
+    }
+
+    /// A pick for a request of a route with cookie affinity. `cookies` are the values of every
+    /// cookie with the route's name, in the order the client sent them.
+    pub fn pick_sticky<'c>(
+        &self,
+        key: &CookieKey,
+        mode: AffinityMode,
+        cookies: impl Iterator<Item = &'c str>,
+        now: u32,
+    ) -> Option<StickyPick> {
+        for value in cookies {
+            if let Ok(session) = key.decode(self.tag, value) {
+                if let Some(endpoint) = self.pinned(session.pin) {
+                    return Some(StickyPick {
+                        endpoint,
+                        new_cookie: None,
+                    });
+                }
+            }
+        }
+        let (endpoint, pin) = match mode {
+            AffinityMode::Persistent => {
+                let i = self.pick()?;
+                (i, Pin::Endpoint(self.endpoints[i].id))
+            }
+            AffinityMode::Balanced => {
+                let session_key = random_u64();
+                let i = match &self.ring {
+                    Some(ring) => ring.select(session_key, &|i| self.endpoints[i].accepts_new()),
+                    None => self.pick(),
+                }?;
+                (i, Pin::Key(session_key))
+            }
+        };
+        let value = key.encode(self.tag, &Session { pin, issued: now });
+        Some(StickyPick {
+            endpoint,
+            new_cookie: Some(value),
+        })
+    }
+
+    /// Where an existing session goes, if anywhere. An endpoint pin holds while the endpoint still
+    /// serves (also while it terminates); a key pin follows the ring, which skips endpoints that
+    /// stopped serving.
+    fn pinned(&self, pin: Pin) -> Option<usize> {
+        match pin {
+            Pin::Endpoint(id) => self.by_id.get(&id.0).copied(),
+            Pin::Key(k) => self
+                .ring
+                .as_ref()?
+                .select(k, &|i| self.endpoints[i].accepts_pinned()),
+        }
+    }
+}
+
+/// A session key: random, so that sessions spread evenly over the ring and cannot be predicted.
+fn random_u64() -> u64 {
+    // getrandom only fails when the OS has no entropy source at all; then fall back on the clock
+    // and a counter, which still spreads sessions (the MAC, not the key, is what protects them).
+    getrandom::u64().unwrap_or_else(|_| {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        xxhash_rust::xxh3::xxh3_64(&(t ^ N.fetch_add(1, Ordering::Relaxed)).to_le_bytes())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::EndpointId;
+    use std::net::SocketAddr;
+
+    fn endpoint(i: u64, ready: bool, serving: bool, terminating: bool) -> Endpoint {
+        Endpoint {
+            id: EndpointId(i * 1000 + 7),
+            addr: SocketAddr::from(([127, 0, 0, 10 + i as u8], 8080)),
+            ready,
+            serving,
+            terminating,
+            pod: None,
+        }
+    }
+
+    fn backend(endpoints: Vec<Endpoint>) -> Backend {
+        Backend {
+            name: "default/web:80".into(),
+            endpoints,
+        }
+    }
+
+    fn ready(n: u64) -> Vec<Endpoint> {
+        (0..n).map(|i| endpoint(i, true, true, false)).collect()
+    }
+
+    fn key() -> CookieKey {
+        CookieKey::from_secret(b"k")
+    }
+
+    fn first_pick(b: &BackendBalancer, mode: AffinityMode) -> StickyPick {
+        b.pick_sticky(&key(), mode, std::iter::empty(), 100)
+            .unwrap()
+    }
+
+    #[test]
+    fn new_session_gets_cookie_and_returning_session_sticks() {
+        for mode in [AffinityMode::Persistent, AffinityMode::Balanced] {
+            let b = BackendBalancer::new(&backend(ready(5)), true, 0);
+            let first = first_pick(&b, mode);
+            let cookie = first.new_cookie.clone().unwrap();
+            for _ in 0..20 {
+                let again = b
+                    .pick_sticky(&key(), mode, std::iter::once(cookie.as_str()), 200)
+                    .unwrap();
+                assert_eq!(again.endpoint, first.endpoint);
+                assert_eq!(again.new_cookie, None);
+            }
+        }
+    }
+
+    #[test]
+    fn garbage_and_foreign_cookies_get_a_new_pick() {
+        let b = BackendBalancer::new(&backend(ready(3)), true, 0);
+        let other = BackendBalancer::new(
+            &Backend {
+                name: "default/other:80".into(),
+                endpoints: ready(3),
+            },
+            true,
+            0,
+        );
+        let foreign = first_pick(&other, AffinityMode::Persistent)
+            .new_cookie
+            .unwrap();
+        for bad in ["", "garbage", &foreign[..20], &foreign] {
+            let p = b
+                .pick_sticky(&key(), AffinityMode::Persistent, std::iter::once(bad), 1)
+                .unwrap();
+            assert!(p.new_cookie.is_some(), "{bad:?} was honoured");
+        }
+    }
+
+    #[test]
+    fn first_valid_cookie_of_several_wins() {
+        let b = BackendBalancer::new(&backend(ready(3)), false, 0);
+        let good = first_pick(&b, AffinityMode::Persistent);
+        let cookie = good.new_cookie.unwrap();
+        let p = b
+            .pick_sticky(
+                &key(),
+                AffinityMode::Persistent,
+                ["junk", cookie.as_str()].into_iter(),
+                1,
+            )
+            .unwrap();
+        assert_eq!((p.endpoint, p.new_cookie), (good.endpoint, None));
+    }
+
+    /// Persistent sessions survive any scaling as long as their endpoint exists.
+    #[test]
+    fn persistent_survives_scale_out_and_in() {
+        let five = BackendBalancer::new(&backend(ready(5)), false, 0);
+        let sessions: Vec<_> = (0..50)
+            .map(|_| first_pick(&five, AffinityMode::Persistent))
+            .collect();
+        let eight = BackendBalancer::new(&backend(ready(8)), false, 3);
+        let mut three = ready(5);
+        three.truncate(3);
+        let three = BackendBalancer::new(&backend(three), false, 1);
+        for s in &sessions {
+            let c = s.new_cookie.as_deref().unwrap();
+            let p = eight
+                .pick_sticky(&key(), AffinityMode::Persistent, std::iter::once(c), 1)
+                .unwrap();
+            assert_eq!((p.endpoint, p.new_cookie), (s.endpoint, None));
+            let p = three
+                .pick_sticky(&key(), AffinityMode::Persistent, std::iter::once(c), 1)
+                .unwrap();
+            if s.endpoint < 3 {
+                assert_eq!((p.endpoint, p.new_cookie), (s.endpoint, None));
+            } else {
+                assert!(p.endpoint < 3 && p.new_cookie.is_some());
+            }
+        }
+    }
+
+    /// Terminating endpoints that still serve keep their sessions but get no new ones; endpoints
+    /// that do not serve get nothing.
+    #[test]
+    fn draining_and_not_serving_endpoints() {
+        let b = BackendBalancer::new(&backend(ready(2)), false, 0);
+        let on_zero = (0..4)
+            .map(|_| first_pick(&b, AffinityMode::Persistent))
+            .find(|p| p.endpoint == 0)
+            .unwrap()
+            .new_cookie
+            .unwrap();
+        let draining = BackendBalancer::new(
+            &backend(vec![
+                endpoint(0, false, true, true),
+                endpoint(1, true, true, false),
+            ]),
+            false,
+            0,
+        );
+        let p = draining
+            .pick_sticky(
+                &key(),
+                AffinityMode::Persistent,
+                std::iter::once(on_zero.as_str()),
+                1,
+            )
+            .unwrap();
+        assert_eq!((p.endpoint, p.new_cookie), (0, None));
+        for _ in 0..5 {
+            assert_eq!(first_pick(&draining, AffinityMode::Persistent).endpoint, 1);
+            assert_eq!(draining.pick(), Some(1));
+        }
+        let gone = BackendBalancer::new(
+            &backend(vec![
+                endpoint(0, false, false, true),
+                endpoint(1, true, true, false),
+            ]),
+            false,
+            0,
+        );
+        let p = gone
+            .pick_sticky(
+                &key(),
+                AffinityMode::Persistent,
+                std::iter::once(on_zero.as_str()),
+                1,
+            )
+            .unwrap();
+        assert_eq!(p.endpoint, 1);
+        assert!(p.new_cookie.is_some());
+    }
+
+    #[test]
+    fn no_ready_endpoints_no_pick() {
+        let b = BackendBalancer::new(&backend(vec![endpoint(0, false, false, false)]), true, 0);
+        assert_eq!(b.pick(), None);
+        for mode in [AffinityMode::Persistent, AffinityMode::Balanced] {
+            assert_eq!(b.pick_sticky(&key(), mode, std::iter::empty(), 1), None);
+        }
+        let empty = BackendBalancer::new(&backend(vec![]), true, 0);
+        assert_eq!(empty.pick(), None);
+    }
+
+    /// Balanced sessions: scaling 5 -> 6 moves about 1/6 of them, 6 -> 5 moves back only those.
+    #[test]
+    fn balanced_moves_few_sessions_on_scaling() {
+        let five = BackendBalancer::new(&backend(ready(5)), true, 0);
+        let six = BackendBalancer::new(&backend(ready(6)), true, 0);
+        let n = 3000;
+        let sessions: Vec<_> = (0..n)
+            .map(|_| first_pick(&five, AffinityMode::Balanced))
+            .collect();
+        let mut moved = 0;
+        for s in &sessions {
+            let c = s.new_cookie.as_deref().unwrap();
+            let p = six
+                .pick_sticky(&key(), AffinityMode::Balanced, std::iter::once(c), 1)
+                .unwrap();
+            assert_eq!(p.new_cookie, None, "a valid balanced cookie is kept");
+            if p.endpoint != s.endpoint {
+                assert_eq!(p.endpoint, 5);
+                moved += 1;
+            }
+            let back = five
+                .pick_sticky(&key(), AffinityMode::Balanced, std::iter::once(c), 1)
+                .unwrap();
+            assert_eq!(back.endpoint, s.endpoint);
+        }
+        let f = moved as f64 / n as f64;
+        println!("balanced 5 -> 6: {:.1}% of sessions moved", f * 100.0);
+        assert!((0.08..0.26).contains(&f), "{f}");
+    }
+}

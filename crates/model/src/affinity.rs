@@ -1,0 +1,32 @@
+//! Cookie session affinity as configured on a route.
+
+use serde::Serialize;
+
+/// The cookie name ingress-nginx uses when `session-cookie-name` is absent.
+pub const DEFAULT_COOKIE_NAME: &str = "INGRESSCOOKIE";
+
+/// How sessions are placed on endpoints and what happens to them when endpoints change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AffinityMode {
+    /// New sessions are spread by consistent hashing of a per-session key; when endpoints come and
+    /// go, only the sessions whose hash range changed hands move (about 1/n of them).
+    #[default]
+    Balanced,
+    /// A session stays on its endpoint for as long as that endpoint exists, whatever scaling happens.
+    Persistent,
+}
+
+/// Cookie affinity for one route: everything needed to read and write the session cookie.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Affinity {
+    pub cookie_name: String,
+    pub mode: AffinityMode,
+    /// `Expires` offset in seconds from the time the cookie is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<u64>,
+    /// Cookie `Path`: the annotation, else the route's own path, as ingress-nginx does.
+    pub path: String,
+}

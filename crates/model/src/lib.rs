@@ -1,0 +1,39 @@
+//! Plain types of a routing snapshot: what `translate` produces and what the proxy serves.
+//!
+//! A [`Snapshot`] is immutable once built. It says, for every virtual host, which routes exist and
+//! where they lead, and for every backend (a Service port) which endpoints exist and in what state.
+//! Nothing here does I/O or knows about Kubernetes objects; `translate` is the only producer.
+
+mod affinity;
+mod diagnostic;
+mod endpoint;
+mod route;
+
+pub use affinity::{Affinity, AffinityMode, DEFAULT_COOKIE_NAME};
+pub use diagnostic::{Diagnostic, ObjectRef, Severity};
+pub use endpoint::{Backend, BackendId, Endpoint, EndpointId};
+pub use route::{HostMatch, PathType, Route, Target, VirtualHost};
+
+use serde::Serialize;
+
+/// One immutable routing configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Snapshot {
+    /// Virtual hosts in match order: exact hosts, then wildcard hosts, then at most one catch-all
+    /// (rules without `host`).
+    pub hosts: Vec<VirtualHost>,
+    /// Backends referenced by [`Target::backend`], indexed by [`BackendId`].
+    pub backends: Vec<Backend>,
+}
+
+impl Snapshot {
+    /// The backend a target points at, if it resolved to one.
+    pub fn backend(&self, id: BackendId) -> Option<&Backend> {
+        self.backends.get(id.0 as usize)
+    }
+
+    /// Number of routes over all hosts (for logs).
+    pub fn route_count(&self) -> usize {
+        self.hosts.iter().map(|h| h.routes.len()).sum()
+    }
+}

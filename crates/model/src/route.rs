@@ -1,0 +1,138 @@
+//! Virtual hosts and the routes inside them, with Kubernetes Ingress matching semantics.
+
+use crate::{Affinity, BackendId, ObjectRef};
+use serde::Serialize;
+use std::sync::Arc;
+
+/// Which `Host` values a virtual host answers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostMatch {
+    /// A lowercase host name, compared exactly.
+    Exact(String),
+    /// `*.example.com`, stored as the suffix `.example.com`: matches exactly one more label.
+    Wildcard(String),
+    /// Rules without `host`: any host not matched by another virtual host.
+    Any,
+}
+
+impl HostMatch {
+    /// Does this match a lowercase host name without port?
+    pub fn matches(&self, host: &str) -> bool {
+        match self {
+            HostMatch::Exact(h) => h == host,
+            HostMatch::Wildcard(suffix) => host
+                .strip_suffix(suffix.as_str())
+                .is_some_and(|label| !label.is_empty() && !label.contains('.')),
+            HostMatch::Any => true,
+        }
+    }
+}
+
+/// How a route's path is compared with the request path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum PathType {
+    Exact,
+    /// Element-wise prefix: `/foo` matches `/foo` and `/foo/bar`, not `/foobar`.
+    /// `ImplementationSpecific` paths are treated as `Prefix`.
+    Prefix,
+}
+
+/// Where a matched request goes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Target {
+    /// `None` when the Service or its port does not exist: such requests get 503.
+    pub backend: Option<BackendId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Arc<Affinity>>,
+    /// The Ingress this target came from.
+    #[serde(serialize_with = "display")]
+    pub ingress: ObjectRef,
+}
+
+fn display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+/// One Ingress path.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Route {
+    /// For `Prefix`, normalised without trailing slash (`/` stays `/`).
+    pub path: String,
+    pub path_type: PathType,
+    pub target: Target,
+}
+
+impl Route {
+    /// Does this route match a request path (without query)?
+    pub fn matches(&self, path: &str) -> bool {
+        match self.path_type {
+            PathType::Exact => self.path == path,
+            PathType::Prefix => {
+                let prefix = self.path.trim_end_matches('/');
+                match path.strip_prefix(prefix) {
+                    Some(rest) => rest.is_empty() || rest.starts_with('/'),
+                    None => false,
+                }
+            }
+        }
+    }
+}
+
+/// The routes of one host, in match order: Exact routes first, then Prefix routes longest first,
+/// so the first route that matches is the one Kubernetes says should win.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct VirtualHost {
+    pub host: HostMatch,
+    pub routes: Vec<Route>,
+    /// `spec.defaultBackend` of an Ingress that has this host: used when no path matches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default: Option<Target>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(path: &str, path_type: PathType) -> Route {
+        Route {
+            path: path.into(),
+            path_type,
+            target: Target {
+                backend: None,
+                affinity: None,
+                ingress: ObjectRef::new("Ingress", "default", "x"),
+            },
+        }
+    }
+
+    #[test]
+    fn prefix_is_element_wise() {
+        let r = route("/foo", PathType::Prefix);
+        assert!(r.matches("/foo"));
+        assert!(r.matches("/foo/"));
+        assert!(r.matches("/foo/bar"));
+        assert!(!r.matches("/foobar"));
+        assert!(!r.matches("/"));
+        let root = route("/", PathType::Prefix);
+        assert!(root.matches("/"));
+        assert!(root.matches("/anything/at/all"));
+    }
+
+    #[test]
+    fn exact_is_exact() {
+        let r = route("/foo", PathType::Exact);
+        assert!(r.matches("/foo"));
+        assert!(!r.matches("/foo/"));
+        assert!(!r.matches("/foo/bar"));
+    }
+
+    #[test]
+    fn wildcard_matches_one_label() {
+        let w = HostMatch::Wildcard(".example.com".into());
+        assert!(w.matches("a.example.com"));
+        assert!(!w.matches("example.com"));
+        assert!(!w.matches("a.b.example.com"));
+        assert!(!w.matches(".example.com"));
+    }
+}

@@ -1,0 +1,85 @@
+//! Admin endpoints: liveness, readiness, and what is being served.
+
+use crate::handler::{status, Body};
+use crate::Proxy;
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use serde::Serialize;
+use std::convert::Infallible;
+
+#[derive(Serialize)]
+struct Status<'a> {
+    ready: bool,
+    generation: u64,
+    hosts: usize,
+    routes: usize,
+    backends: Vec<BackendStatus<'a>>,
+    diagnostics: &'a [model::Diagnostic],
+}
+
+#[derive(Serialize)]
+struct BackendStatus<'a> {
+    name: &'a str,
+    endpoints: &'a [model::Endpoint],
+}
+
+pub async fn handle(proxy: Proxy, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return Ok(status(StatusCode::METHOD_NOT_ALLOWED));
+    }
+    Ok(match req.uri().path() {
+        "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/readyz" if proxy.is_ready() => text(StatusCode::OK, "ready\n"),
+        "/readyz" => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no configuration loaded yet\n",
+        ),
+        "/status" => {
+            let table = proxy.table();
+            let s = Status {
+                ready: proxy.is_ready(),
+                generation: table.generation,
+                hosts: table.snapshot.hosts.len(),
+                routes: table.snapshot.route_count(),
+                backends: table
+                    .snapshot
+                    .backends
+                    .iter()
+                    .map(|b| BackendStatus {
+                        name: &b.name,
+                        endpoints: &b.endpoints,
+                    })
+                    .collect(),
+                diagnostics: &table.diagnostics,
+            };
+            json(&s)
+        }
+        "/snapshot" => json(&*proxy.table().snapshot),
+        _ => status(StatusCode::NOT_FOUND),
+    })
+}
+
+fn text(code: StatusCode, body: &'static str) -> Response<Body> {
+    let mut r = Response::new(Either::Right(Full::new(Bytes::from_static(
+        body.as_bytes(),
+    ))));
+    *r.status_mut() = code;
+    r
+}
+
+fn json<T: Serialize>(value: &T) -> Response<Body> {
+    match serde_json::to_vec_pretty(value) {
+        Ok(body) => {
+            let mut r = Response::new(Either::Right(Full::new(Bytes::from(body))));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r
+        }
+        Err(_) => status(StatusCode::INTERNAL_SERVER_ERROR),
+    }
+}

@@ -1,0 +1,201 @@
+//! Remora's data path.
+//!
+//! [`Proxy`] owns the current routing [`table::Table`] behind an `ArcSwap`: providers call
+//! [`Proxy::publish`] with each new snapshot (built off the request path), and every request does
+//! exactly one atomic load of it. The request path itself is [`handler`], readable top to bottom.
+
+mod admin;
+mod handler;
+mod headers;
+mod table;
+
+use arc_swap::ArcSwap;
+use balance::CookieKey;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use model::{Diagnostic, Snapshot};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use table::Table;
+
+/// Data-path settings.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// Authenticates session cookies.
+    pub cookie_key: CookieKey,
+    /// Time to establish an upstream connection (ingress-nginx `proxy-connect-timeout`, 5 s).
+    pub connect_timeout: Duration,
+    /// Time to wait for the upstream's response head (ingress-nginx `proxy-read-timeout`, 60 s).
+    pub response_timeout: Duration,
+    /// Idle upstream connections are closed after this long.
+    pub pool_idle_timeout: Duration,
+    /// Time a client has to send a complete request head.
+    pub header_read_timeout: Duration,
+}
+
+impl ProxyConfig {
+    pub fn new(cookie_key: CookieKey) -> Self {
+        Self {
+            cookie_key,
+            connect_timeout: Duration::from_secs(5),
+            response_timeout: Duration::from_secs(60),
+            pool_idle_timeout: Duration::from_secs(60),
+            header_read_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The proxy: cheap to clone, all clones share one table.
+#[derive(Clone)]
+pub struct Proxy {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    table: ArcSwap<Table>,
+    client: Client<HttpConnector, hyper::body::Incoming>,
+    config: ProxyConfig,
+    generation: AtomicU64,
+    ready: AtomicBool,
+}
+
+impl Proxy {
+    pub fn new(config: ProxyConfig) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(config.connect_timeout));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(config.pool_idle_timeout)
+            .pool_timer(TokioTimer::new())
+            .build(connector);
+        Self {
+            shared: Arc::new(Shared {
+                table: ArcSwap::from_pointee(Table::empty()),
+                client,
+                config,
+                generation: AtomicU64::new(0),
+                ready: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Swap in a new snapshot. Requests in flight finish on the table they started with.
+    pub fn publish(&self, snapshot: Snapshot, diagnostics: Vec<Diagnostic>) -> u64 {
+        let generation = self.shared.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        let table = Table::new(snapshot, diagnostics, generation);
+        self.shared.table.store(Arc::new(table));
+        self.shared.ready.store(true, Ordering::Release);
+        generation
+    }
+
+    /// The table requests currently see.
+    pub fn table(&self) -> Arc<Table> {
+        self.shared.table.load_full()
+    }
+
+    /// True once a first configuration has been published.
+    pub fn is_ready(&self) -> bool {
+        self.shared.ready.load(Ordering::Acquire)
+    }
+
+    /// Serve proxied HTTP on `listener` until `shutdown` resolves.
+    pub async fn serve_http(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let local_port = listener.local_addr().map_or(0, |a| a.port());
+        let port_value = http::HeaderValue::from(local_port);
+        let shared = self.shared.clone();
+        serve(
+            listener,
+            shutdown,
+            self.shared.config.header_read_timeout,
+            move |remote| {
+                let shared = shared.clone();
+                let port_value = port_value.clone();
+                hyper::service::service_fn(move |req| {
+                    handler::handle(shared.clone(), remote, port_value.clone(), req)
+                })
+            },
+        )
+        .await;
+    }
+
+    /// Serve the admin endpoints (`/healthz`, `/readyz`, `/status`, `/snapshot`) until `shutdown`.
+    pub async fn serve_admin(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let proxy = self.clone();
+        serve(listener, shutdown, Duration::from_secs(10), move |_| {
+            let proxy = proxy.clone();
+            hyper::service::service_fn(move |req| admin::handle(proxy.clone(), req))
+        })
+        .await;
+    }
+}
+
+/// Accept loop shared by the proxy and admin listeners (and the demo's pods). Connections are
+/// served by hyper's auto builder (HTTP/1.1, and HTTP/2 with prior knowledge). On shutdown,
+/// accepting stops and open connections are asked to finish their in-flight requests.
+pub async fn serve<S, B>(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    header_read_timeout: Duration,
+    make_service: impl Fn(SocketAddr) -> S,
+) where
+    S: hyper::service::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<B>,
+            Error = std::convert::Infallible,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    let builder = Arc::new(builder);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = make_service(remote);
+        let builder = builder.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                res = conn.as_mut() => {
+                    if let Err(e) = res {
+                        tracing::debug!(error = %e, %remote, "connection ended with an error");
+                    }
+                }
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+    let _ = stop_tx.send(true);
+}

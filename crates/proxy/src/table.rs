@@ -1,0 +1,109 @@
+//! The routing table the request path reads: a [`Snapshot`] plus what makes lookups cheap (host
+//! hash maps, per-backend balancers, pre-parsed upstream authorities). Built off the request path,
+//! once per snapshot, and never mutated afterwards except for round-robin counters.
+
+use balance::BackendBalancer;
+use http::uri::Authority;
+use model::{AffinityMode, BackendId, Diagnostic, HostMatch, Snapshot, Target, VirtualHost};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub struct Table {
+    pub snapshot: Arc<Snapshot>,
+    pub diagnostics: Arc<Vec<Diagnostic>>,
+    pub generation: u64,
+    exact: HashMap<String, usize>,
+    wildcard: HashMap<String, usize>,
+    any: Option<usize>,
+    pub backends: Vec<BackendRuntime>,
+}
+
+pub struct BackendRuntime {
+    pub balancer: BackendBalancer,
+    /// `ip:port` of each endpoint, same order as the balancer's endpoints.
+    pub authorities: Vec<Authority>,
+}
+
+impl Table {
+    pub fn empty() -> Self {
+        Self::new(Snapshot::default(), Vec::new(), 0)
+    }
+
+    pub fn new(snapshot: Snapshot, diagnostics: Vec<Diagnostic>, generation: u64) -> Self {
+        let mut exact = HashMap::new();
+        let mut wildcard = HashMap::new();
+        let mut any = None;
+        for (i, vh) in snapshot.hosts.iter().enumerate() {
+            match &vh.host {
+                HostMatch::Exact(h) => {
+                    exact.insert(h.clone(), i);
+                }
+                HostMatch::Wildcard(suffix) => {
+                    wildcard.insert(suffix.clone(), i);
+                }
+                HostMatch::Any => any = Some(i),
+            }
+        }
+        // A ring is only worth its memory where some route uses balanced affinity.
+        let mut needs_ring = vec![false; snapshot.backends.len()];
+        for t in snapshot.hosts.iter().flat_map(targets) {
+            if let (Some(BackendId(b)), Some(a)) = (t.backend, &t.affinity) {
+                if a.mode == AffinityMode::Balanced {
+                    if let Some(n) = needs_ring.get_mut(b as usize) {
+                        *n = true;
+                    }
+                }
+            }
+        }
+        let backends = snapshot
+            .backends
+            .iter()
+            .zip(needs_ring)
+            .map(|(b, ring)| {
+                let start = generation as usize % b.endpoints.len().max(1);
+                BackendRuntime {
+                    balancer: BackendBalancer::new(b, ring, start),
+                    authorities: b.endpoints.iter().map(|e| authority(e.addr)).collect(),
+                }
+            })
+            .collect();
+        Self {
+            snapshot: Arc::new(snapshot),
+            diagnostics: Arc::new(diagnostics),
+            generation,
+            exact,
+            wildcard,
+            any,
+            backends,
+        }
+    }
+
+    /// The target for a request: the virtual host (exact, then wildcard, then any), then its first
+    /// matching route, then its default backend. `host` must be lowercase, without port.
+    pub fn route(&self, host: &str, path: &str) -> Option<&Target> {
+        let vh = self
+            .exact
+            .get(host)
+            .or_else(|| {
+                let dot = host.find('.')?;
+                self.wildcard.get(&host[dot..])
+            })
+            .or(self.any.as_ref())?;
+        let vh: &VirtualHost = &self.snapshot.hosts[*vh];
+        vh.routes
+            .iter()
+            .find(|r| r.matches(path))
+            .map(|r| &r.target)
+            .or(vh.default.as_ref())
+    }
+}
+
+fn targets(vh: &VirtualHost) -> impl Iterator<Item = &Target> {
+    vh.routes.iter().map(|r| &r.target).chain(vh.default.iter())
+}
+
+fn authority(addr: std::net::SocketAddr) -> Authority {
+    // A SocketAddr always renders as a valid authority (`1.2.3.4:80`, `[::1]:80`).
+    Authority::try_from(addr.to_string().as_str())
+        .unwrap_or_else(|_| Authority::from_static("0.0.0.0:0"))
+}

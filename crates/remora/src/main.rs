@@ -1,0 +1,80 @@
+//! The `remora` command: a thin layer of clap subcommands over the library crates.
+
+mod check;
+mod demo;
+mod pipeline;
+mod secret;
+mod serve;
+mod shutdown;
+mod whoami;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "remora", version, about = "Kubernetes ingress and HTTP load balancer built for sticky sessions", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a local stand-in for a cluster: pods on loopback addresses, Remora in front of them.
+    Demo(demo::Args),
+    /// Serve the Ingresses, Services and EndpointSlices found in manifest files.
+    Serve(serve::Args),
+    /// Answer every request with `Hello "<MY_POD_NAME>"!`, like the seed's what-is-my-pod.
+    Whoami(whoami::Args),
+    /// Check that sessions stick: N cookie-jar sessions of M requests against any URL.
+    Check(check::Args),
+}
+
+impl Command {
+    fn workers(&self) -> Option<usize> {
+        match self {
+            Command::Serve(a) => a.workers(),
+            Command::Demo(a) => a.common.workers,
+            Command::Whoami(_) | Command::Check(_) => None,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(n) = cli.command.workers() {
+        runtime.worker_threads(n.max(1));
+    }
+    let runtime = match runtime.build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("remora: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Demo(a) => demo::run(a).await.map(|()| ExitCode::SUCCESS),
+            Command::Serve(a) => serve::run(a).await.map(|()| ExitCode::SUCCESS),
+            Command::Whoami(a) => whoami::run(a).await.map(|()| ExitCode::SUCCESS),
+            Command::Check(a) => check::run(a).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("remora: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

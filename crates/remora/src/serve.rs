@@ -1,0 +1,131 @@
+//! `remora serve`: the file provider feeding the proxy.
+
+use crate::pipeline::Pipeline;
+use crate::shutdown::Shutdown;
+use anyhow::{bail, Context};
+use files::{Manifests, Watcher};
+use proxy::{Proxy, ProxyConfig};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tokio::net::TcpListener;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Manifest file or directory (.yaml, .yml, .json; multi-document YAML and `kind: List`).
+    /// Repeatable.
+    #[arg(long = "manifests", short = 'f', required = true, value_name = "PATH")]
+    pub manifests: Vec<PathBuf>,
+    /// Address for proxied HTTP traffic.
+    #[arg(long, default_value = "0.0.0.0:8080", value_name = "ADDR")]
+    pub listen_http: SocketAddr,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// Options shared by `serve` and `demo`.
+#[derive(clap::Args)]
+pub struct Common {
+    /// Address of the admin endpoints (/healthz, /readyz, /status, /snapshot).
+    #[arg(long, default_value = "127.0.0.1:10254", value_name = "ADDR")]
+    pub admin: SocketAddr,
+    /// Tokio worker threads [default: the number of cores].
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Serve only Ingresses of this class (spec.ingressClassName or the kubernetes.io/ingress.class
+    /// annotation). Repeatable. Without it, every Ingress is served.
+    #[arg(long = "ingress-class", value_name = "NAME")]
+    pub ingress_classes: Vec<String>,
+    /// File holding the secret that signs session cookies. Replicas given the same secret honour
+    /// each other's cookies. Without it, a random key is used for the life of the process.
+    #[arg(long, value_name = "FILE")]
+    pub cookie_secret_file: Option<PathBuf>,
+}
+
+impl Args {
+    pub fn workers(&self) -> Option<usize> {
+        self.common.workers
+    }
+}
+
+/// Bound listeners and the running proxy, shared by `serve` and `demo`.
+pub struct Running {
+    pub proxy: Proxy,
+    pub http: SocketAddr,
+    pub admin: SocketAddr,
+}
+
+/// Bind both listeners and start serving (with an empty table until the first publish).
+pub async fn start(
+    listen_http: SocketAddr,
+    common: &Common,
+    shutdown: &Shutdown,
+) -> anyhow::Result<Running> {
+    let key = crate::secret::load(common.cookie_secret_file.as_deref())?;
+    let proxy = Proxy::new(ProxyConfig::new(key));
+    let http = TcpListener::bind(listen_http)
+        .await
+        .with_context(|| format!("cannot listen on {listen_http} (--listen-http)"))?;
+    let admin = TcpListener::bind(common.admin)
+        .await
+        .with_context(|| format!("cannot listen on {} (--admin)", common.admin))?;
+    let running = Running {
+        proxy: proxy.clone(),
+        http: http.local_addr()?,
+        admin: admin.local_addr()?,
+    };
+    let p = proxy.clone();
+    let stop = shutdown.clone();
+    tokio::spawn(async move { p.serve_http(http, stop.wait()).await });
+    let stop = shutdown.clone();
+    tokio::spawn(async move { proxy.serve_admin(admin, stop.wait()).await });
+    Ok(running)
+}
+
+pub fn options(common: &Common) -> translate::Options {
+    translate::Options {
+        ingress_classes: common.ingress_classes.clone(),
+    }
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let shutdown = Shutdown::on_signals();
+    let mut manifests = Manifests::new(args.manifests.clone());
+    let first = manifests.reload();
+    if !first.errors.is_empty() {
+        for e in &first.errors {
+            tracing::error!("{e}");
+        }
+        bail!(
+            "{} manifest error(s), nothing is served; fix them and start again",
+            first.errors.len()
+        );
+    }
+    let mut watcher = Watcher::new(manifests.roots()).context("cannot watch the manifest paths")?;
+    let running = start(args.listen_http, &args.common, &shutdown).await?;
+    let mut pipeline = Pipeline::new(running.proxy.clone(), options(&args.common));
+    pipeline.apply(&first.objects);
+    // The line tests and scripts wait for: everything is bound and a configuration is served.
+    println!(
+        "remora: serving http on {} (admin on {})",
+        running.http, running.admin
+    );
+    let stop = shutdown.clone().wait();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            changed = watcher.changed() => {
+                if changed.is_none() {
+                    bail!("the manifest watcher stopped");
+                }
+                let reload = manifests.reload();
+                for e in &reload.errors {
+                    tracing::error!("{e} (the last good version of this file stays in use)");
+                }
+                if reload.changed {
+                    pipeline.apply(&reload.objects);
+                }
+            }
+            () = &mut stop => return Ok(()),
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Cookie session affinity: `affinity`, `affinity-mode`, `session-cookie-*`.
+//!
+//! Same names, defaults and validation as ingress-nginx's `sessionaffinity` parser. An invalid value
+//! is reported and the default used; the Ingress is always served.
+
+use super::Reader;
+use model::{AffinityMode, DEFAULT_COOKIE_NAME};
+
+/// Affinity as annotated on an Ingress. The cookie path is resolved per route (it defaults to the
+/// route's path), so it stays optional here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AffinitySpec {
+    pub cookie_name: String,
+    pub mode: AffinityMode,
+    pub expires: Option<u64>,
+    pub max_age: Option<u64>,
+    pub path: Option<String>,
+}
+
+/// ingress-nginx accepts cookie names matching `^[/\-._~a-zA-Z0-9:]*$`.
+fn valid_cookie_name(name: &str) -> bool {
+    name.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/-._~:".contains(c))
+}
+
+fn seconds(r: &mut Reader<'_>, name: &'static str) -> Option<u64> {
+    let v = r.get(name)?.to_owned();
+    if v.is_empty() {
+        return None;
+    }
+    match v.parse::<u64>() {
+        Ok(n) if v.bytes().all(|b| b.is_ascii_digit()) => Some(n),
+        _ => {
+            r.warn(
+                name,
+                format!("invalid value \"{v}\": expected a number of seconds, ignored"),
+            );
+            None
+        }
+    }
+}
+
+pub fn parse(r: &mut Reader<'_>) -> Option<AffinitySpec> {
+    // Read every family member first, so none of them is reported as unsupported when affinity is
+    // off, and values are validated whether or not affinity is on.
+    let kind = r.get("affinity").map(str::to_owned);
+    let cookie_name = match r.get("session-cookie-name").map(str::to_owned) {
+        None => DEFAULT_COOKIE_NAME.to_owned(),
+        Some(n) if n.is_empty() => DEFAULT_COOKIE_NAME.to_owned(),
+        Some(n) if valid_cookie_name(&n) => n,
+        Some(n) => {
+            r.warn(
+                "session-cookie-name",
+                format!(
+                    "invalid cookie name \"{n}\" (allowed: letters, digits and /-._~:), using {DEFAULT_COOKIE_NAME}"
+                ),
+            );
+            DEFAULT_COOKIE_NAME.to_owned()
+        }
+    };
+    let mode = match r.get("affinity-mode").map(str::to_owned) {
+        None => AffinityMode::Balanced,
+        Some(m) => match m.as_str() {
+            "" | "balanced" => AffinityMode::Balanced,
+            "persistent" => AffinityMode::Persistent,
+            other => {
+                r.warn(
+                    "affinity-mode",
+                    format!(
+                        "invalid affinity mode \"{other}\" (expected balanced or persistent), using balanced"
+                    ),
+                );
+                AffinityMode::Balanced
+            }
+        },
+    };
+    let expires = seconds(r, "session-cookie-expires");
+    let max_age = seconds(r, "session-cookie-max-age");
+    let path = match r.get("session-cookie-path").map(str::to_owned) {
+        None => None,
+        Some(p) if p.is_empty() => None,
+        Some(p) if p.starts_with('/') && !p.contains(';') && !p.contains(char::is_whitespace) => {
+            Some(p)
+        }
+        Some(p) => {
+            r.warn(
+                "session-cookie-path",
+                format!("invalid cookie path \"{p}\": must start with / and contain no ; or spaces, using the route path"),
+            );
+            None
+        }
+    };
+    if r.get("session-cookie-hash").is_some() {
+        r.info(
+            "session-cookie-hash",
+            "ignored: the cookie value is an opaque MAC'd endpoint reference (ingress-nginx also ignores it since 0.24)",
+        );
+    }
+    match kind.as_deref() {
+        None | Some("") => None,
+        Some("cookie") => Some(AffinitySpec {
+            cookie_name,
+            mode,
+            expires,
+            max_age,
+            path,
+        }),
+        Some(other) => {
+            r.warn(
+                "affinity",
+                format!("unsupported affinity type \"{other}\" (only \"cookie\"), affinity is off"),
+            );
+            None
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! Service ports and their EndpointSlices (or legacy Endpoints) into backends.
+//!
+//! A backend is one Service port; its endpoints come from the EndpointSlices labelled with the
+//! Service's name, taking the slice port whose name equals the Service port's name (that is how
+//! Kubernetes resolves a named or numbered `targetPort` into the number the pod listens on).
+
+use crate::objects::{
+    EndpointSlice, Endpoints, IntOrString, ObjectReference, Objects, Service, ServicePort,
+    SERVICE_NAME_LABEL,
+};
+use crate::Diagnostics;
+use model::{Backend, BackendId, Endpoint, EndpointId, ObjectRef};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+/// How an Ingress names a Service port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortRef<'a> {
+    Number(i64),
+    Name(&'a str),
+}
+
+impl std::fmt::Display for PortRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PortRef::Number(n) => write!(f, "{n}"),
+            PortRef::Name(n) => write!(f, "\"{n}\""),
+        }
+    }
+}
+
+/// Interns backends while Ingresses are translated.
+pub struct Backends<'a> {
+    services: HashMap<(&'a str, &'a str), &'a Service>,
+    slices: HashMap<(&'a str, &'a str), Vec<&'a EndpointSlice>>,
+    endpoints: HashMap<(&'a str, &'a str), &'a Endpoints>,
+    ids: HashMap<String, BackendId>,
+    list: Vec<Backend>,
+}
+
+impl<'a> Backends<'a> {
+    pub fn new(objects: &'a Objects) -> Self {
+        let mut slices: HashMap<_, Vec<_>> = HashMap::new();
+        for s in &objects.endpoint_slices {
+            if let Some(svc) = s.metadata.labels.get(SERVICE_NAME_LABEL) {
+                slices
+                    .entry((s.metadata.namespace(), svc.as_str()))
+                    .or_default()
+                    .push(s);
+            }
+        }
+        Self {
+            services: objects
+                .services
+                .iter()
+                .map(|s| ((s.metadata.namespace(), s.metadata.name.as_str()), s))
+                .collect(),
+            slices,
+            endpoints: objects
+                .endpoints
+                .iter()
+                .map(|e| ((e.metadata.namespace(), e.metadata.name.as_str()), e))
+                .collect(),
+            ids: HashMap::new(),
+            list: Vec::new(),
+        }
+    }
+
+    /// The backend for `namespace/service:port`, or `None` (requests get 503) with a warning on
+    /// `object` saying why.
+    pub fn resolve(
+        &mut self,
+        namespace: &str,
+        service: &str,
+        port: PortRef<'_>,
+        object: &ObjectRef,
+        diags: &mut Diagnostics,
+    ) -> Option<BackendId> {
+        let Some(svc) = self.services.get(&(namespace, service)).copied() else {
+            diags.warn(
+                object,
+                format!("Service {namespace}/{service} not found: requests to it get 503"),
+            );
+            return None;
+        };
+        if svc.spec.type_.as_deref() == Some("ExternalName") {
+            diags.warn(
+                object,
+                format!("Service {namespace}/{service} is of type ExternalName, which Remora does not support yet: requests to it get 503"),
+            );
+            return None;
+        }
+        let found = svc.spec.ports.iter().find(|p| match port {
+            PortRef::Number(n) => p.port == n,
+            PortRef::Name(n) => p.name.as_deref() == Some(n),
+        });
+        let Some(sp) = found else {
+            diags.warn(
+                object,
+                format!("Service {namespace}/{service} has no port {port}: requests to it get 503"),
+            );
+            return None;
+        };
+        let name = format!("{namespace}/{service}:{}", sp.port);
+        let id = match self.ids.get(&name) {
+            Some(id) => *id,
+            None => {
+                let endpoints = self.collect(namespace, service, sp, object, diags);
+                let id = BackendId(self.list.len() as u32);
+                self.list.push(Backend {
+                    name: name.clone(),
+                    endpoints,
+                });
+                self.ids.insert(name, id);
+                id
+            }
+        };
+        let backend = &self.list[id.0 as usize];
+        if !backend.endpoints.iter().any(Endpoint::accepts_new) {
+            diags.warn(
+                object,
+                format!("Service {namespace}/{service} port {} has no ready endpoints: new sessions get 503", sp.port),
+            );
+        }
+        Some(id)
+    }
+
+    pub fn finish(self) -> Vec<Backend> {
+        self.list
+    }
+
+    fn collect(
+        &self,
+        namespace: &str,
+        service: &str,
+        sp: &ServicePort,
+        object: &ObjectRef,
+        diags: &mut Diagnostics,
+    ) -> Vec<Endpoint> {
+        let port_name = sp.name.as_deref().unwrap_or("");
+        // A slice port without a number means "all ports"; the pod then listens on targetPort.
+        let fallback_port = match &sp.target_port {
+            Some(IntOrString::Int(n)) => *n,
+            _ => sp.port,
+        };
+        let id_base = format!("{namespace}/{service}");
+        let mut out = Vec::new();
+        if let Some(slices) = self.slices.get(&(namespace, service)) {
+            for slice in slices {
+                if slice.address_type == "FQDN" {
+                    diags.warn(
+                        object,
+                        format!("EndpointSlice {namespace}/{} has addressType FQDN, not supported: skipped", slice.metadata.name),
+                    );
+                    continue;
+                }
+                let Some(p) = slice
+                    .ports
+                    .iter()
+                    .find(|p| p.name.as_deref().unwrap_or("") == port_name)
+                else {
+                    diags.warn(
+                        object,
+                        format!(
+                            "EndpointSlice {namespace}/{} has no port named \"{port_name}\" (the name of Service port {}): skipped",
+                            slice.metadata.name, sp.port
+                        ),
+                    );
+                    continue;
+                };
+                let number = p.port.unwrap_or(fallback_port);
+                for ep in &slice.endpoints {
+                    let Some(addr) = ep.addresses.first() else {
+                        continue;
+                    };
+                    let ready = ep.conditions.ready.unwrap_or(true);
+                    let serving = ep.conditions.serving.unwrap_or(ready);
+                    let terminating = ep.conditions.terminating.unwrap_or(false);
+                    if let Some(e) = endpoint(
+                        &id_base,
+                        addr,
+                        number,
+                        ep.target_ref.as_ref(),
+                        [ready, serving, terminating],
+                        object,
+                        diags,
+                    ) {
+                        out.push(e);
+                    }
+                }
+            }
+        } else if let Some(eps) = self.endpoints.get(&(namespace, service)) {
+            for subset in &eps.subsets {
+                let Some(p) = subset
+                    .ports
+                    .iter()
+                    .find(|p| p.name.as_deref().unwrap_or("") == port_name)
+                else {
+                    continue;
+                };
+                let number = p.port.unwrap_or(fallback_port);
+                let all = subset
+                    .addresses
+                    .iter()
+                    .map(|a| (a, true))
+                    .chain(subset.not_ready_addresses.iter().map(|a| (a, false)));
+                for (a, ready) in all {
+                    if let Some(e) = endpoint(
+                        &id_base,
+                        &a.ip,
+                        number,
+                        a.target_ref.as_ref(),
+                        [ready, ready, false],
+                        object,
+                        diags,
+                    ) {
+                        out.push(e);
+                    }
+                }
+            }
+        }
+        // One entry per identity (a pod listed twice keeps its ready entry), in id order so every
+        // replica builds the same backend.
+        out.sort_by_key(|e| (e.id, !e.ready, e.addr));
+        out.dedup_by_key(|e| e.id);
+        out
+    }
+}
+
+fn endpoint(
+    id_base: &str,
+    address: &str,
+    port: i64,
+    target: Option<&ObjectReference>,
+    [ready, serving, terminating]: [bool; 3],
+    object: &ObjectRef,
+    diags: &mut Diagnostics,
+) -> Option<Endpoint> {
+    let Ok(ip) = address.parse::<IpAddr>() else {
+        diags.warn(
+            object,
+            format!("endpoint address \"{address}\" is not an IP address: skipped"),
+        );
+        return None;
+    };
+    let Ok(port) = u16::try_from(port) else {
+        diags.warn(
+            object,
+            format!("endpoint port {port} is out of range: skipped"),
+        );
+        return None;
+    };
+    let pod = target.and_then(|t| t.name.clone());
+    Some(Endpoint {
+        id: endpoint_id(id_base, ip, target),
+        addr: SocketAddr::new(ip, port),
+        ready,
+        serving,
+        terminating,
+        pod,
+    })
+}
+
+/// The stable id of an endpoint: a hash of the Service and the pod it names (or its address when
+/// the slice names no pod). Pod IPs never leave Remora through it, and a pod keeps its id for as
+/// long as it exists, which is what persistent affinity pins sessions to.
+fn endpoint_id(id_base: &str, ip: IpAddr, target: Option<&ObjectReference>) -> EndpointId {
+    let identity = match target {
+        Some(ObjectReference {
+            name: Some(name),
+            kind,
+            namespace,
+            ..
+        }) => format!(
+            "{}/{}/{name}",
+            kind.as_deref().unwrap_or("Pod"),
+            namespace.as_deref().unwrap_or("")
+        ),
+        _ => format!("ip/{ip}"),
+    };
+    EndpointId(xxhash_rust::xxh3::xxh3_64(
+        format!("{id_base}\0{identity}").as_bytes(),
+    ))
+}

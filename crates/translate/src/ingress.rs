@@ -1,0 +1,258 @@
+//! Ingress rules and paths into virtual hosts and routes.
+//!
+//! Several Ingresses that share a host merge into one virtual host. When two claim the same host,
+//! path and path type, the older Ingress keeps it and the other gets a warning.
+
+use crate::annotations::IngressAnnotations;
+use crate::backends::{Backends, PortRef};
+use crate::objects::{Ingress, IngressBackend, IntOrString};
+use crate::Diagnostics;
+use model::{Affinity, HostMatch, ObjectRef, PathType, Route, Target, VirtualHost};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+#[derive(Default)]
+struct HostEntry {
+    routes: Vec<Route>,
+    default: Option<Target>,
+}
+
+/// Virtual hosts under construction, keyed (and so ordered) exact, wildcard, any.
+#[derive(Default)]
+pub struct HostTable(BTreeMap<HostMatch, HostEntry>);
+
+impl HostTable {
+    pub fn finish(self) -> Vec<VirtualHost> {
+        self.0
+            .into_iter()
+            .map(|(host, mut e)| {
+                e.routes.sort_by(|a, b| {
+                    (a.path_type, std::cmp::Reverse(a.path.len()), &a.path).cmp(&(
+                        b.path_type,
+                        std::cmp::Reverse(b.path.len()),
+                        &b.path,
+                    ))
+                });
+                VirtualHost {
+                    host,
+                    routes: e.routes,
+                    default: e.default,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Add one served Ingress to the host table.
+pub fn add(
+    ing: &Ingress,
+    object: &ObjectRef,
+    ann: &IngressAnnotations,
+    backends: &mut Backends<'_>,
+    hosts: &mut HostTable,
+    diags: &mut Diagnostics,
+) {
+    let mut cx = Cx {
+        namespace: ing.metadata.namespace(),
+        object,
+        ann,
+        backends,
+        diags,
+    };
+    let default = ing
+        .spec
+        .default_backend
+        .as_ref()
+        .or(ing.spec.backend.as_ref())
+        .map(|b| cx.target(b, "/"));
+    if ing.spec.rules.is_empty() {
+        if let Some(t) = default {
+            hosts
+                .0
+                .entry(HostMatch::Any)
+                .or_default()
+                .default
+                .get_or_insert(t);
+        } else {
+            cx.diags.warn(
+                object,
+                "has neither rules nor a default backend: nothing to serve",
+            );
+        }
+        return;
+    }
+    for rule in &ing.spec.rules {
+        let host = match rule.host.as_deref().map(str::trim) {
+            None | Some("") => HostMatch::Any,
+            Some(h) => match parse_host(h) {
+                Ok(m) => m,
+                Err(why) => {
+                    cx.diags
+                        .warn(object, format!("host \"{h}\" {why}: rule skipped"));
+                    continue;
+                }
+            },
+        };
+        let entry = hosts.0.entry(host.clone()).or_default();
+        for p in rule.http.iter().flat_map(|h| &h.paths) {
+            let written = match p.path.as_deref() {
+                None | Some("") => "/",
+                Some(s) => s,
+            };
+            if !written.starts_with('/') {
+                cx.diags.warn(
+                    object,
+                    format!("path \"{written}\" does not start with /: skipped"),
+                );
+                continue;
+            }
+            let path_type = match p.path_type.as_deref() {
+                Some("Exact") => PathType::Exact,
+                Some("Prefix") | Some("ImplementationSpecific") | None => PathType::Prefix,
+                Some(other) => {
+                    cx.diags.warn(
+                        object,
+                        format!("path \"{written}\" has unknown pathType \"{other}\": skipped"),
+                    );
+                    continue;
+                }
+            };
+            let path = match path_type {
+                PathType::Prefix if written.len() > 1 => written.trim_end_matches('/'),
+                _ => written,
+            };
+            let path = if path.is_empty() { "/" } else { path };
+            if let Some(existing) = entry
+                .routes
+                .iter()
+                .find(|r| r.path == path && r.path_type == path_type)
+            {
+                let by = existing.target.ingress.clone();
+                cx.diags.warn(
+                    object,
+                    format!(
+                        "{} path \"{written}\" of host {} is already served by {by}: ignored here",
+                        path_type_name(path_type),
+                        host_name(&host)
+                    ),
+                );
+                continue;
+            }
+            let target = cx.target(&p.backend, written);
+            entry.routes.push(Route {
+                path: path.to_owned(),
+                path_type,
+                target,
+            });
+        }
+        if let Some(t) = &default {
+            entry.default.get_or_insert_with(|| t.clone());
+        }
+    }
+}
+
+struct Cx<'a, 'b> {
+    namespace: &'a str,
+    object: &'a ObjectRef,
+    ann: &'a IngressAnnotations,
+    backends: &'a mut Backends<'b>,
+    diags: &'a mut Diagnostics,
+}
+
+impl Cx<'_, '_> {
+    fn target(&mut self, backend: &IngressBackend, route_path: &str) -> Target {
+        let resolved = match service_ref(backend) {
+            Ok((svc, port)) => {
+                self.backends
+                    .resolve(self.namespace, svc, port, self.object, self.diags)
+            }
+            Err(why) => {
+                self.diags
+                    .warn(self.object, format!("{why}: requests get 503"));
+                None
+            }
+        };
+        Target {
+            backend: resolved,
+            affinity: self.ann.affinity.as_ref().map(|a| {
+                Arc::new(Affinity {
+                    cookie_name: a.cookie_name.clone(),
+                    mode: a.mode,
+                    expires: a.expires,
+                    max_age: a.max_age,
+                    path: a.path.clone().unwrap_or_else(|| route_path.to_owned()),
+                })
+            }),
+            ingress: self.object.clone(),
+        }
+    }
+}
+
+/// The Service and port an Ingress backend names, in either API shape.
+fn service_ref(b: &IngressBackend) -> Result<(&str, PortRef<'_>), String> {
+    if let Some(svc) = &b.service {
+        let port = svc.port.as_ref().and_then(|p| match (&p.number, &p.name) {
+            (Some(n), _) => Some(PortRef::Number(*n)),
+            (None, Some(name)) if !name.is_empty() => Some(PortRef::Name(name)),
+            _ => None,
+        });
+        return match port {
+            _ if svc.name.is_empty() => Err("backend service has no name".to_owned()),
+            Some(port) => Ok((&svc.name, port)),
+            None => Err(format!("backend service {} has no port", svc.name)),
+        };
+    }
+    if let Some(name) = b.service_name.as_deref().filter(|n| !n.is_empty()) {
+        let port = match &b.service_port {
+            Some(IntOrString::Int(n)) => PortRef::Number(*n),
+            Some(IntOrString::String(s)) => match s.parse::<i64>() {
+                Ok(n) => PortRef::Number(n),
+                Err(_) => PortRef::Name(s),
+            },
+            None => return Err(format!("backend service {name} has no servicePort")),
+        };
+        return Ok((name, port));
+    }
+    if b.resource.is_some() {
+        return Err("resource backends are not supported".to_owned());
+    }
+    Err("backend names no service".to_owned())
+}
+
+/// A lowercase host, or a `*.suffix` wildcard, as the Ingress API allows them.
+fn parse_host(h: &str) -> Result<HostMatch, &'static str> {
+    let h = h.to_ascii_lowercase();
+    let (wild, name) = match h.strip_prefix("*.") {
+        Some(rest) => (true, rest),
+        None => (false, h.as_str()),
+    };
+    let valid_label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if name.is_empty() || name.len() > 253 || !name.split('.').all(valid_label) {
+        return Err("is not a valid host name (wildcards must be *.domain)");
+    }
+    Ok(if wild {
+        HostMatch::Wildcard(format!(".{name}"))
+    } else {
+        HostMatch::Exact(h)
+    })
+}
+
+fn host_name(h: &HostMatch) -> String {
+    match h {
+        HostMatch::Exact(h) => h.clone(),
+        HostMatch::Wildcard(s) => format!("*{s}"),
+        HostMatch::Any => "(any)".to_owned(),
+    }
+}
+
+fn path_type_name(t: PathType) -> &'static str {
+    match t {
+        PathType::Exact => "Exact",
+        PathType::Prefix => "Prefix",
+    }
+}

@@ -1,0 +1,90 @@
+//! A pure function from Kubernetes objects to a routing [`Snapshot`] plus [`Diagnostic`]s.
+//!
+//! Translation never fails: whatever cannot be honoured (a missing Service, an invalid annotation
+//! value) becomes a diagnostic naming the object and the annotation, and a default or a 503 target
+//! is used instead, so one bad Ingress never takes the others down. The same objects always give
+//! the same snapshot, whatever their order, which is what lets several Remora replicas agree.
+//!
+//! Modules: [`objects`] (the input types), `class` (which Ingresses are ours), `ingress` (rules and
+//! paths into routes), `backends` (Service ports and EndpointSlices into backends), `annotations`
+//! (one module per annotation family), `tls` (the `spec.tls` section).
+
+mod annotations;
+mod backends;
+mod class;
+mod ingress;
+pub mod objects;
+mod tls;
+
+pub use model;
+use model::{Diagnostic, ObjectRef, Severity, Snapshot};
+pub use objects::Objects;
+
+/// Settings that change what translation serves, from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// When not empty, only Ingresses of these classes are served (`spec.ingressClassName` or the
+    /// legacy `kubernetes.io/ingress.class` annotation). When empty, every Ingress is served.
+    pub ingress_classes: Vec<String>,
+}
+
+/// What translation produced.
+#[derive(Debug, Clone, Default)]
+pub struct Translation {
+    pub snapshot: Snapshot,
+    /// Sorted and without duplicates.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Translate every served Ingress into one snapshot.
+pub fn translate(objects: &Objects, options: &Options) -> Translation {
+    let mut diags = Diagnostics::default();
+    let served = class::served_ingresses(objects, options, &mut diags);
+    let mut backends = backends::Backends::new(objects);
+    let mut hosts = ingress::HostTable::default();
+    for ing in served {
+        let object = ObjectRef::new("Ingress", ing.metadata.namespace(), &ing.metadata.name);
+        let ann = annotations::parse(&ing.metadata.annotations, &object, &mut diags);
+        tls::check(ing, &ann, &object, &mut diags);
+        ingress::add(ing, &object, &ann, &mut backends, &mut hosts, &mut diags);
+    }
+    let snapshot = Snapshot {
+        hosts: hosts.finish(),
+        backends: backends.finish(),
+    };
+    Translation {
+        snapshot,
+        diagnostics: diags.finish(),
+    }
+}
+
+/// Collects diagnostics during one translation.
+#[derive(Debug, Default)]
+pub(crate) struct Diagnostics(Vec<Diagnostic>);
+
+impl Diagnostics {
+    pub(crate) fn push(
+        &mut self,
+        severity: Severity,
+        object: &ObjectRef,
+        annotation: Option<&str>,
+        message: impl Into<String>,
+    ) {
+        self.0.push(Diagnostic {
+            severity,
+            object: object.clone(),
+            annotation: annotation.map(str::to_owned),
+            message: message.into(),
+        });
+    }
+
+    pub(crate) fn warn(&mut self, object: &ObjectRef, message: impl Into<String>) {
+        self.push(Severity::Warning, object, None, message);
+    }
+
+    fn finish(mut self) -> Vec<Diagnostic> {
+        self.0.sort();
+        self.0.dedup();
+        self.0
+    }
+}

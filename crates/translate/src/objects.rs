@@ -1,0 +1,467 @@
+//! The Kubernetes objects translation reads, as serde types.
+//!
+//! Only the fields Remora uses are declared; unknown fields are ignored and every field is optional
+//! or defaulted, so a manifest that `kubectl apply` accepts always deserialises. Both the current
+//! `networking.k8s.io/v1` Ingress shape and the legacy `extensions/v1beta1` /
+//! `networking.k8s.io/v1beta1` shape (`serviceName`/`servicePort`, `spec.backend`) are covered by the
+//! same types. Providers (files, kube) produce these; `translate` consumes them.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Every object translation looks at. Order within each list does not matter.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Objects {
+    #[serde(default)]
+    pub ingresses: Vec<Ingress>,
+    #[serde(default)]
+    pub services: Vec<Service>,
+    #[serde(default)]
+    pub endpoint_slices: Vec<EndpointSlice>,
+    /// Legacy `v1/Endpoints`: used for a Service only when no EndpointSlice names it.
+    #[serde(default)]
+    pub endpoints: Vec<Endpoints>,
+    #[serde(default)]
+    pub secrets: Vec<Secret>,
+    /// Not used by translation. Kept because the demo, standing in for a cluster, turns them into
+    /// pods and EndpointSlices.
+    #[serde(default)]
+    pub deployments: Vec<Deployment>,
+}
+
+impl Objects {
+    /// Sort each list by namespace and name, so translation output does not depend on input order.
+    pub fn sort(&mut self) {
+        fn key(m: &ObjectMeta) -> (String, String) {
+            (m.namespace().to_owned(), m.name.clone())
+        }
+        self.ingresses.sort_by_key(|o| key(&o.metadata));
+        self.services.sort_by_key(|o| key(&o.metadata));
+        self.endpoint_slices.sort_by_key(|o| key(&o.metadata));
+        self.endpoints.sort_by_key(|o| key(&o.metadata));
+        self.secrets.sort_by_key(|o| key(&o.metadata));
+        self.deployments.sort_by_key(|o| key(&o.metadata));
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectMeta {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// RFC 3339; older Ingresses win conflicts, as in ingress-nginx.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creation_timestamp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+}
+
+impl ObjectMeta {
+    /// The namespace, `default` when the manifest leaves it out (as `kubectl apply` would).
+    pub fn namespace(&self) -> &str {
+        match self.namespace.as_deref() {
+            Some(ns) if !ns.is_empty() => ns,
+            _ => "default",
+        }
+    }
+}
+
+/// A Kubernetes `IntOrString`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum IntOrString {
+    Int(i64),
+    String(String),
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ingress {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: IngressSpec,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress_class_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_backend: Option<IngressBackend>,
+    /// Legacy (`v1beta1`) name of `defaultBackend`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<IngressBackend>,
+    #[serde(default)]
+    pub rules: Vec<IngressRule>,
+    #[serde(default)]
+    pub tls: Vec<IngressTls>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressRule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpIngressRuleValue>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct HttpIngressRuleValue {
+    #[serde(default)]
+    pub paths: Vec<HttpIngressPath>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpIngressPath {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_type: Option<String>,
+    #[serde(default)]
+    pub backend: IngressBackend,
+}
+
+/// Both shapes: `service: {name, port: {number | name}}` (v1) and `serviceName` + `servicePort`
+/// (v1beta1). `resource` backends are recognised only to be reported as unsupported.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressBackend {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<IngressServiceBackend>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_port: Option<IntOrString>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct IngressServiceBackend {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<ServiceBackendPort>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ServiceBackendPort {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressTls {
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Service {
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: ServiceSpec,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSpec {
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<String>,
+    #[serde(default)]
+    pub ports: Vec<ServicePort>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub selector: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServicePort {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub port: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_port: Option<IntOrString>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+}
+
+/// The label that ties an EndpointSlice to its Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointSlice {
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub address_type: String,
+    #[serde(default)]
+    pub endpoints: Vec<SliceEndpoint>,
+    #[serde(default)]
+    pub ports: Vec<EndpointPort>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SliceEndpoint {
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    #[serde(default)]
+    pub conditions: EndpointConditions,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_ref: Option<ObjectReference>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+}
+
+/// Absent conditions mean what the EndpointSlice API says: `ready` unknown = ready, `serving`
+/// unknown = same as ready, `terminating` unknown = not terminating.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EndpointConditions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminating: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ObjectReference {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EndpointPort {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+}
+
+/// Legacy `v1/Endpoints`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Endpoints {
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub subsets: Vec<EndpointSubset>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointSubset {
+    #[serde(default)]
+    pub addresses: Vec<EndpointAddress>,
+    #[serde(default)]
+    pub not_ready_addresses: Vec<EndpointAddress>,
+    #[serde(default)]
+    pub ports: Vec<EndpointPort>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointAddress {
+    #[serde(default)]
+    pub ip: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_ref: Option<ObjectReference>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Secret {
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<String>,
+    /// Base64 values, as in the API.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub data: BTreeMap<String, String>,
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        rename = "stringData"
+    )]
+    pub string_data: BTreeMap<String, String>,
+}
+
+/// Just enough of an `apps/v1` Deployment for the demo to start its pods.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Deployment {
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: DeploymentSpec,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DeploymentSpec {
+    /// Absent means 1, as in the API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i64>,
+    #[serde(default)]
+    pub template: PodTemplate,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PodTemplate {
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: PodSpec,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PodSpec {
+    #[serde(default)]
+    pub containers: Vec<Container>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Container {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub ports: Vec<ContainerPort>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerPort {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub container_port: i64,
+}
+
+/// Why a manifest document could not be taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError {
+    /// `Ingress default/web`, or the kind alone when the name could not be read.
+    pub object: String,
+    /// Dotted path of the offending field (`spec.rules[0].http`), when known.
+    pub field: Option<String>,
+    pub reason: String,
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.object)?;
+        if let Some(field) = &self.field {
+            write!(f, ", field {field}")?;
+        }
+        write!(f, ": {}", self.reason)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+impl Objects {
+    /// Add one manifest document. `kind: List` adds its items. Kinds translation does not use
+    /// (Namespace, ConfigMap...) are skipped quietly; an empty document adds nothing. Returns the
+    /// number of objects taken.
+    pub fn add_document(&mut self, doc: serde_json::Value) -> Result<usize, DecodeError> {
+        if doc.is_null() {
+            return Ok(0);
+        }
+        let kind = doc
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .ok_or_else(|| DecodeError {
+                object: "document".to_owned(),
+                field: Some("kind".to_owned()),
+                reason: "missing: every manifest needs apiVersion and kind".to_owned(),
+            })?
+            .to_owned();
+        let api_version = doc
+            .get("apiVersion")
+            .and_then(|k| k.as_str())
+            .unwrap_or("")
+            .to_owned();
+        let name = doc
+            .pointer("/metadata/name")
+            .and_then(|n| n.as_str())
+            .unwrap_or("")
+            .to_owned();
+        let label = || {
+            if name.is_empty() {
+                kind.clone()
+            } else {
+                format!("{kind} {name}")
+            }
+        };
+        let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        macro_rules! take {
+            ($list:ident) => {{
+                let obj = serde_path_to_error::deserialize(doc).map_err(|e| DecodeError {
+                    object: label(),
+                    field: Some(e.path().to_string()).filter(|p| p != "."),
+                    reason: e.inner().to_string(),
+                })?;
+                self.$list.push(obj);
+                Ok(1)
+            }};
+        }
+        match (group, kind.as_str()) {
+            ("networking.k8s.io" | "extensions", "Ingress") => take!(ingresses),
+            ("", "Service") => take!(services),
+            ("discovery.k8s.io", "EndpointSlice") => take!(endpoint_slices),
+            ("", "Endpoints") => take!(endpoints),
+            ("", "Secret") => take!(secrets),
+            ("apps" | "extensions", "Deployment") => take!(deployments),
+            (_, "List") => {
+                let items = match doc.get("items") {
+                    Some(serde_json::Value::Array(items)) => items.clone(),
+                    None | Some(serde_json::Value::Null) => Vec::new(),
+                    Some(_) => {
+                        return Err(DecodeError {
+                            object: label(),
+                            field: Some("items".to_owned()),
+                            reason: "expected a list of objects".to_owned(),
+                        })
+                    }
+                };
+                let mut n = 0;
+                for (i, item) in items.into_iter().enumerate() {
+                    n += self.add_document(item).map_err(|mut e| {
+                        e.object = format!("{} (item {i} of {})", e.object, label());
+                        e
+                    })?;
+                }
+                Ok(n)
+            }
+            _ => Ok(0),
+        }
+    }
+}
