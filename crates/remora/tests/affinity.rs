@@ -1,0 +1,387 @@
+//! Cookie affinity through the real binary: persistent and balanced sessions across scaling,
+//! cookies that must not be honoured, endpoints that are not ready, services with no endpoints.
+
+mod common;
+use common::*;
+use std::collections::BTreeMap;
+
+const SERVICE: &str = "apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector:
+    app: web
+  ports:
+  - name: http
+    port: 80
+    targetPort: 8080
+";
+
+fn ingress(name: &str, path: &str, service: &str, annotations: &[(&str, &str)]) -> String {
+    let mut s = format!(
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: {name}\n  annotations:\n    nginx.ingress.kubernetes.io/affinity: cookie\n"
+    );
+    for (k, v) in annotations {
+        s.push_str(&format!("    nginx.ingress.kubernetes.io/{k}: \"{v}\"\n"));
+    }
+    s.push_str(&format!(
+        "spec:\n  rules:\n  - http:\n      paths:\n      - path: {path}\n        pathType: Prefix\n        backend:\n          service:\n            name: {service}\n            port:\n              name: http\n"
+    ));
+    s
+}
+
+/// Pin `n` sessions; returns each session with the pod it reached.
+async fn pin_sessions(remora: &Remora, n: usize) -> Vec<(Session, String)> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let mut s = Session::default();
+        let r = s.get(&remora.url("/")).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(r.cookie().is_some());
+        out.push((s, r.body));
+    }
+    out
+}
+
+/// Re-send every session: (moved, re-cookied), where a moved session lands on `allowed_new` only.
+async fn replay(
+    remora: &Remora,
+    sessions: &mut [(Session, String)],
+) -> (usize, usize, BTreeMap<String, usize>) {
+    let mut moved = 0;
+    let mut recookied = 0;
+    let mut moved_to = BTreeMap::new();
+    for (s, pod) in sessions.iter_mut() {
+        let r = s.get(&remora.url("/")).await;
+        assert_eq!(r.status, 200);
+        if r.cookie().is_some() {
+            recookied += 1;
+        }
+        if &r.body != pod {
+            moved += 1;
+            *moved_to.entry(r.body.clone()).or_insert(0) += 1;
+            *pod = r.body;
+        }
+    }
+    (moved, recookied, moved_to)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistent_sessions_survive_scaling_and_repin_once_when_their_pod_is_gone() {
+    let pods = pods("web-6d4f8c7b9-p", 6).await;
+    let refs: Vec<&Pod> = pods.iter().collect();
+    let dir = Dir::new();
+    dir.write("svc.yaml", SERVICE);
+    dir.write(
+        "ing.yaml",
+        &ingress("web", "/", "web", &[("affinity-mode", "persistent")]),
+    );
+    dir.write(
+        "slice.yaml",
+        &slice_yaml("web", "default", Some("http"), &refs[..5]),
+    );
+    let remora = Remora::serve(&[dir.path()], &[]);
+    let mut sessions = pin_sessions(&remora, 60).await;
+
+    // 5 -> 6: nobody moves.
+    let g = remora.generation().await;
+    dir.write(
+        "slice.yaml",
+        &slice_yaml("web", "default", Some("http"), &refs[..6]),
+    );
+    remora.wait_generation_after(g).await;
+    let (moved, recookied, _) = replay(&remora, &mut sessions).await;
+    println!("persistent 5 -> 6: {moved}/60 sessions moved");
+    assert_eq!((moved, recookied), (0, 0));
+
+    // 6 -> 5 (the new pod goes): nobody moves.
+    let g = remora.generation().await;
+    dir.write(
+        "slice.yaml",
+        &slice_yaml("web", "default", Some("http"), &refs[..5]),
+    );
+    remora.wait_generation_after(g).await;
+    let (moved, recookied, _) = replay(&remora, &mut sessions).await;
+    println!("persistent 6 -> 5: {moved}/60 sessions moved");
+    assert_eq!((moved, recookied), (0, 0));
+
+    // Pod 0 goes: only its sessions move, get a fresh cookie once, then stick again.
+    let on_zero = sessions
+        .iter()
+        .filter(|(_, p)| p.contains("-p-0\""))
+        .count();
+    assert!(on_zero > 0);
+    let g = remora.generation().await;
+    dir.write(
+        "slice.yaml",
+        &slice_yaml("web", "default", Some("http"), &refs[1..5]),
+    );
+    remora.wait_generation_after(g).await;
+    let (moved, recookied, _) = replay(&remora, &mut sessions).await;
+    assert_eq!((moved, recookied), (on_zero, on_zero));
+    let (moved, recookied, _) = replay(&remora, &mut sessions).await;
+    assert_eq!((moved, recookied), (0, 0), "re-pinned sessions stick");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn balanced_sessions_move_about_one_in_six_on_scale_out_and_back_on_scale_in() {
+    let pods = pods("web-6d4f8c7b9-b", 6).await;
+    let refs: Vec<&Pod> = pods.iter().collect();
+    let dir = Dir::new();
+    dir.write("svc.yaml", SERVICE);
+    dir.write("ing.yaml", &ingress("web", "/", "web", &[]));
+    dir.write(
+        "slice.yaml",
+        &slice_yaml("web", "default", Some("http"), &refs[..5]),
+    );
+    let remora = Remora::serve(&[dir.path()], &[]);
+    let n = 300;
+    let mut sessions = pin_sessions(&remora, n).await;
+    let before: Vec<String> = sessions.iter().map(|(_, p)| p.clone()).collect();
+    let mut per_pod = BTreeMap::new();
+    for p in &before {
+        *per_pod.entry(p.clone()).or_insert(0) += 1;
+    }
+    assert_eq!(
+        per_pod.len(),
+        5,
+        "new sessions spread over all pods: {per_pod:?}"
+    );
+
+    let g = remora.generation().await;
+    dir.write(
+        "slice.yaml",
+        &slice_yaml("web", "default", Some("http"), &refs[..6]),
+    );
+    remora.wait_generation_after(g).await;
+    let (moved, recookied, moved_to) = replay(&remora, &mut sessions).await;
+    let fraction = moved as f64 / n as f64;
+    println!(
+        "balanced 5 -> 6: {moved}/{n} sessions moved ({:.1}%, ideal 16.7%)",
+        fraction * 100.0
+    );
+    assert_eq!(recookied, 0, "balanced cookies stay valid");
+    assert!((0.05..0.30).contains(&fraction), "{fraction}");
+    assert_eq!(
+        moved_to.keys().collect::<Vec<_>>(),
+        [&format!("Hello \"{}\"!", pods[5].name)]
+    );
+
+    let g = remora.generation().await;
+    dir.write(
+        "slice.yaml",
+        &slice_yaml("web", "default", Some("http"), &refs[..5]),
+    );
+    remora.wait_generation_after(g).await;
+    replay(&remora, &mut sessions).await;
+    let after: Vec<String> = sessions.iter().map(|(_, p)| p.clone()).collect();
+    assert_eq!(
+        before, after,
+        "6 -> 5 brings every session back where it was"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookies_that_cannot_be_honoured_get_a_new_pick_and_a_fresh_cookie() {
+    let pods = pods("web-6d4f8c7b9-g", 3).await;
+    let refs: Vec<&Pod> = pods.iter().collect();
+    let dir = Dir::new();
+    let other_service = SERVICE.replace("name: web", "name: other");
+    dir.write("svc.yaml", &format!("{SERVICE}---\n{other_service}"));
+    dir.write(
+        "ing.yaml",
+        &format!(
+            "{}---\n{}",
+            ingress(
+                "web",
+                "/",
+                "web",
+                &[
+                    ("affinity-mode", "persistent"),
+                    ("session-cookie-name", "sid")
+                ]
+            ),
+            ingress(
+                "other",
+                "/other",
+                "other",
+                &[("session-cookie-name", "sid")]
+            )
+        ),
+    );
+    dir.write(
+        "slice.yaml",
+        &format!(
+            "{}---\n{}",
+            slice_yaml("web", "default", Some("http"), &refs),
+            slice_yaml("other", "default", Some("http"), &refs)
+                .replace("other-abcde", "other-fghij")
+        ),
+    );
+    let remora = Remora::serve(&[dir.path()], &[]);
+    let good = get(&remora.url("/"), &[]).await.cookie().unwrap().1;
+    let foreign = get(&remora.url("/other"), &[]).await.cookie().unwrap().1;
+    let mut forged = good.clone().into_bytes();
+    forged[10] = if forged[10] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    let cases = [
+        ("garbage", "garbage".to_owned()),
+        ("empty", String::new()),
+        ("truncated", good[..20].to_owned()),
+        ("forged", forged),
+        ("from another route", foreign),
+        (
+            "ingress-nginx style",
+            "1700000000.123.4567|abcdef0123456789abcdef0123456789".to_owned(),
+        ),
+    ];
+    for (what, value) in cases {
+        let r = get(&remora.url("/"), &[("cookie", &format!("sid={value}"))]).await;
+        assert_eq!(r.status, 200, "{what}");
+        let (name, fresh) = r
+            .cookie()
+            .unwrap_or_else(|| panic!("{what}: no fresh cookie"));
+        assert_eq!(name, "sid");
+        assert_ne!(fresh, value, "{what}");
+        // The fresh cookie sticks.
+        let again = get(&remora.url("/"), &[("cookie", &format!("sid={fresh}"))]).await;
+        assert_eq!((again.cookie(), again.body), (None, r.body), "{what}");
+    }
+    // A valid cookie next to garbage of the same name is honoured.
+    let pinned = get(&remora.url("/"), &[("cookie", &format!("sid={good}"))]).await;
+    assert!(pinned.cookie().is_none());
+    let r = get(
+        &remora.url("/"),
+        &[("cookie", &format!("sid=junk; sid={good}"))],
+    )
+    .await;
+    assert_eq!((r.cookie(), r.body), (None, pinned.body.clone()));
+
+    // A cookie naming a pod that is gone.
+    let pinned_pod = pods
+        .iter()
+        .position(|p| pinned.body.contains(&p.name))
+        .unwrap();
+    let remaining: Vec<&Pod> = refs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != pinned_pod)
+        .map(|(_, p)| *p)
+        .collect();
+    let g = remora.generation().await;
+    dir.write(
+        "slice.yaml",
+        &format!(
+            "{}---\n{}",
+            slice_yaml("web", "default", Some("http"), &remaining),
+            slice_yaml("other", "default", Some("http"), &refs)
+                .replace("other-abcde", "other-fghij")
+        ),
+    );
+    remora.wait_generation_after(g).await;
+    let r = get(&remora.url("/"), &[("cookie", &format!("sid={good}"))]).await;
+    assert_eq!(r.status, 200);
+    assert_ne!(r.body, pinned.body);
+    assert!(
+        r.cookie().is_some(),
+        "a gone pod's session gets a fresh cookie"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_ready_endpoints_get_no_new_sessions_and_draining_ones_keep_theirs() {
+    let pods = pods("web-6d4f8c7b9-r", 3).await;
+    let refs: Vec<&Pod> = pods.iter().collect();
+    let dir = Dir::new();
+    dir.write("svc.yaml", SERVICE);
+    dir.write(
+        "ing.yaml",
+        &ingress("web", "/", "web", &[("affinity-mode", "persistent")]),
+    );
+    // Pod 2 is not ready.
+    dir.write(
+        "slice.yaml",
+        &slice_yaml_with(
+            "web",
+            "default",
+            Some("http"),
+            &refs,
+            &[(2, false, false, false)],
+        ),
+    );
+    let remora = Remora::serve(&[dir.path()], &[]);
+    let sessions = pin_sessions(&remora, 30).await;
+    assert!(sessions.iter().all(|(_, p)| !p.contains(&pods[2].name)));
+    let on_zero: Vec<Session> = sessions
+        .into_iter()
+        .filter(|(_, p)| p.contains(&pods[0].name))
+        .map(|(s, _)| s)
+        .collect();
+    assert!(!on_zero.is_empty());
+
+    // Pod 0 terminates but still serves: its sessions stay, new sessions go elsewhere.
+    let g = remora.generation().await;
+    dir.write(
+        "slice.yaml",
+        &slice_yaml_with(
+            "web",
+            "default",
+            Some("http"),
+            &refs,
+            &[(0, false, true, true), (2, true, true, false)],
+        ),
+    );
+    remora.wait_generation_after(g).await;
+    for mut s in on_zero {
+        let r = s.get(&remora.url("/")).await;
+        assert!(
+            r.body.contains(&pods[0].name),
+            "a draining pod keeps its sessions"
+        );
+        assert!(r.cookie().is_none());
+    }
+    for _ in 0..20 {
+        let r = get(&remora.url("/"), &[]).await;
+        assert!(
+            !r.body.contains(&pods[0].name),
+            "a terminating pod takes no new session"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_endpoints_missing_service_and_no_route() {
+    let dir = Dir::new();
+    dir.write("svc.yaml", SERVICE);
+    dir.write(
+        "ing.yaml",
+        &format!(
+            "{}---\n{}",
+            ingress("web", "/", "web", &[]),
+            ingress("ghost", "/ghost", "does-not-exist", &[])
+        )
+        .replace(
+            "  - http:\n      paths:\n      - path: /ghost",
+            "  - host: ghost.example\n    http:\n      paths:\n      - path: /ghost",
+        ),
+    );
+    dir.write(
+        "slice.yaml",
+        &slice_yaml("web", "default", Some("http"), &[]),
+    );
+    let remora = Remora::serve(&[dir.path()], &[]);
+    let r = get(&remora.url("/"), &[]).await;
+    assert_eq!(r.status, 503, "zero endpoints");
+    assert!(r.cookie().is_none(), "no cookie without an endpoint");
+    let r = get(&remora.url("/ghost"), &[("host", "ghost.example")]).await;
+    assert_eq!(r.status, 503, "missing service");
+    let r = get(&remora.url("/elsewhere"), &[("host", "ghost.example")]).await;
+    assert_eq!(r.status, 404, "no route");
+    let diags = remora.status().await["diagnostics"].to_string();
+    assert!(
+        diags.contains("Service default/does-not-exist not found"),
+        "{diags}"
+    );
+    assert!(diags.contains("has no ready endpoints"), "{diags}");
+}

@@ -1,0 +1,486 @@
+//! Helpers shared by Remora's integration tests: backend "pods" on distinct loopback addresses,
+//! the real `remora` binary started as a process, and a small HTTP client.
+//!
+//! Everything binds port 0 or a port found free at run time, so tests run in parallel.
+
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+/// A fake pod: answers `Hello "<name>"!` like what-is-my-pod, plus `x-pod-name`, and on
+/// `/echo-headers` the request headers it received (one `name: value` per line).
+pub struct Pod {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub hits: Arc<AtomicUsize>,
+    stop: Option<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Pod {
+    pub fn ip(&self) -> String {
+        self.addr.ip().to_string()
+    }
+
+    /// Die: the listening socket and every open connection are closed.
+    pub fn kill(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(true);
+        }
+    }
+}
+
+impl Drop for Pod {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn start_pod(listener: TcpListener, name: String) -> Pod {
+    let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let counter = hits.clone();
+    let pod_name = name.clone();
+    tokio::spawn(async move {
+        loop {
+            let mut stop = rx.clone();
+            let (stream, _) = tokio::select! {
+                a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            let name = pod_name.clone();
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let name = name.clone();
+                    let counter = counter.clone();
+                    async move {
+                        counter.fetch_add(1, Ordering::Relaxed);
+                        let body = match req.uri().path() {
+                            "/echo-headers" => {
+                                let mut s = format!("uri: {}\n", req.uri());
+                                for (k, v) in req.headers() {
+                                    s.push_str(&format!("{}: {}\n", k, v.to_str().unwrap_or("?")));
+                                }
+                                Bytes::from(s)
+                            }
+                            "/echo-body" => {
+                                let n = req
+                                    .into_body()
+                                    .collect()
+                                    .await
+                                    .map(|b| b.to_bytes().len())
+                                    .unwrap_or(0);
+                                Bytes::from(format!("{n}"))
+                            }
+                            _ => Bytes::from(format!("Hello \"{name}\"!")),
+                        };
+                        let mut resp = http::Response::new(Full::new(body));
+                        resp.headers_mut()
+                            .insert("x-pod-name", name.parse().unwrap());
+                        Ok::<_, std::convert::Infallible>(resp)
+                    }
+                });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc);
+                tokio::select! {
+                    _ = conn => {}
+                    _ = stop.wait_for(|s| *s) => {}
+                }
+            });
+        }
+    });
+    Pod {
+        name,
+        addr,
+        hits,
+        stop: Some(tx),
+    }
+}
+
+/// Distinct loopback addresses for each call in this process (and, through the pid, mostly
+/// distinct across test binaries): 127.<a>.<b>.11, .12, ...
+fn address_block(n: usize) -> Vec<Ipv4Addr> {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let block = NEXT.fetch_add(1, Ordering::Relaxed);
+    let pid = std::process::id() as usize;
+    let a = 1 + (pid % 200) as u8;
+    let b = (block % 250) as u8;
+    (0..n)
+        .map(|i| Ipv4Addr::new(127, a, b, 11 + i as u8))
+        .collect()
+}
+
+/// Start `n` pods on consecutive loopback addresses, all on the same port (as pods of a Deployment
+/// share their containerPort). Names look like Kubernetes pod names: `<prefix>-<i>`.
+pub async fn pods(prefix: &str, n: usize) -> Vec<Pod> {
+    for _attempt in 0..50 {
+        let ips = address_block(n + 4);
+        let first = TcpListener::bind((ips[0], 0)).await.unwrap();
+        let port = first.local_addr().unwrap().port();
+        let mut listeners = vec![first];
+        for ip in &ips[1..n] {
+            match TcpListener::bind((*ip, port)).await {
+                Ok(l) => listeners.push(l),
+                Err(_) => break,
+            }
+        }
+        if listeners.len() == n {
+            let mut out = Vec::new();
+            for (i, l) in listeners.into_iter().enumerate() {
+                out.push(start_pod(l, format!("{prefix}-{i}")).await);
+            }
+            return out;
+        }
+    }
+    panic!("could not find {n} loopback addresses sharing a free port");
+}
+
+/// One more pod on the next address of an existing set, same port.
+pub async fn one_more_pod(existing: &[Pod], name: &str) -> Pod {
+    let last = existing.iter().map(|p| p.addr).max().unwrap();
+    let SocketAddr::V4(v4) = last else { panic!() };
+    let o = v4.ip().octets();
+    let ip = Ipv4Addr::new(o[0], o[1], o[2], o[3] + 1);
+    let l = TcpListener::bind((ip, v4.port())).await.unwrap();
+    start_pod(l, name.to_owned()).await
+}
+
+/// An EndpointSlice manifest for `service` with the given pods (all ready), port `port_name`.
+pub fn slice_yaml(
+    service: &str,
+    namespace: &str,
+    port_name: Option<&str>,
+    pods: &[&Pod],
+) -> String {
+    slice_yaml_with(service, namespace, port_name, pods, &[])
+}
+
+/// Same, with explicit `(ready, serving, terminating)` conditions for some pods (by index).
+pub fn slice_yaml_with(
+    service: &str,
+    namespace: &str,
+    port_name: Option<&str>,
+    pods: &[&Pod],
+    conditions: &[(usize, bool, bool, bool)],
+) -> String {
+    let port = pods.first().map_or(8080, |p| p.addr.port());
+    let mut s = format!(
+        "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {service}-abcde\n  namespace: {namespace}\n  labels:\n    kubernetes.io/service-name: {service}\naddressType: IPv4\nports:\n- port: {port}\n  protocol: TCP\n"
+    );
+    if let Some(n) = port_name {
+        s.push_str(&format!("  name: {n}\n"));
+    }
+    s.push_str("endpoints:\n");
+    for (i, p) in pods.iter().enumerate() {
+        let (ready, serving, terminating) = conditions
+            .iter()
+            .find(|c| c.0 == i)
+            .map_or((true, true, false), |c| (c.1, c.2, c.3));
+        s.push_str(&format!(
+            "- addresses: [\"{}\"]\n  conditions: {{ready: {ready}, serving: {serving}, terminating: {terminating}}}\n  targetRef: {{kind: Pod, namespace: {namespace}, name: {}}}\n",
+            p.ip(),
+            p.name
+        ));
+    }
+    if pods.is_empty() {
+        s.push_str("[]\n");
+        s = s.replace("endpoints:\n[]\n", "endpoints: []\n");
+    }
+    s
+}
+
+/// The seed manifests, verbatim from the repository (which holds them as the seeds give them).
+pub fn seed(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../manifests")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A running `remora serve` (or `demo`) process, killed on drop.
+pub struct Remora {
+    child: Child,
+    pub http: SocketAddr,
+    pub admin: SocketAddr,
+    pub stdout: Arc<std::sync::Mutex<Vec<String>>>,
+    pub stderr: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Drop for Remora {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_remora")
+}
+
+impl Remora {
+    /// `remora serve --manifests <each path> <extra...>` on port 0, waiting for its ready line.
+    pub fn serve(manifests: &[&Path], extra: &[&str]) -> Remora {
+        let mut args: Vec<String> = vec!["serve".into()];
+        for m in manifests {
+            args.push("--manifests".into());
+            args.push(m.display().to_string());
+        }
+        args.extend(
+            [
+                "--listen-http",
+                "127.0.0.1:0",
+                "--admin",
+                "127.0.0.1:0",
+                "--workers",
+                "2",
+            ]
+            .map(String::from),
+        );
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Self::start(&args)
+    }
+
+    /// Start the binary with `args` and wait (bounded) for `remora: serving http on A (admin on B)`.
+    pub fn start(args: &[String]) -> Remora {
+        let mut child = Command::new(binary())
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let out_lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let err_lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let lines = out_lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if let Some(rest) = line.strip_prefix("remora: serving http on ") {
+                        let _ = tx.send(rest.to_owned());
+                    }
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        {
+            let lines = err_lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        let ready = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(r) => r,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "remora did not become ready.\nstdout:\n{}\nstderr:\n{}",
+                    out_lines.lock().unwrap().join("\n"),
+                    err_lines.lock().unwrap().join("\n")
+                );
+            }
+        };
+        // "127.0.0.1:PORT (admin on 127.0.0.1:PORT)"
+        let (http, admin) = ready.split_once(" (admin on ").unwrap();
+        Remora {
+            child,
+            http: http.parse().unwrap(),
+            admin: admin.trim_end_matches(')').parse().unwrap(),
+            stdout: out_lines,
+            stderr: err_lines,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
+    }
+
+    pub fn stderr_text(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+
+    pub fn stdout_text(&self) -> String {
+        self.stdout.lock().unwrap().join("\n")
+    }
+
+    /// `/status` of the admin endpoint, parsed.
+    pub async fn status(&self) -> serde_json::Value {
+        let r = get(&format!("http://{}/status", self.admin), &[]).await;
+        assert_eq!(r.status, StatusCode::OK);
+        serde_json::from_str(&r.body).unwrap()
+    }
+
+    pub async fn generation(&self) -> u64 {
+        self.status().await["generation"].as_u64().unwrap()
+    }
+
+    /// Wait (bounded) until the published generation exceeds `previous`; returns the new one and
+    /// how long it took from the call.
+    pub async fn wait_generation_after(&self, previous: u64) -> (u64, Duration) {
+        let started = Instant::now();
+        loop {
+            let g = self.generation().await;
+            if g > previous {
+                return (g, started.elapsed());
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "no new configuration after 10 s; stderr:\n{}",
+                self.stderr_text()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Wait (bounded) until stderr has a line containing `text`.
+    pub async fn wait_log(&self, text: &str) {
+        let started = Instant::now();
+        while !self.stderr_text().contains(text) {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "no log line with {text:?}; stderr:\n{}",
+                self.stderr_text()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// A response, read whole (the bodies in these tests are small).
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Resp {
+    /// The `Set-Cookie` header values.
+    pub fn set_cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all(http::header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// `(name, value)` of the first Set-Cookie, if any.
+    pub fn cookie(&self) -> Option<(String, String)> {
+        let c = self.set_cookies().into_iter().next()?;
+        let nv = c.split(';').next()?;
+        let (n, v) = nv.split_once('=')?;
+        Some((n.to_owned(), v.to_owned()))
+    }
+}
+
+fn client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
+}
+
+/// GET `url` with extra headers (e.g. `("cookie", "a=b")`, `("host", "DOMAIN")`).
+pub async fn get(url: &str, headers: &[(&str, &str)]) -> Resp {
+    request("GET", url, headers, Bytes::new()).await
+}
+
+pub async fn request(method: &str, url: &str, headers: &[(&str, &str)], body: Bytes) -> Resp {
+    let mut req = Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = tokio::time::timeout(
+        Duration::from_secs(20),
+        client().request(req.body(Full::new(body)).unwrap()),
+    )
+    .await
+    .expect("request timed out")
+    .expect("request failed");
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    Resp {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+/// A curl-like cookie jar session: sends the cookies it got back.
+#[derive(Default)]
+pub struct Session {
+    pub cookies: std::collections::BTreeMap<String, String>,
+    pub host: Option<String>,
+}
+
+impl Session {
+    pub fn with_host(host: &str) -> Self {
+        Self {
+            host: Some(host.to_owned()),
+            ..Self::default()
+        }
+    }
+
+    pub async fn get(&mut self, url: &str) -> Resp {
+        let cookie = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut headers = Vec::new();
+        if !cookie.is_empty() {
+            headers.push(("cookie", cookie.as_str()));
+        }
+        if let Some(h) = &self.host {
+            headers.push(("host", h.as_str()));
+        }
+        let r = get(url, &headers).await;
+        if let Some((n, v)) = r.cookie() {
+            self.cookies.insert(n, v);
+        }
+        r
+    }
+}
+
+/// A temporary directory of manifests.
+pub struct Dir {
+    pub dir: tempfile::TempDir,
+}
+
+impl Dir {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Write a file atomically (write + rename), as editors and ConfigMap mounts do.
+    pub fn write(&self, name: &str, content: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        let file_name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let tmp = path.with_file_name(format!(".{file_name}.tmp"));
+        std::fs::write(&tmp, content).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        path
+    }
+}

@@ -1,0 +1,185 @@
+//! Forwarding: headers, bodies, routing precedence, upstream failures.
+
+mod common;
+use bytes::Bytes;
+use common::*;
+
+fn service(name: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  ports:\n  - port: 80\n"
+    )
+}
+
+async fn one_service(prefix: &str) -> (Vec<Pod>, Dir) {
+    let pods = pods(prefix, 1).await;
+    let dir = Dir::new();
+    dir.write("svc.yaml", &service("app"));
+    dir.write(
+        "slice.yaml",
+        &slice_yaml("app", "default", None, &pods.iter().collect::<Vec<_>>()),
+    );
+    dir.write(
+        "ing.yaml",
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: app\nspec:\n  defaultBackend:\n    service:\n      name: app\n      port:\n        number: 80\n",
+    );
+    (pods, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_headers_host_and_hop_by_hop() {
+    let (_pods, dir) = one_service("app-7b8c9d-h").await;
+    let remora = Remora::serve(&[dir.path()], &[]);
+    let r = get(
+        &remora.url("/echo-headers?a=1&b=%20x"),
+        &[
+            ("host", "shop.example.com"),
+            ("x-forwarded-for", "6.6.6.6"),
+            ("connection", "keep-alive, x-private"),
+            ("x-private", "secret"),
+            ("keep-alive", "timeout=5"),
+            ("x-custom", "kept"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let echoed = r.body;
+    let port = remora.http.port();
+    for expected in [
+        "uri: /echo-headers?a=1&b=%20x".to_owned(),
+        "host: shop.example.com".to_owned(),
+        "x-forwarded-for: 127.0.0.1".to_owned(),
+        "x-real-ip: 127.0.0.1".to_owned(),
+        "x-forwarded-host: shop.example.com".to_owned(),
+        format!("x-forwarded-port: {port}"),
+        "x-forwarded-proto: http".to_owned(),
+        "x-custom: kept".to_owned(),
+    ] {
+        assert!(
+            echoed.lines().any(|l| l == expected),
+            "missing {expected:?} in\n{echoed}"
+        );
+    }
+    for absent in ["6.6.6.6", "x-private", "keep-alive: timeout"] {
+        assert!(!echoed.contains(absent), "{absent:?} forwarded:\n{echoed}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_request_bodies_are_streamed_through() {
+    let (_pods, dir) = one_service("app-7b8c9d-b").await;
+    let remora = Remora::serve(&[dir.path()], &[]);
+    let body = Bytes::from(vec![b'x'; 16 * 1024 * 1024]);
+    let r = request("POST", &remora.url("/echo-body"), &[], body).await;
+    assert_eq!((r.status.as_u16(), r.body.as_str()), (200, "16777216"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_pod_gives_502() {
+    let (mut pods, dir) = one_service("app-7b8c9d-d").await;
+    let remora = Remora::serve(&[dir.path()], &[]);
+    assert_eq!(get(&remora.url("/"), &[]).await.status, 200);
+    pods[0].kill();
+    // Once the listening socket is closed, connecting is refused.
+    let mut status = 200;
+    for _ in 0..100 {
+        status = get(&remora.url("/"), &[("connection", "close")])
+            .await
+            .status
+            .as_u16();
+        if status != 200 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(status, 502);
+}
+
+/// Host and path precedence, end to end: exact host over wildcard over no host; Exact over Prefix;
+/// longest Prefix; element-wise prefixes; defaultBackend when no path matches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_and_path_precedence() {
+    let names = [
+        "exact-host",
+        "wildcard",
+        "any-host",
+        "exact-path",
+        "long-prefix",
+        "default",
+    ];
+    let mut all_pods = Vec::new();
+    let dir = Dir::new();
+    let mut services = String::new();
+    let mut slices = String::new();
+    for n in names {
+        let p = pods(n, 1).await;
+        services.push_str(&format!("{}---\n", service(n)));
+        slices.push_str(&format!(
+            "{}---\n",
+            slice_yaml(n, "default", None, &[&p[0]])
+                .replace(&format!("{n}-abcde"), &format!("{n}-s"))
+        ));
+        all_pods.extend(p);
+    }
+    dir.write("svc.yaml", &services);
+    dir.write("slices.yaml", &slices);
+    let backend = |s: &str| {
+        format!("        backend:\n          service:\n            name: {s}\n            port:\n              number: 80\n")
+    };
+    let ingress = format!(
+        "apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: routes
+spec:
+  defaultBackend:
+    service:
+      name: default
+      port:
+        number: 80
+  rules:
+  - host: shop.example.com
+    http:
+      paths:
+      - path: /
+        pathType: Prefix
+{}      - path: /api
+        pathType: Exact
+{}      - path: /api/v2/
+        pathType: Prefix
+{}  - host: \"*.example.com\"
+    http:
+      paths:
+      - path: /
+        pathType: Prefix
+{}  - http:
+      paths:
+      - path: /app
+        pathType: ImplementationSpecific
+{}",
+        backend("exact-host"),
+        backend("exact-path"),
+        backend("long-prefix"),
+        backend("wildcard"),
+        backend("any-host"),
+    );
+    dir.write("ing.yaml", &ingress);
+    let remora = Remora::serve(&[dir.path()], &[]);
+    let cases = [
+        ("shop.example.com", "/", "exact-host"),
+        ("SHOP.example.com:8080", "/x", "exact-host"),
+        ("shop.example.com", "/api", "exact-path"),
+        ("shop.example.com", "/api/", "exact-host"),
+        ("shop.example.com", "/api/v2", "long-prefix"),
+        ("shop.example.com", "/api/v2/users?id=1", "long-prefix"),
+        ("shop.example.com", "/api/v2x", "exact-host"),
+        ("blog.example.com", "/", "wildcard"),
+        ("a.b.example.com", "/app", "any-host"),
+        ("example.com", "/app/x", "any-host"),
+        ("example.com", "/application", "default"),
+        ("10.1.2.3", "/", "default"),
+    ];
+    for (host, path, want) in cases {
+        let r = get(&remora.url(path), &[("host", host)]).await;
+        assert_eq!(r.body, format!("Hello \"{want}-0\"!"), "{host}{path}");
+    }
+}
