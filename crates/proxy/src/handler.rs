@@ -18,10 +18,27 @@ use std::time::SystemTime;
 
 pub type Body = Either<Incoming, Full<Bytes>>;
 
+/// What the request path needs to know about the client connection, computed once per connection.
+pub struct Connection {
+    /// The client's IP, as `X-Forwarded-For` / `X-Real-IP` value.
+    client_ip: HeaderValue,
+    /// The port the client connected to, as `X-Forwarded-Port` value.
+    local_port: HeaderValue,
+}
+
+impl Connection {
+    pub fn new(remote: SocketAddr, local_port: HeaderValue) -> Self {
+        Self {
+            client_ip: HeaderValue::from_str(&remote.ip().to_string())
+                .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+            local_port,
+        }
+    }
+}
+
 pub async fn handle(
     shared: Arc<Shared>,
-    remote: SocketAddr,
-    local_port: HeaderValue,
+    conn: Arc<Connection>,
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     // 1. Route: one load of the current table; everything needed later is cloned out of it so
@@ -93,7 +110,12 @@ pub async fn handle(
     *req.version_mut() = Version::HTTP_11;
     let headers = req.headers_mut();
     headers::strip_hop_by_hop(headers);
-    headers::set_forwarded(headers, remote, host_value.as_ref(), &local_port);
+    headers::set_forwarded(
+        headers,
+        &conn.client_ip,
+        host_value.as_ref(),
+        &conn.local_port,
+    );
     if let Some(h) = host_value {
         headers.insert(header::HOST, h);
     }

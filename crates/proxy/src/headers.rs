@@ -1,7 +1,6 @@
 //! Header rewriting between client and upstream: hop-by-hop removal and the X-Forwarded family.
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use std::net::SocketAddr;
 
 /// Hop-by-hop headers (RFC 9110 7.6.1) that are never forwarded, besides those named in
 /// `Connection`.
@@ -46,14 +45,12 @@ static X_FORWARDED_SCHEME: HeaderName = HeaderName::from_static("x-forwarded-sch
 /// `use-forwarded-headers`).
 pub fn set_forwarded(
     headers: &mut HeaderMap,
-    client: SocketAddr,
+    client_ip: &HeaderValue,
     host: Option<&HeaderValue>,
     port: &HeaderValue,
 ) {
-    let ip = HeaderValue::from_str(&client.ip().to_string())
-        .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-    headers.insert(&X_FORWARDED_FOR, ip.clone());
-    headers.insert(&X_REAL_IP, ip);
+    headers.insert(&X_FORWARDED_FOR, client_ip.clone());
+    headers.insert(&X_REAL_IP, client_ip.clone());
     headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     headers.insert(&X_FORWARDED_SCHEME, HeaderValue::from_static("http"));
     match host {
@@ -97,7 +94,7 @@ mod tests {
         let host = HeaderValue::from_static("example.com");
         set_forwarded(
             &mut h,
-            "127.0.0.9:5555".parse().unwrap(),
+            &HeaderValue::from_static("127.0.0.9"),
             Some(&host),
             &HeaderValue::from_static("8080"),
         );

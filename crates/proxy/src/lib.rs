@@ -116,9 +116,10 @@ impl Proxy {
             self.shared.config.header_read_timeout,
             move |remote| {
                 let shared = shared.clone();
-                let port_value = port_value.clone();
+                // Header values that are the same for every request of the connection.
+                let conn = Arc::new(handler::Connection::new(remote, port_value.clone()));
                 hyper::service::service_fn(move |req| {
-                    handler::handle(shared.clone(), remote, port_value.clone(), req)
+                    handler::handle(shared.clone(), conn.clone(), req)
                 })
             },
         )
