@@ -219,9 +219,9 @@ impl<'a> Backends<'a> {
                 }
             }
         }
-        // One entry per identity (a pod listed twice keeps its ready entry), in id order so every
-        // replica builds the same backend.
-        out.sort_by_key(|e| (e.id, !e.ready, e.addr));
+        // One entry per identity (a pod listed twice keeps its most available entry), in id order,
+        // whatever the input order, so every replica builds the same backend.
+        out.sort_by_key(|e| (e.id, !e.ready, !e.serving, e.terminating, e.addr));
         out.dedup_by_key(|e| e.id);
         out
     }

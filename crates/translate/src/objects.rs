@@ -6,26 +6,37 @@
 //! `networking.k8s.io/v1beta1` shape (`serviceName`/`servicePort`, `spec.backend`) are covered by the
 //! same types. Providers (files, kube) produce these; `translate` consumes them.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
+
+/// `null` reads as the default: the API server and `kubectl get -o yaml` write `endpoints: null`
+/// for an EndpointSlice of a Service scaled to zero, and users write `annotations:` with nothing
+/// after it.
+fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
 
 /// Every object translation looks at. Order within each list does not matter.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Objects {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub ingresses: Vec<Ingress>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub services: Vec<Service>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub endpoint_slices: Vec<EndpointSlice>,
     /// Legacy `v1/Endpoints`: used for a Service only when no EndpointSlice names it.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub endpoints: Vec<Endpoints>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub secrets: Vec<Secret>,
     /// Not used by translation. Kept because the demo, standing in for a cluster, turns them into
     /// pods and EndpointSlices.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub deployments: Vec<Deployment>,
 }
 
@@ -47,13 +58,21 @@ impl Objects {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectMeta {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub labels: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub annotations: BTreeMap<String, String>,
     /// RFC 3339; older Ingresses win conflicts, as in ingress-nginx.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -83,11 +102,11 @@ pub enum IntOrString {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Ingress {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub api_version: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub metadata: ObjectMeta,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub spec: IngressSpec,
 }
 
@@ -101,9 +120,9 @@ pub struct IngressSpec {
     /// Legacy (`v1beta1`) name of `defaultBackend`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend: Option<IngressBackend>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub rules: Vec<IngressRule>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub tls: Vec<IngressTls>,
 }
 
@@ -118,7 +137,7 @@ pub struct IngressRule {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct HttpIngressRuleValue {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub paths: Vec<HttpIngressPath>,
 }
 
@@ -129,7 +148,7 @@ pub struct HttpIngressPath {
     pub path: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path_type: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub backend: IngressBackend,
 }
 
@@ -150,7 +169,7 @@ pub struct IngressBackend {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct IngressServiceBackend {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<ServiceBackendPort>,
@@ -167,7 +186,7 @@ pub struct ServiceBackendPort {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IngressTls {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub hosts: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_name: Option<String>,
@@ -175,9 +194,9 @@ pub struct IngressTls {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Service {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub metadata: ObjectMeta,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub spec: ServiceSpec,
 }
 
@@ -186,9 +205,13 @@ pub struct Service {
 pub struct ServiceSpec {
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub type_: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub ports: Vec<ServicePort>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub selector: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_name: Option<String>,
@@ -199,7 +222,7 @@ pub struct ServiceSpec {
 pub struct ServicePort {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub port: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_port: Option<IntOrString>,
@@ -213,22 +236,22 @@ pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointSlice {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub metadata: ObjectMeta,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub address_type: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub endpoints: Vec<SliceEndpoint>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub ports: Vec<EndpointPort>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SliceEndpoint {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub addresses: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub conditions: EndpointConditions,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_ref: Option<ObjectReference>,
@@ -273,27 +296,27 @@ pub struct EndpointPort {
 /// Legacy `v1/Endpoints`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Endpoints {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub metadata: ObjectMeta,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub subsets: Vec<EndpointSubset>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointSubset {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub addresses: Vec<EndpointAddress>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub not_ready_addresses: Vec<EndpointAddress>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub ports: Vec<EndpointPort>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointAddress {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub ip: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_ref: Option<ObjectReference>,
@@ -301,12 +324,16 @@ pub struct EndpointAddress {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Secret {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub metadata: ObjectMeta,
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub type_: Option<String>,
     /// Base64 values, as in the API.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub data: BTreeMap<String, String>,
     #[serde(
         default,
@@ -319,9 +346,9 @@ pub struct Secret {
 /// Just enough of an `apps/v1` Deployment for the demo to start its pods.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Deployment {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub metadata: ObjectMeta,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub spec: DeploymentSpec,
 }
 
@@ -330,29 +357,29 @@ pub struct DeploymentSpec {
     /// Absent means 1, as in the API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub template: PodTemplate,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PodTemplate {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub metadata: ObjectMeta,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub spec: PodSpec,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PodSpec {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub containers: Vec<Container>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Container {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub ports: Vec<ContainerPort>,
 }
 
@@ -361,7 +388,7 @@ pub struct Container {
 pub struct ContainerPort {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub container_port: i64,
 }
 
