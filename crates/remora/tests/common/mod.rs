@@ -3,7 +3,7 @@
 //!
 //! Everything binds port 0 or a port found free at run time, so tests run in parallel.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode};
