@@ -36,8 +36,8 @@ pub struct ProxyConfig {
     pub response_timeout: Duration,
     /// Idle upstream connections are closed after this long.
     pub pool_idle_timeout: Duration,
-    /// Time a client has to send a complete request head.
-    pub header_read_timeout: Duration,
+    /// Client-side limits and the shutdown grace period.
+    pub server: ServerOptions,
 }
 
 impl ProxyConfig {
@@ -47,7 +47,7 @@ impl ProxyConfig {
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(60),
             pool_idle_timeout: Duration::from_secs(60),
-            header_read_timeout: Duration::from_secs(60),
+            server: ServerOptions::default(),
         }
     }
 }
@@ -113,7 +113,7 @@ impl Proxy {
         serve(
             listener,
             shutdown,
-            self.shared.config.header_read_timeout,
+            self.shared.config.server,
             move |remote| {
                 let shared = shared.clone();
                 // Header values that are the same for every request of the connection.
@@ -129,7 +129,11 @@ impl Proxy {
     /// Serve the admin endpoints (`/healthz`, `/readyz`, `/status`, `/snapshot`) until `shutdown`.
     pub async fn serve_admin(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let proxy = self.clone();
-        serve(listener, shutdown, Duration::from_secs(10), move |_| {
+        let options = ServerOptions {
+            header_read_timeout: Duration::from_secs(10),
+            ..self.shared.config.server
+        };
+        serve(listener, shutdown, options, move |_| {
             let proxy = proxy.clone();
             hyper::service::service_fn(move |req| admin::handle(proxy.clone(), req))
         })
@@ -137,13 +141,32 @@ impl Proxy {
     }
 }
 
+/// Settings of an accept loop.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerOptions {
+    /// Time a client has to send a complete request head.
+    pub header_read_timeout: Duration,
+    /// After shutdown is asked for, how long in-flight requests may take to finish.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
 /// Accept loop shared by the proxy and admin listeners (and the demo's pods). Connections are
-/// served by hyper's auto builder (HTTP/1.1, and HTTP/2 with prior knowledge). On shutdown,
-/// accepting stops and open connections are asked to finish their in-flight requests.
+/// served by hyper's auto builder (HTTP/1.1, and HTTP/2 with prior knowledge). When `shutdown`
+/// resolves, accepting stops and the call returns once open connections have finished their
+/// in-flight requests, or the grace period is over.
 pub async fn serve<S, B>(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
-    header_read_timeout: Duration,
+    options: ServerOptions,
     make_service: impl Fn(SocketAddr) -> S,
 ) where
     S: hyper::service::Service<
@@ -161,9 +184,10 @@ pub async fn serve<S, B>(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout);
+        .header_read_timeout(options.header_read_timeout);
     let builder = Arc::new(builder);
     let (stop_tx, stop_rx) = watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
         let (stream, remote) = tokio::select! {
@@ -178,11 +202,13 @@ pub async fn serve<S, B>(
             },
             () = &mut shutdown => break,
         };
+        // Reap finished connections so the set only holds open ones.
+        while connections.try_join_next().is_some() {}
         let _ = stream.set_nodelay(true);
         let service = make_service(remote);
         let builder = builder.clone();
         let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let conn = builder.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);
             tokio::select! {
@@ -198,5 +224,18 @@ pub async fn serve<S, B>(
             }
         });
     }
+    // Stop accepting, let open connections finish their in-flight requests (idle keep-alive
+    // connections close at once), and cut whatever is still running after the grace period.
+    drop(listener);
     let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(options.shutdown_grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            open = connections.len(),
+            "grace period over, closing the connections still open"
+        );
+    }
 }

@@ -108,7 +108,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 // that is already gone.
                 cluster.stop(stopped);
             }
-            () = &mut stop => return Ok(()),
+            () = &mut stop => {
+                running.drained().await;
+                return Ok(());
+            }
         }
     }
 }

@@ -52,6 +52,17 @@ pub struct Running {
     pub proxy: Proxy,
     pub http: SocketAddr,
     pub admin: SocketAddr,
+    servers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Wait for the servers to finish after shutdown (in-flight requests complete, bounded by the
+    /// grace period).
+    pub async fn drained(self) {
+        for s in self.servers {
+            let _ = s.await;
+        }
+    }
 }
 
 /// Bind both listeners and start serving (with an empty table until the first publish).
@@ -68,17 +79,19 @@ pub async fn start(
     let admin = TcpListener::bind(common.admin)
         .await
         .with_context(|| format!("cannot listen on {} (--admin)", common.admin))?;
-    let running = Running {
-        proxy: proxy.clone(),
-        http: http.local_addr()?,
-        admin: admin.local_addr()?,
-    };
+    let (http_addr, admin_addr) = (http.local_addr()?, admin.local_addr()?);
     let p = proxy.clone();
     let stop = shutdown.clone();
-    tokio::spawn(async move { p.serve_http(http, stop.wait()).await });
+    let http_task = tokio::spawn(async move { p.serve_http(http, stop.wait()).await });
+    let p = proxy.clone();
     let stop = shutdown.clone();
-    tokio::spawn(async move { proxy.serve_admin(admin, stop.wait()).await });
-    Ok(running)
+    let admin_task = tokio::spawn(async move { p.serve_admin(admin, stop.wait()).await });
+    Ok(Running {
+        proxy,
+        http: http_addr,
+        admin: admin_addr,
+        servers: vec![http_task, admin_task],
+    })
 }
 
 pub fn options(common: &Common) -> translate::Options {
@@ -125,7 +138,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     pipeline.apply(&reload.objects);
                 }
             }
-            () = &mut stop => return Ok(()),
+            () = &mut stop => {
+                running.drained().await;
+                return Ok(());
+            }
         }
     }
 }

@@ -44,7 +44,7 @@ pub async fn serve(listener: TcpListener, name: String, shutdown: impl Future<Ou
     proxy::serve(
         listener,
         shutdown,
-        std::time::Duration::from_secs(10),
+        proxy::ServerOptions::default(),
         move |_| {
             let body = body.clone();
             let name = name.clone();

@@ -183,3 +183,22 @@ spec:
         assert_eq!(r.body, format!("Hello \"{want}-0\"!"), "{host}{path}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_in_flight_requests_finish() {
+    let (_pods, dir) = one_service("app-7b8c9d-s").await;
+    let mut remora = Remora::serve(&[dir.path()], &[]);
+    let url = remora.url("/slow");
+    let in_flight = tokio::spawn(async move { get(&url, &[]).await });
+    // The request is in flight once the pod has seen it.
+    let started = std::time::Instant::now();
+    while _pods[0].hits.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        tokio::task::yield_now().await;
+    }
+    remora.terminate();
+    let r = in_flight.await.unwrap();
+    assert_eq!(r.status, 200, "the in-flight request completed");
+    let code = tokio::task::block_in_place(|| remora.wait_exit(std::time::Duration::from_secs(10)));
+    assert_eq!(code, Some(0));
+}

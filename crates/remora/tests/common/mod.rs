@@ -76,6 +76,10 @@ async fn start_pod(listener: TcpListener, name: String) -> Pod {
                                 }
                                 Bytes::from(s)
                             }
+                            "/slow" => {
+                                tokio::time::sleep(Duration::from_millis(500)).await;
+                                Bytes::from(format!("Hello \"{name}\"!"))
+                            }
                             "/echo-body" => {
                                 let n = req
                                     .into_body()
@@ -231,6 +235,27 @@ pub fn binary() -> &'static str {
 }
 
 impl Remora {
+    /// Send SIGTERM, as Kubernetes does when it stops a pod.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Wait (bounded) for the process to exit; returns its exit code.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let started = Instant::now();
+        while started.elapsed() < within {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("remora did not exit within {within:?}");
+    }
+
     /// `remora serve --manifests <each path> <extra...>` on port 0, waiting for its ready line.
     pub fn serve(manifests: &[&Path], extra: &[&str]) -> Remora {
         let mut args: Vec<String> = vec!["serve".into()];
