@@ -74,10 +74,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     publish(&mut pipeline, &cluster, &objects);
     cluster.stop(stopped);
     print_banner(&args, &running, &cluster, &objects);
-    println!(
-        "remora: serving http on {} (admin on {})",
-        running.http, running.admin
-    );
+    running.announce();
 
     let stop = shutdown.clone().wait();
     tokio::pin!(stop);

@@ -56,6 +56,15 @@ pub struct Running {
 }
 
 impl Running {
+    /// Print the line tests and scripts wait for: everything is bound and a configuration is
+    /// served.
+    pub fn announce(&self) {
+        println!(
+            "remora: serving http on {} (admin on {})",
+            self.http, self.admin
+        );
+    }
+
     /// Wait for the servers to finish after shutdown (in-flight requests complete, bounded by the
     /// grace period).
     pub async fn drained(self) {
@@ -117,11 +126,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let running = start(args.listen_http, &args.common, &shutdown).await?;
     let mut pipeline = Pipeline::new(running.proxy.clone(), options(&args.common));
     pipeline.apply(&first.objects);
-    // The line tests and scripts wait for: everything is bound and a configuration is served.
-    println!(
-        "remora: serving http on {} (admin on {})",
-        running.http, running.admin
-    );
+    running.announce();
     let stop = shutdown.clone().wait();
     tokio::pin!(stop);
     loop {
