@@ -20,6 +20,9 @@ pub struct StickyPick {
     pub new_cookie: Option<String>,
 }
 
+/// Keys drawn for a balanced session before falling back on pinning the endpoint itself.
+const KEY_DRAWS: usize = 32;
+
 /// Selection state for one backend.
 #[derive(Debug)]
 pub struct BackendBalancer {
@@ -62,8 +65,14 @@ impl BackendBalancer {
 
     /// A pick for a request without affinity: round robin over ready endpoints.
     pub fn pick(&self) -> Option<usize> {
-        self.round_robin
-            .select(0, &|i| self.endpoints[i].accepts_new())
+        self.pick_excluding(&[])
+    }
+
+    /// Same, avoiding the endpoints a failed request already tried.
+    pub fn pick_excluding(&self, tried: &[usize]) -> Option<usize> {
+        self.round_robin.select(0, &|i| {
+            self.endpoints[i].accepts_new() && !tried.contains(&i)
+        })
     }
 
     /// A pick for a request of a route with cookie affinity. `cookies` are the values of every
@@ -85,18 +94,53 @@ impl BackendBalancer {
                 }
             }
         }
-        let (endpoint, pin) = match mode {
-            AffinityMode::Persistent => {
-                let i = self.pick()?;
-                (i, Pin::Endpoint(self.endpoints[i].id))
+        self.place(key, mode, now, &[])
+    }
+
+    /// Place a session anew, avoiding the endpoints a failed request already tried: failover. The
+    /// new cookie names the new endpoint, so the session re-pins once instead of failing over on
+    /// every request.
+    pub fn repick_sticky(
+        &self,
+        key: &CookieKey,
+        mode: AffinityMode,
+        now: u32,
+        tried: &[usize],
+    ) -> Option<StickyPick> {
+        self.place(key, mode, now, tried)
+    }
+
+    fn place(
+        &self,
+        key: &CookieKey,
+        mode: AffinityMode,
+        now: u32,
+        tried: &[usize],
+    ) -> Option<StickyPick> {
+        let allowed = |i: usize| self.endpoints[i].accepts_new() && !tried.contains(&i);
+        let (endpoint, pin) = match (mode, &self.ring) {
+            (AffinityMode::Balanced, Some(ring)) => {
+                // The key must lead to its endpoint on every later request too, where `pinned`
+                // walks the ring over all serving endpoints. So rather than walking past an
+                // endpoint that may not take this session (draining, or just failed), draw keys
+                // until one lands on an endpoint that may: a few draws at most while most
+                // endpoints are allowed. If none does, pin the endpoint itself.
+                let drawn = (0..KEY_DRAWS).find_map(|_| {
+                    let k = random_u64();
+                    let i = ring.select(k, &|i| self.endpoints[i].accepts_pinned())?;
+                    allowed(i).then_some((i, Pin::Key(k)))
+                });
+                match drawn {
+                    Some(d) => d,
+                    None => {
+                        let i = self.round_robin.select(0, &allowed)?;
+                        (i, Pin::Endpoint(self.endpoints[i].id))
+                    }
+                }
             }
-            AffinityMode::Balanced => {
-                let session_key = random_u64();
-                let i = match &self.ring {
-                    Some(ring) => ring.select(session_key, &|i| self.endpoints[i].accepts_new()),
-                    None => self.pick(),
-                }?;
-                (i, Pin::Key(session_key))
+            _ => {
+                let i = self.round_robin.select(0, &allowed)?;
+                (i, Pin::Endpoint(self.endpoints[i].id))
             }
         };
         let value = key.encode(self.tag, &Session { pin, issued: now });
@@ -303,6 +347,53 @@ mod tests {
             .unwrap();
         assert_eq!(p.endpoint, 1);
         assert!(p.new_cookie.is_some());
+    }
+
+    /// A new balanced session never lands on a draining endpoint, not even on its later requests.
+    #[test]
+    fn balanced_new_sessions_avoid_draining_endpoints_for_good() {
+        let b = BackendBalancer::new(
+            &backend(vec![
+                endpoint(0, false, true, true),
+                endpoint(1, true, true, false),
+                endpoint(2, true, true, false),
+            ]),
+            true,
+            0,
+        );
+        for _ in 0..300 {
+            let p = first_pick(&b, AffinityMode::Balanced);
+            assert_ne!(p.endpoint, 0);
+            let c = p.new_cookie.unwrap();
+            let again = b
+                .pick_sticky(
+                    &key(),
+                    AffinityMode::Balanced,
+                    std::iter::once(c.as_str()),
+                    1,
+                )
+                .unwrap();
+            assert_eq!((again.endpoint, again.new_cookie), (p.endpoint, None));
+        }
+    }
+
+    /// Failover: a re-pick avoids the endpoints tried, and its cookie keeps leading there.
+    #[test]
+    fn repick_avoids_tried_endpoints_and_sticks() {
+        for mode in [AffinityMode::Persistent, AffinityMode::Balanced] {
+            let b = BackendBalancer::new(&backend(ready(3)), true, 0);
+            for _ in 0..50 {
+                let p = b.repick_sticky(&key(), mode, 1, &[0, 2]).unwrap();
+                assert_eq!(p.endpoint, 1);
+                let c = p.new_cookie.unwrap();
+                let again = b
+                    .pick_sticky(&key(), mode, std::iter::once(c.as_str()), 1)
+                    .unwrap();
+                assert_eq!((again.endpoint, again.new_cookie), (1, None));
+            }
+            assert_eq!(b.repick_sticky(&key(), mode, 1, &[0, 1, 2]), None);
+            assert_eq!(b.pick_excluding(&[0, 1]), Some(2));
+        }
     }
 
     #[test]
