@@ -385,6 +385,7 @@ mod tests {
             expires,
             max_age,
             path: "/".into(),
+            change_on_failure: true,
         }
     }
 

@@ -29,4 +29,7 @@ pub struct Affinity {
     pub max_age: Option<u64>,
     /// Cookie `Path`: the annotation, else the route's own path, as ingress-nginx does.
     pub path: String,
+    /// When the pinned endpoint fails and the request goes elsewhere, re-pin the session there with
+    /// a new cookie. On unless `session-cookie-change-on-failure: "false"` is set explicitly.
+    pub change_on_failure: bool,
 }

@@ -1,15 +1,20 @@
 //! The request path, top to bottom: find the route (one table load), pick the endpoint (sticky
-//! layer over the backend's algorithm), forward, set the cookie on the way back.
+//! layer over the backend's algorithm), forward (failing over to another endpoint when the chosen
+//! one cannot be reached), set the cookie on the way back.
 
+use crate::body::UpstreamBody;
 use crate::headers;
+use crate::table::BackendRuntime;
 use crate::Shared;
 use balance::cookie;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
+use http::request::Parts;
 use http::uri::{PathAndQuery, Scheme};
-use http::{Request, Response, StatusCode, Uri, Version};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
+use model::Affinity;
 use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -17,6 +22,9 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 pub type Body = Either<Incoming, Full<Bytes>>;
+
+/// Endpoints tried for one request at most (ingress-nginx `proxy-next-upstream-tries`).
+const MAX_TRIES: usize = 3;
 
 /// What the request path needs to know about the client connection, computed once per connection.
 pub struct Connection {
@@ -39,106 +47,211 @@ impl Connection {
 pub async fn handle(
     shared: Arc<Shared>,
     conn: Arc<Connection>,
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
-    // 1. Route: one load of the current table; everything needed later is cloned out of it so
-    //    that no guard is held across the upstream await.
-    let (authority, set_cookie) = {
-        let table = shared.table.load();
+    // 1. Route: one load of the current table, kept for the whole request.
+    let table = shared.table.load_full();
+    let target = {
         let host = request_host(&req);
-        let Some(target) = table.route(&host, req.uri().path()) else {
-            return Ok(status(StatusCode::NOT_FOUND));
-        };
-        let Some(backend) = target
-            .backend
-            .and_then(|b| table.backends.get(b.0 as usize))
-        else {
-            return Ok(status(StatusCode::SERVICE_UNAVAILABLE));
-        };
-        // 2. Pick: sticky when the route has affinity, round robin otherwise.
-        let (endpoint, set_cookie) = match &target.affinity {
-            Some(affinity) => {
-                let now = SystemTime::now();
-                let cookies = cookie::find(
-                    req.headers()
-                        .get_all(header::COOKIE)
-                        .iter()
-                        .map(HeaderValue::as_bytes),
-                    &affinity.cookie_name,
-                );
-                let pick = backend.balancer.pick_sticky(
-                    &shared.config.cookie_key,
-                    affinity.mode,
-                    cookies,
-                    cookie::now_secs(now),
-                );
-                let Some(pick) = pick else {
-                    return Ok(status(StatusCode::SERVICE_UNAVAILABLE));
-                };
-                let set = pick
-                    .new_cookie
-                    .map(|v| cookie::set_cookie(affinity, &v, now));
-                (pick.endpoint, set)
-            }
-            None => match backend.balancer.pick() {
-                Some(i) => (i, None),
+        table.route(&host, req.uri().path())
+    };
+    let Some(target) = target else {
+        return Ok(status(StatusCode::NOT_FOUND));
+    };
+    let Some(backend) = target
+        .backend
+        .and_then(|b| table.backends.get(b.0 as usize))
+    else {
+        return Ok(status(StatusCode::SERVICE_UNAVAILABLE));
+    };
+    let affinity = target.affinity.as_deref();
+
+    // 2. Pick: sticky when the route has affinity, round robin otherwise.
+    let now = SystemTime::now();
+    let (mut endpoint, mut set_cookie) = match affinity {
+        Some(a) => {
+            let cookies = cookie::find(
+                req.headers()
+                    .get_all(header::COOKIE)
+                    .iter()
+                    .map(HeaderValue::as_bytes),
+                &a.cookie_name,
+            );
+            let pick = backend.balancer.pick_sticky(
+                &shared.config.cookie_key,
+                a.mode,
+                cookies,
+                cookie::now_secs(now),
+            );
+            match pick {
+                Some(p) => (p.endpoint, p.new_cookie),
                 None => return Ok(status(StatusCode::SERVICE_UNAVAILABLE)),
-            },
-        };
-        let Some(authority) = backend.authorities.get(endpoint) else {
-            return Ok(status(StatusCode::SERVICE_UNAVAILABLE));
-        };
-        (authority.clone(), set_cookie)
+            }
+        }
+        None => match backend.balancer.pick() {
+            Some(i) => (i, None),
+            None => return Ok(status(StatusCode::SERVICE_UNAVAILABLE)),
+        },
     };
 
     // 3. Forward: same method, path, query and body; Host kept; hop-by-hop headers dropped.
-    let host_value = req.headers().get(header::HOST).cloned().or_else(|| {
-        req.uri()
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    });
-    let mut parts = req.uri().clone().into_parts();
-    parts.scheme = Some(Scheme::HTTP);
-    parts.authority = Some(authority);
-    if parts.path_and_query.is_none() {
-        parts.path_and_query = Some(PathAndQuery::from_static("/"));
-    }
-    let Ok(uri) = Uri::from_parts(parts) else {
-        return Ok(status(StatusCode::BAD_REQUEST));
-    };
-    *req.uri_mut() = uri;
-    *req.version_mut() = Version::HTTP_11;
-    let headers = req.headers_mut();
-    headers::strip_hop_by_hop(headers);
-    headers::set_forwarded(
-        headers,
-        &conn.client_ip,
-        host_value.as_ref(),
-        &conn.local_port,
-    );
-    if let Some(h) = host_value {
-        headers.insert(header::HOST, h);
-    }
-
-    let response =
-        tokio::time::timeout(shared.config.response_timeout, shared.client.request(req)).await;
-    let mut response = match response {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, upstream_error = ?std::error::Error::source(&e), "upstream request failed");
-            return Ok(status(StatusCode::BAD_GATEWAY));
+    let (mut parts, body) = req.into_parts();
+    prepare(&mut parts, &conn);
+    let idempotent = is_idempotent(&parts.method);
+    let (body, slot) = UpstreamBody::new(body);
+    let mut body = Some(body);
+    let mut tried = [usize::MAX; MAX_TRIES];
+    let mut response = None;
+    for attempt in 0..MAX_TRIES {
+        tried[attempt] = endpoint;
+        let Some(authority) = backend.authorities.get(endpoint) else {
+            break;
+        };
+        let Some(this_body) = body.take() else {
+            break;
+        };
+        let mut upstream = Request::from_parts(clone_parts(&parts), this_body);
+        let mut uri = std::mem::take(upstream.uri_mut()).into_parts();
+        uri.scheme = Some(Scheme::HTTP);
+        uri.authority = Some(authority.clone());
+        match Uri::from_parts(uri) {
+            Ok(u) => *upstream.uri_mut() = u,
+            Err(_) => return Ok(status(StatusCode::BAD_REQUEST)),
         }
-        Err(_) => return Ok(status(StatusCode::GATEWAY_TIMEOUT)),
+        let sent = tokio::time::timeout(
+            shared.config.response_timeout,
+            shared.client.request(upstream),
+        )
+        .await;
+        let error = match sent {
+            Ok(Ok(r)) => {
+                response = Some(r);
+                break;
+            }
+            Ok(Err(e)) => e,
+            Err(_) => {
+                tracing::warn!(upstream = %authority, "no response in time");
+                return Ok(status(StatusCode::GATEWAY_TIMEOUT));
+            }
+        };
+        // Failover. A connection that never happened is safe to retry for any method: the body
+        // was not read and comes back through the slot. Other errors (the upstream closed or reset
+        // the connection) are retried only for idempotent requests without a body, as nginx's
+        // `proxy_next_upstream error` does.
+        let retry_body = if error.is_connect() {
+            match &slot {
+                None => Some(UpstreamBody::Empty),
+                Some(slot) => slot
+                    .lock()
+                    .ok()
+                    .and_then(|mut s| s.take())
+                    .map(|b| UpstreamBody::new(b).0),
+            }
+        } else if idempotent && slot.is_none() {
+            Some(UpstreamBody::Empty)
+        } else {
+            None
+        };
+        tracing::warn!(
+            upstream = %authority,
+            error = %error,
+            cause = ?std::error::Error::source(&error),
+            retry = retry_body.is_some(),
+            "upstream request failed"
+        );
+        let Some(retry_body) = retry_body else {
+            break;
+        };
+        let next = repick(&shared, backend, affinity, now, &tried[..=attempt]);
+        let Some((next_endpoint, next_cookie)) = next else {
+            break;
+        };
+        endpoint = next_endpoint;
+        if next_cookie.is_some() {
+            set_cookie = next_cookie;
+        }
+        body = Some(retry_body);
+    }
+    let Some(mut response) = response else {
+        return Ok(status(StatusCode::BAD_GATEWAY));
     };
 
     // 4. Respond: hop-by-hop headers dropped, the session cookie added for new sessions.
     headers::strip_hop_by_hop(response.headers_mut());
-    if let Some(c) = set_cookie {
-        if let Ok(v) = HeaderValue::from_str(&c) {
+    if let (Some(a), Some(value)) = (affinity, set_cookie) {
+        if let Ok(v) = HeaderValue::from_str(&cookie::set_cookie(a, &value, now)) {
             response.headers_mut().append(header::SET_COOKIE, v);
         }
     }
     Ok(response.map(Either::Left))
+}
+
+/// Another endpoint for a request whose endpoint failed, and the cookie that re-pins its session
+/// there (unless the route keeps cookies on failure).
+fn repick(
+    shared: &Shared,
+    backend: &BackendRuntime,
+    affinity: Option<&Affinity>,
+    now: SystemTime,
+    tried: &[usize],
+) -> Option<(usize, Option<String>)> {
+    match affinity {
+        Some(a) => {
+            let p = backend.balancer.repick_sticky(
+                &shared.config.cookie_key,
+                a.mode,
+                cookie::now_secs(now),
+                tried,
+            )?;
+            Some((p.endpoint, p.new_cookie.filter(|_| a.change_on_failure)))
+        }
+        None => backend.balancer.pick_excluding(tried).map(|i| (i, None)),
+    }
+}
+
+/// Rewrite the client's request head for the upstream: HTTP/1.1, origin-form URI, `Host` kept
+/// (taken from `:authority` for HTTP/2 clients), hop-by-hop headers dropped, X-Forwarded-* set.
+fn prepare(parts: &mut Parts, conn: &Connection) {
+    let host = parts.headers.get(header::HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    let path = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    parts.uri = Uri::from(path);
+    parts.version = Version::HTTP_11;
+    headers::strip_hop_by_hop(&mut parts.headers);
+    headers::set_forwarded(
+        &mut parts.headers,
+        &conn.client_ip,
+        host.as_ref(),
+        &conn.local_port,
+    );
+    if let Some(h) = host {
+        parts.headers.insert(header::HOST, h);
+    }
+}
+
+/// The parts of a request head that are sent upstream (extensions stay behind).
+fn clone_parts(p: &Parts) -> Parts {
+    let (mut parts, ()) = Request::new(()).into_parts();
+    parts.method = p.method.clone();
+    parts.uri = p.uri.clone();
+    parts.version = p.version;
+    parts.headers = p.headers.clone();
+    parts
+}
+
+fn is_idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
 }
 
 /// The request's host, lowercase, without port or trailing dot: from the URI (HTTP/2 `:authority`,

@@ -5,6 +5,7 @@
 //! exactly one atomic load of it. The request path itself is [`handler`], readable top to bottom.
 
 mod admin;
+mod body;
 mod handler;
 mod headers;
 mod table;
@@ -60,7 +61,7 @@ pub struct Proxy {
 
 struct Shared {
     table: ArcSwap<Table>,
-    client: Client<HttpConnector, hyper::body::Incoming>,
+    client: Client<HttpConnector, body::UpstreamBody>,
     config: ProxyConfig,
     generation: AtomicU64,
     ready: AtomicBool,

@@ -385,3 +385,85 @@ async fn no_endpoints_missing_service_and_no_route() {
     );
     assert!(diags.contains("has no ready endpoints"), "{diags}");
 }
+
+/// Failover: the pinned pod dies but is still listed (the EndpointSlice has not caught up). The
+/// request goes to another pod, body intact, and the session re-pins there once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_pinned_pod_fails_over_and_the_session_repins_once() {
+    for (mode, change_on_failure) in [
+        ("persistent", None),
+        ("balanced", None),
+        ("persistent", Some("false")),
+    ] {
+        let mut pods = pods("web-6d4f8c7b9-f", 3).await;
+        let refs: Vec<&Pod> = pods.iter().collect();
+        let dir = Dir::new();
+        dir.write("svc.yaml", SERVICE);
+        let mut annotations = vec![("affinity-mode", mode)];
+        if let Some(c) = change_on_failure {
+            annotations.push(("session-cookie-change-on-failure", c));
+        }
+        dir.write("ing.yaml", &ingress("web", "/", "web", &annotations));
+        dir.write(
+            "slice.yaml",
+            &slice_yaml("web", "default", Some("http"), &refs),
+        );
+        let remora = Remora::serve(&[dir.path()], &[]);
+        let mut sessions = pin_sessions(&remora, 12).await;
+        let victim = pods
+            .iter()
+            .position(|p| sessions.iter().any(|(_, b)| b.contains(&p.name)))
+            .unwrap();
+        let victim_name = pods[victim].name.clone();
+        pods[victim].kill();
+        for (s, pod) in sessions.iter_mut() {
+            let was_on_victim = pod.contains(&victim_name);
+            // A POST with a body: connect failures are retried for any method, body intact.
+            let cookie = s
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let r = request(
+                "POST",
+                &remora.url("/echo-body"),
+                &[("cookie", &cookie)],
+                bytes::Bytes::from(vec![b'x'; 100_000]),
+            )
+            .await;
+            assert_eq!(
+                (r.status.as_u16(), r.body.as_str()),
+                (200, "100000"),
+                "{mode}"
+            );
+            let r = s.get(&remora.url("/")).await;
+            assert_eq!(r.status, 200, "{mode}: no request fails");
+            assert!(!r.body.contains(&victim_name));
+            if !was_on_victim {
+                assert_eq!(&r.body, pod, "{mode}: sessions elsewhere do not move");
+                continue;
+            }
+            match change_on_failure {
+                None => {
+                    // The POST's fresh cookie was not kept by this client, so the GET fails over
+                    // too and re-pins the session; from then on it sticks.
+                    assert!(
+                        r.cookie().is_some(),
+                        "{mode}: a fresh cookie re-pins the session"
+                    );
+                    let again = s.get(&remora.url("/")).await;
+                    assert_eq!(
+                        (again.cookie(), &again.body),
+                        (None, &r.body),
+                        "{mode}: re-pinned once"
+                    );
+                }
+                Some(_) => assert!(
+                    r.cookie().is_none(),
+                    "change-on-failure false keeps the cookie"
+                ),
+            }
+        }
+    }
+}

@@ -181,6 +181,7 @@ impl Cx<'_, '_> {
                     expires: a.expires,
                     max_age: a.max_age,
                     path: a.path.clone().unwrap_or_else(|| route_path.to_owned()),
+                    change_on_failure: a.change_on_failure,
                 })
             }),
             ingress: self.object.clone(),

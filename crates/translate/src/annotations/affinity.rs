@@ -15,6 +15,7 @@ pub struct AffinitySpec {
     pub expires: Option<u64>,
     pub max_age: Option<u64>,
     pub path: Option<String>,
+    pub change_on_failure: bool,
 }
 
 /// ingress-nginx accepts cookie names matching `^[/\-._~a-zA-Z0-9:]*$`.
@@ -90,6 +91,9 @@ pub fn parse(r: &mut Reader<'_>) -> Option<AffinitySpec> {
             None
         }
     };
+    // ingress-nginx defaults to false and then retries the dead pod (#4035); Remora re-pins unless
+    // told explicitly to keep the cookie.
+    let change_on_failure = r.bool("session-cookie-change-on-failure").unwrap_or(true);
     if r.get("session-cookie-hash").is_some() {
         r.info(
             "session-cookie-hash",
@@ -104,6 +108,7 @@ pub fn parse(r: &mut Reader<'_>) -> Option<AffinitySpec> {
             expires,
             max_age,
             path,
+            change_on_failure,
         }),
         Some(other) => {
             r.warn(
