@@ -386,6 +386,7 @@ mod tests {
             max_age,
             path: "/".into(),
             change_on_failure: true,
+            balance_factor: None,
         }
     }
 

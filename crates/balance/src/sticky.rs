@@ -6,8 +6,9 @@
 
 use crate::algorithm::{ConsistentHash, RoundRobin, Selection};
 use crate::cookie::{self, CookieKey, Pin, Session};
-use model::{AffinityMode, Backend, Endpoint};
+use model::{Affinity, AffinityMode, Backend, Endpoint};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The outcome of a sticky pick.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,13 +33,22 @@ pub struct BackendBalancer {
     round_robin: RoundRobin,
     /// Only built when a route to this backend uses balanced affinity.
     ring: Option<ConsistentHash>,
+    /// Sessions placed on each endpoint, halved by [`BackendBalancer::decay`]: the load that
+    /// bounded placement compares against its mean.
+    loads: Box<[AtomicU32]>,
     tag: u64,
 }
 
 impl BackendBalancer {
     /// `with_ring`: build the consistent-hash ring for balanced affinity. `rr_start` offsets round
-    /// robin so that reloads do not all restart on the first endpoint.
-    pub fn new(backend: &Backend, with_ring: bool, rr_start: usize) -> Self {
+    /// robin so that reloads do not all restart on the first endpoint. `previous`: the balancer of
+    /// the same backend in the previous snapshot, whose endpoint loads carry over.
+    pub fn new(
+        backend: &Backend,
+        with_ring: bool,
+        rr_start: usize,
+        previous: Option<&BackendBalancer>,
+    ) -> Self {
         let endpoints = backend.endpoints.clone();
         let by_id = endpoints
             .iter()
@@ -50,13 +60,37 @@ impl BackendBalancer {
             let ids: Vec<u64> = endpoints.iter().map(|e| e.id.0).collect();
             ConsistentHash::new(&ids)
         });
+        let loads = endpoints
+            .iter()
+            .map(|e| {
+                let carried = previous
+                    .and_then(|p| Some(p.loads[*p.by_id.get(&e.id.0)?].load(Ordering::Relaxed)));
+                AtomicU32::new(carried.unwrap_or(0))
+            })
+            .collect();
         Self {
             round_robin: RoundRobin::new(endpoints.len(), rr_start),
             endpoints,
             by_id,
             ring,
+            loads,
             tag: cookie::backend_tag(&backend.name),
         }
+    }
+
+    /// Halve every endpoint's load, so that it reflects recent placements (called periodically).
+    pub fn decay(&self) {
+        for l in self.loads.iter() {
+            let _ = l.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v / 2));
+        }
+    }
+
+    /// Sessions placed on each endpoint (decayed), in endpoint order.
+    pub fn loads(&self) -> Vec<u32> {
+        self.loads
+            .iter()
+            .map(|l| l.load(Ordering::Relaxed))
+            .collect()
     }
 
     pub fn endpoints(&self) -> &[Endpoint] {
@@ -80,7 +114,7 @@ impl BackendBalancer {
     pub fn pick_sticky<'c>(
         &self,
         key: &CookieKey,
-        mode: AffinityMode,
+        affinity: &Affinity,
         cookies: impl Iterator<Item = &'c str>,
         now: u32,
     ) -> Option<StickyPick> {
@@ -94,7 +128,7 @@ impl BackendBalancer {
                 }
             }
         }
-        self.place(key, mode, now, &[])
+        self.place(key, affinity, now, &[])
     }
 
     /// Place a session anew, avoiding the endpoints a failed request already tried: failover. The
@@ -103,28 +137,49 @@ impl BackendBalancer {
     pub fn repick_sticky(
         &self,
         key: &CookieKey,
-        mode: AffinityMode,
+        affinity: &Affinity,
         now: u32,
         tried: &[usize],
     ) -> Option<StickyPick> {
-        self.place(key, mode, now, tried)
+        self.place(key, affinity, now, tried)
+    }
+
+    /// The highest load a new balanced session may join: `factor` times the mean load of the
+    /// endpoints that may take it (counting the session being placed), at least 1.
+    fn load_bound(&self, factor: u32, eligible: &dyn Fn(usize) -> bool) -> u64 {
+        let (mut total, mut n) = (1u64, 0u64);
+        for (i, l) in self.loads.iter().enumerate() {
+            if eligible(i) {
+                total += u64::from(l.load(Ordering::Relaxed));
+                n += 1;
+            }
+        }
+        (total * u64::from(factor)).div_ceil(n.max(1) * 100).max(1)
     }
 
     fn place(
         &self,
         key: &CookieKey,
-        mode: AffinityMode,
+        affinity: &Affinity,
         now: u32,
         tried: &[usize],
     ) -> Option<StickyPick> {
-        let allowed = |i: usize| self.endpoints[i].accepts_new() && !tried.contains(&i);
-        let (endpoint, pin) = match (mode, &self.ring) {
+        let eligible = |i: usize| self.endpoints[i].accepts_new() && !tried.contains(&i);
+        let bound = match (affinity.mode, affinity.balance_factor) {
+            (AffinityMode::Balanced, Some(f)) => self.load_bound(f, &eligible),
+            _ => u64::MAX,
+        };
+        let allowed =
+            |i: usize| eligible(i) && u64::from(self.loads[i].load(Ordering::Relaxed)) < bound;
+        let (endpoint, pin) = match (affinity.mode, &self.ring) {
             (AffinityMode::Balanced, Some(ring)) => {
                 // The key must lead to its endpoint on every later request too, where `pinned`
                 // walks the ring over all serving endpoints. So rather than walking past an
                 // endpoint that may not take this session (draining, or just failed), draw keys
                 // until one lands on an endpoint that may: a few draws at most while most
                 // endpoints are allowed. If none does, pin the endpoint itself.
+                // With a load bound, the same draws also skip endpoints at the bound: consistent
+                // hashing with bounded loads, keeping every key's mapping a plain ring lookup.
                 let drawn = (0..KEY_DRAWS).find_map(|_| {
                     let k = random_u64();
                     let i = ring.select(k, &|i| self.endpoints[i].accepts_pinned())?;
@@ -133,7 +188,10 @@ impl BackendBalancer {
                 match drawn {
                     Some(d) => d,
                     None => {
-                        let i = self.round_robin.select(0, &allowed)?;
+                        let i = self
+                            .round_robin
+                            .select(0, &allowed)
+                            .or_else(|| self.round_robin.select(0, &eligible))?;
                         (i, Pin::Endpoint(self.endpoints[i].id))
                     }
                 }
@@ -143,6 +201,7 @@ impl BackendBalancer {
                 (i, Pin::Endpoint(self.endpoints[i].id))
             }
         };
+        self.loads[endpoint].fetch_add(1, Ordering::Relaxed);
         let value = key.encode(self.tag, &Session { pin, issued: now });
         Some(StickyPick {
             endpoint,
@@ -210,20 +269,32 @@ mod tests {
         CookieKey::from_secret(b"k")
     }
 
+    fn aff(mode: AffinityMode) -> Affinity {
+        Affinity {
+            cookie_name: "c".into(),
+            mode,
+            expires: None,
+            max_age: None,
+            path: "/".into(),
+            change_on_failure: true,
+            balance_factor: None,
+        }
+    }
+
     fn first_pick(b: &BackendBalancer, mode: AffinityMode) -> StickyPick {
-        b.pick_sticky(&key(), mode, std::iter::empty(), 100)
+        b.pick_sticky(&key(), &aff(mode), std::iter::empty(), 100)
             .unwrap()
     }
 
     #[test]
     fn new_session_gets_cookie_and_returning_session_sticks() {
         for mode in [AffinityMode::Persistent, AffinityMode::Balanced] {
-            let b = BackendBalancer::new(&backend(ready(5)), true, 0);
+            let b = BackendBalancer::new(&backend(ready(5)), true, 0, None);
             let first = first_pick(&b, mode);
             let cookie = first.new_cookie.clone().unwrap();
             for _ in 0..20 {
                 let again = b
-                    .pick_sticky(&key(), mode, std::iter::once(cookie.as_str()), 200)
+                    .pick_sticky(&key(), &aff(mode), std::iter::once(cookie.as_str()), 200)
                     .unwrap();
                 assert_eq!(again.endpoint, first.endpoint);
                 assert_eq!(again.new_cookie, None);
@@ -233,7 +304,7 @@ mod tests {
 
     #[test]
     fn garbage_and_foreign_cookies_get_a_new_pick() {
-        let b = BackendBalancer::new(&backend(ready(3)), true, 0);
+        let b = BackendBalancer::new(&backend(ready(3)), true, 0, None);
         let other = BackendBalancer::new(
             &Backend {
                 name: "default/other:80".into(),
@@ -241,13 +312,19 @@ mod tests {
             },
             true,
             0,
+            None,
         );
         let foreign = first_pick(&other, AffinityMode::Persistent)
             .new_cookie
             .unwrap();
         for bad in ["", "garbage", &foreign[..20], &foreign] {
             let p = b
-                .pick_sticky(&key(), AffinityMode::Persistent, std::iter::once(bad), 1)
+                .pick_sticky(
+                    &key(),
+                    &aff(AffinityMode::Persistent),
+                    std::iter::once(bad),
+                    1,
+                )
                 .unwrap();
             assert!(p.new_cookie.is_some(), "{bad:?} was honoured");
         }
@@ -255,13 +332,13 @@ mod tests {
 
     #[test]
     fn first_valid_cookie_of_several_wins() {
-        let b = BackendBalancer::new(&backend(ready(3)), false, 0);
+        let b = BackendBalancer::new(&backend(ready(3)), false, 0, None);
         let good = first_pick(&b, AffinityMode::Persistent);
         let cookie = good.new_cookie.unwrap();
         let p = b
             .pick_sticky(
                 &key(),
-                AffinityMode::Persistent,
+                &aff(AffinityMode::Persistent),
                 ["junk", cookie.as_str()].into_iter(),
                 1,
             )
@@ -272,22 +349,32 @@ mod tests {
     /// Persistent sessions survive any scaling as long as their endpoint exists.
     #[test]
     fn persistent_survives_scale_out_and_in() {
-        let five = BackendBalancer::new(&backend(ready(5)), false, 0);
+        let five = BackendBalancer::new(&backend(ready(5)), false, 0, None);
         let sessions: Vec<_> = (0..50)
             .map(|_| first_pick(&five, AffinityMode::Persistent))
             .collect();
-        let eight = BackendBalancer::new(&backend(ready(8)), false, 3);
+        let eight = BackendBalancer::new(&backend(ready(8)), false, 3, None);
         let mut three = ready(5);
         three.truncate(3);
-        let three = BackendBalancer::new(&backend(three), false, 1);
+        let three = BackendBalancer::new(&backend(three), false, 1, None);
         for s in &sessions {
             let c = s.new_cookie.as_deref().unwrap();
             let p = eight
-                .pick_sticky(&key(), AffinityMode::Persistent, std::iter::once(c), 1)
+                .pick_sticky(
+                    &key(),
+                    &aff(AffinityMode::Persistent),
+                    std::iter::once(c),
+                    1,
+                )
                 .unwrap();
             assert_eq!((p.endpoint, p.new_cookie), (s.endpoint, None));
             let p = three
-                .pick_sticky(&key(), AffinityMode::Persistent, std::iter::once(c), 1)
+                .pick_sticky(
+                    &key(),
+                    &aff(AffinityMode::Persistent),
+                    std::iter::once(c),
+                    1,
+                )
                 .unwrap();
             if s.endpoint < 3 {
                 assert_eq!((p.endpoint, p.new_cookie), (s.endpoint, None));
@@ -301,7 +388,7 @@ mod tests {
     /// that do not serve get nothing.
     #[test]
     fn draining_and_not_serving_endpoints() {
-        let b = BackendBalancer::new(&backend(ready(2)), false, 0);
+        let b = BackendBalancer::new(&backend(ready(2)), false, 0, None);
         let on_zero = (0..4)
             .map(|_| first_pick(&b, AffinityMode::Persistent))
             .find(|p| p.endpoint == 0)
@@ -315,11 +402,12 @@ mod tests {
             ]),
             false,
             0,
+            None,
         );
         let p = draining
             .pick_sticky(
                 &key(),
-                AffinityMode::Persistent,
+                &aff(AffinityMode::Persistent),
                 std::iter::once(on_zero.as_str()),
                 1,
             )
@@ -336,11 +424,12 @@ mod tests {
             ]),
             false,
             0,
+            None,
         );
         let p = gone
             .pick_sticky(
                 &key(),
-                AffinityMode::Persistent,
+                &aff(AffinityMode::Persistent),
                 std::iter::once(on_zero.as_str()),
                 1,
             )
@@ -360,6 +449,7 @@ mod tests {
             ]),
             true,
             0,
+            None,
         );
         for _ in 0..300 {
             let p = first_pick(&b, AffinityMode::Balanced);
@@ -368,7 +458,7 @@ mod tests {
             let again = b
                 .pick_sticky(
                     &key(),
-                    AffinityMode::Balanced,
+                    &aff(AffinityMode::Balanced),
                     std::iter::once(c.as_str()),
                     1,
                 )
@@ -381,37 +471,107 @@ mod tests {
     #[test]
     fn repick_avoids_tried_endpoints_and_sticks() {
         for mode in [AffinityMode::Persistent, AffinityMode::Balanced] {
-            let b = BackendBalancer::new(&backend(ready(3)), true, 0);
+            let b = BackendBalancer::new(&backend(ready(3)), true, 0, None);
             for _ in 0..50 {
-                let p = b.repick_sticky(&key(), mode, 1, &[0, 2]).unwrap();
+                let p = b.repick_sticky(&key(), &aff(mode), 1, &[0, 2]).unwrap();
                 assert_eq!(p.endpoint, 1);
                 let c = p.new_cookie.unwrap();
                 let again = b
-                    .pick_sticky(&key(), mode, std::iter::once(c.as_str()), 1)
+                    .pick_sticky(&key(), &aff(mode), std::iter::once(c.as_str()), 1)
                     .unwrap();
                 assert_eq!((again.endpoint, again.new_cookie), (1, None));
             }
-            assert_eq!(b.repick_sticky(&key(), mode, 1, &[0, 1, 2]), None);
+            assert_eq!(b.repick_sticky(&key(), &aff(mode), 1, &[0, 1, 2]), None);
             assert_eq!(b.pick_excluding(&[0, 1]), Some(2));
         }
     }
 
     #[test]
     fn no_ready_endpoints_no_pick() {
-        let b = BackendBalancer::new(&backend(vec![endpoint(0, false, false, false)]), true, 0);
+        let b = BackendBalancer::new(
+            &backend(vec![endpoint(0, false, false, false)]),
+            true,
+            0,
+            None,
+        );
         assert_eq!(b.pick(), None);
         for mode in [AffinityMode::Persistent, AffinityMode::Balanced] {
-            assert_eq!(b.pick_sticky(&key(), mode, std::iter::empty(), 1), None);
+            assert_eq!(
+                b.pick_sticky(&key(), &aff(mode), std::iter::empty(), 1),
+                None
+            );
         }
-        let empty = BackendBalancer::new(&backend(vec![]), true, 0);
+        let empty = BackendBalancer::new(&backend(vec![]), true, 0, None);
         assert_eq!(empty.pick(), None);
+    }
+
+    /// Max/mean sessions per endpoint over 100k new balanced sessions, without and with the load
+    /// bound: ring arcs are not equal, and the bound caps the busiest endpoint.
+    #[test]
+    fn bounded_load_caps_the_busiest_endpoint() {
+        let n = 100_000;
+        for endpoints in [5u64, 50] {
+            for factor in [None, Some(125), Some(105)] {
+                let b = BackendBalancer::new(&backend(ready(endpoints)), true, 0, None);
+                let a = Affinity {
+                    balance_factor: factor,
+                    ..aff(AffinityMode::Balanced)
+                };
+                let mut counts = vec![0u32; endpoints as usize];
+                for _ in 0..n {
+                    let p = b.pick_sticky(&key(), &a, std::iter::empty(), 1).unwrap();
+                    counts[p.endpoint] += 1;
+                }
+                let mean = n as f64 / endpoints as f64;
+                let ratio = *counts.iter().max().unwrap() as f64 / mean;
+                println!(
+                    "100k new balanced sessions, {endpoints} endpoints, bound {}: max/mean = {ratio:.3}",
+                    factor.map_or("none".to_owned(), |f| format!("{:.2}", f as f64 / 100.0))
+                );
+                if let Some(f) = factor {
+                    assert!(ratio <= f as f64 / 100.0 + 0.01, "{factor:?}: {counts:?}");
+                }
+                assert_eq!(b.loads(), counts);
+            }
+        }
+    }
+
+    #[test]
+    fn loads_carry_over_and_decay() {
+        let b = BackendBalancer::new(&backend(ready(3)), true, 0, None);
+        for _ in 0..30 {
+            first_pick(&b, AffinityMode::Balanced);
+        }
+        let before = b.loads();
+        assert_eq!(before.iter().sum::<u32>(), 30);
+        let mut four = ready(4);
+        four.rotate_left(1); // a different order: loads follow ids, not positions
+        let next = BackendBalancer::new(&backend(four), true, 0, Some(&b));
+        let by_id = |bb: &BackendBalancer| {
+            let mut v: Vec<(u64, u32)> = bb
+                .endpoints()
+                .iter()
+                .map(|e| e.id.0)
+                .zip(bb.loads())
+                .collect();
+            v.sort();
+            v
+        };
+        let carried = by_id(&next);
+        assert_eq!(carried.iter().map(|x| x.1).sum::<u32>(), 30);
+        assert_eq!(&carried[..3], &by_id(&b)[..]);
+        next.decay();
+        assert_eq!(
+            next.loads().iter().sum::<u32>(),
+            before.iter().map(|v| v / 2).sum::<u32>()
+        );
     }
 
     /// Balanced sessions: scaling 5 -> 6 moves about 1/6 of them, 6 -> 5 moves back only those.
     #[test]
     fn balanced_moves_few_sessions_on_scaling() {
-        let five = BackendBalancer::new(&backend(ready(5)), true, 0);
-        let six = BackendBalancer::new(&backend(ready(6)), true, 0);
+        let five = BackendBalancer::new(&backend(ready(5)), true, 0, None);
+        let six = BackendBalancer::new(&backend(ready(6)), true, 0, None);
         let n = 3000;
         let sessions: Vec<_> = (0..n)
             .map(|_| first_pick(&five, AffinityMode::Balanced))
@@ -420,7 +580,7 @@ mod tests {
         for s in &sessions {
             let c = s.new_cookie.as_deref().unwrap();
             let p = six
-                .pick_sticky(&key(), AffinityMode::Balanced, std::iter::once(c), 1)
+                .pick_sticky(&key(), &aff(AffinityMode::Balanced), std::iter::once(c), 1)
                 .unwrap();
             assert_eq!(p.new_cookie, None, "a valid balanced cookie is kept");
             if p.endpoint != s.endpoint {
@@ -428,7 +588,7 @@ mod tests {
                 moved += 1;
             }
             let back = five
-                .pick_sticky(&key(), AffinityMode::Balanced, std::iter::once(c), 1)
+                .pick_sticky(&key(), &aff(AffinityMode::Balanced), std::iter::once(c), 1)
                 .unwrap();
             assert_eq!(back.endpoint, s.endpoint);
         }

@@ -32,4 +32,12 @@ pub struct Affinity {
     /// When the pinned endpoint fails and the request goes elsewhere, re-pin the session there with
     /// a new cookie. On unless `session-cookie-change-on-failure: "false"` is set explicitly.
     pub change_on_failure: bool,
+    /// Bounded load for balanced placement, in hundredths: a new session never goes to an endpoint
+    /// already above `factor / 100` times the mean load of the endpoints that may take it.
+    /// `None`: plain consistent hashing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub balance_factor: Option<u32>,
 }
+
+/// The default bound: 1.25 times the mean, as in "consistent hashing with bounded loads".
+pub const DEFAULT_BALANCE_FACTOR: u32 = 125;

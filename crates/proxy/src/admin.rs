@@ -24,6 +24,8 @@ struct Status<'a> {
 struct BackendStatus<'a> {
     name: &'a str,
     endpoints: &'a [model::Endpoint],
+    /// New sessions placed on each endpoint recently (halved every 5 minutes), endpoint order.
+    session_loads: Vec<u32>,
 }
 
 pub async fn handle(proxy: Proxy, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
@@ -48,9 +50,11 @@ pub async fn handle(proxy: Proxy, req: Request<Incoming>) -> Result<Response<Bod
                     .snapshot
                     .backends
                     .iter()
-                    .map(|b| BackendStatus {
+                    .zip(&table.backends)
+                    .map(|(b, rt)| BackendStatus {
                         name: &b.name,
                         endpoints: &b.endpoints,
+                        session_loads: rt.balancer.loads(),
                     })
                     .collect(),
                 diagnostics: &table.diagnostics,

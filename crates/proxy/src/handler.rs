@@ -79,7 +79,7 @@ pub async fn handle(
             );
             let pick = backend.balancer.pick_sticky(
                 &shared.config.cookie_key,
-                a.mode,
+                a,
                 cookies,
                 cookie::now_secs(now),
             );
@@ -199,7 +199,7 @@ fn repick(
         Some(a) => {
             let p = backend.balancer.repick_sticky(
                 &shared.config.cookie_key,
-                a.mode,
+                a,
                 cookie::now_secs(now),
                 tried,
             )?;

@@ -26,6 +26,9 @@ use tokio::sync::watch;
 
 pub use table::Table;
 
+/// Half-life of the per-endpoint session loads used for bounded balanced placement.
+pub const LOAD_HALF_LIFE: Duration = Duration::from_secs(300);
+
 /// Data-path settings.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
@@ -90,7 +93,8 @@ impl Proxy {
     /// Swap in a new snapshot. Requests in flight finish on the table they started with.
     pub fn publish(&self, snapshot: Snapshot, diagnostics: Vec<Diagnostic>) -> u64 {
         let generation = self.shared.generation.fetch_add(1, Ordering::Relaxed) + 1;
-        let table = Table::new(snapshot, diagnostics, generation);
+        let previous = self.shared.table.load();
+        let table = Table::new(snapshot, diagnostics, generation, Some(&previous));
         self.shared.table.store(Arc::new(table));
         self.shared.ready.store(true, Ordering::Release);
         generation
@@ -106,8 +110,28 @@ impl Proxy {
         self.shared.ready.load(Ordering::Acquire)
     }
 
+    /// Halve the session loads that bounded placement compares, every [`LOAD_HALF_LIFE`], so they
+    /// reflect recent sessions. Runs until the proxy is dropped.
+    fn spawn_load_decay(&self) {
+        let shared = Arc::downgrade(&self.shared);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(LOAD_HALF_LIFE);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                for b in &shared.table.load().backends {
+                    b.balancer.decay();
+                }
+            }
+        });
+    }
+
     /// Serve proxied HTTP on `listener` until `shutdown` resolves.
     pub async fn serve_http(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        self.spawn_load_decay();
         let local_port = listener.local_addr().map_or(0, |a| a.port());
         let port_value = http::HeaderValue::from(local_port);
         let shared = self.shared.clone();

@@ -26,10 +26,26 @@ pub struct BackendRuntime {
 
 impl Table {
     pub fn empty() -> Self {
-        Self::new(Snapshot::default(), Vec::new(), 0)
+        Self::new(Snapshot::default(), Vec::new(), 0, None)
     }
 
-    pub fn new(snapshot: Snapshot, diagnostics: Vec<Diagnostic>, generation: u64) -> Self {
+    /// `previous`: the table this one replaces; per-endpoint session loads carry over from it.
+    pub fn new(
+        snapshot: Snapshot,
+        diagnostics: Vec<Diagnostic>,
+        generation: u64,
+        previous: Option<&Table>,
+    ) -> Self {
+        let previous_backends: HashMap<&str, &BackendBalancer> = previous
+            .map(|t| {
+                t.snapshot
+                    .backends
+                    .iter()
+                    .zip(&t.backends)
+                    .map(|(b, rt)| (b.name.as_str(), &rt.balancer))
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut exact = HashMap::new();
         let mut wildcard = HashMap::new();
         let mut any = None;
@@ -62,7 +78,12 @@ impl Table {
             .map(|(b, ring)| {
                 let start = generation as usize % b.endpoints.len().max(1);
                 BackendRuntime {
-                    balancer: BackendBalancer::new(b, ring, start),
+                    balancer: BackendBalancer::new(
+                        b,
+                        ring,
+                        start,
+                        previous_backends.get(b.name.as_str()).copied(),
+                    ),
                     authorities: b.endpoints.iter().map(|e| authority(e.addr)).collect(),
                 }
             })

@@ -39,6 +39,20 @@ pub struct Common {
     /// each other's cookies. Without it, a random key is used for the life of the process.
     #[arg(long, value_name = "FILE")]
     pub cookie_secret_file: Option<PathBuf>,
+    /// Bounded load for balanced affinity: a new session never goes to an endpoint above this
+    /// many times the mean (0 turns the bound off). Per Ingress:
+    /// `remora.dev/session-balance-factor`.
+    #[arg(long, default_value_t = 1.25, value_name = "FACTOR", value_parser = balance_factor)]
+    pub session_balance_factor: f64,
+}
+
+fn balance_factor(s: &str) -> Result<f64, String> {
+    let f: f64 = s.parse().map_err(|_| format!("{s} is not a number"))?;
+    if f == 0.0 || (1.0..=100.0).contains(&f) {
+        Ok(f)
+    } else {
+        Err("expected 0 (off) or a factor from 1 to 100".to_owned())
+    }
 }
 
 impl Args {
@@ -106,6 +120,8 @@ pub async fn start(
 pub fn options(common: &Common) -> translate::Options {
     translate::Options {
         ingress_classes: common.ingress_classes.clone(),
+        session_balance_factor: (common.session_balance_factor >= 1.0)
+            .then(|| (common.session_balance_factor * 100.0).round() as u32),
     }
 }
 

@@ -182,6 +182,7 @@ impl Cx<'_, '_> {
                     max_age: a.max_age,
                     path: a.path.clone().unwrap_or_else(|| route_path.to_owned()),
                     change_on_failure: a.change_on_failure,
+                    balance_factor: a.balance_factor,
                 })
             }),
             ingress: self.object.clone(),

@@ -21,11 +21,23 @@ use model::{Diagnostic, ObjectRef, Severity, Snapshot};
 pub use objects::Objects;
 
 /// Settings that change what translation serves, from the command line.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// When not empty, only Ingresses of these classes are served (`spec.ingressClassName` or the
     /// legacy `kubernetes.io/ingress.class` annotation). When empty, every Ingress is served.
     pub ingress_classes: Vec<String>,
+    /// Bounded-load factor for balanced affinity, in hundredths, unless an Ingress sets
+    /// `remora.dev/session-balance-factor`. `None`: unbounded.
+    pub session_balance_factor: Option<u32>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            ingress_classes: Vec::new(),
+            session_balance_factor: Some(model::DEFAULT_BALANCE_FACTOR),
+        }
+    }
 }
 
 /// What translation produced.
@@ -44,7 +56,7 @@ pub fn translate(objects: &Objects, options: &Options) -> Translation {
     let mut hosts = ingress::HostTable::default();
     for ing in served {
         let object = ObjectRef::new("Ingress", ing.metadata.namespace(), &ing.metadata.name);
-        let ann = annotations::parse(&ing.metadata.annotations, &object, &mut diags);
+        let ann = annotations::parse(&ing.metadata.annotations, &object, options, &mut diags);
         tls::check(ing, &ann, &object, &mut diags);
         ingress::add(ing, &object, &ann, &mut backends, &mut hosts, &mut diags);
     }

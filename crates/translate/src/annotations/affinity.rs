@@ -16,12 +16,35 @@ pub struct AffinitySpec {
     pub max_age: Option<u64>,
     pub path: Option<String>,
     pub change_on_failure: bool,
+    pub balance_factor: Option<u32>,
 }
 
 /// ingress-nginx accepts cookie names matching `^[/\-._~a-zA-Z0-9:]*$`.
 fn valid_cookie_name(name: &str) -> bool {
     name.chars()
         .all(|c| c.is_ascii_alphanumeric() || "/-._~:".contains(c))
+}
+
+/// `remora.dev/session-balance-factor`: a number from 1 to 100 (`1.25`), or `0`/`off` for no
+/// bound. Absent: the `--session-balance-factor` default.
+fn balance_factor(r: &mut Reader<'_>) -> Option<u32> {
+    let default = r.options.session_balance_factor;
+    let Some(v) = r.get_remora("session-balance-factor").map(str::to_owned) else {
+        return default;
+    };
+    if v == "off" || v == "0" {
+        return None;
+    }
+    match v.parse::<f64>() {
+        Ok(f) if (1.0..=100.0).contains(&f) => Some((f * 100.0).round() as u32),
+        _ => {
+            r.warn_full(
+                "remora.dev/session-balance-factor",
+                format!("invalid value \"{v}\": expected a factor from 1 to 100 (e.g. 1.25) or \"off\"; using the default"),
+            );
+            default
+        }
+    }
 }
 
 fn seconds(r: &mut Reader<'_>, name: &'static str) -> Option<u64> {
@@ -94,6 +117,8 @@ pub fn parse(r: &mut Reader<'_>) -> Option<AffinitySpec> {
     // ingress-nginx defaults to false and then retries the dead pod (#4035); Remora re-pins unless
     // told explicitly to keep the cookie.
     let change_on_failure = r.bool("session-cookie-change-on-failure").unwrap_or(true);
+    // Only balanced placement is bounded; persistent placement is round robin, even already.
+    let balance_factor = balance_factor(r).filter(|_| mode == AffinityMode::Balanced);
     if r.get("session-cookie-hash").is_some() {
         r.info(
             "session-cookie-hash",
@@ -109,6 +134,7 @@ pub fn parse(r: &mut Reader<'_>) -> Option<AffinitySpec> {
             max_age,
             path,
             change_on_failure,
+            balance_factor,
         }),
         Some(other) => {
             r.warn(

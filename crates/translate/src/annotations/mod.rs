@@ -13,6 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// The prefix ingress-nginx reads; Remora reads the same so manifests move over unchanged.
 pub const PREFIX: &str = "nginx.ingress.kubernetes.io/";
+/// Remora's own annotations, for what ingress-nginx has no annotation for.
+pub const REMORA_PREFIX: &str = "remora.dev/";
 
 /// Everything the annotations of one Ingress say, already validated.
 #[derive(Debug, Clone, Default)]
@@ -26,11 +28,13 @@ pub struct IngressAnnotations {
 pub fn parse(
     annotations: &BTreeMap<String, String>,
     object: &ObjectRef,
+    options: &crate::Options,
     diags: &mut Diagnostics,
 ) -> IngressAnnotations {
     let mut r = Reader {
         annotations,
         object,
+        options,
         diags,
         used: BTreeSet::new(),
     };
@@ -46,17 +50,27 @@ pub fn parse(
 pub struct Reader<'a> {
     annotations: &'a BTreeMap<String, String>,
     object: &'a ObjectRef,
+    pub options: &'a crate::Options,
     diags: &'a mut Diagnostics,
-    used: BTreeSet<&'static str>,
+    /// Full names of the annotations some family read.
+    used: BTreeSet<String>,
 }
 
 impl Reader<'_> {
     /// The value of `nginx.ingress.kubernetes.io/<name>`, trimmed; marks it as known.
-    pub fn get(&mut self, name: &'static str) -> Option<&str> {
-        self.used.insert(name);
-        self.annotations
-            .get(&format!("{PREFIX}{name}"))
-            .map(|v| v.trim())
+    pub fn get(&mut self, name: &str) -> Option<&str> {
+        self.get_full(format!("{PREFIX}{name}"))
+    }
+
+    /// The value of `remora.dev/<name>`, trimmed; marks it as known.
+    pub fn get_remora(&mut self, name: &str) -> Option<&str> {
+        self.get_full(format!("{REMORA_PREFIX}{name}"))
+    }
+
+    fn get_full(&mut self, full: String) -> Option<&str> {
+        let v = self.annotations.get(&full).map(|v| v.trim());
+        self.used.insert(full);
+        v
     }
 
     /// A boolean as ingress-nginx parses it (`strconv.ParseBool`); invalid values warn and read as
@@ -75,8 +89,13 @@ impl Reader<'_> {
 
     pub fn warn(&mut self, name: &str, message: impl Into<String>) {
         let full = format!("{PREFIX}{name}");
+        self.warn_full(&full, message);
+    }
+
+    /// A warning about an annotation given by its full name.
+    pub fn warn_full(&mut self, full: &str, message: impl Into<String>) {
         self.diags
-            .push(Severity::Warning, self.object, Some(&full), message);
+            .push(Severity::Warning, self.object, Some(full), message);
     }
 
     pub fn info(&mut self, name: &str, message: impl Into<String>) {
@@ -89,8 +108,11 @@ impl Reader<'_> {
         let unknown: Vec<&str> = self
             .annotations
             .keys()
-            .filter_map(|k| k.strip_prefix(PREFIX))
-            .filter(|k| !self.used.contains(k))
+            .filter(|k| !self.used.contains(*k))
+            .filter_map(|k| {
+                k.strip_prefix(PREFIX)
+                    .or_else(|| k.starts_with(REMORA_PREFIX).then_some(k.as_str()))
+            })
             .collect();
         if !unknown.is_empty() {
             self.diags.warn(
