@@ -387,6 +387,7 @@ mod tests {
             path: "/".into(),
             change_on_failure: true,
             balance_factor: None,
+            sliding: false,
         }
     }
 

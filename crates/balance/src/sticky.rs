@@ -123,7 +123,7 @@ impl BackendBalancer {
                 if let Some(endpoint) = self.pinned(session.pin) {
                     return Some(StickyPick {
                         endpoint,
-                        new_cookie: None,
+                        new_cookie: self.slide(key, affinity, session, now),
                     });
                 }
             }
@@ -142,6 +142,21 @@ impl BackendBalancer {
         tried: &[usize],
     ) -> Option<StickyPick> {
         self.place(key, affinity, now, tried)
+    }
+
+    /// Sliding expiry: a fresh cookie with the same pin when less than half the lifetime is left.
+    fn slide(&self, key: &CookieKey, a: &Affinity, session: Session, now: u32) -> Option<String> {
+        let lifetime = a.lifetime().filter(|_| a.sliding)?;
+        let age = u64::from(now.saturating_sub(session.issued));
+        (age > lifetime / 2).then(|| {
+            key.encode(
+                self.tag,
+                &Session {
+                    pin: session.pin,
+                    issued: now,
+                },
+            )
+        })
     }
 
     /// The highest load a new balanced session may join: `factor` times the mean load of the
@@ -278,6 +293,43 @@ mod tests {
             path: "/".into(),
             change_on_failure: true,
             balance_factor: None,
+            sliding: false,
+        }
+    }
+
+    #[test]
+    fn sliding_expiry_reissues_past_half_life_only() {
+        let b = BackendBalancer::new(&backend(ready(3)), true, 0, None);
+        for mode in [AffinityMode::Persistent, AffinityMode::Balanced] {
+            let a = Affinity {
+                max_age: Some(100),
+                sliding: true,
+                ..aff(mode)
+            };
+            let first = b.pick_sticky(&key(), &a, std::iter::empty(), 1000).unwrap();
+            let c = first.new_cookie.unwrap();
+            let young = b
+                .pick_sticky(&key(), &a, std::iter::once(c.as_str()), 1050)
+                .unwrap();
+            assert_eq!((young.endpoint, young.new_cookie), (first.endpoint, None));
+            let old = b
+                .pick_sticky(&key(), &a, std::iter::once(c.as_str()), 1051)
+                .unwrap();
+            assert_eq!(old.endpoint, first.endpoint);
+            let renewed = old.new_cookie.expect("re-issued");
+            let s = key().decode(b.tag, &renewed).unwrap();
+            assert_eq!(
+                (s.pin, s.issued),
+                (key().decode(b.tag, &c).unwrap().pin, 1051)
+            );
+            let not_sliding = Affinity {
+                sliding: false,
+                ..a.clone()
+            };
+            let p = b
+                .pick_sticky(&key(), &not_sliding, std::iter::once(c.as_str()), 5000)
+                .unwrap();
+            assert_eq!(p.new_cookie, None);
         }
     }
 

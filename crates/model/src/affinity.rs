@@ -37,6 +37,18 @@ pub struct Affinity {
     /// `None`: plain consistent hashing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub balance_factor: Option<u32>,
+    /// Sliding expiry (`remora.dev/session-cookie-sliding`): a returning session whose cookie has
+    /// less than half its lifetime left gets it re-issued, same pin, fresh `Expires`/`Max-Age`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub sliding: bool,
+}
+
+impl Affinity {
+    /// How long a cookie lives, in seconds: `Max-Age` when set (browsers prefer it), else
+    /// `Expires`; `None` for a browser-session cookie.
+    pub fn lifetime(&self) -> Option<u64> {
+        self.max_age.or(self.expires)
+    }
 }
 
 /// The default bound: 1.25 times the mean, as in "consistent hashing with bounded loads".

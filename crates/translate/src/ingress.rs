@@ -183,6 +183,7 @@ impl Cx<'_, '_> {
                     path: a.path.clone().unwrap_or_else(|| route_path.to_owned()),
                     change_on_failure: a.change_on_failure,
                     balance_factor: a.balance_factor,
+                    sliding: a.sliding,
                 })
             }),
             ingress: self.object.clone(),

@@ -17,6 +17,7 @@ pub struct AffinitySpec {
     pub path: Option<String>,
     pub change_on_failure: bool,
     pub balance_factor: Option<u32>,
+    pub sliding: bool,
 }
 
 /// ingress-nginx accepts cookie names matching `^[/\-._~a-zA-Z0-9:]*$`.
@@ -119,6 +120,13 @@ pub fn parse(r: &mut Reader<'_>) -> Option<AffinitySpec> {
     let change_on_failure = r.bool("session-cookie-change-on-failure").unwrap_or(true);
     // Only balanced placement is bounded; persistent placement is round robin, even already.
     let balance_factor = balance_factor(r).filter(|_| mode == AffinityMode::Balanced);
+    let sliding = r.bool_remora("session-cookie-sliding").unwrap_or(false);
+    if sliding && expires.is_none() && max_age.is_none() {
+        r.warn_full(
+            "remora.dev/session-cookie-sliding",
+            "has no effect without session-cookie-expires or session-cookie-max-age: the cookie already lasts for the browser session",
+        );
+    }
     if r.get("session-cookie-hash").is_some() {
         r.info(
             "session-cookie-hash",
@@ -135,6 +143,7 @@ pub fn parse(r: &mut Reader<'_>) -> Option<AffinitySpec> {
             path,
             change_on_failure,
             balance_factor,
+            sliding,
         }),
         Some(other) => {
             r.warn(

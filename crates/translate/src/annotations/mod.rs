@@ -75,13 +75,22 @@ impl Reader<'_> {
 
     /// A boolean as ingress-nginx parses it (`strconv.ParseBool`); invalid values warn and read as
     /// absent.
-    pub fn bool(&mut self, name: &'static str) -> Option<bool> {
-        let v = self.get(name)?.to_owned();
+    pub fn bool(&mut self, name: &str) -> Option<bool> {
+        self.bool_full(format!("{PREFIX}{name}"))
+    }
+
+    /// Same for `remora.dev/<name>`.
+    pub fn bool_remora(&mut self, name: &str) -> Option<bool> {
+        self.bool_full(format!("{REMORA_PREFIX}{name}"))
+    }
+
+    fn bool_full(&mut self, full: String) -> Option<bool> {
+        let v = self.get_full(full.clone())?.to_owned();
         match v.as_str() {
             "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
             "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
             _ => {
-                self.warn(name, format!("invalid boolean \"{v}\", ignored"));
+                self.warn_full(&full, format!("invalid boolean \"{v}\", ignored"));
                 None
             }
         }
