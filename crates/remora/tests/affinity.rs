@@ -467,3 +467,46 @@ async fn a_dead_pinned_pod_fails_over_and_the_session_repins_once() {
         }
     }
 }
+
+/// Two Remora replicas given the same --cookie-secret-file honour each other's cookies, in both
+/// modes (balanced placement is deterministic for the same endpoints); a third with another secret
+/// replaces them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_sharing_a_secret_honour_each_others_cookies() {
+    let pods = pods("web-6d4f8c7b9-s", 4).await;
+    let refs: Vec<&Pod> = pods.iter().collect();
+    for mode in ["persistent", "balanced"] {
+        let dir = Dir::new();
+        dir.write("svc.yaml", SERVICE);
+        dir.write(
+            "ing.yaml",
+            &ingress("web", "/", "web", &[("affinity-mode", mode)]),
+        );
+        dir.write(
+            "slice.yaml",
+            &slice_yaml("web", "default", Some("http"), &refs),
+        );
+        let secrets = Dir::new();
+        let shared = secrets.write("shared", "0123456789abcdef-shared-secret\n");
+        let other = secrets.write("other", "another-secret-of-enough-length");
+        let shared = shared.display().to_string();
+        let a = Remora::serve(&[dir.path()], &["--cookie-secret-file", &shared]);
+        let b = Remora::serve(&[dir.path()], &["--cookie-secret-file", &shared]);
+        let c = Remora::serve(
+            &[dir.path()],
+            &["--cookie-secret-file", &other.display().to_string()],
+        );
+        for _ in 0..10 {
+            let first = get(&a.url("/"), &[]).await;
+            let (name, value) = first.cookie().unwrap();
+            let cookie = format!("{name}={value}");
+            let on_b = get(&b.url("/"), &[("cookie", &cookie)]).await;
+            assert_eq!((on_b.cookie(), &on_b.body), (None, &first.body), "{mode}");
+            let on_c = get(&c.url("/"), &[("cookie", &cookie)]).await;
+            assert!(
+                on_c.cookie().is_some(),
+                "{mode}: another key's cookie is replaced"
+            );
+        }
+    }
+}
