@@ -2,6 +2,8 @@
 //! Bounded: a fixed number of sessions, each stopping when the scenario ends (at most ~30 s).
 //! The figures are printed (`cargo test -p remora --test faults -- --nocapture`).
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 use common::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
