@@ -17,7 +17,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use model::{Affinity, EndpointId};
+use model::{Affinity, EndpointId, SameSite};
 use std::fmt::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -185,10 +185,25 @@ pub fn find<'a>(
         })
 }
 
-/// Render the `Set-Cookie` value the way ingress-nginx (lua-resty-cookie) does:
-/// `NAME=VALUE; Expires=Thu, 26-Nov-26 06:35:19 GMT; Max-Age=N; Path=/; HttpOnly`.
-pub fn set_cookie(affinity: &Affinity, value: &str, now: SystemTime) -> String {
-    let mut s = String::with_capacity(96 + affinity.cookie_name.len() + affinity.path.len());
+/// What of the request the `Set-Cookie` header depends on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestTraits<'a> {
+    /// The request came over TLS: `Secure` is always set then.
+    pub tls: bool,
+    /// For `session-cookie-conditional-samesite-none`.
+    pub user_agent: Option<&'a [u8]>,
+}
+
+/// Render the `Set-Cookie` value the way ingress-nginx (lua-resty-cookie) does, attributes in its
+/// order: `NAME=VALUE; Expires=Thu, 26-Nov-26 06:35:19 GMT; Max-Age=N; Domain=D; Path=/; Secure;
+/// HttpOnly; SameSite=Lax`.
+pub fn set_cookie(
+    affinity: &Affinity,
+    value: &str,
+    now: SystemTime,
+    req: RequestTraits<'_>,
+) -> String {
+    let mut s = String::with_capacity(128 + affinity.cookie_name.len() + affinity.path.len());
     s.push_str(&affinity.cookie_name);
     s.push('=');
     s.push_str(value);
@@ -200,10 +215,38 @@ pub fn set_cookie(affinity: &Affinity, value: &str, now: SystemTime) -> String {
     if let Some(max_age) = affinity.max_age {
         let _ = write!(s, "; Max-Age={max_age}");
     }
+    if let Some(domain) = &affinity.domain {
+        s.push_str("; Domain=");
+        s.push_str(domain);
+    }
     s.push_str("; Path=");
     s.push_str(&affinity.path);
+    if affinity.secure || req.tls {
+        s.push_str("; Secure");
+    }
     s.push_str("; HttpOnly");
+    if let Some(samesite) = affinity.samesite {
+        let omit = samesite == SameSite::None
+            && affinity.conditional_samesite_none
+            && req.user_agent.is_some_and(samesite_none_incompatible);
+        if !omit {
+            s.push_str("; SameSite=");
+            s.push_str(samesite.as_str());
+        }
+    }
     s
+}
+
+/// The user agents that reject or mishandle `SameSite=None` (Chrome 51-66, iOS 12, Safari on macOS
+/// 10.14), as ingress-nginx's `same_site.lua` lists them.
+pub fn samesite_none_incompatible(user_agent: &[u8]) -> bool {
+    let has = |needle: &[u8]| user_agent.windows(needle.len()).any(|w| w == needle);
+    has(b"Chrome/4")
+        || has(b"Chrome/5")
+        || has(b"Chrome/6")
+        || has(b"CPU iPhone OS 12")
+        || has(b"iPad; CPU OS 12")
+        || (has(b"Macintosh") && has(b"Intel Mac OS X 10_14") && has(b"Safari") && !has(b"Chrome"))
 }
 
 /// nginx's `ngx_http_cookie_time`: `Thu, 26-Nov-26 06:35:19 GMT`, with a two-digit year up to
@@ -385,6 +428,10 @@ mod tests {
             expires,
             max_age,
             path: "/".into(),
+            domain: None,
+            secure: false,
+            samesite: None,
+            conditional_samesite_none: false,
             change_on_failure: true,
             balance_factor: None,
             sliding: false,
@@ -395,13 +442,86 @@ mod tests {
     fn set_cookie_matches_ingress_nginx() {
         let now = UNIX_EPOCH + Duration::from_secs(1_795_502_119); // Tue, 24 Nov 2026 06:35:19
         assert_eq!(
-            set_cookie(&affinity(Some(172_800), Some(172_800)), "V", now),
+            set_cookie(
+                &affinity(Some(172_800), Some(172_800)),
+                "V",
+                now,
+                RequestTraits::default()
+            ),
             "stickounet=V; Expires=Thu, 26-Nov-26 06:35:19 GMT; Max-Age=172800; Path=/; HttpOnly"
         );
         assert_eq!(
-            set_cookie(&affinity(None, None), "V", now),
+            set_cookie(&affinity(None, None), "V", now, RequestTraits::default()),
             "stickounet=V; Path=/; HttpOnly"
         );
+    }
+
+    #[test]
+    fn every_attribute_in_lua_resty_cookie_order() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_795_502_119);
+        let a = Affinity {
+            domain: Some("foo.bar".into()),
+            secure: true,
+            samesite: Some(SameSite::None),
+            ..affinity(Some(172_800), Some(259_200))
+        };
+        assert_eq!(
+            set_cookie(&a, "V", now, RequestTraits::default()),
+            "stickounet=V; Expires=Thu, 26-Nov-26 06:35:19 GMT; Max-Age=259200; Domain=foo.bar; Path=/; Secure; HttpOnly; SameSite=None"
+        );
+        // Secure over TLS even when the annotation does not ask for it.
+        let plain = affinity(None, None);
+        let tls = RequestTraits {
+            tls: true,
+            user_agent: None,
+        };
+        assert_eq!(
+            set_cookie(&plain, "V", now, tls),
+            "stickounet=V; Path=/; Secure; HttpOnly"
+        );
+    }
+
+    #[test]
+    fn conditional_samesite_none_omits_it_for_incompatible_agents_only() {
+        let now = UNIX_EPOCH;
+        let a = Affinity {
+            samesite: Some(SameSite::None),
+            conditional_samesite_none: true,
+            ..affinity(None, None)
+        };
+        let ua = |u: &'static str| RequestTraits {
+            tls: false,
+            user_agent: Some(u.as_bytes()),
+        };
+        let chrome_60 = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/60.0.3112.113 Safari/537.36";
+        let chrome_120 = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+        let ios_12 = "Mozilla/5.0 (iPhone; CPU iPhone OS 12_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/12.0 Mobile/15E148 Safari/604.1";
+        let mojave_safari = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/12.1.2 Safari/605.1.15";
+        let mojave_chrome = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_14_6) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
+        for bad in [chrome_60, ios_12, mojave_safari] {
+            assert!(
+                !set_cookie(&a, "V", now, ua(bad)).contains("SameSite"),
+                "{bad}"
+            );
+        }
+        for good in [chrome_120, mojave_chrome] {
+            assert!(
+                set_cookie(&a, "V", now, ua(good)).ends_with("; SameSite=None"),
+                "{good}"
+            );
+        }
+        // Only None is conditional.
+        let lax = Affinity {
+            samesite: Some(SameSite::Lax),
+            ..a.clone()
+        };
+        assert!(set_cookie(&lax, "V", now, ua(chrome_60)).ends_with("; SameSite=Lax"));
+        // Not conditional: always sent.
+        let always = Affinity {
+            conditional_samesite_none: false,
+            ..a
+        };
+        assert!(set_cookie(&always, "V", now, ua(chrome_60)).ends_with("; SameSite=None"));
     }
 
     #[test]

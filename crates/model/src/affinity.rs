@@ -17,6 +17,24 @@ pub enum AffinityMode {
     Persistent,
 }
 
+/// The cookie's `SameSite` attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum SameSite {
+    None,
+    Lax,
+    Strict,
+}
+
+impl SameSite {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SameSite::None => "None",
+            SameSite::Lax => "Lax",
+            SameSite::Strict => "Strict",
+        }
+    }
+}
+
 /// Cookie affinity for one route: everything needed to read and write the session cookie.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Affinity {
@@ -29,6 +47,17 @@ pub struct Affinity {
     pub max_age: Option<u64>,
     /// Cookie `Path`: the annotation, else the route's own path, as ingress-nginx does.
     pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// `Secure` even over plain HTTP (`session-cookie-secure: "true"`); over TLS it is always set.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub secure: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub samesite: Option<SameSite>,
+    /// Leave `SameSite=None` out for the user agents that mishandle it
+    /// (`session-cookie-conditional-samesite-none`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub conditional_samesite_none: bool,
     /// When the pinned endpoint fails and the request goes elsewhere, re-pin the session there with
     /// a new cookie. On unless `session-cookie-change-on-failure: "false"` is set explicitly.
     pub change_on_failure: bool,

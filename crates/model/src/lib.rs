@@ -9,7 +9,7 @@ mod diagnostic;
 mod endpoint;
 mod route;
 
-pub use affinity::{Affinity, AffinityMode, DEFAULT_BALANCE_FACTOR, DEFAULT_COOKIE_NAME};
+pub use affinity::{Affinity, AffinityMode, SameSite, DEFAULT_BALANCE_FACTOR, DEFAULT_COOKIE_NAME};
 pub use diagnostic::{Diagnostic, ObjectRef, Severity};
 pub use endpoint::{Backend, BackendId, Endpoint, EndpointId};
 pub use route::{HostMatch, PathType, Route, Target, VirtualHost};

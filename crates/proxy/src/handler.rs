@@ -179,7 +179,14 @@ pub async fn handle(
     // 4. Respond: hop-by-hop headers dropped, the session cookie added for new sessions.
     headers::strip_hop_by_hop(response.headers_mut());
     if let (Some(a), Some(value)) = (affinity, set_cookie) {
-        if let Ok(v) = HeaderValue::from_str(&cookie::set_cookie(a, &value, now)) {
+        let traits = cookie::RequestTraits {
+            tls: false,
+            user_agent: parts
+                .headers
+                .get(header::USER_AGENT)
+                .map(HeaderValue::as_bytes),
+        };
+        if let Ok(v) = HeaderValue::from_str(&cookie::set_cookie(a, &value, now, traits)) {
             response.headers_mut().append(header::SET_COOKIE, v);
         }
     }

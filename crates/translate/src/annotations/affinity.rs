@@ -4,7 +4,7 @@
 //! is reported and the default used; the Ingress is always served.
 
 use super::Reader;
-use model::{AffinityMode, DEFAULT_COOKIE_NAME};
+use model::{AffinityMode, SameSite, DEFAULT_COOKIE_NAME};
 
 /// Affinity as annotated on an Ingress. The cookie path is resolved per route (it defaults to the
 /// route's path), so it stays optional here.
@@ -15,6 +15,10 @@ pub struct AffinitySpec {
     pub expires: Option<u64>,
     pub max_age: Option<u64>,
     pub path: Option<String>,
+    pub domain: Option<String>,
+    pub secure: bool,
+    pub samesite: Option<SameSite>,
+    pub conditional_samesite_none: bool,
     pub change_on_failure: bool,
     pub balance_factor: Option<u32>,
     pub sliding: bool,
@@ -115,6 +119,43 @@ pub fn parse(r: &mut Reader<'_>) -> Option<AffinitySpec> {
             None
         }
     };
+    let domain = match r.get("session-cookie-domain").map(str::to_owned) {
+        None => None,
+        Some(d) if d.is_empty() => None,
+        Some(d) if valid_cookie_name(&d) => Some(d),
+        Some(d) => {
+            r.warn(
+                "session-cookie-domain",
+                format!("invalid domain \"{d}\" (allowed: letters, digits and /-._~:), no Domain attribute"),
+            );
+            None
+        }
+    };
+    let secure = r.bool("session-cookie-secure").unwrap_or(false);
+    // ingress-nginx accepts any case here but then drops values that are not capitalised; Remora
+    // capitalises them.
+    let samesite = match r
+        .get("session-cookie-samesite")
+        .map(str::to_ascii_lowercase)
+    {
+        None => None,
+        Some(v) => match v.as_str() {
+            "" => None,
+            "none" => Some(SameSite::None),
+            "lax" => Some(SameSite::Lax),
+            "strict" => Some(SameSite::Strict),
+            _ => {
+                r.warn(
+                    "session-cookie-samesite",
+                    format!("invalid value \"{v}\" (expected None, Lax or Strict), no SameSite attribute"),
+                );
+                None
+            }
+        },
+    };
+    let conditional_samesite_none = r
+        .bool("session-cookie-conditional-samesite-none")
+        .unwrap_or(false);
     // ingress-nginx defaults to false and then retries the dead pod (#4035); Remora re-pins unless
     // told explicitly to keep the cookie.
     let change_on_failure = r.bool("session-cookie-change-on-failure").unwrap_or(true);
@@ -133,6 +174,14 @@ pub fn parse(r: &mut Reader<'_>) -> Option<AffinitySpec> {
             "ignored: the cookie value is an opaque MAC'd endpoint reference (ingress-nginx also ignores it since 0.24)",
         );
     }
+    let use_regex = r.peek("use-regex") == Some("true");
+    if kind.as_deref() == Some("cookie") && use_regex && path.is_none() {
+        // ingress-nginx's words: with regex paths, the route path is no usable cookie Path.
+        r.warn(
+            "session-cookie-path",
+            "session-cookie-path should be set when use-regex is true",
+        );
+    }
     match kind.as_deref() {
         None | Some("") => None,
         Some("cookie") => Some(AffinitySpec {
@@ -141,6 +190,10 @@ pub fn parse(r: &mut Reader<'_>) -> Option<AffinitySpec> {
             expires,
             max_age,
             path,
+            domain,
+            secure,
+            samesite,
+            conditional_samesite_none,
             change_on_failure,
             balance_factor,
             sliding,

@@ -67,6 +67,14 @@ impl Reader<'_> {
         self.get_full(format!("{REMORA_PREFIX}{name}"))
     }
 
+    /// The value of `nginx.ingress.kubernetes.io/<name>` without claiming it: for a family that
+    /// depends on an annotation another family (or none yet) owns.
+    pub fn peek(&self, name: &str) -> Option<&str> {
+        self.annotations
+            .get(&format!("{PREFIX}{name}"))
+            .map(|v| v.trim())
+    }
+
     fn get_full(&mut self, full: String) -> Option<&str> {
         let v = self.annotations.get(&full).map(|v| v.trim());
         self.used.insert(full);
