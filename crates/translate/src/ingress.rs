@@ -93,61 +93,81 @@ pub fn add(
                 }
             },
         };
-        let entry = hosts.0.entry(host.clone()).or_default();
-        for p in rule.http.iter().flat_map(|h| &h.paths) {
-            let written = match p.path.as_deref() {
-                None | Some("") => "/",
-                Some(s) => s,
-            };
-            if !written.starts_with('/') {
+        // `server-alias` hosts answer like the rule's own host (not for rules without host, as in
+        // ingress-nginx, where those belong to the catch-all server).
+        let aliases = match host {
+            HostMatch::Any => &[][..],
+            _ => &ann.server_aliases[..],
+        };
+        for host in std::iter::once(host).chain(aliases.iter().cloned()) {
+            add_rule(&mut cx, rule, &host, hosts, default.as_ref());
+        }
+    }
+}
+
+/// The paths of one rule under one host.
+fn add_rule(
+    cx: &mut Cx<'_, '_>,
+    rule: &crate::objects::IngressRule,
+    host: &HostMatch,
+    hosts: &mut HostTable,
+    default: Option<&Target>,
+) {
+    let object = cx.object;
+    let entry = hosts.0.entry(host.clone()).or_default();
+    for p in rule.http.iter().flat_map(|h| &h.paths) {
+        let written = match p.path.as_deref() {
+            None | Some("") => "/",
+            Some(s) => s,
+        };
+        if !written.starts_with('/') {
+            cx.diags.warn(
+                object,
+                format!("path \"{written}\" does not start with /: skipped"),
+            );
+            continue;
+        }
+        let path_type = match p.path_type.as_deref() {
+            Some("Exact") => PathType::Exact,
+            Some("Prefix") | Some("ImplementationSpecific") | None => PathType::Prefix,
+            Some(other) => {
                 cx.diags.warn(
                     object,
-                    format!("path \"{written}\" does not start with /: skipped"),
+                    format!("path \"{written}\" has unknown pathType \"{other}\": skipped"),
                 );
                 continue;
             }
-            let path_type = match p.path_type.as_deref() {
-                Some("Exact") => PathType::Exact,
-                Some("Prefix") | Some("ImplementationSpecific") | None => PathType::Prefix,
-                Some(other) => {
-                    cx.diags.warn(
-                        object,
-                        format!("path \"{written}\" has unknown pathType \"{other}\": skipped"),
-                    );
-                    continue;
-                }
-            };
-            let path = match path_type {
-                PathType::Prefix if written.len() > 1 => written.trim_end_matches('/'),
-                _ => written,
-            };
-            let path = if path.is_empty() { "/" } else { path };
-            if let Some(existing) = entry
-                .routes
-                .iter()
-                .find(|r| r.path == path && r.path_type == path_type)
-            {
-                let by = existing.target.ingress.clone();
-                cx.diags.warn(
-                    object,
-                    format!(
-                        "{} path \"{written}\" of host {} is already served by {by}: ignored here",
-                        path_type_name(path_type),
-                        host_name(&host)
-                    ),
-                );
-                continue;
-            }
-            let target = cx.target(&p.backend, written);
-            entry.routes.push(Route {
-                path: path.to_owned(),
-                path_type,
-                target,
-            });
+        };
+        let path = match path_type {
+            PathType::Prefix if written.len() > 1 => written.trim_end_matches('/'),
+            _ => written,
+        };
+        let path = if path.is_empty() { "/" } else { path };
+        if let Some(existing) = entry
+            .routes
+            .iter()
+            .find(|r| r.path == path && r.path_type == path_type)
+        {
+            let by = existing.target.ingress.clone();
+            cx.diags.warn(
+                object,
+                format!(
+                    "{} path \"{written}\" of host {} is already served by {by}: ignored here",
+                    path_type_name(path_type),
+                    host_name(host)
+                ),
+            );
+            continue;
         }
-        if let Some(t) = &default {
-            entry.default.get_or_insert_with(|| t.clone());
-        }
+        let target = cx.target(&p.backend, written);
+        entry.routes.push(Route {
+            path: path.to_owned(),
+            path_type,
+            target,
+        });
+    }
+    if let Some(t) = default {
+        entry.default.get_or_insert_with(|| t.clone());
     }
 }
 
@@ -227,7 +247,7 @@ fn service_ref(b: &IngressBackend) -> Result<(&str, PortRef<'_>), String> {
 }
 
 /// A lowercase host, or a `*.suffix` wildcard, as the Ingress API allows them.
-fn parse_host(h: &str) -> Result<HostMatch, &'static str> {
+pub fn parse_host(h: &str) -> Result<HostMatch, &'static str> {
     let h = h.to_ascii_lowercase();
     let (wild, name) = match h.strip_prefix("*.") {
         Some(rest) => (true, rest),

@@ -3,6 +3,7 @@
 //! no family took is reported once per Ingress as unsupported.
 
 mod affinity;
+mod alias;
 mod ssl;
 
 pub use affinity::AffinitySpec;
@@ -22,6 +23,8 @@ pub struct IngressAnnotations {
     pub affinity: Option<AffinitySpec>,
     /// `ssl-redirect`, when set to a valid boolean.
     pub ssl_redirect: Option<bool>,
+    /// `server-alias`: more hosts that answer like the Ingress's own.
+    pub server_aliases: Vec<model::HostMatch>,
 }
 
 /// Parse the annotations of one Ingress, reporting invalid and unsupported ones.
@@ -41,6 +44,7 @@ pub fn parse(
     let parsed = IngressAnnotations {
         affinity: affinity::parse(&mut r),
         ssl_redirect: ssl::parse(&mut r),
+        server_aliases: alias::parse(&mut r),
     };
     r.report_unsupported();
     parsed

@@ -1,0 +1,399 @@
+//! ingress-nginx's own end-to-end affinity suites, replayed against Remora:
+//! `test/e2e/annotations/affinity.go` and `affinitymode.go`, case by case, with the same
+//! annotations, requests and assertions on status and `Set-Cookie` (ingress-nginx asserts with
+//! "contains"). Cases that need what Remora does not do yet say so and are left out:
+//! "should work with use-regex annotation and session-cookie-path" (regex paths),
+//! the request half of "should warn user when use-regex is true..." (regex paths), and
+//! "should set secure in cookie with provided false annotation on https" (TLS).
+
+mod common;
+use common::*;
+use std::time::SystemTime;
+
+/// `framework.NewSingleIngress(name, path, host, ns, "echo", 80, annotations)`: pathType Prefix.
+fn single_ingress(name: &str, path: &str, host: &str, annotations: &[(&str, &str)]) -> String {
+    let mut s = format!("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: {name}\n  annotations:\n");
+    for (k, v) in annotations {
+        s.push_str(&format!("    nginx.ingress.kubernetes.io/{k}: \"{v}\"\n"));
+    }
+    if annotations.is_empty() {
+        s = s.replace("  annotations:\n", "");
+    }
+    let host_line = if host.is_empty() {
+        String::new()
+    } else {
+        format!("host: {host}\n    ")
+    };
+    s.push_str(&format!(
+        "spec:\n  rules:\n  - {host_line}http:\n      paths:\n      - path: {path}\n        pathType: Prefix\n        backend:\n          service:\n            name: echo\n            port:\n              number: 80\n"
+    ));
+    s
+}
+
+const ECHO_SERVICE: &str =
+    "apiVersion: v1\nkind: Service\nmetadata:\n  name: echo\nspec:\n  ports:\n  - port: 80\n";
+
+/// The suite's BeforeEach: an echo deployment with 2 replicas.
+async fn setup(replicas: usize, ingresses: &[String]) -> (Vec<Pod>, Dir, Remora) {
+    let pods = pods("echo-6b7c8d9f5b", replicas).await;
+    let dir = Dir::new();
+    dir.write("svc.yaml", ECHO_SERVICE);
+    dir.write(
+        "slice.yaml",
+        &slice_yaml("echo", "default", None, &pods.iter().collect::<Vec<_>>()),
+    );
+    dir.write("ing.yaml", &ingresses.join("---\n"));
+    let remora = Remora::serve(&[dir.path()], &[]);
+    (pods, dir, remora)
+}
+
+async fn get_host(remora: &Remora, host: &str, path: &str) -> Resp {
+    get(&remora.url(path), &[("host", host)]).await
+}
+
+fn set_cookie(r: &Resp) -> String {
+    r.set_cookies().join("\n")
+}
+
+const SERVERID: (&str, &str) = ("session-cookie-name", "SERVERID");
+const COOKIE: (&str, &str) = ("affinity", "cookie");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_set_sticky_cookie_serverid() {
+    let (_p, _d, remora) = setup(
+        2,
+        &[single_ingress(
+            "sticky",
+            "/",
+            "sticky.foo.com",
+            &[COOKIE, SERVERID],
+        )],
+    )
+    .await;
+    let r = get_host(&remora, "sticky.foo.com", "/").await;
+    assert_eq!(r.status, 200);
+    assert!(set_cookie(&r).contains("SERVERID="));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_change_cookie_name_on_ingress_definition_change() {
+    let (_p, dir, remora) = setup(
+        2,
+        &[single_ingress(
+            "change",
+            "/",
+            "change.foo.com",
+            &[COOKIE, SERVERID],
+        )],
+    )
+    .await;
+    let r = get_host(&remora, "change.foo.com", "/").await;
+    assert_eq!(r.status, 200);
+    assert!(set_cookie(&r).contains("SERVERID"));
+    let g = remora.generation().await;
+    dir.write(
+        "ing.yaml",
+        &single_ingress(
+            "change",
+            "/",
+            "change.foo.com",
+            &[COOKIE, ("session-cookie-name", "OTHERCOOKIENAME")],
+        ),
+    );
+    remora.wait_generation_after(g).await;
+    let r = get_host(&remora, "change.foo.com", "/").await;
+    assert_eq!(r.status, 200);
+    assert!(set_cookie(&r).contains("OTHERCOOKIENAME"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_set_the_path_to_something_on_the_generated_cookie() {
+    let (_p, _d, remora) = setup(
+        2,
+        &[single_ingress(
+            "path",
+            "/something",
+            "path.foo.com",
+            &[COOKIE, SERVERID],
+        )],
+    )
+    .await;
+    let r = get_host(&remora, "path.foo.com", "/something").await;
+    assert_eq!(r.status, 200);
+    assert!(set_cookie(&r).contains("Path=/something"));
+}
+
+/// Upstream's "last one wins" bug (#14042) must not happen: each path gets its own cookie Path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn does_not_set_the_path_to_slash_if_more_than_one_rule_refers_to_the_same_backend() {
+    let ing = single_ingress("morethanonerule", "/something", "morethanonerule.foo.com", &[COOKIE, SERVERID]).replace(
+        "      - path: /something\n",
+        "      - path: /somewhereelse\n        pathType: Prefix\n        backend:\n          service:\n            name: echo\n            port:\n              number: 80\n      - path: /something\n",
+    );
+    let (_p, _d, remora) = setup(2, &[ing]).await;
+    let r = get_host(&remora, "morethanonerule.foo.com", "/something").await;
+    assert_eq!(r.status, 200);
+    assert!(
+        set_cookie(&r).contains("Path=/something"),
+        "{}",
+        set_cookie(&r)
+    );
+    let r = get_host(&remora, "morethanonerule.foo.com", "/somewhereelse").await;
+    assert_eq!(r.status, 200);
+    assert!(
+        set_cookie(&r).contains("Path=/somewhereelse"),
+        "{}",
+        set_cookie(&r)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_set_cookie_with_expires() {
+    let annotations = [
+        COOKIE,
+        ("session-cookie-name", "ExpiresCookie"),
+        ("session-cookie-expires", "172800"),
+        ("session-cookie-max-age", "259200"),
+    ];
+    let (_p, _d, remora) = setup(
+        2,
+        &[single_ingress(
+            "cookieexpires",
+            "/",
+            "cookieexpires.foo.com",
+            &annotations,
+        )],
+    )
+    .await;
+    let before = SystemTime::now();
+    let r = get_host(&remora, "cookieexpires.foo.com", "/").await;
+    assert_eq!(r.status, 200);
+    // Upstream compares to the minute ("Mon, 02-Jan-06 15:04"); either minute around the request.
+    let minute = |t: SystemTime| {
+        let secs = t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() + 172_800;
+        let mut s = String::new();
+        balance::cookie::cookie_time(&mut s, secs);
+        s[..s.len() - 7].to_owned() // drop ":SS GMT"
+    };
+    let c = set_cookie(&r);
+    let expected = [minute(before), minute(SystemTime::now())];
+    assert!(
+        expected.iter().any(|m| c.contains(&format!("Expires={m}"))),
+        "{c} vs {expected:?}"
+    );
+    assert!(c.contains("Max-Age=259200"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_set_cookie_with_domain() {
+    let annotations = [
+        COOKIE,
+        ("session-cookie-name", "DomainCookie"),
+        ("session-cookie-domain", "foo.bar"),
+    ];
+    let (_p, _d, remora) = setup(
+        2,
+        &[single_ingress(
+            "cookiedomain",
+            "/",
+            "cookiedomain.foo.com",
+            &annotations,
+        )],
+    )
+    .await;
+    let r = get_host(&remora, "cookiedomain.foo.com", "/").await;
+    assert_eq!(r.status, 200);
+    assert!(set_cookie(&r).contains("Domain=foo.bar"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_not_set_cookie_without_domain_annotation() {
+    let annotations = [COOKIE, ("session-cookie-name", "NoDomainCookie")];
+    let (_p, _d, remora) = setup(
+        2,
+        &[single_ingress(
+            "cookienodomain",
+            "/",
+            "cookienodomain.foo.com",
+            &annotations,
+        )],
+    )
+    .await;
+    let r = get_host(&remora, "cookienodomain.foo.com", "/").await;
+    assert_eq!(r.status, 200);
+    let c = set_cookie(&r);
+    assert!(
+        c.contains("NoDomainCookie=") && !c.contains("; Domain"),
+        "{c}"
+    );
+}
+
+/// The warning half of "should warn user when use-regex is true and session-cookie-path is not
+/// set" (the request half needs regex paths).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_warn_user_when_use_regex_is_true_and_session_cookie_path_is_not_set() {
+    let annotations = [COOKIE, SERVERID, ("use-regex", "true")];
+    let (_p, _d, remora) = setup(
+        2,
+        &[single_ingress(
+            "useregexwarn",
+            "/foo/.*",
+            "useregexwarn.foo.com",
+            &annotations,
+        )],
+    )
+    .await;
+    remora
+        .wait_log("session-cookie-path should be set when use-regex is true")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_not_set_affinity_across_all_server_locations_when_using_separate_ingresses() {
+    let ing1 = single_ingress("ingress1", "/foo/bar", "separate.foo.com", &[COOKIE]);
+    let ing2 = single_ingress("ingress2", "/foo", "separate.foo.com", &[]);
+    let (_p, _d, remora) = setup(2, &[ing1, ing2]).await;
+    let r = get_host(&remora, "separate.foo.com", "/foo").await;
+    assert_eq!(r.status, 200);
+    assert!(r.set_cookies().is_empty(), "{:?}", r.set_cookies());
+    let r = get_host(&remora, "separate.foo.com", "/foo/bar").await;
+    assert_eq!(r.status, 200);
+    assert!(set_cookie(&r).contains("Path=/foo/bar"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_set_sticky_cookie_without_host() {
+    let (_p, _d, remora) = setup(
+        2,
+        &[single_ingress(
+            "default-no-host",
+            "/",
+            "",
+            &[COOKIE, SERVERID],
+        )],
+    )
+    .await;
+    let r = get(&remora.url("/"), &[]).await;
+    assert_eq!(r.status, 200);
+    assert!(set_cookie(&r).contains("SERVERID="));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_work_with_server_alias_annotation() {
+    let annotations = [COOKIE, SERVERID, ("server-alias", "a1.foo.com,a2.foo.com")];
+    let (_p, _d, remora) = setup(
+        2,
+        &[single_ingress("alias", "/bar", "foo.com", &annotations)],
+    )
+    .await;
+    for host in ["foo.com", "a1.foo.com", "a2.foo.com"] {
+        let r = get_host(&remora, host, "/bar").await;
+        assert_eq!(r.status, 200, "{host}");
+        assert!(set_cookie(&r).contains("SERVERID="), "{host}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_set_secure_in_cookie_with_provided_true_annotation_on_http() {
+    let annotations = [COOKIE, SERVERID, ("session-cookie-secure", "true")];
+    let (_p, _d, remora) = setup(
+        2,
+        &[single_ingress("secure", "/bar", "foo.com", &annotations)],
+    )
+    .await;
+    let r = get_host(&remora, "foo.com", "/bar").await;
+    assert_eq!(r.status, 200);
+    assert!(set_cookie(&r).contains("; Secure"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_not_set_secure_in_cookie_with_provided_false_annotation_on_http() {
+    let annotations = [COOKIE, SERVERID, ("session-cookie-secure", "false")];
+    let (_p, _d, remora) = setup(
+        2,
+        &[single_ingress("secure", "/bar", "foo.com", &annotations)],
+    )
+    .await;
+    let r = get_host(&remora, "foo.com", "/bar").await;
+    assert_eq!(r.status, 200);
+    assert!(!set_cookie(&r).contains("; Secure"));
+}
+
+fn mode_annotations(mode: &'static str) -> [(&'static str, &'static str); 7] {
+    [
+        COOKIE,
+        ("session-cookie-name", "hello-cookie"),
+        ("session-cookie-expires", "172800"),
+        ("session-cookie-max-age", "172800"),
+        ("ssl-redirect", "false"),
+        ("affinity-mode", mode),
+        ("session-cookie-hash", "sha1"),
+    ]
+}
+
+/// affinitymode.go "Balanced affinity mode should balance": upstream only checks that the
+/// annotations are stored; here they must also be accepted without a warning, and served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn balanced_affinity_mode_should_balance() {
+    let ing = single_ingress(
+        "affinity-mode-balance",
+        "/",
+        "affinity-mode-balance.com",
+        &mode_annotations("balanced"),
+    );
+    let (_p, _d, remora) = setup(5, &[ing]).await;
+    let r = get_host(&remora, "affinity-mode-balance.com", "/").await;
+    assert_eq!(r.status, 200);
+    assert!(set_cookie(&r).contains("hello-cookie="));
+    let diags = remora.status().await["diagnostics"].clone();
+    for d in diags.as_array().unwrap() {
+        assert_eq!(d["severity"], "info", "unexpected warning: {d}");
+    }
+}
+
+/// affinitymode.go "Check persistent affinity mode": scale up ten times one replica at a time, the
+/// session stays; scale to 0: 503; scale to 2 new pods: served, by another pod.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_persistent_affinity_mode() {
+    let host = "affinity-mode-persistent.com";
+    let ing = single_ingress(
+        "affinity-mode-persistent",
+        "/",
+        host,
+        &mode_annotations("persistent"),
+    );
+    let mut all = pods("affinitypersistentecho-7d8f9c6b5", 17).await;
+    let dir = Dir::new();
+    dir.write("svc.yaml", ECHO_SERVICE);
+    dir.write("ing.yaml", &ing);
+    let slice =
+        |pods: &[Pod]| slice_yaml("echo", "default", None, &pods.iter().collect::<Vec<_>>());
+    dir.write("slice.yaml", &slice(&all[..5]));
+    let remora = Remora::serve(&[dir.path()], &[]);
+
+    // Upstream sends every Set-Cookie attribute back as a cookie; so does this client.
+    let first = get_host(&remora, host, "/").await;
+    assert_eq!(first.status, 200);
+    let raw = first.set_cookies()[0].clone();
+    let cookies: String = raw.split(';').map(str::trim).collect::<Vec<_>>().join("; ");
+    let original = first.body.clone();
+    for n in 6..=15 {
+        let g = remora.generation().await;
+        dir.write("slice.yaml", &slice(&all[..n]));
+        remora.wait_generation_after(g).await;
+        let r = get(&remora.url("/"), &[("host", host), ("cookie", &cookies)]).await;
+        assert_eq!(r.body, original, "after scaling to {n}");
+    }
+    let g = remora.generation().await;
+    dir.write("slice.yaml", &slice(&[]));
+    remora.wait_generation_after(g).await;
+    let r = get(&remora.url("/"), &[("host", host), ("cookie", &cookies)]).await;
+    assert_eq!(r.status, 503);
+    let new_pods = all.split_off(15);
+    let g = remora.generation().await;
+    dir.write("slice.yaml", &slice(&new_pods));
+    remora.wait_generation_after(g).await;
+    let r = get(&remora.url("/"), &[("host", host), ("cookie", &cookies)]).await;
+    assert_eq!(r.status, 200);
+    assert_ne!(r.body, original);
+}
