@@ -560,6 +560,27 @@ mod tests {
             }
         }
 
+        /// Every session round-trips, and only for its own backend.
+        #[test]
+        fn round_trip_any_session(issued: u32, pin: u64, endpoint: bool, backend: u64, other: u64) {
+            let k = key();
+            let pin = if endpoint { Pin::Endpoint(EndpointId(pin)) } else { Pin::Key(pin) };
+            let s = Session { pin, issued };
+            let v = k.encode(backend, &s);
+            prop_assert_eq!(v.len(), VALUE_LEN);
+            prop_assert_eq!(k.decode(backend, &v), Ok(s));
+            if other != backend {
+                prop_assert_eq!(k.decode(other, &v), Err(CookieError::Tag));
+            }
+        }
+
+        /// Raw bytes, base64url-encoded to the right length, never verify by chance.
+        #[test]
+        fn random_values_of_the_right_shape_are_rejected(raw in proptest::collection::vec(any::<u8>(), RAW_LEN)) {
+            let v = URL_SAFE_NO_PAD.encode(&raw);
+            prop_assert!(key().decode(1, &v).is_err());
+        }
+
         #[test]
         fn find_never_panics(header in proptest::collection::vec(any::<u8>(), 0..200), name in "[a-z]{1,8}") {
             let _ = find(std::iter::once(header.as_slice()), &name).count();
