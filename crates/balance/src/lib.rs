@@ -13,4 +13,4 @@ pub mod sticky;
 
 pub use algorithm::{ConsistentHash, RoundRobin, Selection};
 pub use cookie::{CookieError, CookieKey, Pin, Session};
-pub use sticky::{BackendBalancer, StickyPick};
+pub use sticky::{random_u64, BackendBalancer, StickyPick};

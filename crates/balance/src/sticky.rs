@@ -78,6 +78,12 @@ impl BackendBalancer {
         }
     }
 
+    /// Is `value` a cookie this backend issued (with `key`)? Whether or not its endpoint still
+    /// exists: canary stickiness asks which side a session belongs to.
+    pub fn recognizes(&self, key: &CookieKey, value: &str) -> bool {
+        key.decode(self.tag, value).is_ok()
+    }
+
     /// Halve every endpoint's load, so that it reflects recent placements (called periodically).
     pub fn decay(&self) {
         for l in self.loads.iter() {
@@ -238,8 +244,9 @@ impl BackendBalancer {
     }
 }
 
-/// A session key: random, so that sessions spread evenly over the ring and cannot be predicted.
-fn random_u64() -> u64 {
+/// A random number: session keys (so that sessions spread evenly over the ring and cannot be
+/// predicted) and canary weights.
+pub fn random_u64() -> u64 {
     // getrandom only fails when the OS has no entropy source at all; then fall back on the clock
     // and a counter, which still spreads sessions (the MAC, not the key, is what protects them).
     getrandom::u64().unwrap_or_else(|_| {

@@ -61,6 +61,33 @@ pub struct Route {
     pub path: String,
     pub path_type: PathType,
     pub target: Target,
+    /// A canary Ingress for the same host and path: some requests go to its target instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canary: Option<Box<Canary>>,
+}
+
+/// Which requests of a route go to the canary (ingress-nginx's `canary-*` annotations), in the
+/// order they are tried: header, cookie, session affinity (sticky behaviour), weight.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Canary {
+    pub target: Target,
+    /// `canary-by-header`: this request header set to `always` (or to `header_value`, or matching
+    /// `header_pattern`) sends to the canary; `never` to the primary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_value: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_pattern: Option<String>,
+    /// `canary-by-cookie`: this cookie set to `always` sends to the canary, `never` to the primary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<String>,
+    /// `canary-weight` out of `canary-weight-total`.
+    pub weight: u32,
+    pub weight_total: u32,
+    /// `affinity-canary-behavior: sticky` (default): a request whose session cookie belongs to the
+    /// primary or the canary stays there. `legacy`: the split ignores sessions.
+    pub sticky: bool,
 }
 
 impl Route {
@@ -96,6 +123,7 @@ mod tests {
 
     fn route(path: &str, path_type: PathType) -> Route {
         Route {
+            canary: None,
             path: path.into(),
             path_type,
             target: Target {

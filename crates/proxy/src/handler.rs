@@ -5,6 +5,7 @@
 use crate::body::UpstreamBody;
 use crate::headers;
 use crate::table::BackendRuntime;
+use crate::table::Table;
 use crate::Shared;
 use balance::cookie;
 use bytes::Bytes;
@@ -14,7 +15,7 @@ use http::uri::{PathAndQuery, Scheme};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use model::Affinity;
+use model::{Affinity, Canary, Target};
 use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -51,12 +52,16 @@ pub async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     // 1. Route: one load of the current table, kept for the whole request.
     let table = shared.table.load_full();
-    let target = {
+    let matched = {
         let host = request_host(&req);
         table.route(&host, req.uri().path())
     };
-    let Some(target) = target else {
+    let Some(matched) = matched else {
         return Ok(status(StatusCode::NOT_FOUND));
+    };
+    let target = match matched.canary {
+        Some(c) if to_canary(&shared, &table, matched.target, c, &req) => &c.target,
+        _ => matched.target,
     };
     let Some(backend) = target
         .backend
@@ -191,6 +196,73 @@ pub async fn handle(
         }
     }
     Ok(response.map(Either::Left))
+}
+
+/// Does this request of a route with a canary go to the canary? As ingress-nginx decides: the
+/// header (`always`/`never`, or its configured value or pattern), then the cookie
+/// (`always`/`never`), then, with sticky behaviour, the side the session cookie belongs to, then
+/// the weight.
+fn to_canary(
+    shared: &Shared,
+    table: &Table,
+    primary: &Target,
+    canary: &Canary,
+    req: &Request<Incoming>,
+) -> bool {
+    if let Some(name) = &canary.header {
+        if let Some(v) = req
+            .headers()
+            .get(name.as_str())
+            .and_then(|v| v.to_str().ok())
+        {
+            if let Some(want) = &canary.header_value {
+                if v == want {
+                    return true;
+                }
+            } else if let Some(p) = &canary.header_pattern {
+                if table.pattern(p).is_some_and(|re| re.is_match(v)) {
+                    return true;
+                }
+            } else if v == "always" {
+                return true;
+            } else if v == "never" {
+                return false;
+            }
+        }
+    }
+    let cookies = || {
+        req.headers()
+            .get_all(header::COOKIE)
+            .iter()
+            .map(HeaderValue::as_bytes)
+    };
+    if let Some(name) = &canary.cookie {
+        match cookie::find(cookies(), name).next() {
+            Some("always") => return true,
+            Some("never") => return false,
+            _ => {}
+        }
+    }
+    if canary.sticky {
+        if let Some(a) = &primary.affinity {
+            let balancer = |t: &Target| {
+                t.backend
+                    .and_then(|b| table.backends.get(b.0 as usize))
+                    .map(|b| &b.balancer)
+            };
+            let key = &shared.config.cookie_key;
+            for value in cookie::find(cookies(), &a.cookie_name) {
+                if balancer(primary).is_some_and(|b| b.recognizes(key, value)) {
+                    return false;
+                }
+                if balancer(&canary.target).is_some_and(|b| b.recognizes(key, value)) {
+                    return true;
+                }
+            }
+        }
+    }
+    canary.weight > 0
+        && balance::random_u64() % u64::from(canary.weight_total.max(1)) < u64::from(canary.weight)
 }
 
 /// Another endpoint for a request whose endpoint failed, and the cookie that re-pins its session

@@ -4,7 +4,9 @@
 
 use balance::BackendBalancer;
 use http::uri::Authority;
-use model::{AffinityMode, BackendId, Diagnostic, HostMatch, Snapshot, Target, VirtualHost};
+use model::{
+    AffinityMode, BackendId, Canary, Diagnostic, HostMatch, Snapshot, Target, VirtualHost,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -16,6 +18,14 @@ pub struct Table {
     wildcard: HashMap<String, usize>,
     any: Option<usize>,
     pub backends: Vec<BackendRuntime>,
+    /// `canary-by-header-pattern` regexes, compiled once per snapshot.
+    patterns: HashMap<String, regex::Regex>,
+}
+
+/// What a request matched: its route's target, and the route's canary if it has one.
+pub struct Matched<'a> {
+    pub target: &'a Target,
+    pub canary: Option<&'a Canary>,
 }
 
 pub struct BackendRuntime {
@@ -88,7 +98,15 @@ impl Table {
                 }
             })
             .collect();
+        let patterns = snapshot
+            .hosts
+            .iter()
+            .flat_map(|h| &h.routes)
+            .filter_map(|r| r.canary.as_ref()?.header_pattern.as_ref())
+            .filter_map(|p| Some((p.clone(), regex::Regex::new(p).ok()?)))
+            .collect();
         Self {
+            patterns,
             snapshot: Arc::new(snapshot),
             diagnostics: Arc::new(diagnostics),
             generation,
@@ -101,7 +119,7 @@ impl Table {
 
     /// The target for a request: the virtual host (exact, then wildcard, then any), then its first
     /// matching route, then its default backend. `host` must be lowercase, without port.
-    pub fn route(&self, host: &str, path: &str) -> Option<&Target> {
+    pub fn route(&self, host: &str, path: &str) -> Option<Matched<'_>> {
         let vh = self
             .exact
             .get(host)
@@ -111,16 +129,29 @@ impl Table {
             })
             .or(self.any.as_ref())?;
         let vh: &VirtualHost = &self.snapshot.hosts[*vh];
-        vh.routes
-            .iter()
-            .find(|r| r.matches(path))
-            .map(|r| &r.target)
-            .or(vh.default.as_ref())
+        match vh.routes.iter().find(|r| r.matches(path)) {
+            Some(r) => Some(Matched {
+                target: &r.target,
+                canary: r.canary.as_deref(),
+            }),
+            None => vh.default.as_ref().map(|target| Matched {
+                target,
+                canary: None,
+            }),
+        }
+    }
+
+    /// A compiled `canary-by-header-pattern`.
+    pub fn pattern(&self, p: &str) -> Option<&regex::Regex> {
+        self.patterns.get(p)
     }
 }
 
 fn targets(vh: &VirtualHost) -> impl Iterator<Item = &Target> {
-    vh.routes.iter().map(|r| &r.target).chain(vh.default.iter())
+    vh.routes
+        .iter()
+        .flat_map(|r| std::iter::once(&r.target).chain(r.canary.iter().map(|c| &c.target)))
+        .chain(vh.default.iter())
 }
 
 fn authority(addr: std::net::SocketAddr) -> Authority {

@@ -7,7 +7,7 @@ use crate::annotations::IngressAnnotations;
 use crate::backends::{Backends, PortRef};
 use crate::objects::{Ingress, IngressBackend, IntOrString};
 use crate::Diagnostics;
-use model::{Affinity, HostMatch, ObjectRef, PathType, Route, Target, VirtualHost};
+use model::{Affinity, Canary, HostMatch, ObjectRef, PathType, Route, Target, VirtualHost};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -164,10 +164,98 @@ fn add_rule(
             path: path.to_owned(),
             path_type,
             target,
+            canary: None,
         });
     }
     if let Some(t) = default {
         entry.default.get_or_insert_with(|| t.clone());
+    }
+}
+
+/// Attach a canary Ingress to the routes of the primary Ingress with the same host, path and path
+/// type. Its paths are not served on their own, as in ingress-nginx.
+pub fn add_canary(
+    ing: &Ingress,
+    object: &ObjectRef,
+    ann: &IngressAnnotations,
+    backends: &mut Backends<'_>,
+    hosts: &mut HostTable,
+    diags: &mut Diagnostics,
+) {
+    let Some(spec) = &ann.canary else { return };
+    let mut cx = Cx {
+        namespace: ing.metadata.namespace(),
+        object,
+        ann,
+        backends,
+        diags,
+    };
+    for rule in &ing.spec.rules {
+        let host = match rule.host.as_deref().map(str::trim) {
+            None | Some("") => HostMatch::Any,
+            Some(h) => match parse_host(h) {
+                Ok(m) => m,
+                Err(why) => {
+                    cx.diags
+                        .warn(object, format!("host \"{h}\" {why}: rule skipped"));
+                    continue;
+                }
+            },
+        };
+        for p in rule.http.iter().flat_map(|h| &h.paths) {
+            let written = p.path.as_deref().filter(|w| !w.is_empty()).unwrap_or("/");
+            let path_type = match p.path_type.as_deref() {
+                Some("Exact") => PathType::Exact,
+                _ => PathType::Prefix,
+            };
+            let path = match path_type {
+                PathType::Prefix if written.len() > 1 => written.trim_end_matches('/'),
+                _ => written,
+            };
+            let path = if path.is_empty() { "/" } else { path };
+            let primary = hosts.0.get_mut(&host).and_then(|e| {
+                e.routes
+                    .iter_mut()
+                    .find(|r| r.path == path && r.path_type == path_type)
+            });
+            let Some(primary) = primary else {
+                cx.diags.warn(
+                    object,
+                    format!(
+                        "canary path \"{written}\" of host {} has no primary Ingress to split traffic with: ignored",
+                        host_name(&host)
+                    ),
+                );
+                continue;
+            };
+            if let Some(existing) = &primary.canary {
+                let by = existing.target.ingress.clone();
+                cx.diags.warn(
+                    object,
+                    format!(
+                        "path \"{written}\" of host {} already has the canary {by}: ignored here",
+                        host_name(&host)
+                    ),
+                );
+                continue;
+            }
+            let mut target = cx.target(&p.backend, written);
+            // Sticky behaviour: the canary shares the primary's session affinity, so a session
+            // keeps one cookie whichever side it is on.
+            if spec.sticky {
+                target.affinity = primary.target.affinity.clone();
+            }
+            primary.canary = Some(Box::new(Canary {
+                target,
+                header: spec.header.clone(),
+                header_value: spec.header_value.clone(),
+                header_pattern: spec.header_pattern.clone(),
+                cookie: spec.cookie.clone(),
+                weight: spec.weight,
+                weight_total: spec.weight_total,
+                sticky: spec.sticky,
+            }));
+        }
     }
 }
 

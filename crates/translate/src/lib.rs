@@ -54,11 +54,19 @@ pub fn translate(objects: &Objects, options: &Options) -> Translation {
     let served = class::served_ingresses(objects, options, &mut diags);
     let mut backends = backends::Backends::new(objects);
     let mut hosts = ingress::HostTable::default();
+    // Primaries first, then canaries, which attach to the routes of the primaries.
+    let mut canaries = Vec::new();
     for ing in served {
         let object = ObjectRef::new("Ingress", ing.metadata.namespace(), &ing.metadata.name);
         let ann = annotations::parse(&ing.metadata.annotations, &object, options, &mut diags);
         tls::check(ing, &ann, &object, &mut diags);
-        ingress::add(ing, &object, &ann, &mut backends, &mut hosts, &mut diags);
+        match &ann.canary {
+            Some(_) => canaries.push((ing, object, ann)),
+            None => ingress::add(ing, &object, &ann, &mut backends, &mut hosts, &mut diags),
+        }
+    }
+    for (ing, object, ann) in &canaries {
+        ingress::add_canary(ing, object, ann, &mut backends, &mut hosts, &mut diags);
     }
     let snapshot = Snapshot {
         hosts: hosts.finish(),

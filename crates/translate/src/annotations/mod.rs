@@ -4,9 +4,11 @@
 
 mod affinity;
 mod alias;
+mod canary;
 mod ssl;
 
 pub use affinity::AffinitySpec;
+pub use canary::CanarySpec;
 
 use crate::Diagnostics;
 use model::{ObjectRef, Severity};
@@ -25,6 +27,8 @@ pub struct IngressAnnotations {
     pub ssl_redirect: Option<bool>,
     /// `server-alias`: more hosts that answer like the Ingress's own.
     pub server_aliases: Vec<model::HostMatch>,
+    /// Set when the Ingress is a canary (`canary: "true"`).
+    pub canary: Option<CanarySpec>,
 }
 
 /// Parse the annotations of one Ingress, reporting invalid and unsupported ones.
@@ -45,6 +49,7 @@ pub fn parse(
         affinity: affinity::parse(&mut r),
         ssl_redirect: ssl::parse(&mut r),
         server_aliases: alias::parse(&mut r),
+        canary: canary::parse(&mut r),
     };
     r.report_unsupported();
     parsed

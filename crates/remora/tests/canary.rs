@@ -1,0 +1,281 @@
+//! Canary Ingresses through the real binary: header, cookie and weight routing, and session
+//! affinity across primary and canary (`affinity-canary-behavior` sticky and legacy).
+
+mod common;
+use common::*;
+
+fn service(name: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  ports:\n  - port: 80\n"
+    )
+}
+
+fn ingress(name: &str, service: &str, annotations: &[(&str, &str)]) -> String {
+    let mut s = format!("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: {name}\n  annotations:\n");
+    for (k, v) in annotations {
+        s.push_str(&format!("    nginx.ingress.kubernetes.io/{k}: \"{v}\"\n"));
+    }
+    s.push_str(&format!(
+        "spec:\n  rules:\n  - host: foo.com\n    http:\n      paths:\n      - path: /\n        pathType: Prefix\n        backend:\n          service:\n            name: {service}\n            port:\n              number: 80\n"
+    ));
+    s
+}
+
+struct Setup {
+    _pods: Vec<Pod>,
+    dir: Dir,
+    remora: Remora,
+}
+
+async fn setup(primary: &[(&str, &str)], canary: &[(&str, &str)]) -> Setup {
+    let stable = pods("stable-5d6f7b8c9d", 2).await;
+    let preview = pods("preview-6e7f8c9d4b", 2).await;
+    let dir = Dir::new();
+    dir.write(
+        "svc.yaml",
+        &format!("{}---\n{}", service("stable"), service("preview")),
+    );
+    dir.write(
+        "slices.yaml",
+        &format!(
+            "{}---\n{}",
+            slice_yaml(
+                "stable",
+                "default",
+                None,
+                &stable.iter().collect::<Vec<_>>()
+            ),
+            slice_yaml(
+                "preview",
+                "default",
+                None,
+                &preview.iter().collect::<Vec<_>>()
+            ),
+        ),
+    );
+    dir.write("primary.yaml", &ingress("primary", "stable", primary));
+    dir.write("canary.yaml", &ingress("canary", "preview", canary));
+    let remora = Remora::serve(&[dir.path()], &[]);
+    let mut pods = stable;
+    pods.extend(preview);
+    Setup {
+        _pods: pods,
+        dir,
+        remora,
+    }
+}
+
+fn is_canary(r: &Resp) -> bool {
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body.contains("preview-")
+}
+
+async fn get_foo(s: &Setup, headers: &[(&str, &str)]) -> Resp {
+    let mut h = vec![("host", "foo.com")];
+    h.extend_from_slice(headers);
+    get(&s.remora.url("/"), &h).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_then_cookie_then_weight() {
+    let s = setup(
+        &[],
+        &[
+            ("canary", "true"),
+            ("canary-by-header", "CanaryByHeader"),
+            ("canary-by-cookie", "CanaryByCookie"),
+            ("canary-weight", "0"),
+        ],
+    )
+    .await;
+    assert!(!is_canary(&get_foo(&s, &[]).await), "weight 0: primary");
+    assert!(is_canary(
+        &get_foo(&s, &[("CanaryByHeader", "always")]).await
+    ));
+    assert!(!is_canary(
+        &get_foo(&s, &[("CanaryByHeader", "never")]).await
+    ));
+    assert!(is_canary(
+        &get_foo(&s, &[("cookie", "CanaryByCookie=always")]).await
+    ));
+    assert!(!is_canary(
+        &get_foo(&s, &[("cookie", "CanaryByCookie=never")]).await
+    ));
+    // The header wins over the cookie.
+    assert!(!is_canary(
+        &get_foo(
+            &s,
+            &[
+                ("CanaryByHeader", "never"),
+                ("cookie", "CanaryByCookie=always")
+            ]
+        )
+        .await
+    ));
+    assert!(is_canary(
+        &get_foo(
+            &s,
+            &[
+                ("CanaryByHeader", "always"),
+                ("cookie", "CanaryByCookie=never")
+            ]
+        )
+        .await
+    ));
+    // Other values fall through to the weight.
+    assert!(!is_canary(
+        &get_foo(&s, &[("CanaryByHeader", "badvalue")]).await
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_value_and_pattern() {
+    let s = setup(
+        &[],
+        &[
+            ("canary", "true"),
+            ("canary-by-header", "CanaryByHeader"),
+            ("canary-by-header-value", "DoCanary"),
+        ],
+    )
+    .await;
+    assert!(is_canary(
+        &get_foo(&s, &[("CanaryByHeader", "DoCanary")]).await
+    ));
+    assert!(
+        !is_canary(&get_foo(&s, &[("CanaryByHeader", "always")]).await),
+        "with a value, only the value counts"
+    );
+    let g = s.remora.generation().await;
+    s.dir.write(
+        "canary.yaml",
+        &ingress(
+            "canary",
+            "preview",
+            &[
+                ("canary", "true"),
+                ("canary-by-header", "CanaryByHeader"),
+                ("canary-by-header-pattern", "^Do.*ary$"),
+            ],
+        ),
+    );
+    s.remora.wait_generation_after(g).await;
+    assert!(is_canary(
+        &get_foo(&s, &[("CanaryByHeader", "DoCanary")]).await
+    ));
+    assert!(!is_canary(
+        &get_foo(&s, &[("CanaryByHeader", "NoCanary")]).await
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weight_splits_traffic() {
+    let s = setup(&[], &[("canary", "true"), ("canary-weight", "100")]).await;
+    for _ in 0..10 {
+        assert!(is_canary(&get_foo(&s, &[]).await), "weight 100: canary");
+    }
+    let g = s.remora.generation().await;
+    s.dir.write(
+        "canary.yaml",
+        &ingress(
+            "canary",
+            "preview",
+            &[("canary", "true"), ("canary-weight", "30")],
+        ),
+    );
+    s.remora.wait_generation_after(g).await;
+    let mut canary = 0;
+    for _ in 0..400 {
+        if is_canary(&get_foo(&s, &[]).await) {
+            canary += 1;
+        }
+    }
+    println!("canary-weight 30: {canary}/400 to the canary");
+    assert!((70..170).contains(&canary), "{canary}");
+}
+
+/// Sticky (default): a session that landed on the canary stays there even when the weight drops to
+/// 0, and one on the primary stays there when it rises to 100; the cookie is shared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sticky_sessions_stay_on_their_side() {
+    let affinity = [("affinity", "cookie"), ("session-cookie-name", "route")];
+    let s = setup(&affinity, &[("canary", "true"), ("canary-weight", "100")]).await;
+    let mut on_canary = Session::with_host("foo.com");
+    let r = on_canary.get(&s.remora.url("/")).await;
+    assert!(is_canary(&r));
+    assert_eq!(r.cookie().unwrap().0, "route");
+
+    let g = s.remora.generation().await;
+    s.dir.write(
+        "canary.yaml",
+        &ingress(
+            "canary",
+            "preview",
+            &[("canary", "true"), ("canary-weight", "0")],
+        ),
+    );
+    s.remora.wait_generation_after(g).await;
+    let mut on_primary = Session::with_host("foo.com");
+    let r = on_primary.get(&s.remora.url("/")).await;
+    assert!(!is_canary(&r));
+    for _ in 0..5 {
+        let r = on_canary.get(&s.remora.url("/")).await;
+        assert!(
+            is_canary(&r),
+            "a canary session stays on the canary at weight 0"
+        );
+        assert!(r.cookie().is_none());
+    }
+
+    let g = s.remora.generation().await;
+    s.dir.write(
+        "canary.yaml",
+        &ingress(
+            "canary",
+            "preview",
+            &[("canary", "true"), ("canary-weight", "100")],
+        ),
+    );
+    s.remora.wait_generation_after(g).await;
+    for _ in 0..5 {
+        assert!(
+            !is_canary(&on_primary.get(&s.remora.url("/")).await),
+            "a primary session stays on the primary at weight 100"
+        );
+    }
+}
+
+/// Legacy: the weight decides every request, sessions or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_behaviour_ignores_sessions() {
+    let affinity = [("affinity", "cookie"), ("session-cookie-name", "route")];
+    let s = setup(
+        &affinity,
+        &[
+            ("canary", "true"),
+            ("canary-weight", "100"),
+            ("affinity-canary-behavior", "legacy"),
+        ],
+    )
+    .await;
+    let mut session = Session::with_host("foo.com");
+    assert!(is_canary(&session.get(&s.remora.url("/")).await));
+    let g = s.remora.generation().await;
+    s.dir.write(
+        "canary.yaml",
+        &ingress(
+            "canary",
+            "preview",
+            &[
+                ("canary", "true"),
+                ("canary-weight", "0"),
+                ("affinity-canary-behavior", "legacy"),
+            ],
+        ),
+    );
+    s.remora.wait_generation_after(g).await;
+    assert!(
+        !is_canary(&session.get(&s.remora.url("/")).await),
+        "legacy: weight 0 sends the session to the primary"
+    );
+}
