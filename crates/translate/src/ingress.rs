@@ -82,16 +82,8 @@ pub fn add(
         return;
     }
     for rule in &ing.spec.rules {
-        let host = match rule.host.as_deref().map(str::trim) {
-            None | Some("") => HostMatch::Any,
-            Some(h) => match parse_host(h) {
-                Ok(m) => m,
-                Err(why) => {
-                    cx.diags
-                        .warn(object, format!("host \"{h}\" {why}: rule skipped"));
-                    continue;
-                }
-            },
+        let Some(host) = rule_host(rule, object, cx.diags) else {
+            continue;
         };
         // `server-alias` hosts answer like the rule's own host (not for rules without host, as in
         // ingress-nginx, where those belong to the catch-all server).
@@ -105,6 +97,60 @@ pub fn add(
     }
 }
 
+/// The host a rule answers, or `None` (with a warning) when it is not a valid host name.
+fn rule_host(
+    rule: &crate::objects::IngressRule,
+    object: &ObjectRef,
+    diags: &mut Diagnostics,
+) -> Option<HostMatch> {
+    match rule.host.as_deref().map(str::trim) {
+        None | Some("") => Some(HostMatch::Any),
+        Some(h) => match parse_host(h) {
+            Ok(m) => Some(m),
+            Err(why) => {
+                diags.warn(object, format!("host \"{h}\" {why}: rule skipped"));
+                None
+            }
+        },
+    }
+}
+
+/// A path as written, as matched (Prefix without trailing slash), and its type; `None` (with a
+/// warning) for paths that cannot be served.
+fn route_path<'p>(
+    p: &'p crate::objects::HttpIngressPath,
+    object: &ObjectRef,
+    diags: &mut Diagnostics,
+) -> Option<(&'p str, &'p str, PathType)> {
+    let written = match p.path.as_deref() {
+        None | Some("") => "/",
+        Some(s) => s,
+    };
+    if !written.starts_with('/') {
+        diags.warn(
+            object,
+            format!("path \"{written}\" does not start with /: skipped"),
+        );
+        return None;
+    }
+    let path_type = match p.path_type.as_deref() {
+        Some("Exact") => PathType::Exact,
+        Some("Prefix") | Some("ImplementationSpecific") | None => PathType::Prefix,
+        Some(other) => {
+            diags.warn(
+                object,
+                format!("path \"{written}\" has unknown pathType \"{other}\": skipped"),
+            );
+            return None;
+        }
+    };
+    let path = match path_type {
+        PathType::Prefix if written.len() > 1 => written.trim_end_matches('/'),
+        _ => written,
+    };
+    Some((written, if path.is_empty() { "/" } else { path }, path_type))
+}
+
 /// The paths of one rule under one host.
 fn add_rule(
     cx: &mut Cx<'_, '_>,
@@ -116,33 +162,9 @@ fn add_rule(
     let object = cx.object;
     let entry = hosts.0.entry(host.clone()).or_default();
     for p in rule.http.iter().flat_map(|h| &h.paths) {
-        let written = match p.path.as_deref() {
-            None | Some("") => "/",
-            Some(s) => s,
-        };
-        if !written.starts_with('/') {
-            cx.diags.warn(
-                object,
-                format!("path \"{written}\" does not start with /: skipped"),
-            );
+        let Some((written, path, path_type)) = route_path(p, object, cx.diags) else {
             continue;
-        }
-        let path_type = match p.path_type.as_deref() {
-            Some("Exact") => PathType::Exact,
-            Some("Prefix") | Some("ImplementationSpecific") | None => PathType::Prefix,
-            Some(other) => {
-                cx.diags.warn(
-                    object,
-                    format!("path \"{written}\" has unknown pathType \"{other}\": skipped"),
-                );
-                continue;
-            }
         };
-        let path = match path_type {
-            PathType::Prefix if written.len() > 1 => written.trim_end_matches('/'),
-            _ => written,
-        };
-        let path = if path.is_empty() { "/" } else { path };
         if let Some(existing) = entry
             .routes
             .iter()
@@ -191,28 +213,13 @@ pub fn add_canary(
         diags,
     };
     for rule in &ing.spec.rules {
-        let host = match rule.host.as_deref().map(str::trim) {
-            None | Some("") => HostMatch::Any,
-            Some(h) => match parse_host(h) {
-                Ok(m) => m,
-                Err(why) => {
-                    cx.diags
-                        .warn(object, format!("host \"{h}\" {why}: rule skipped"));
-                    continue;
-                }
-            },
+        let Some(host) = rule_host(rule, object, cx.diags) else {
+            continue;
         };
         for p in rule.http.iter().flat_map(|h| &h.paths) {
-            let written = p.path.as_deref().filter(|w| !w.is_empty()).unwrap_or("/");
-            let path_type = match p.path_type.as_deref() {
-                Some("Exact") => PathType::Exact,
-                _ => PathType::Prefix,
+            let Some((written, path, path_type)) = route_path(p, object, cx.diags) else {
+                continue;
             };
-            let path = match path_type {
-                PathType::Prefix if written.len() > 1 => written.trim_end_matches('/'),
-                _ => written,
-            };
-            let path = if path.is_empty() { "/" } else { path };
             let primary = hosts.0.get_mut(&host).and_then(|e| {
                 e.routes
                     .iter_mut()
