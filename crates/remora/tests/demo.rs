@@ -125,17 +125,7 @@ fn check(args: &[&str]) -> (i32, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_tells_sticky_from_not_sticky() {
     let pods = pods("what-is-my-pod-deployment-78f7cd684f", 3).await;
-    let dir = Dir::new();
-    dir.write("seed.yaml", &seed("seed-002-what-is-my-pod.yaml"));
-    dir.write(
-        "slices.yaml",
-        &slice_yaml(
-            "what-is-my-pod",
-            "default",
-            None,
-            &pods.iter().collect::<Vec<_>>(),
-        ),
-    );
+    let dir = seed_002_dir(&pods);
     let sticky = Remora::serve(&[dir.path()], &[]);
     let url = sticky.url("/");
     let (code, out) =
@@ -194,17 +184,7 @@ async fn check_tells_sticky_from_not_sticky() {
 
     // --resolve, as curl's: seed 000's host DOMAIN.
     let deno = common::pods("deno-hello-7c9d8f6b5", 2).await;
-    let d = Dir::new();
-    d.write("seed.yaml", &seed("seed-000-deno-hello.yaml"));
-    d.write(
-        "slices.yaml",
-        &slice_yaml(
-            "deno-hello-service",
-            "default",
-            Some("deno-hello-port"),
-            &deno.iter().collect::<Vec<_>>(),
-        ),
-    );
+    let d = seed_000_dir(&deno);
     let domain = Remora::serve(&[d.path()], &[]);
     let port = domain.http.port();
     let (code, out) = tokio::task::spawn_blocking(move || {

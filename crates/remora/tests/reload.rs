@@ -152,18 +152,8 @@ async fn files_added_and_removed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingress_class_filter() {
     let pods = pods("what-is-my-pod-deployment-78f7cd684f", 1).await;
-    let dir = Dir::new();
     // Seed 002 carries the legacy annotation kubernetes.io/ingress.class: nginx.
-    dir.write("seed.yaml", &seed("seed-002-what-is-my-pod.yaml"));
-    dir.write(
-        "slices.yaml",
-        &slice_yaml(
-            "what-is-my-pod",
-            "default",
-            None,
-            &pods.iter().collect::<Vec<_>>(),
-        ),
-    );
+    let dir = seed_002_dir(&pods);
     let mut other =
         ingress("other", "/other", "what-is-my-pod", "x").replace("number: 80", "number: 8080");
     other = other.replace("spec:\n", "spec:\n  ingressClassName: traefik\n");

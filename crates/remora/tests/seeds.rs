@@ -9,17 +9,7 @@ use std::collections::BTreeSet;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_002_cookie_jar_loop_always_reaches_the_same_pod() {
     let pods = pods("what-is-my-pod-deployment-78f7cd684f", 3).await;
-    let dir = Dir::new();
-    dir.write("seed.yaml", &seed("seed-002-what-is-my-pod.yaml"));
-    dir.write(
-        "slices.yaml",
-        &slice_yaml(
-            "what-is-my-pod",
-            "default",
-            None,
-            &pods.iter().collect::<Vec<_>>(),
-        ),
-    );
+    let dir = seed_002_dir(&pods);
     let remora = Remora::serve(&[dir.path()], &[]);
 
     // The seed's loop: `curl --cookie cookie.txt --cookie-jar cookie.txt http://$INGRESS_URL`.
@@ -64,17 +54,7 @@ async fn seed_002_cookie_jar_loop_always_reaches_the_same_pod() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_000_legacy_ingress_is_served_verbatim() {
     let pods = pods("deno-hello-7c9d8f6b5-x", 5).await;
-    let dir = Dir::new();
-    dir.write("seed.yaml", &seed("seed-000-deno-hello.yaml"));
-    dir.write(
-        "slices.yaml",
-        &slice_yaml(
-            "deno-hello-service",
-            "default",
-            Some("deno-hello-port"),
-            &pods.iter().collect::<Vec<_>>(),
-        ),
-    );
+    let dir = seed_000_dir(&pods);
     let remora = Remora::serve(&[dir.path()], &[]);
 
     let mut jar = Session::with_host("DOMAIN");

@@ -214,6 +214,39 @@ pub fn seed(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// A directory holding seed 002 verbatim (what-is-my-pod) and the EndpointSlice a cluster would
+/// derive for `pods`.
+pub fn seed_002_dir(pods: &[Pod]) -> Dir {
+    let dir = Dir::new();
+    dir.write("seed.yaml", &seed("seed-002-what-is-my-pod.yaml"));
+    dir.write(
+        "slices.yaml",
+        &slice_yaml(
+            "what-is-my-pod",
+            "default",
+            None,
+            &pods.iter().collect::<Vec<_>>(),
+        ),
+    );
+    dir
+}
+
+/// Same for seed 000 (deno-hello, whose Service port is named `deno-hello-port`).
+pub fn seed_000_dir(pods: &[Pod]) -> Dir {
+    let dir = Dir::new();
+    dir.write("seed.yaml", &seed("seed-000-deno-hello.yaml"));
+    dir.write(
+        "slices.yaml",
+        &slice_yaml(
+            "deno-hello-service",
+            "default",
+            Some("deno-hello-port"),
+            &pods.iter().collect::<Vec<_>>(),
+        ),
+    );
+    dir
+}
+
 /// A running `remora serve` (or `demo`) process, killed on drop.
 pub struct Remora {
     child: Child,
