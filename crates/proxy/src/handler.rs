@@ -311,6 +311,7 @@ fn prepare(parts: &mut Parts, conn: &Connection) {
         host.as_ref(),
         &conn.local_port,
     );
+    headers::ensure_request_id(&mut parts.headers);
     if let Some(h) = host {
         parts.headers.insert(header::HOST, h);
     }

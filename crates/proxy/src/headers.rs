@@ -39,6 +39,27 @@ static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-prot
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 static X_FORWARDED_SCHEME: HeaderName = HeaderName::from_static("x-forwarded-scheme");
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Keep the client's `X-Request-ID`, or set a new one (32 hex digits, like nginx's
+/// `$request_id`), as ingress-nginx does by default (`generate-request-id`).
+pub fn ensure_request_id(headers: &mut HeaderMap) {
+    if headers.contains_key(&X_REQUEST_ID) {
+        return;
+    }
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    // Unique, not secret: a random per-process seed hashed with a counter.
+    static SEED: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let seed = *SEED.get_or_init(balance::random_u64);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let hi = xxhash_rust::xxh3::xxh3_64_with_seed(&n.to_le_bytes(), seed);
+    let lo = xxhash_rust::xxh3::xxh3_64_with_seed(&n.to_le_bytes(), !seed);
+    if let Ok(v) = HeaderValue::from_str(&format!("{hi:016x}{lo:016x}")) {
+        headers.insert(&X_REQUEST_ID, v);
+    }
+}
 
 /// Set the headers ingress-nginx sets by default. Client-supplied values are replaced, not
 /// appended to, because the client is not a trusted proxy (ingress-nginx's default without
@@ -85,6 +106,22 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn request_ids_are_kept_or_made_unique() {
+        let mut a = HeaderMap::new();
+        let mut b = HeaderMap::new();
+        ensure_request_id(&mut a);
+        ensure_request_id(&mut b);
+        let (a, b) = (a["x-request-id"].clone(), b["x-request-id"].clone());
+        assert_eq!(a.len(), 32);
+        assert!(a.to_str().unwrap().bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+        let mut kept = HeaderMap::new();
+        kept.insert("x-request-id", HeaderValue::from_static("from-client"));
+        ensure_request_id(&mut kept);
+        assert_eq!(kept["x-request-id"], "from-client");
     }
 
     #[test]

@@ -59,6 +59,17 @@ async fn forwarded_headers_host_and_hop_by_hop() {
             "missing {expected:?} in\n{echoed}"
         );
     }
+    let id = echoed
+        .lines()
+        .find_map(|l| l.strip_prefix("x-request-id: "))
+        .expect("an X-Request-ID");
+    assert_eq!(id.len(), 32, "{id}");
+    let kept = get(&remora.url("/echo-headers"), &[("x-request-id", "abc-123")]).await;
+    assert!(
+        kept.body.lines().any(|l| l == "x-request-id: abc-123"),
+        "{}",
+        kept.body
+    );
     for absent in ["6.6.6.6", "x-private", "keep-alive: timeout"] {
         assert!(!echoed.contains(absent), "{absent:?} forwarded:\n{echoed}");
     }
