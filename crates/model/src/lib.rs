@@ -12,7 +12,7 @@ mod route;
 pub use affinity::{Affinity, AffinityMode, SameSite, DEFAULT_BALANCE_FACTOR, DEFAULT_COOKIE_NAME};
 pub use diagnostic::{Diagnostic, ObjectRef, Severity};
 pub use endpoint::{Backend, BackendId, Endpoint, EndpointId};
-pub use route::{Canary, HostMatch, PathType, Route, Target, VirtualHost};
+pub use route::{regex_source, Canary, HostMatch, PathType, Route, Target, VirtualHost};
 
 use serde::Serialize;
 

@@ -36,6 +36,22 @@ pub enum PathType {
     /// Element-wise prefix: `/foo` matches `/foo` and `/foo/bar`, not `/foobar`.
     /// `ImplementationSpecific` paths are treated as `Prefix`.
     Prefix,
+    /// ingress-nginx's `use-regex` (nginx `location ~* "^<path>"`): the path is a regular
+    /// expression, case-insensitive, anchored at the start of the request path only. Every path of
+    /// a host becomes one when any Ingress of that host sets `use-regex: "true"`. The expression
+    /// is compiled by whoever serves the snapshot: [`Route::matches`] is false for these.
+    Regex,
+}
+
+impl PathType {
+    /// As written in an Ingress (`Regex` paths are written `ImplementationSpecific`, or any type).
+    pub fn name(self) -> &'static str {
+        match self {
+            PathType::Exact => "Exact",
+            PathType::Prefix => "Prefix",
+            PathType::Regex => "regex",
+        }
+    }
 }
 
 /// Where a matched request goes.
@@ -91,9 +107,16 @@ pub struct Canary {
 }
 
 impl Route {
-    /// Does this route match a request path (without query)?
+    /// The regular expression a `Regex` route's path stands for, in the `regex` crate's syntax.
+    pub fn regex_source(&self) -> String {
+        regex_source(&self.path)
+    }
+
+    /// Does this route match a request path (without query)? Always false for `Regex` routes,
+    /// which need their compiled expression.
     pub fn matches(&self, path: &str) -> bool {
         match self.path_type {
+            PathType::Regex => false,
             PathType::Exact => self.path == path,
             PathType::Prefix => {
                 let prefix = self.path.trim_end_matches('/');
@@ -106,8 +129,16 @@ impl Route {
     }
 }
 
+/// The expression nginx's `location ~* "^<path>"` matches with: case-insensitive, anchored at the
+/// start only.
+pub fn regex_source(path: &str) -> String {
+    format!("(?i)^{path}")
+}
+
 /// The routes of one host, in match order: Exact routes first, then Prefix routes longest first,
-/// so the first route that matches is the one Kubernetes says should win.
+/// so the first route that matches is the one Kubernetes says should win. A host with `use-regex`
+/// has only `Regex` routes, longest expression first (ingress-nginx's location order), and the
+/// first that matches wins.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct VirtualHost {
     pub host: HostMatch,

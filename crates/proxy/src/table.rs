@@ -5,7 +5,7 @@
 use balance::BackendBalancer;
 use http::uri::Authority;
 use model::{
-    AffinityMode, BackendId, Canary, Diagnostic, HostMatch, Snapshot, Target, VirtualHost,
+    AffinityMode, BackendId, Canary, Diagnostic, HostMatch, PathType, Snapshot, Target, VirtualHost,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,6 +20,8 @@ pub struct Table {
     pub backends: Vec<BackendRuntime>,
     /// `canary-by-header-pattern` regexes, compiled once per snapshot.
     patterns: HashMap<String, regex::Regex>,
+    /// Per host, per route: the compiled expression of `Regex` routes (`use-regex`).
+    path_regexes: Vec<Vec<Option<regex::Regex>>>,
 }
 
 /// What a request matched: its route's target, and the route's canary if it has one.
@@ -105,8 +107,23 @@ impl Table {
             .filter_map(|r| r.canary.as_ref()?.header_pattern.as_ref())
             .filter_map(|p| Some((p.clone(), regex::Regex::new(p).ok()?)))
             .collect();
+        let path_regexes = snapshot
+            .hosts
+            .iter()
+            .map(|h| {
+                h.routes
+                    .iter()
+                    .map(|r| match r.path_type {
+                        // Translation dropped the paths that do not compile.
+                        PathType::Regex => regex::Regex::new(&r.regex_source()).ok(),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .collect();
         Self {
             patterns,
+            path_regexes,
             snapshot: Arc::new(snapshot),
             diagnostics: Arc::new(diagnostics),
             generation,
@@ -128,8 +145,19 @@ impl Table {
                 self.wildcard.get(&host[dot..])
             })
             .or(self.any.as_ref())?;
-        let vh: &VirtualHost = &self.snapshot.hosts[*vh];
-        match vh.routes.iter().find(|r| r.matches(path)) {
+        let vh_index = *vh;
+        let vh: &VirtualHost = &self.snapshot.hosts[vh_index];
+        let regexes = &self.path_regexes[vh_index];
+        let found = vh
+            .routes
+            .iter()
+            .zip(regexes)
+            .find(|(r, re)| match re {
+                Some(re) => re.is_match(path),
+                None => r.matches(path),
+            })
+            .map(|(r, _)| r);
+        match found {
             Some(r) => Some(Matched {
                 target: &r.target,
                 canary: r.canary.as_deref(),

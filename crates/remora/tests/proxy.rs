@@ -105,18 +105,8 @@ async fn unreachable_pod_gives_502() {
     assert_eq!(status, 502);
 }
 
-/// Host and path precedence, end to end: exact host over wildcard over no host; Exact over Prefix;
-/// longest Prefix; element-wise prefixes; defaultBackend when no path matches.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn host_and_path_precedence() {
-    let names = [
-        "exact-host",
-        "wildcard",
-        "any-host",
-        "exact-path",
-        "long-prefix",
-        "default",
-    ];
+/// One Service per name, each with one pod `<name>-0` (which answers `Hello "<name>-0"!`).
+async fn services_of_one_pod(names: &[&str]) -> (Vec<Pod>, Dir) {
     let mut all_pods = Vec::new();
     let dir = Dir::new();
     let mut services = String::new();
@@ -133,9 +123,92 @@ async fn host_and_path_precedence() {
     }
     dir.write("svc.yaml", &services);
     dir.write("slices.yaml", &slices);
-    let backend = |s: &str| {
-        format!("        backend:\n          service:\n            name: {s}\n            port:\n              number: 80\n")
-    };
+    (all_pods, dir)
+}
+
+/// An Ingress path's `backend:` block for a Service on port 80.
+fn backend(service: &str) -> String {
+    format!("        backend:\n          service:\n            name: {service}\n            port:\n              number: 80\n")
+}
+
+/// `use-regex` on one Ingress makes every path of its host a case-insensitive regex anchored at
+/// the start, the paths of other Ingresses of the host too; longest first; other hosts unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn use_regex_paths() {
+    let (_pods, dir) = services_of_one_pod(&["api", "web", "health", "plain"]).await;
+    let ingresses = format!(
+        "apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: api
+  annotations:
+    nginx.ingress.kubernetes.io/use-regex: \"true\"
+spec:
+  rules:
+  - host: regex.example.com
+    http:
+      paths:
+      - path: /api/v[0-9]+/
+        pathType: ImplementationSpecific
+{}---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: web
+spec:
+  rules:
+  - host: regex.example.com
+    http:
+      paths:
+      - path: /
+        pathType: Prefix
+{}      - path: /health
+        pathType: Exact
+{}  - host: plain.example.com
+    http:
+      paths:
+      - path: /a.c
+        pathType: Prefix
+{}",
+        backend("api"),
+        backend("web"),
+        backend("health"),
+        backend("plain"),
+    );
+    dir.write("ing.yaml", &ingresses);
+    let remora = Remora::serve(&[dir.path()], &[]);
+    let cases = [
+        ("regex.example.com", "/api/v2/users", Some("api")),
+        ("regex.example.com", "/API/V10/users?x=1", Some("api")),
+        ("regex.example.com", "/api/vx/users", Some("web")),
+        ("regex.example.com", "/api/v2", Some("web")),
+        ("regex.example.com", "/healthz", Some("health")),
+        ("regex.example.com", "/anything", Some("web")),
+        ("plain.example.com", "/a.c/x", Some("plain")),
+        ("plain.example.com", "/abc", None),
+    ];
+    for (host, path, want) in cases {
+        let r = get(&remora.url(path), &[("host", host)]).await;
+        match want {
+            Some(want) => assert_eq!(r.body, format!("Hello \"{want}-0\"!"), "{host}{path}"),
+            None => assert_eq!(r.status, 404, "{host}{path}"),
+        }
+    }
+}
+
+/// Host and path precedence, end to end: exact host over wildcard over no host; Exact over Prefix;
+/// longest Prefix; element-wise prefixes; defaultBackend when no path matches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_and_path_precedence() {
+    let names = [
+        "exact-host",
+        "wildcard",
+        "any-host",
+        "exact-path",
+        "long-prefix",
+        "default",
+    ];
+    let (_pods, dir) = services_of_one_pod(&names).await;
     let ingress = format!(
         "apiVersion: networking.k8s.io/v1
 kind: Ingress

@@ -8,13 +8,22 @@ use crate::backends::{Backends, PortRef};
 use crate::objects::{Ingress, IngressBackend, IntOrString};
 use crate::Diagnostics;
 use model::{Affinity, Canary, HostMatch, ObjectRef, PathType, Route, Target, VirtualHost};
+use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 #[derive(Default)]
 struct HostEntry {
-    routes: Vec<Route>,
+    routes: Vec<Pending>,
     default: Option<Target>,
+    /// Some Ingress of this host sets `use-regex`: every path of the host is a regex.
+    regex: bool,
+}
+
+/// A route and its path as written in the Ingress (what a regex host matches with).
+struct Pending {
+    route: Route,
+    written: String,
 }
 
 /// Virtual hosts under construction, keyed (and so ordered) exact, wildcard, any.
@@ -22,25 +31,70 @@ struct HostEntry {
 pub struct HostTable(BTreeMap<HostMatch, HostEntry>);
 
 impl HostTable {
-    pub fn finish(self) -> Vec<VirtualHost> {
+    pub fn finish(self, diags: &mut Diagnostics) -> Vec<VirtualHost> {
         self.0
             .into_iter()
-            .map(|(host, mut e)| {
-                e.routes.sort_by(|a, b| {
-                    (a.path_type, std::cmp::Reverse(a.path.len()), &a.path).cmp(&(
-                        b.path_type,
-                        std::cmp::Reverse(b.path.len()),
-                        &b.path,
-                    ))
-                });
+            .map(|(host, e)| {
+                let routes = if e.regex {
+                    regex_routes(&host, e.routes, diags)
+                } else {
+                    let mut routes: Vec<Route> = e.routes.into_iter().map(|p| p.route).collect();
+                    routes.sort_by(|a, b| {
+                        (a.path_type, Reverse(a.path.len()), &a.path).cmp(&(
+                            b.path_type,
+                            Reverse(b.path.len()),
+                            &b.path,
+                        ))
+                    });
+                    routes
+                };
                 VirtualHost {
                     host,
-                    routes: e.routes,
+                    routes,
                     default: e.default,
                 }
             })
             .collect()
     }
+}
+
+/// The routes of a `use-regex` host: every path as written becomes an expression (whatever its
+/// type, as in ingress-nginx), tried longest first, then in reverse string order for equal lengths
+/// (ingress-nginx's location order). Paths that are no valid expression are dropped with a
+/// warning.
+fn regex_routes(host: &HostMatch, pending: Vec<Pending>, diags: &mut Diagnostics) -> Vec<Route> {
+    let mut routes: Vec<Route> = Vec::with_capacity(pending.len());
+    for Pending { mut route, written } in pending {
+        route.path = written;
+        route.path_type = PathType::Regex;
+        if let Err(e) = regex::Regex::new(&route.regex_source()) {
+            diags.warn(
+                &route.target.ingress,
+                format!(
+                    "path \"{}\" of host {} is not a valid regular expression (use-regex is set for this host): {}; skipped",
+                    route.path,
+                    host_name(host),
+                    last_line(&e.to_string())
+                ),
+            );
+            continue;
+        }
+        if routes.iter().any(|r| r.path == route.path) {
+            // Two types of one path (or two Ingresses) that the regex makes the same location.
+            continue;
+        }
+        routes.push(route);
+    }
+    routes.sort_by(|a, b| {
+        (Reverse(a.path.len()), Reverse(&a.path)).cmp(&(Reverse(b.path.len()), Reverse(&b.path)))
+    });
+    routes
+}
+
+/// The `regex` crate's errors span several lines, the last saying what is wrong.
+fn last_line(s: &str) -> &str {
+    let last = s.lines().last().unwrap_or(s).trim();
+    last.strip_prefix("error: ").unwrap_or(last)
 }
 
 /// Add one served Ingress to the host table.
@@ -165,9 +219,13 @@ fn add_rule(
         let Some((written, path, path_type)) = route_path(p, object, cx.diags) else {
             continue;
         };
+        if cx.ann.use_regex {
+            entry.regex = true;
+        }
         if let Some(existing) = entry
             .routes
             .iter()
+            .map(|p| &p.route)
             .find(|r| r.path == path && r.path_type == path_type)
         {
             let by = existing.target.ingress.clone();
@@ -175,18 +233,21 @@ fn add_rule(
                 object,
                 format!(
                     "{} path \"{written}\" of host {} is already served by {by}: ignored here",
-                    path_type_name(path_type),
+                    path_type.name(),
                     host_name(host)
                 ),
             );
             continue;
         }
         let target = cx.target(&p.backend, written);
-        entry.routes.push(Route {
-            path: path.to_owned(),
-            path_type,
-            target,
-            canary: None,
+        entry.routes.push(Pending {
+            route: Route {
+                path: path.to_owned(),
+                path_type,
+                target,
+                canary: None,
+            },
+            written: written.to_owned(),
         });
     }
     if let Some(t) = default {
@@ -223,6 +284,7 @@ pub fn add_canary(
             let primary = hosts.0.get_mut(&host).and_then(|e| {
                 e.routes
                     .iter_mut()
+                    .map(|p| &mut p.route)
                     .find(|r| r.path == path && r.path_type == path_type)
             });
             let Some(primary) = primary else {
@@ -369,12 +431,5 @@ fn host_name(h: &HostMatch) -> String {
         HostMatch::Exact(h) => h.clone(),
         HostMatch::Wildcard(s) => format!("*{s}"),
         HostMatch::Any => "(any)".to_owned(),
-    }
-}
-
-fn path_type_name(t: PathType) -> &'static str {
-    match t {
-        PathType::Exact => "Exact",
-        PathType::Prefix => "Prefix",
     }
 }

@@ -69,7 +69,7 @@ pub fn translate(objects: &Objects, options: &Options) -> Translation {
         ingress::add_canary(ing, object, ann, &mut backends, &mut hosts, &mut diags);
     }
     let snapshot = Snapshot {
-        hosts: hosts.finish(),
+        hosts: hosts.finish(&mut diags),
         backends: backends.finish(),
     };
     Translation {

@@ -174,7 +174,7 @@ pub fn parse(r: &mut Reader<'_>) -> Option<AffinitySpec> {
             "ignored: the cookie value is an opaque MAC'd endpoint reference (ingress-nginx also ignores it since 0.24)",
         );
     }
-    let use_regex = r.peek("use-regex") == Some("true");
+    let use_regex = r.peek_bool("use-regex") == Some(true);
     if kind.as_deref() == Some("cookie") && use_regex && path.is_none() {
         // ingress-nginx's words: with regex paths, the route path is no usable cookie Path.
         r.warn(

@@ -5,6 +5,7 @@
 mod affinity;
 mod alias;
 mod canary;
+mod rewrite;
 mod ssl;
 
 pub use affinity::AffinitySpec;
@@ -29,6 +30,8 @@ pub struct IngressAnnotations {
     pub server_aliases: Vec<model::HostMatch>,
     /// Set when the Ingress is a canary (`canary: "true"`).
     pub canary: Option<CanarySpec>,
+    /// `use-regex: "true"`: the paths of every host of this Ingress are regular expressions.
+    pub use_regex: bool,
 }
 
 /// Parse the annotations of one Ingress, reporting invalid and unsupported ones.
@@ -50,9 +53,19 @@ pub fn parse(
         ssl_redirect: ssl::parse(&mut r),
         server_aliases: alias::parse(&mut r),
         canary: canary::parse(&mut r),
+        use_regex: rewrite::parse(&mut r),
     };
     r.report_unsupported();
     parsed
+}
+
+/// A boolean as Go's `strconv.ParseBool` reads it, which is how ingress-nginx reads annotations.
+fn parse_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
 }
 
 /// Reads annotations by short name (without prefix) and remembers which ones were read.
@@ -103,14 +116,16 @@ impl Reader<'_> {
 
     fn bool_full(&mut self, full: String) -> Option<bool> {
         let v = self.get_full(full.clone())?.to_owned();
-        match v.as_str() {
-            "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
-            "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
-            _ => {
-                self.warn_full(&full, format!("invalid boolean \"{v}\", ignored"));
-                None
-            }
+        let parsed = parse_bool(&v);
+        if parsed.is_none() {
+            self.warn_full(&full, format!("invalid boolean \"{v}\", ignored"));
         }
+        parsed
+    }
+
+    /// [`Reader::peek`] for a boolean; invalid values read as absent (the owner warns).
+    pub fn peek_bool(&self, name: &str) -> Option<bool> {
+        self.peek(name).and_then(parse_bool)
     }
 
     pub fn warn(&mut self, name: &str, message: impl Into<String>) {
