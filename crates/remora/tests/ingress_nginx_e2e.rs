@@ -1,10 +1,11 @@
 //! ingress-nginx's own end-to-end affinity suites, replayed against Remora:
-//! `test/e2e/annotations/affinity.go` and `affinitymode.go`, case by case, with the same
-//! annotations, requests and assertions on status and `Set-Cookie` (ingress-nginx asserts with
-//! "contains"). Cases that need what Remora does not do yet say so and are left out:
-//! "should work with use-regex annotation and session-cookie-path" (regex paths),
-//! the request half of "should warn user when use-regex is true..." (regex paths), and
-//! "should set secure in cookie with provided false annotation on https" (TLS).
+//! `test/e2e/annotations/affinity.go`, `affinitymode.go` and the "canary affinity behavior" cases
+//! of `canary.go`, case by case, with the same annotations, requests and assertions on status and
+//! `Set-Cookie` (ingress-nginx asserts with "contains"). The one case that needs what Remora does
+//! not do yet says so and is left out: "should set secure in cookie with provided false
+//! annotation on https" (TLS).
+
+#![allow(clippy::expect_used)]
 
 mod common;
 use common::*;
@@ -12,6 +13,17 @@ use std::time::SystemTime;
 
 /// `framework.NewSingleIngress(name, path, host, ns, "echo", 80, annotations)`: pathType Prefix.
 fn single_ingress(name: &str, path: &str, host: &str, annotations: &[(&str, &str)]) -> String {
+    ingress_to("echo", name, path, host, annotations)
+}
+
+/// The same for another Service.
+fn ingress_to(
+    service: &str,
+    name: &str,
+    path: &str,
+    host: &str,
+    annotations: &[(&str, &str)],
+) -> String {
     let mut s = format!("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: {name}\n  annotations:\n");
     for (k, v) in annotations {
         s.push_str(&format!("    nginx.ingress.kubernetes.io/{k}: \"{v}\"\n"));
@@ -25,7 +37,7 @@ fn single_ingress(name: &str, path: &str, host: &str, annotations: &[(&str, &str
         format!("host: {host}\n    ")
     };
     s.push_str(&format!(
-        "spec:\n  rules:\n  - {host_line}http:\n      paths:\n      - path: {path}\n        pathType: Prefix\n        backend:\n          service:\n            name: echo\n            port:\n              number: 80\n"
+        "spec:\n  rules:\n  - {host_line}http:\n      paths:\n      - path: {path}\n        pathType: Prefix\n        backend:\n          service:\n            name: {service}\n            port:\n              number: 80\n"
     ));
     s
 }
@@ -243,9 +255,41 @@ async fn should_warn_user_when_use_regex_is_true_and_session_cookie_path_is_not_
         )],
     )
     .await;
+    let r = get_host(&remora, "useregexwarn.foo.com", "/foo/bar").await;
+    assert_eq!(r.status, 200);
     remora
         .wait_log("session-cookie-path should be set when use-regex is true")
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_work_with_use_regex_annotation_and_session_cookie_path() {
+    let annotations = [
+        COOKIE,
+        SERVERID,
+        ("use-regex", "true"),
+        ("session-cookie-path", "/foo/bar"),
+    ];
+    let (_p, _d, remora) = setup(
+        2,
+        &[single_ingress(
+            "useregex.foo.com",
+            "/foo/.*",
+            "useregex.foo.com",
+            &annotations,
+        )],
+    )
+    .await;
+    let r = get_host(&remora, "useregex.foo.com", "/foo/bar").await;
+    assert_eq!(r.status, 200);
+    let c = set_cookie(&r);
+    assert!(c.contains("Path=/foo/bar"), "{c}");
+    assert!(c.contains("SERVERID="), "{c}");
+    // And the path really is a regex: `/foo/.*` does not match `/foo` (a prefix would).
+    assert_eq!(
+        get_host(&remora, "useregex.foo.com", "/foo").await.status,
+        404
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -396,4 +440,137 @@ async fn check_persistent_affinity_mode() {
     let r = get(&remora.url("/"), &[("host", host), ("cookie", &cookies)]).await;
     assert_eq!(r.status, 200);
     assert_ne!(r.body, original);
+}
+
+// canary.go, Context "canary affinity behavior": primary Ingress `foo` on /info with affinity
+// (cookie `aff`), canary Ingress `foo-canary` on the same host and path, forced by the header
+// `ForceCanary: yes`.
+
+const AFF: (&str, &str) = ("session-cookie-name", "aff");
+
+/// The primary Service `httpbun` and the canary Service `echo-canary`, one pod each as upstream's
+/// deployments; the pods answer with their names, so a body names the Service that answered.
+async fn canary_setup(canary_annotations: &[(&str, &str)]) -> (Vec<Pod>, Dir, Remora) {
+    let mut all = pods("httpbun-7d8f9c6b5a", 1).await;
+    let canary = pods("echo-canary-5b6c7d8e9f", 1).await;
+    let dir = Dir::new();
+    dir.write(
+        "svc.yaml",
+        &[ECHO_SERVICE, ECHO_SERVICE]
+            .map(str::to_owned)
+            .join("---\n")
+            .replacen("name: echo\n", "name: httpbun\n", 1)
+            .replacen("name: echo\n", "name: echo-canary\n", 1),
+    );
+    dir.write(
+        "slices.yaml",
+        &format!(
+            "{}---\n{}",
+            slice_yaml("httpbun", "default", None, &all.iter().collect::<Vec<_>>()),
+            slice_yaml(
+                "echo-canary",
+                "default",
+                None,
+                &canary.iter().collect::<Vec<_>>()
+            )
+        ),
+    );
+    let primary = ingress_to("httpbun", "foo", "/info", "foo", &[COOKIE, AFF]);
+    let canary_ing = ingress_to(
+        "echo-canary",
+        "foo-canary",
+        "/info",
+        "foo",
+        canary_annotations,
+    );
+    dir.write("ing.yaml", &format!("{primary}---\n{canary_ing}"));
+    let remora = Remora::serve(&[dir.path()], &[]);
+    all.extend(canary);
+    (all, dir, remora)
+}
+
+/// The first request, forced to the canary by its header, gets the affinity cookie; 50 requests
+/// with that cookie and no header stay on the canary although its weight is 1%.
+async fn always_routes_to_canary_once_affinitized(canary_annotations: &[(&str, &str)]) {
+    let (_p, _d, remora) = canary_setup(canary_annotations).await;
+    let forced = get(
+        &remora.url("/info"),
+        &[("host", "foo"), ("ForceCanary", "yes")],
+    )
+    .await;
+    assert_eq!(forced.status, 200);
+    assert!(forced.body.contains("echo-canary"), "{}", forced.body);
+    let (name, value) = forced
+        .cookie()
+        .expect("the canary sets the affinity cookie");
+    assert_eq!(name, "aff");
+    let cookie = format!("aff={value}");
+    for _ in 0..50 {
+        let r = get(
+            &remora.url("/info"),
+            &[("host", "foo"), ("cookie", &cookie)],
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        assert!(r.body.contains("echo-canary"), "{}", r.body);
+    }
+}
+
+const FORCE_CANARY: [(&str, &str); 4] = [
+    ("canary", "true"),
+    ("canary-by-header", "ForceCanary"),
+    ("canary-by-header-value", "yes"),
+    ("canary-weight", "1"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn always_routes_traffic_to_canary_if_first_request_was_affinitized_to_canary_default() {
+    always_routes_to_canary_once_affinitized(&FORCE_CANARY).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn always_routes_traffic_to_canary_if_first_request_was_affinitized_to_canary_sticky() {
+    let mut annotations = FORCE_CANARY.to_vec();
+    annotations.push(("affinity-canary-behavior", "sticky"));
+    always_routes_to_canary_once_affinitized(&annotations).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_traffic_to_either_mainline_or_canary_backend_legacy() {
+    let (_p, _d, remora) = canary_setup(&[
+        ("canary", "true"),
+        ("canary-by-header", "ForceCanary"),
+        ("canary-by-header-value", "yes"),
+        ("canary-weight", "50"),
+        ("affinity-canary-behavior", "legacy"),
+    ])
+    .await;
+    let forced = get(
+        &remora.url("/info"),
+        &[("host", "foo"), ("ForceCanary", "yes")],
+    )
+    .await;
+    assert_eq!(forced.status, 200);
+    assert!(forced.body.contains("echo-canary"), "{}", forced.body);
+    assert!(
+        !set_cookie(&forced).contains("aff="),
+        "legacy: no affinity cookie from the canary: {}",
+        set_cookie(&forced)
+    );
+    // TestMainlineCanaryDistribution: each side gets at least 40% of the requests. Upstream sends
+    // 200 (a 0.5% chance of a false failure); 400 make that 0.01%.
+    let mut canary = 0;
+    for _ in 0..400 {
+        let r = get(&remora.url("/info"), &[("host", "foo")]).await;
+        assert_eq!(r.status, 200);
+        if r.body.contains("echo-canary") {
+            canary += 1;
+        } else {
+            assert!(r.body.contains("httpbun"), "{}", r.body);
+        }
+    }
+    assert!(
+        (160..=240).contains(&canary),
+        "{canary} of 400 on the canary"
+    );
 }
