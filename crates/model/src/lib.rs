@@ -8,11 +8,13 @@ mod affinity;
 mod diagnostic;
 mod endpoint;
 mod route;
+mod tls;
 
 pub use affinity::{Affinity, AffinityMode, SameSite, DEFAULT_BALANCE_FACTOR, DEFAULT_COOKIE_NAME};
 pub use diagnostic::{Diagnostic, ObjectRef, Severity};
 pub use endpoint::{Backend, BackendId, Endpoint, EndpointId};
 pub use route::{regex_source, Canary, HostMatch, PathType, Route, Target, VirtualHost};
+pub use tls::{Certificate, HostTls, KeyFormat, PrivateKey};
 
 use serde::Serialize;
 
@@ -24,6 +26,9 @@ pub struct Snapshot {
     pub hosts: Vec<VirtualHost>,
     /// Backends referenced by [`Target::backend`], indexed by [`BackendId`].
     pub backends: Vec<Backend>,
+    /// Certificates referenced by [`VirtualHost::tls`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<Certificate>,
 }
 
 impl Snapshot {

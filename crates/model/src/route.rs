@@ -80,6 +80,10 @@ pub struct Route {
     /// A canary Ingress for the same host and path: some requests go to its target instead.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub canary: Option<Box<Canary>>,
+    /// Plain HTTP requests get a 308 to HTTPS (`ssl-redirect` on a host with TLS, or
+    /// `force-ssl-redirect`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub https_redirect: bool,
 }
 
 /// Which requests of a route go to the canary (ingress-nginx's `canary-*` annotations), in the
@@ -146,6 +150,9 @@ pub struct VirtualHost {
     /// `spec.defaultBackend` of an Ingress that has this host: used when no path matches.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default: Option<Target>,
+    /// Set when an Ingress lists this host in `spec.tls`: the certificate presented for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::HostTls>,
 }
 
 #[cfg(test)]
@@ -155,6 +162,7 @@ mod tests {
     fn route(path: &str, path_type: PathType) -> Route {
         Route {
             canary: None,
+            https_redirect: false,
             path: path.into(),
             path_type,
             target: Target {

@@ -33,14 +33,17 @@ pub struct Connection {
     client_ip: HeaderValue,
     /// The port the client connected to, as `X-Forwarded-Port` value.
     local_port: HeaderValue,
+    /// The connection is TLS (the HTTPS listener).
+    tls: bool,
 }
 
 impl Connection {
-    pub fn new(remote: SocketAddr, local_port: HeaderValue) -> Self {
+    pub fn new(remote: SocketAddr, local_port: HeaderValue, tls: bool) -> Self {
         Self {
             client_ip: HeaderValue::from_str(&remote.ip().to_string())
                 .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
             local_port,
+            tls,
         }
     }
 }
@@ -52,13 +55,16 @@ pub async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     // 1. Route: one load of the current table, kept for the whole request.
     let table = shared.table.load_full();
-    let matched = {
-        let host = request_host(&req);
-        table.route(&host, req.uri().path())
-    };
-    let Some(matched) = matched else {
+    let host = request_host(&req);
+    let Some(matched) = table.route(&host, req.uri().path()) else {
         return Ok(status(StatusCode::NOT_FOUND));
     };
+    if matched.https_redirect && !conn.tls {
+        if let Some(r) = https_redirect(&host, req.uri(), shared.config.https_redirect_port) {
+            return Ok(r);
+        }
+    }
+    drop(host);
     let target = match matched.canary {
         Some(c) if to_canary(&shared, &table, matched.target, c, &req) => &c.target,
         _ => matched.target,
@@ -185,7 +191,7 @@ pub async fn handle(
     headers::strip_hop_by_hop(response.headers_mut());
     if let (Some(a), Some(value)) = (affinity, set_cookie) {
         let traits = cookie::RequestTraits {
-            tls: false,
+            tls: conn.tls,
             user_agent: parts
                 .headers
                 .get(header::USER_AGENT)
@@ -310,6 +316,7 @@ fn prepare(parts: &mut Parts, conn: &Connection) {
         &conn.client_ip,
         host.as_ref(),
         &conn.local_port,
+        conn.tls,
     );
     headers::ensure_request_id(&mut parts.headers);
     if let Some(h) = host {
@@ -356,6 +363,24 @@ fn request_host(req: &Request<Incoming>) -> Cow<'_, str> {
 }
 
 /// A short plain-text error response, like ingress-nginx's default pages.
+/// The 308 to the same URL over HTTPS (ingress-nginx's `ssl-redirect`), except for ACME HTTP-01
+/// challenges, which must stay reachable over plain HTTP. `None`: no redirect.
+fn https_redirect(host: &str, uri: &Uri, port: u16) -> Option<Response<Body>> {
+    let path = uri.path_and_query().map_or("/", PathAndQuery::as_str);
+    if host.is_empty() || uri.path().starts_with("/.well-known/acme-challenge/") {
+        return None;
+    }
+    let location = if port == 443 {
+        format!("https://{host}{path}")
+    } else {
+        format!("https://{host}:{port}{path}")
+    };
+    let location = HeaderValue::from_str(&location).ok()?;
+    let mut r = status(StatusCode::PERMANENT_REDIRECT);
+    r.headers_mut().insert(header::LOCATION, location);
+    Some(r)
+}
+
 pub fn status(code: StatusCode) -> Response<Body> {
     let text = format!(
         "{} {}\n",

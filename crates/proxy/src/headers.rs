@@ -69,11 +69,13 @@ pub fn set_forwarded(
     client_ip: &HeaderValue,
     host: Option<&HeaderValue>,
     port: &HeaderValue,
+    tls: bool,
 ) {
+    let scheme = HeaderValue::from_static(if tls { "https" } else { "http" });
     headers.insert(&X_FORWARDED_FOR, client_ip.clone());
     headers.insert(&X_REAL_IP, client_ip.clone());
-    headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    headers.insert(&X_FORWARDED_SCHEME, HeaderValue::from_static("http"));
+    headers.insert(&X_FORWARDED_PROTO, scheme.clone());
+    headers.insert(&X_FORWARDED_SCHEME, scheme);
     match host {
         Some(h) => {
             headers.insert(&X_FORWARDED_HOST, h.clone());
@@ -134,11 +136,22 @@ mod tests {
             &HeaderValue::from_static("127.0.0.9"),
             Some(&host),
             &HeaderValue::from_static("8080"),
+            false,
         );
         assert_eq!(h["x-forwarded-for"], "127.0.0.9");
         assert_eq!(h["x-real-ip"], "127.0.0.9");
         assert_eq!(h["x-forwarded-host"], "example.com");
         assert_eq!(h["x-forwarded-port"], "8080");
         assert_eq!(h["x-forwarded-proto"], "http");
+        set_forwarded(
+            &mut h,
+            &HeaderValue::from_static("127.0.0.9"),
+            None,
+            &HeaderValue::from_static("8443"),
+            true,
+        );
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-forwarded-scheme"], "https");
+        assert!(h.get("x-forwarded-host").is_none());
     }
 }

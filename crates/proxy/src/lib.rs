@@ -9,6 +9,7 @@ mod body;
 mod handler;
 mod headers;
 mod table;
+mod tls;
 
 use arc_swap::ArcSwap;
 use balance::CookieKey;
@@ -25,6 +26,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use table::Table;
+pub use tls::DEFAULT_CERTIFICATE_CN;
+pub use tokio_rustls::rustls::ServerConfig;
 
 /// Half-life of the per-endpoint session loads used for bounded balanced placement.
 pub const LOAD_HALF_LIFE: Duration = Duration::from_secs(300);
@@ -42,6 +45,8 @@ pub struct ProxyConfig {
     pub pool_idle_timeout: Duration,
     /// Client-side limits and the shutdown grace period.
     pub server: ServerOptions,
+    /// The HTTPS port clients are redirected to (`ssl-redirect`); 443 is left out of the URL.
+    pub https_redirect_port: u16,
 }
 
 impl ProxyConfig {
@@ -52,6 +57,7 @@ impl ProxyConfig {
             response_timeout: Duration::from_secs(60),
             pool_idle_timeout: Duration::from_secs(60),
             server: ServerOptions::default(),
+            https_redirect_port: 443,
         }
     }
 }
@@ -132,17 +138,47 @@ impl Proxy {
     /// Serve proxied HTTP on `listener` until `shutdown` resolves.
     pub async fn serve_http(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         self.spawn_load_decay();
+        self.serve_proxied(listener, None, shutdown).await;
+    }
+
+    /// The TLS configuration of the HTTPS listener: certificates chosen by SNI from the current
+    /// table, a self-signed default one (made here) for the rest.
+    pub fn tls_config(&self) -> Result<Arc<ServerConfig>, String> {
+        let default = tls::default_certificate()
+            .map_err(|e| format!("cannot make the default certificate: {e}"))?;
+        tls::server_config(&self.shared, default).map_err(|e| e.to_string())
+    }
+
+    /// Serve proxied HTTPS (HTTP/1.1 and HTTP/2 by ALPN) on `listener` until `shutdown`.
+    pub async fn serve_https(
+        &self,
+        listener: TcpListener,
+        config: Arc<ServerConfig>,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        self.serve_proxied(listener, Some(acceptor), shutdown).await;
+    }
+
+    async fn serve_proxied(
+        &self,
+        listener: TcpListener,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        shutdown: impl Future<Output = ()>,
+    ) {
         let local_port = listener.local_addr().map_or(0, |a| a.port());
         let port_value = http::HeaderValue::from(local_port);
         let shared = self.shared.clone();
-        serve(
+        let secure = tls.is_some();
+        serve_with(
             listener,
+            tls,
             shutdown,
             self.shared.config.server,
             move |remote| {
                 let shared = shared.clone();
                 // Header values that are the same for every request of the connection.
-                let conn = Arc::new(handler::Connection::new(remote, port_value.clone()));
+                let conn = Arc::new(handler::Connection::new(remote, port_value.clone(), secure));
                 hyper::service::service_fn(move |req| {
                     handler::handle(shared.clone(), conn.clone(), req)
                 })
@@ -205,6 +241,29 @@ pub async fn serve<S, B>(
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    serve_with(listener, None, shutdown, options, make_service).await;
+}
+
+/// [`serve`], with TLS when `tls` is given (the handshake must complete within the header read
+/// timeout).
+async fn serve_with<S, B>(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: impl Future<Output = ()>,
+    options: ServerOptions,
+    make_service: impl Fn(SocketAddr) -> S,
+) where
+    S: hyper::service::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<B>,
+            Error = std::convert::Infallible,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -232,20 +291,16 @@ pub async fn serve<S, B>(
         let _ = stream.set_nodelay(true);
         let service = make_service(remote);
         let builder = builder.clone();
-        let mut stop = stop_rx.clone();
+        let stop = stop_rx.clone();
+        let tls = tls.clone();
         connections.spawn(async move {
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                res = conn.as_mut() => {
-                    if let Err(e) = res {
-                        tracing::debug!(error = %e, %remote, "connection ended with an error");
-                    }
-                }
-                _ = stop.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
+            let Some(acceptor) = tls else {
+                return drive(&builder, stream, service, stop, remote).await;
+            };
+            match tokio::time::timeout(options.header_read_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => drive(&builder, stream, service, stop, remote).await,
+                Ok(Err(e)) => tracing::debug!(error = %e, %remote, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
             }
         });
     }
@@ -262,5 +317,41 @@ pub async fn serve<S, B>(
             open = connections.len(),
             "grace period over, closing the connections still open"
         );
+    }
+}
+
+/// Serve one accepted connection until it ends, or, once `stop` fires, until its in-flight
+/// requests are done.
+async fn drive<I, S, B>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    service: S,
+    mut stop: watch::Receiver<bool>,
+    remote: SocketAddr,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<B>,
+            Error = std::convert::Infallible,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        res = conn.as_mut() => {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, %remote, "connection ended with an error");
+            }
+        }
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
     }
 }

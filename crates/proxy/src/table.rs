@@ -5,8 +5,10 @@
 use balance::BackendBalancer;
 use http::uri::Authority;
 use model::{
-    AffinityMode, BackendId, Canary, Diagnostic, HostMatch, PathType, Snapshot, Target, VirtualHost,
+    AffinityMode, BackendId, Canary, Diagnostic, HostMatch, HostTls, PathType, Snapshot, Target,
+    VirtualHost,
 };
+use rustls::sign::CertifiedKey;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -22,12 +24,16 @@ pub struct Table {
     patterns: HashMap<String, regex::Regex>,
     /// Per host, per route: the compiled expression of `Regex` routes (`use-regex`).
     path_regexes: Vec<Vec<Option<regex::Regex>>>,
+    /// Per host: the certificate it presents over TLS (`None`: the default certificate).
+    certificates: Vec<Option<Arc<CertifiedKey>>>,
 }
 
 /// What a request matched: its route's target, and the route's canary if it has one.
 pub struct Matched<'a> {
     pub target: &'a Target,
     pub canary: Option<&'a Canary>,
+    /// Plain HTTP requests of this route are redirected to HTTPS.
+    pub https_redirect: bool,
 }
 
 pub struct BackendRuntime {
@@ -121,9 +127,23 @@ impl Table {
                     .collect()
             })
             .collect();
+        let keys: Vec<Option<Arc<CertifiedKey>>> = snapshot
+            .certificates
+            .iter()
+            .map(crate::tls::certified_key)
+            .collect();
+        let certificates = snapshot
+            .hosts
+            .iter()
+            .map(|h| match h.tls {
+                Some(HostTls::Certificate(i)) => keys.get(i).cloned().flatten(),
+                _ => None,
+            })
+            .collect();
         Self {
             patterns,
             path_regexes,
+            certificates,
             snapshot: Arc::new(snapshot),
             diagnostics: Arc::new(diagnostics),
             generation,
@@ -134,18 +154,31 @@ impl Table {
         }
     }
 
-    /// The target for a request: the virtual host (exact, then wildcard, then any), then its first
-    /// matching route, then its default backend. `host` must be lowercase, without port.
-    pub fn route(&self, host: &str, path: &str) -> Option<Matched<'_>> {
-        let vh = self
-            .exact
+    /// The virtual host a host name (lowercase, without port) belongs to: exact, then wildcard.
+    fn named_host(&self, host: &str) -> Option<usize> {
+        self.exact
             .get(host)
             .or_else(|| {
                 let dot = host.find('.')?;
                 self.wildcard.get(&host[dot..])
             })
-            .or(self.any.as_ref())?;
-        let vh_index = *vh;
+            .copied()
+    }
+
+    /// The certificate for a TLS server name; `None`: the default certificate.
+    pub fn certificate(&self, server_name: &str) -> Option<Arc<CertifiedKey>> {
+        let name = if server_name.bytes().any(|b| b.is_ascii_uppercase()) {
+            std::borrow::Cow::Owned(server_name.to_ascii_lowercase())
+        } else {
+            std::borrow::Cow::Borrowed(server_name)
+        };
+        self.certificates.get(self.named_host(&name)?)?.clone()
+    }
+
+    /// The target for a request: the virtual host (exact, then wildcard, then any), then its first
+    /// matching route, then its default backend. `host` must be lowercase, without port.
+    pub fn route(&self, host: &str, path: &str) -> Option<Matched<'_>> {
+        let vh_index = self.named_host(host).or(self.any)?;
         let vh: &VirtualHost = &self.snapshot.hosts[vh_index];
         let regexes = &self.path_regexes[vh_index];
         let found = vh
@@ -161,10 +194,12 @@ impl Table {
             Some(r) => Some(Matched {
                 target: &r.target,
                 canary: r.canary.as_deref(),
+                https_redirect: r.https_redirect,
             }),
             None => vh.default.as_ref().map(|target| Matched {
                 target,
                 canary: None,
+                https_redirect: false,
             }),
         }
     }

@@ -38,6 +38,9 @@ pub struct Args {
     /// Address for proxied HTTP traffic.
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub listen_http: SocketAddr,
+    /// Address for proxied HTTPS traffic.
+    #[arg(long, default_value = "127.0.0.1:8443", value_name = "ADDR")]
+    pub listen_https: SocketAddr,
     /// Address of the first pod; further pods take the next addresses.
     #[arg(long, default_value = "127.0.0.11", value_name = "IP")]
     pub first_pod_ip: Ipv4Addr,
@@ -66,7 +69,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Some(m) => Some(Watcher::new(m.roots()).context("cannot watch the manifest file")?),
         None => None,
     };
-    let running = serve::start(args.listen_http, &args.common, &shutdown).await?;
+    let running =
+        serve::start(args.listen_http, args.listen_https, &args.common, &shutdown).await?;
     let mut pipeline = Pipeline::new(running.proxy.clone(), serve::options(&args.common));
     let mut cluster = Cluster::new(args.first_pod_ip);
 

@@ -18,6 +18,9 @@ pub struct Args {
     /// Address for proxied HTTP traffic.
     #[arg(long, default_value = "0.0.0.0:8080", value_name = "ADDR")]
     pub listen_http: SocketAddr,
+    /// Address for proxied HTTPS traffic (TLS 1.2/1.3, HTTP/2 and HTTP/1.1 by ALPN).
+    #[arg(long, default_value = "0.0.0.0:8443", value_name = "ADDR")]
+    pub listen_https: SocketAddr,
     #[command(flatten)]
     pub common: Common,
 }
@@ -44,6 +47,14 @@ pub struct Common {
     /// `remora.dev/session-balance-factor`.
     #[arg(long, default_value_t = 1.25, value_name = "FACTOR", value_parser = balance_factor)]
     pub session_balance_factor: f64,
+    /// Redirect plain HTTP to HTTPS (308) on hosts with TLS, unless an Ingress says
+    /// `ssl-redirect: "false"` (ingress-nginx's default too).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub default_ssl_redirect: bool,
+    /// The port HTTP to HTTPS redirects point at [default: the port of --listen-https]. Set 443
+    /// when a load balancer maps 443 to --listen-https.
+    #[arg(long, value_name = "PORT")]
+    pub https_redirect_port: Option<u16>,
 }
 
 fn balance_factor(s: &str) -> Result<f64, String> {
@@ -65,6 +76,7 @@ impl Args {
 pub struct Running {
     pub proxy: Proxy,
     pub http: SocketAddr,
+    pub https: SocketAddr,
     pub admin: SocketAddr,
     servers: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -74,8 +86,8 @@ impl Running {
     /// served.
     pub fn announce(&self) {
         println!(
-            "remora: serving http on {} (admin on {})",
-            self.http, self.admin
+            "remora: serving http on {}, https on {} (admin on {})",
+            self.http, self.https, self.admin
         );
     }
 
@@ -88,32 +100,44 @@ impl Running {
     }
 }
 
-/// Bind both listeners and start serving (with an empty table until the first publish).
+/// Bind the listeners and start serving (with an empty table until the first publish).
 pub async fn start(
     listen_http: SocketAddr,
+    listen_https: SocketAddr,
     common: &Common,
     shutdown: &Shutdown,
 ) -> anyhow::Result<Running> {
     let key = crate::secret::load(common.cookie_secret_file.as_deref())?;
-    let proxy = Proxy::new(ProxyConfig::new(key));
     let http = TcpListener::bind(listen_http)
         .await
         .with_context(|| format!("cannot listen on {listen_http} (--listen-http)"))?;
+    let https = TcpListener::bind(listen_https)
+        .await
+        .with_context(|| format!("cannot listen on {listen_https} (--listen-https)"))?;
     let admin = TcpListener::bind(common.admin)
         .await
         .with_context(|| format!("cannot listen on {} (--admin)", common.admin))?;
-    let (http_addr, admin_addr) = (http.local_addr()?, admin.local_addr()?);
+    let (http_addr, https_addr, admin_addr) =
+        (http.local_addr()?, https.local_addr()?, admin.local_addr()?);
+    let mut config = ProxyConfig::new(key);
+    config.https_redirect_port = common.https_redirect_port.unwrap_or(https_addr.port());
+    let proxy = Proxy::new(config);
+    let tls = proxy.tls_config().map_err(anyhow::Error::msg)?;
     let p = proxy.clone();
     let stop = shutdown.clone();
     let http_task = tokio::spawn(async move { p.serve_http(http, stop.wait()).await });
+    let p = proxy.clone();
+    let stop = shutdown.clone();
+    let https_task = tokio::spawn(async move { p.serve_https(https, tls, stop.wait()).await });
     let p = proxy.clone();
     let stop = shutdown.clone();
     let admin_task = tokio::spawn(async move { p.serve_admin(admin, stop.wait()).await });
     Ok(Running {
         proxy,
         http: http_addr,
+        https: https_addr,
         admin: admin_addr,
-        servers: vec![http_task, admin_task],
+        servers: vec![http_task, https_task, admin_task],
     })
 }
 
@@ -122,6 +146,7 @@ pub fn options(common: &Common) -> translate::Options {
         ingress_classes: common.ingress_classes.clone(),
         session_balance_factor: (common.session_balance_factor >= 1.0)
             .then(|| (common.session_balance_factor * 100.0).round() as u32),
+        default_ssl_redirect: common.default_ssl_redirect,
     }
 }
 
@@ -139,7 +164,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     let mut watcher = Watcher::new(manifests.roots()).context("cannot watch the manifest paths")?;
-    let running = start(args.listen_http, &args.common, &shutdown).await?;
+    let running = start(args.listen_http, args.listen_https, &args.common, &shutdown).await?;
     let mut pipeline = Pipeline::new(running.proxy.clone(), options(&args.common));
     pipeline.apply(&first.objects);
     running.announce();

@@ -39,6 +39,8 @@ async fn demo_runs_a_manifest_file_and_follows_its_edits() {
         &file.display().to_string(),
         "--listen-http",
         "127.0.0.1:0",
+        "--listen-https",
+        "127.0.0.1:0",
         "--admin",
         "127.0.0.1:0",
         "--first-pod-ip",

@@ -1,9 +1,7 @@
 //! ingress-nginx's own end-to-end affinity suites, replayed against Remora:
 //! `test/e2e/annotations/affinity.go`, `affinitymode.go` and the "canary affinity behavior" cases
 //! of `canary.go`, case by case, with the same annotations, requests and assertions on status and
-//! `Set-Cookie` (ingress-nginx asserts with "contains"). The one case that needs what Remora does
-//! not do yet says so and is left out: "should set secure in cookie with provided false
-//! annotation on https" (TLS).
+//! `Set-Cookie` (ingress-nginx asserts with "contains").
 
 #![allow(clippy::expect_used)]
 
@@ -361,6 +359,33 @@ async fn should_not_set_secure_in_cookie_with_provided_false_annotation_on_http(
     let r = get_host(&remora, "foo.com", "/bar").await;
     assert_eq!(r.status, 200);
     assert!(!set_cookie(&r).contains("; Secure"));
+}
+
+/// `framework.NewSingleIngressWithTLS`: the host in `spec.tls` with a Secret holding a certificate
+/// for it, requested over HTTPS with SNI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_set_secure_in_cookie_with_provided_false_annotation_on_https() {
+    use common::tls::*;
+    let cert = make_cert(&["foo.com"]);
+    let ing = single_ingress(
+        "foo.com",
+        "/",
+        "foo.com",
+        &[COOKIE, SERVERID, ("session-cookie-secure", "false")],
+    )
+    .replace(
+        "spec:\n",
+        "spec:\n  tls:\n  - hosts: [foo.com]\n    secretName: foo.com\n",
+    );
+    let secret = tls_secret_yaml("foo.com", &cert);
+    let (_p, _d, remora) = setup(2, &[ing, secret]).await;
+    let r = https_get(remora.https, "foo.com", "/", &[], Trust::Root(&cert), false).await;
+    assert_eq!(r.resp.status, 200);
+    assert!(
+        set_cookie(&r.resp).contains("; Secure"),
+        "{}",
+        set_cookie(&r.resp)
+    );
 }
 
 fn mode_annotations(mode: &'static str) -> [(&'static str, &'static str); 7] {

@@ -81,12 +81,46 @@ async fn seed_000_legacy_ingress_is_served_verbatim() {
     let r = get(&remora.url("/"), &[("host", "other.example")]).await;
     assert_eq!(r.status, 404);
 
-    // ssl-redirect "false" is accepted; TLS is not there yet, which is said, not fatal.
+    // The TLS Secret is not in the seed (cert-manager makes it): said, not fatal; HTTPS gets the
+    // default certificate meanwhile.
     let status = remora.status().await;
     let diags = status["diagnostics"].to_string();
-    assert!(diags.contains("TLS is not configured"), "{diags}");
+    assert!(
+        diags.contains("Secret default/deno-hello-tls not found"),
+        "{diags}"
+    );
     assert!(diags.contains("session-cookie-hash"), "{diags}");
     assert!(!diags.contains("ssl-redirect"), "{diags}");
+
+    // With the Secret (a self-signed certificate for DOMAIN), HTTPS on DOMAIN presents it and the
+    // session sticks there too; plain HTTP is not redirected (ssl-redirect "false").
+    use common::tls::*;
+    let cert = make_cert(&["DOMAIN"]);
+    let g = remora.generation().await;
+    dir.write("secret.yaml", &tls_secret_yaml("deno-hello-tls", &cert));
+    remora.wait_generation_after(g).await;
+    let first = https_get(remora.https, "DOMAIN", "/", &[], Trust::Root(&cert), false).await;
+    assert_eq!(first.peer, cert.der);
+    assert_eq!(first.resp.status, 200);
+    let (name, value) = first.resp.cookie().expect("a session cookie");
+    assert!(first.resp.set_cookies()[0].contains("; Secure"));
+    let jar = format!("{name}={value}");
+    for _ in 0..5 {
+        let r = https_get(
+            remora.https,
+            "DOMAIN",
+            "/",
+            &[("cookie", &jar)],
+            Trust::Root(&cert),
+            false,
+        )
+        .await;
+        assert_eq!(r.resp.body, first.resp.body);
+    }
+    assert_eq!(
+        get(&remora.url("/"), &[("host", "DOMAIN")]).await.status,
+        200
+    );
 }
 
 /// The repository's copies of the seed manifests are the seeds' YAML, byte for byte.

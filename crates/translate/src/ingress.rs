@@ -7,7 +7,9 @@ use crate::annotations::IngressAnnotations;
 use crate::backends::{Backends, PortRef};
 use crate::objects::{Ingress, IngressBackend, IntOrString};
 use crate::Diagnostics;
-use model::{Affinity, Canary, HostMatch, ObjectRef, PathType, Route, Target, VirtualHost};
+use model::{
+    Affinity, Canary, HostMatch, HostTls, ObjectRef, PathType, Route, Target, VirtualHost,
+};
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,12 +20,25 @@ struct HostEntry {
     default: Option<Target>,
     /// Some Ingress of this host sets `use-regex`: every path of the host is a regex.
     regex: bool,
+    /// The certificate of the first Ingress that lists this host in `spec.tls`.
+    tls: Option<HostTls>,
 }
 
-/// A route and its path as written in the Ingress (what a regex host matches with).
+/// A route, its path as written in the Ingress (what a regex host matches with), and its
+/// Ingress's redirect settings (applied once the host's TLS is known).
 struct Pending {
     route: Route,
     written: String,
+    ssl: RedirectRule,
+}
+
+/// When a route redirects plain HTTP to HTTPS.
+#[derive(Debug, Clone, Copy)]
+pub struct RedirectRule {
+    /// If the host has TLS (`ssl-redirect`, default `--default-ssl-redirect`).
+    pub with_tls: bool,
+    /// Always (`force-ssl-redirect`).
+    pub force: bool,
 }
 
 /// Virtual hosts under construction, keyed (and so ordered) exact, wildcard, any.
@@ -34,7 +49,11 @@ impl HostTable {
     pub fn finish(self, diags: &mut Diagnostics) -> Vec<VirtualHost> {
         self.0
             .into_iter()
-            .map(|(host, e)| {
+            .map(|(host, mut e)| {
+                let has_tls = e.tls.is_some();
+                for p in &mut e.routes {
+                    p.route.https_redirect = p.ssl.force || (p.ssl.with_tls && has_tls);
+                }
                 let routes = if e.regex {
                     regex_routes(&host, e.routes, diags)
                 } else {
@@ -52,6 +71,7 @@ impl HostTable {
                     host,
                     routes,
                     default: e.default,
+                    tls: e.tls,
                 }
             })
             .collect()
@@ -64,7 +84,10 @@ impl HostTable {
 /// warning.
 fn regex_routes(host: &HostMatch, pending: Vec<Pending>, diags: &mut Diagnostics) -> Vec<Route> {
     let mut routes: Vec<Route> = Vec::with_capacity(pending.len());
-    for Pending { mut route, written } in pending {
+    for Pending {
+        mut route, written, ..
+    } in pending
+    {
         route.path = written;
         route.path_type = PathType::Regex;
         if let Err(e) = regex::Regex::new(&route.regex_source()) {
@@ -97,11 +120,15 @@ fn last_line(s: &str) -> &str {
     last.strip_prefix("error: ").unwrap_or(last)
 }
 
-/// Add one served Ingress to the host table.
+/// Add one served Ingress to the host table. `tls`: the certificate of each of its hosts that has
+/// TLS.
+#[allow(clippy::too_many_arguments)]
 pub fn add(
     ing: &Ingress,
     object: &ObjectRef,
     ann: &IngressAnnotations,
+    tls: &BTreeMap<HostMatch, HostTls>,
+    ssl: RedirectRule,
     backends: &mut Backends<'_>,
     hosts: &mut HostTable,
     diags: &mut Diagnostics,
@@ -145,8 +172,12 @@ pub fn add(
             HostMatch::Any => &[][..],
             _ => &ann.server_aliases[..],
         };
+        let host_tls = tls.get(&host).copied();
         for host in std::iter::once(host).chain(aliases.iter().cloned()) {
-            add_rule(&mut cx, rule, &host, hosts, default.as_ref());
+            add_rule(&mut cx, rule, &host, hosts, default.as_ref(), ssl);
+            if let Some(t) = host_tls {
+                hosts.0.entry(host).or_default().tls.get_or_insert(t);
+            }
         }
     }
 }
@@ -212,6 +243,7 @@ fn add_rule(
     host: &HostMatch,
     hosts: &mut HostTable,
     default: Option<&Target>,
+    ssl: RedirectRule,
 ) {
     let object = cx.object;
     let entry = hosts.0.entry(host.clone()).or_default();
@@ -246,8 +278,10 @@ fn add_rule(
                 path_type,
                 target,
                 canary: None,
+                https_redirect: false,
             },
             written: written.to_owned(),
+            ssl,
         });
     }
     if let Some(t) = default {
@@ -426,7 +460,7 @@ pub fn parse_host(h: &str) -> Result<HostMatch, &'static str> {
     })
 }
 
-fn host_name(h: &HostMatch) -> String {
+pub(crate) fn host_name(h: &HostMatch) -> String {
     match h {
         HostMatch::Exact(h) => h.clone(),
         HostMatch::Wildcard(s) => format!("*{s}"),

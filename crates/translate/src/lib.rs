@@ -29,6 +29,9 @@ pub struct Options {
     /// Bounded-load factor for balanced affinity, in hundredths, unless an Ingress sets
     /// `remora.dev/session-balance-factor`. `None`: unbounded.
     pub session_balance_factor: Option<u32>,
+    /// Redirect plain HTTP to HTTPS on hosts with TLS unless an Ingress says `ssl-redirect:
+    /// "false"` (ingress-nginx's `ssl-redirect` ConfigMap key, default true).
+    pub default_ssl_redirect: bool,
 }
 
 impl Default for Options {
@@ -36,6 +39,7 @@ impl Default for Options {
         Self {
             ingress_classes: Vec::new(),
             session_balance_factor: Some(model::DEFAULT_BALANCE_FACTOR),
+            default_ssl_redirect: true,
         }
     }
 }
@@ -54,15 +58,31 @@ pub fn translate(objects: &Objects, options: &Options) -> Translation {
     let served = class::served_ingresses(objects, options, &mut diags);
     let mut backends = backends::Backends::new(objects);
     let mut hosts = ingress::HostTable::default();
+    let mut certificates = tls::Certificates::new(objects);
     // Primaries first, then canaries, which attach to the routes of the primaries.
     let mut canaries = Vec::new();
     for ing in served {
         let object = ObjectRef::new("Ingress", ing.metadata.namespace(), &ing.metadata.name);
         let ann = annotations::parse(&ing.metadata.annotations, &object, options, &mut diags);
-        tls::check(ing, &ann, &object, &mut diags);
         match &ann.canary {
             Some(_) => canaries.push((ing, object, ann)),
-            None => ingress::add(ing, &object, &ann, &mut backends, &mut hosts, &mut diags),
+            None => {
+                let tls = tls::resolve(ing, &object, &mut certificates, &mut diags);
+                let ssl = ingress::RedirectRule {
+                    with_tls: ann.ssl.redirect.unwrap_or(options.default_ssl_redirect),
+                    force: ann.ssl.force,
+                };
+                ingress::add(
+                    ing,
+                    &object,
+                    &ann,
+                    &tls,
+                    ssl,
+                    &mut backends,
+                    &mut hosts,
+                    &mut diags,
+                );
+            }
         }
     }
     for (ing, object, ann) in &canaries {
@@ -71,6 +91,7 @@ pub fn translate(objects: &Objects, options: &Options) -> Translation {
     let snapshot = Snapshot {
         hosts: hosts.finish(&mut diags),
         backends: backends.finish(),
+        certificates: certificates.finish(),
     };
     Translation {
         snapshot,

@@ -19,6 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
+pub mod tls;
+
 /// A fake pod: answers `Hello "<name>"!` like what-is-my-pod, plus `x-pod-name`, and on
 /// `/echo-headers` the request headers it received (one `name: value` per line).
 pub struct Pod {
@@ -251,6 +253,7 @@ pub fn seed_000_dir(pods: &[Pod]) -> Dir {
 pub struct Remora {
     child: Child,
     pub http: SocketAddr,
+    pub https: SocketAddr,
     pub admin: SocketAddr,
     pub stdout: Arc<std::sync::Mutex<Vec<String>>>,
     pub stderr: Arc<std::sync::Mutex<Vec<String>>>,
@@ -300,6 +303,8 @@ impl Remora {
             [
                 "--listen-http",
                 "127.0.0.1:0",
+                "--listen-https",
+                "127.0.0.1:0",
                 "--admin",
                 "127.0.0.1:0",
                 "--workers",
@@ -311,7 +316,8 @@ impl Remora {
         Self::start(&args)
     }
 
-    /// Start the binary with `args` and wait (bounded) for `remora: serving http on A (admin on B)`.
+    /// Start the binary with `args` and wait (bounded) for
+    /// `remora: serving http on A, https on B (admin on C)`.
     pub fn start(args: &[String]) -> Remora {
         let mut child = Command::new(binary())
             .args(args)
@@ -356,11 +362,13 @@ impl Remora {
                 );
             }
         };
-        // "127.0.0.1:PORT (admin on 127.0.0.1:PORT)"
-        let (http, admin) = ready.split_once(" (admin on ").unwrap();
+        // "127.0.0.1:PORT, https on 127.0.0.1:PORT (admin on 127.0.0.1:PORT)"
+        let (listeners, admin) = ready.split_once(" (admin on ").unwrap();
+        let (http, https) = listeners.split_once(", https on ").unwrap();
         Remora {
             child,
             http: http.parse().unwrap(),
+            https: https.parse().unwrap(),
             admin: admin.trim_end_matches(')').parse().unwrap(),
             stdout: out_lines,
             stderr: err_lines,

@@ -10,6 +10,7 @@ mod ssl;
 
 pub use affinity::AffinitySpec;
 pub use canary::CanarySpec;
+pub use ssl::SslRedirect;
 
 use crate::Diagnostics;
 use model::{ObjectRef, Severity};
@@ -24,8 +25,8 @@ pub const REMORA_PREFIX: &str = "remora.dev/";
 #[derive(Debug, Clone, Default)]
 pub struct IngressAnnotations {
     pub affinity: Option<AffinitySpec>,
-    /// `ssl-redirect`, when set to a valid boolean.
-    pub ssl_redirect: Option<bool>,
+    /// `ssl-redirect` and `force-ssl-redirect`.
+    pub ssl: SslRedirect,
     /// `server-alias`: more hosts that answer like the Ingress's own.
     pub server_aliases: Vec<model::HostMatch>,
     /// Set when the Ingress is a canary (`canary: "true"`).
@@ -50,7 +51,7 @@ pub fn parse(
     };
     let parsed = IngressAnnotations {
         affinity: affinity::parse(&mut r),
-        ssl_redirect: ssl::parse(&mut r),
+        ssl: ssl::parse(&mut r),
         server_aliases: alias::parse(&mut r),
         canary: canary::parse(&mut r),
         use_regex: rewrite::parse(&mut r),

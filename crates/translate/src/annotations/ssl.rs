@@ -1,7 +1,19 @@
-//! `ssl-redirect`. Accepted and validated now; the redirect itself comes with TLS termination.
+//! `ssl-redirect` and `force-ssl-redirect`: plain HTTP requests get a 308 to HTTPS.
 
 use super::Reader;
 
-pub fn parse(r: &mut Reader<'_>) -> Option<bool> {
-    r.bool("ssl-redirect")
+/// The redirect settings of one Ingress.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SslRedirect {
+    /// `ssl-redirect`: redirect when the host has TLS. `None`: the `--default-ssl-redirect` value.
+    pub redirect: Option<bool>,
+    /// `force-ssl-redirect`: redirect even without TLS for the host.
+    pub force: bool,
+}
+
+pub fn parse(r: &mut Reader<'_>) -> SslRedirect {
+    SslRedirect {
+        redirect: r.bool("ssl-redirect"),
+        force: r.bool("force-ssl-redirect").unwrap_or(false),
+    }
 }

@@ -1,0 +1,94 @@
+//! TLS termination: the server configuration (TLS 1.2 and 1.3, ALPN h2 and http/1.1, ring
+//! provider) and the certificate resolver, which picks the certificate for each handshake's SNI from
+//! the current table, so certificates rotate with the configuration, without restart.
+
+use crate::Shared;
+use model::{Certificate, KeyFormat};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls::ServerConfig;
+use rustls_pki_types::{
+    CertificateDer, PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer,
+};
+use std::sync::{Arc, Weak};
+
+/// The subject of the default certificate, as ingress-nginx names its own.
+pub const DEFAULT_CERTIFICATE_CN: &str = "Kubernetes Ingress Controller Fake Certificate";
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A self-signed certificate for hosts without a usable one (and handshakes without SNI), made
+/// once per process, as ingress-nginx's "Fake Certificate".
+pub fn default_certificate() -> Result<Arc<CertifiedKey>, String> {
+    let mut params = rcgen::CertificateParams::new(vec!["ingress.local".to_owned()])
+        .map_err(|e| e.to_string())?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "Acme Co");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, DEFAULT_CERTIFICATE_CN);
+    let key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
+    let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
+    let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    CertifiedKey::from_der(vec![cert.der().clone()], der, &provider())
+        .map(Arc::new)
+        .map_err(|e| e.to_string())
+}
+
+/// The rustls form of a snapshot certificate (validated by translation; `None` if it still fails).
+pub fn certified_key(c: &Certificate) -> Option<Arc<CertifiedKey>> {
+    let chain = c
+        .chain
+        .iter()
+        .map(|d| CertificateDer::from(d.to_vec()))
+        .collect();
+    let der = c.key.der.to_vec();
+    let key = match c.key.format {
+        KeyFormat::Pkcs8 => PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der)),
+        KeyFormat::Pkcs1 => PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(der)),
+        KeyFormat::Sec1 => PrivateKeyDer::Sec1(PrivateSec1KeyDer::from(der)),
+    };
+    match CertifiedKey::from_der(chain, key, &provider()) {
+        Ok(k) => Some(Arc::new(k)),
+        Err(e) => {
+            tracing::warn!(secret = %c.secret, error = %e, "certificate unusable, the default one is served");
+            None
+        }
+    }
+}
+
+/// Picks the certificate for a handshake from the table current at that moment.
+#[derive(Debug)]
+struct Resolver {
+    shared: Weak<Shared>,
+    default: Arc<CertifiedKey>,
+}
+
+impl ResolvesServerCert for Resolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let found = match (hello.server_name(), self.shared.upgrade()) {
+            (Some(sni), Some(shared)) => shared.table.load().certificate(sni),
+            _ => None,
+        };
+        Some(found.unwrap_or_else(|| self.default.clone()))
+    }
+}
+
+/// The server configuration of the HTTPS listener.
+pub fn server_config(
+    shared: &Arc<Shared>,
+    default: Arc<CertifiedKey>,
+) -> Result<Arc<ServerConfig>, rustls::Error> {
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(Resolver {
+            shared: Arc::downgrade(shared),
+            default,
+        }));
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}

@@ -1,0 +1,341 @@
+//! TLS termination through the real binary: certificates from Secrets chosen by SNI, the default
+//! certificate, rotation without restart, HTTP/2 by ALPN, sticky sessions over HTTPS with `Secure`
+//! cookies, and the HTTP to HTTPS redirects.
+
+mod common;
+use common::tls::*;
+use common::*;
+
+const SERVICE: &str =
+    "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports:\n  - port: 80\n";
+
+/// An Ingress for Service `web` with these hosts, annotations and `spec.tls` entries.
+fn ingress(
+    name: &str,
+    hosts: &[&str],
+    annotations: &[(&str, &str)],
+    tls: &[(&[&str], &str)],
+) -> String {
+    let mut s =
+        format!("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: {name}\n");
+    if !annotations.is_empty() {
+        s.push_str("  annotations:\n");
+        for (k, v) in annotations {
+            s.push_str(&format!("    nginx.ingress.kubernetes.io/{k}: \"{v}\"\n"));
+        }
+    }
+    s.push_str("spec:\n");
+    if !tls.is_empty() {
+        s.push_str("  tls:\n");
+        for (hosts, secret) in tls {
+            s.push_str(&format!(
+                "  - hosts: [{}]\n    secretName: {secret}\n",
+                hosts.join(", ")
+            ));
+        }
+    }
+    s.push_str("  rules:\n");
+    for h in hosts {
+        s.push_str(&format!("  - host: {h}\n    http:\n      paths:\n      - path: /\n        pathType: Prefix\n        backend:\n          service:\n            name: web\n            port:\n              number: 80\n"));
+    }
+    s
+}
+
+async fn setup(files: &[(&str, String)]) -> (Vec<Pod>, Dir, Remora) {
+    let pods = pods("web-5f6d7c8b9a", 3).await;
+    let dir = Dir::new();
+    dir.write("svc.yaml", SERVICE);
+    dir.write(
+        "slice.yaml",
+        &slice_yaml("web", "default", None, &pods.iter().collect::<Vec<_>>()),
+    );
+    for (name, content) in files {
+        dir.write(name, content);
+    }
+    let remora = Remora::serve(&[dir.path()], &[]);
+    (pods, dir, remora)
+}
+
+/// Two hosts, two Secrets: each SNI gets its certificate (verified by a client that trusts only
+/// that certificate), an unknown name gets the default one; a session sticks over HTTPS and its
+/// cookie is `Secure` although `session-cookie-secure` is "false".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_by_sni_and_sticky_sessions_over_https() {
+    let a = make_cert(&["a.example.com"]);
+    let b = make_cert(&["*.example.org"]);
+    let affinity = [("affinity", "cookie"), ("session-cookie-secure", "false")];
+    let (_p, _d, remora) = setup(&[
+        (
+            "secrets.yaml",
+            format!(
+                "{}---\n{}",
+                tls_secret_yaml("a-tls", &a),
+                tls_secret_yaml("b-tls", &b)
+            ),
+        ),
+        (
+            "ing.yaml",
+            format!(
+                "{}---\n{}",
+                ingress(
+                    "a",
+                    &["a.example.com"],
+                    &affinity,
+                    &[(&["a.example.com"], "a-tls")]
+                ),
+                ingress(
+                    "b",
+                    &["shop.example.org"],
+                    &affinity,
+                    &[(&["shop.example.org"], "b-tls")]
+                ),
+            ),
+        ),
+    ])
+    .await;
+    let r = https_get(
+        remora.https,
+        "a.example.com",
+        "/",
+        &[],
+        Trust::Root(&a),
+        false,
+    )
+    .await;
+    assert_eq!(r.resp.status, 200, "{}", r.resp.body);
+    assert_eq!(r.peer, a.der);
+    let cookie = r.resp.set_cookies().join("\n");
+    assert!(cookie.contains("INGRESSCOOKIE="), "{cookie}");
+    assert!(
+        cookie.contains("; Secure"),
+        "over TLS the cookie is Secure: {cookie}"
+    );
+    let (name, value) = r.resp.cookie().unwrap();
+    let pod = r.resp.body.clone();
+    let jar = format!("{name}={value}");
+    for _ in 0..10 {
+        let r = https_get(
+            remora.https,
+            "a.example.com",
+            "/",
+            &[("cookie", &jar)],
+            Trust::Root(&a),
+            false,
+        )
+        .await;
+        assert_eq!(r.resp.body, pod, "the session sticks over HTTPS");
+        assert!(r.resp.set_cookies().is_empty());
+    }
+    // The plain HTTP cookie of the same route is not Secure (session-cookie-secure "false")...
+    // but the host has TLS, so plain HTTP is redirected first.
+    let plain = get(&remora.url("/"), &[("host", "a.example.com")]).await;
+    assert_eq!(plain.status, 308);
+
+    let r = https_get(
+        remora.https,
+        "shop.example.org",
+        "/",
+        &[],
+        Trust::Root(&b),
+        false,
+    )
+    .await;
+    assert_eq!(r.resp.status, 200);
+    assert_eq!(r.peer, b.der);
+
+    let r = https_get(
+        remora.https,
+        "unknown.example.net",
+        "/",
+        &[],
+        Trust::Any,
+        false,
+    )
+    .await;
+    assert!(cert_mentions(
+        &r.peer,
+        "Kubernetes Ingress Controller Fake Certificate"
+    ));
+    assert_eq!(r.resp.status, 404);
+}
+
+/// A Secret that changes is served from the next handshake on, without restart; one that goes
+/// away leaves its host on the default certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_rotation_without_restart() {
+    let first = make_cert(&["rotate.example.com"]);
+    let second = make_cert(&["rotate.example.com"]);
+    let (_p, dir, remora) = setup(&[
+        ("secret.yaml", tls_secret_yaml("rotate-tls", &first)),
+        (
+            "ing.yaml",
+            ingress(
+                "rotate",
+                &["rotate.example.com"],
+                &[],
+                &[(&["rotate.example.com"], "rotate-tls")],
+            ),
+        ),
+    ])
+    .await;
+    let sni = "rotate.example.com";
+    assert_eq!(
+        https_get(remora.https, sni, "/", &[], Trust::Root(&first), false)
+            .await
+            .peer,
+        first.der
+    );
+    let g = remora.generation().await;
+    dir.write("secret.yaml", &tls_secret_yaml("rotate-tls", &second));
+    remora.wait_generation_after(g).await;
+    assert_eq!(
+        https_get(remora.https, sni, "/", &[], Trust::Root(&second), false)
+            .await
+            .peer,
+        second.der
+    );
+    let g = remora.generation().await;
+    dir.write("secret.yaml", "");
+    remora.wait_generation_after(g).await;
+    let r = https_get(remora.https, sni, "/", &[], Trust::Any, false).await;
+    assert!(cert_mentions(
+        &r.peer,
+        "Kubernetes Ingress Controller Fake Certificate"
+    ));
+    assert_eq!(
+        r.resp.status, 200,
+        "the host is still served, with the default certificate"
+    );
+    remora.wait_log("Secret default/rotate-tls not found").await;
+}
+
+/// ALPN: h2 when the client offers it, HTTP/1.1 otherwise; both reach the pods.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_and_http1_by_alpn() {
+    let c = make_cert(&["h2.example.com"]);
+    let (_p, _d, remora) = setup(&[
+        ("secret.yaml", tls_secret_yaml("h2-tls", &c)),
+        (
+            "ing.yaml",
+            ingress(
+                "h2",
+                &["h2.example.com"],
+                &[("affinity", "cookie")],
+                &[(&["h2.example.com"], "h2-tls")],
+            ),
+        ),
+    ])
+    .await;
+    let r = https_get(
+        remora.https,
+        "h2.example.com",
+        "/echo-headers",
+        &[],
+        Trust::Root(&c),
+        true,
+    )
+    .await;
+    assert_eq!(r.alpn.as_deref(), Some(&b"h2"[..]));
+    assert_eq!(r.resp.status, 200);
+    assert!(
+        r.resp.body.contains("x-forwarded-proto: https"),
+        "{}",
+        r.resp.body
+    );
+    assert!(
+        r.resp.body.contains("host: h2.example.com"),
+        "{}",
+        r.resp.body
+    );
+    assert!(r.resp.set_cookies().join("").contains("; Secure"));
+    let r = https_get(
+        remora.https,
+        "h2.example.com",
+        "/",
+        &[],
+        Trust::Root(&c),
+        false,
+    )
+    .await;
+    assert_eq!(r.alpn.as_deref(), Some(&b"http/1.1"[..]));
+    assert_eq!(r.resp.status, 200);
+}
+
+/// Plain HTTP on a host with TLS gets a 308 to the same URL over HTTPS (port of the HTTPS
+/// listener here), except with `ssl-redirect: "false"` and for ACME HTTP-01 challenges;
+/// `force-ssl-redirect` redirects a host without TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_to_https_redirects() {
+    let c = make_cert(&["*.example.com"]);
+    let (_p, _d, remora) = setup(&[
+        ("secret.yaml", tls_secret_yaml("wild-tls", &c)),
+        (
+            "ing.yaml",
+            [
+                ingress(
+                    "tls",
+                    &["tls.example.com"],
+                    &[],
+                    &[(&["tls.example.com"], "wild-tls")],
+                ),
+                ingress(
+                    "no-redirect",
+                    &["plain.example.com"],
+                    &[("ssl-redirect", "false")],
+                    &[(&["plain.example.com"], "wild-tls")],
+                ),
+                ingress(
+                    "forced",
+                    &["forced.example.com"],
+                    &[("force-ssl-redirect", "true")],
+                    &[],
+                ),
+                ingress("none", &["none.example.com"], &[], &[]),
+            ]
+            .join("---\n"),
+        ),
+    ])
+    .await;
+    let port = remora.https.port();
+    let r = get(&remora.url("/a/b?x=1"), &[("host", "TLS.example.com:8080")]).await;
+    assert_eq!(r.status, 308);
+    assert_eq!(
+        r.headers["location"],
+        format!("https://tls.example.com:{port}/a/b?x=1")
+    );
+    let r = get(
+        &remora.url("/.well-known/acme-challenge/token"),
+        &[("host", "tls.example.com")],
+    )
+    .await;
+    assert_eq!(r.status, 200, "ACME challenges stay on plain HTTP");
+    assert_eq!(
+        get(&remora.url("/"), &[("host", "plain.example.com")])
+            .await
+            .status,
+        200
+    );
+    let r = get(&remora.url("/x"), &[("host", "forced.example.com")]).await;
+    assert_eq!(r.status, 308);
+    assert_eq!(
+        r.headers["location"],
+        format!("https://forced.example.com:{port}/x")
+    );
+    assert_eq!(
+        get(&remora.url("/"), &[("host", "none.example.com")])
+            .await
+            .status,
+        200
+    );
+    // Over HTTPS nothing redirects.
+    let r = https_get(
+        remora.https,
+        "tls.example.com",
+        "/",
+        &[],
+        Trust::Root(&c),
+        false,
+    )
+    .await;
+    assert_eq!(r.resp.status, 200);
+}
