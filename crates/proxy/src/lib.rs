@@ -170,7 +170,7 @@ impl Proxy {
         let port_value = http::HeaderValue::from(local_port);
         let shared = self.shared.clone();
         let secure = tls.is_some();
-        serve_with(
+        serve(
             listener,
             tls,
             shutdown,
@@ -194,7 +194,7 @@ impl Proxy {
             header_read_timeout: Duration::from_secs(10),
             ..self.shared.config.server
         };
-        serve(listener, shutdown, options, move |_| {
+        serve(listener, None, shutdown, options, move |_| {
             let proxy = proxy.clone();
             hyper::service::service_fn(move |req| admin::handle(proxy.clone(), req))
         })
@@ -221,32 +221,11 @@ impl Default for ServerOptions {
 }
 
 /// Accept loop shared by the proxy and admin listeners (and the demo's pods). Connections are
-/// served by hyper's auto builder (HTTP/1.1, and HTTP/2 with prior knowledge). When `shutdown`
+/// served by hyper's auto builder (HTTP/1.1, and HTTP/2 with prior knowledge or, over TLS, by
+/// ALPN); with `tls`, the handshake must complete within the header read timeout. When `shutdown`
 /// resolves, accepting stops and the call returns once open connections have finished their
 /// in-flight requests, or the grace period is over.
 pub async fn serve<S, B>(
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()>,
-    options: ServerOptions,
-    make_service: impl Fn(SocketAddr) -> S,
-) where
-    S: hyper::service::Service<
-            http::Request<hyper::body::Incoming>,
-            Response = http::Response<B>,
-            Error = std::convert::Infallible,
-        > + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    serve_with(listener, None, shutdown, options, make_service).await;
-}
-
-/// [`serve`], with TLS when `tls` is given (the handshake must complete within the header read
-/// timeout).
-async fn serve_with<S, B>(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()>,

@@ -43,6 +43,7 @@ pub async fn serve(listener: TcpListener, name: String, shutdown: impl Future<Ou
     let name: Arc<str> = name.into();
     proxy::serve(
         listener,
+        None,
         shutdown,
         proxy::ServerOptions::default(),
         move |_| {

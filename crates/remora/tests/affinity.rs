@@ -19,16 +19,12 @@ spec:
 ";
 
 fn ingress(name: &str, path: &str, service: &str, annotations: &[(&str, &str)]) -> String {
-    let mut s = format!(
-        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: {name}\n  annotations:\n    nginx.ingress.kubernetes.io/affinity: cookie\n"
-    );
-    for (k, v) in annotations {
-        s.push_str(&format!("    nginx.ingress.kubernetes.io/{k}: \"{v}\"\n"));
-    }
-    s.push_str(&format!(
-        "spec:\n  rules:\n  - http:\n      paths:\n      - path: {path}\n        pathType: Prefix\n        backend:\n          service:\n            name: {service}\n            port:\n              name: http\n"
-    ));
-    s
+    IngressYaml::new(name)
+        .nginx("affinity", "cookie")
+        .nginx_all(annotations)
+        .rule(None, path, service)
+        .port_name("http")
+        .build()
 }
 
 /// Pin `n` sessions; returns each session with the pod it reached.

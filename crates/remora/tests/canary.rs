@@ -4,21 +4,11 @@
 mod common;
 use common::*;
 
-fn service(name: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  ports:\n  - port: 80\n"
-    )
-}
-
 fn ingress(name: &str, service: &str, annotations: &[(&str, &str)]) -> String {
-    let mut s = format!("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: {name}\n  annotations:\n");
-    for (k, v) in annotations {
-        s.push_str(&format!("    nginx.ingress.kubernetes.io/{k}: \"{v}\"\n"));
-    }
-    s.push_str(&format!(
-        "spec:\n  rules:\n  - host: foo.com\n    http:\n      paths:\n      - path: /\n        pathType: Prefix\n        backend:\n          service:\n            name: {service}\n            port:\n              number: 80\n"
-    ));
-    s
+    IngressYaml::new(name)
+        .nginx_all(annotations)
+        .rule(Some("foo.com"), "/", service)
+        .build()
 }
 
 struct Setup {
@@ -33,7 +23,7 @@ async fn setup(primary: &[(&str, &str)], canary: &[(&str, &str)]) -> Setup {
     let dir = Dir::new();
     dir.write(
         "svc.yaml",
-        &format!("{}---\n{}", service("stable"), service("preview")),
+        &format!("{}---\n{}", service_yaml("stable"), service_yaml("preview")),
     );
     dir.write(
         "slices.yaml",

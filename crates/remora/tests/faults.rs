@@ -21,27 +21,12 @@ spec:
 ";
 
 fn ingress(mode: &str) -> String {
-    format!(
-        "apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: web
-  annotations:
-    nginx.ingress.kubernetes.io/affinity: cookie
-    nginx.ingress.kubernetes.io/affinity-mode: {mode}
-spec:
-  rules:
-  - http:
-      paths:
-      - path: /
-        pathType: Prefix
-        backend:
-          service:
-            name: web
-            port:
-              name: http
-"
-    )
+    IngressYaml::new("web")
+        .nginx("affinity", "cookie")
+        .nginx("affinity-mode", mode)
+        .rule(None, "/", "web")
+        .port_name("http")
+        .build()
 }
 
 #[derive(Default)]

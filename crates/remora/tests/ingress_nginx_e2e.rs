@@ -22,32 +22,17 @@ fn ingress_to(
     host: &str,
     annotations: &[(&str, &str)],
 ) -> String {
-    let mut s = format!("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: {name}\n  annotations:\n");
-    for (k, v) in annotations {
-        s.push_str(&format!("    nginx.ingress.kubernetes.io/{k}: \"{v}\"\n"));
-    }
-    if annotations.is_empty() {
-        s = s.replace("  annotations:\n", "");
-    }
-    let host_line = if host.is_empty() {
-        String::new()
-    } else {
-        format!("host: {host}\n    ")
-    };
-    s.push_str(&format!(
-        "spec:\n  rules:\n  - {host_line}http:\n      paths:\n      - path: {path}\n        pathType: Prefix\n        backend:\n          service:\n            name: {service}\n            port:\n              number: 80\n"
-    ));
-    s
+    IngressYaml::new(name)
+        .nginx_all(annotations)
+        .rule(Some(host), path, service)
+        .build()
 }
-
-const ECHO_SERVICE: &str =
-    "apiVersion: v1\nkind: Service\nmetadata:\n  name: echo\nspec:\n  ports:\n  - port: 80\n";
 
 /// The suite's BeforeEach: an echo deployment with 2 replicas.
 async fn setup(replicas: usize, ingresses: &[String]) -> (Vec<Pod>, Dir, Remora) {
     let pods = pods("echo-6b7c8d9f5b", replicas).await;
     let dir = Dir::new();
-    dir.write("svc.yaml", ECHO_SERVICE);
+    dir.write("svc.yaml", &service_yaml("echo"));
     dir.write(
         "slice.yaml",
         &slice_yaml("echo", "default", None, &pods.iter().collect::<Vec<_>>()),
@@ -367,16 +352,11 @@ async fn should_not_set_secure_in_cookie_with_provided_false_annotation_on_http(
 async fn should_set_secure_in_cookie_with_provided_false_annotation_on_https() {
     use common::tls::*;
     let cert = make_cert(&["foo.com"]);
-    let ing = single_ingress(
-        "foo.com",
-        "/",
-        "foo.com",
-        &[COOKIE, SERVERID, ("session-cookie-secure", "false")],
-    )
-    .replace(
-        "spec:\n",
-        "spec:\n  tls:\n  - hosts: [foo.com]\n    secretName: foo.com\n",
-    );
+    let ing = IngressYaml::new("foo.com")
+        .nginx_all(&[COOKIE, SERVERID, ("session-cookie-secure", "false")])
+        .tls(&["foo.com"], "foo.com")
+        .rule(Some("foo.com"), "/", "echo")
+        .build();
     let secret = tls_secret_yaml("foo.com", &cert);
     let (_p, _d, remora) = setup(2, &[ing, secret]).await;
     let r = https_get(remora.https, "foo.com", "/", &[], Trust::Root(&cert), false).await;
@@ -433,7 +413,7 @@ async fn check_persistent_affinity_mode() {
     );
     let mut all = pods("affinitypersistentecho-7d8f9c6b5", 17).await;
     let dir = Dir::new();
-    dir.write("svc.yaml", ECHO_SERVICE);
+    dir.write("svc.yaml", &service_yaml("echo"));
     dir.write("ing.yaml", &ing);
     let slice =
         |pods: &[Pod]| slice_yaml("echo", "default", None, &pods.iter().collect::<Vec<_>>());
@@ -481,11 +461,11 @@ async fn canary_setup(canary_annotations: &[(&str, &str)]) -> (Vec<Pod>, Dir, Re
     let dir = Dir::new();
     dir.write(
         "svc.yaml",
-        &[ECHO_SERVICE, ECHO_SERVICE]
-            .map(str::to_owned)
-            .join("---\n")
-            .replacen("name: echo\n", "name: httpbun\n", 1)
-            .replacen("name: echo\n", "name: echo-canary\n", 1),
+        &format!(
+            "{}---\n{}",
+            service_yaml("httpbun"),
+            service_yaml("echo-canary")
+        ),
     );
     dir.write(
         "slices.yaml",

@@ -4,16 +4,10 @@ mod common;
 use bytes::Bytes;
 use common::*;
 
-fn service(name: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  ports:\n  - port: 80\n"
-    )
-}
-
 async fn one_service(prefix: &str) -> (Vec<Pod>, Dir) {
     let pods = pods(prefix, 1).await;
     let dir = Dir::new();
-    dir.write("svc.yaml", &service("app"));
+    dir.write("svc.yaml", &service_yaml("app"));
     dir.write(
         "slice.yaml",
         &slice_yaml("app", "default", None, &pods.iter().collect::<Vec<_>>()),
@@ -113,7 +107,7 @@ async fn services_of_one_pod(names: &[&str]) -> (Vec<Pod>, Dir) {
     let mut slices = String::new();
     for n in names {
         let p = pods(n, 1).await;
-        services.push_str(&format!("{}---\n", service(n)));
+        services.push_str(&format!("{}---\n", service_yaml(n)));
         slices.push_str(&format!(
             "{}---\n",
             slice_yaml(n, "default", None, &[&p[0]])

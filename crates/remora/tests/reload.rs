@@ -4,41 +4,19 @@
 mod common;
 use common::*;
 
-fn service(name: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  ports:\n  - port: 80\n"
-    )
-}
-
 fn ingress(name: &str, path: &str, service: &str, cookie: &str) -> String {
-    format!(
-        "apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: {name}
-  annotations:
-    nginx.ingress.kubernetes.io/affinity: cookie
-    nginx.ingress.kubernetes.io/session-cookie-name: {cookie}
-spec:
-  rules:
-  - http:
-      paths:
-      - path: {path}
-        pathType: Prefix
-        backend:
-          service:
-            name: {service}
-            port:
-              number: 80
-"
-    )
+    IngressYaml::new(name)
+        .nginx("affinity", "cookie")
+        .nginx("session-cookie-name", cookie)
+        .rule(None, path, service)
+        .build()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn annotation_edits_apply_without_restart() {
     let pods = pods("app-5f7d9c8b6-h", 2).await;
     let dir = Dir::new();
-    dir.write("svc.yaml", &service("app"));
+    dir.write("svc.yaml", &service_yaml("app"));
     dir.write(
         "slice.yaml",
         &slice_yaml("app", "default", None, &pods.iter().collect::<Vec<_>>()),
@@ -66,7 +44,7 @@ async fn annotation_edits_apply_without_restart() {
 async fn a_broken_file_is_reported_and_the_last_good_configuration_keeps_serving() {
     let pods = pods("app-5f7d9c8b6-k", 2).await;
     let dir = Dir::new();
-    dir.write("svc.yaml", &service("app"));
+    dir.write("svc.yaml", &service_yaml("app"));
     dir.write(
         "slice.yaml",
         &slice_yaml("app", "default", None, &pods.iter().collect::<Vec<_>>()),
@@ -116,7 +94,7 @@ async fn a_broken_file_is_reported_and_the_last_good_configuration_keeps_serving
 async fn files_added_and_removed() {
     let pods = pods("app-5f7d9c8b6-f", 1).await;
     let dir = Dir::new();
-    dir.write("svc.yaml", &service("app"));
+    dir.write("svc.yaml", &service_yaml("app"));
     dir.write(
         "slice.yaml",
         &slice_yaml("app", "default", None, &pods.iter().collect::<Vec<_>>()),

@@ -6,9 +6,6 @@ mod common;
 use common::tls::*;
 use common::*;
 
-const SERVICE: &str =
-    "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports:\n  - port: 80\n";
-
 /// An Ingress for Service `web` with these hosts, annotations and `spec.tls` entries.
 fn ingress(
     name: &str,
@@ -16,35 +13,20 @@ fn ingress(
     annotations: &[(&str, &str)],
     tls: &[(&[&str], &str)],
 ) -> String {
-    let mut s =
-        format!("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: {name}\n");
-    if !annotations.is_empty() {
-        s.push_str("  annotations:\n");
-        for (k, v) in annotations {
-            s.push_str(&format!("    nginx.ingress.kubernetes.io/{k}: \"{v}\"\n"));
-        }
-    }
-    s.push_str("spec:\n");
-    if !tls.is_empty() {
-        s.push_str("  tls:\n");
-        for (hosts, secret) in tls {
-            s.push_str(&format!(
-                "  - hosts: [{}]\n    secretName: {secret}\n",
-                hosts.join(", ")
-            ));
-        }
-    }
-    s.push_str("  rules:\n");
-    for h in hosts {
-        s.push_str(&format!("  - host: {h}\n    http:\n      paths:\n      - path: /\n        pathType: Prefix\n        backend:\n          service:\n            name: web\n            port:\n              number: 80\n"));
-    }
-    s
+    let ing = tls.iter().fold(
+        IngressYaml::new(name).nginx_all(annotations),
+        |i, (h, s)| i.tls(h, s),
+    );
+    hosts
+        .iter()
+        .fold(ing, |i, h| i.rule(Some(h), "/", "web"))
+        .build()
 }
 
 async fn setup(files: &[(&str, String)]) -> (Vec<Pod>, Dir, Remora) {
     let pods = pods("web-5f6d7c8b9a", 3).await;
     let dir = Dir::new();
-    dir.write("svc.yaml", SERVICE);
+    dir.write("svc.yaml", &service_yaml("web"));
     dir.write(
         "slice.yaml",
         &slice_yaml("web", "default", None, &pods.iter().collect::<Vec<_>>()),

@@ -19,7 +19,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
+mod manifests;
 pub mod tls;
+#[allow(unused_imports)]
+pub use manifests::*;
 
 /// A fake pod: answers `Hello "<name>"!` like what-is-my-pod, plus `x-pod-name`, and on
 /// `/echo-headers` the request headers it received (one `name: value` per line).
