@@ -51,7 +51,7 @@ impl Connection {
 pub async fn handle(
     shared: Arc<Shared>,
     conn: Arc<Connection>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     // 1. Route: one load of the current table, kept for the whole request.
     let table = shared.table.load_full();
@@ -105,9 +105,19 @@ pub async fn handle(
         },
     };
 
-    // 3. Forward: same method, path, query and body; Host kept; hop-by-hop headers dropped.
+    // 3. Forward: same method, path, query and body; Host kept; hop-by-hop headers dropped, but
+    // for a protocol switch (WebSocket), whose `Upgrade` goes on to the upstream.
+    let upgrade = match headers::upgrade_request(req.headers()) {
+        Some(protocol) if req.version() == Version::HTTP_11 => {
+            Some((protocol, hyper::upgrade::on(&mut req)))
+        }
+        _ => None,
+    };
     let (mut parts, body) = req.into_parts();
     prepare(&mut parts, &conn);
+    if let Some((protocol, _)) = &upgrade {
+        headers::set_upgrade(&mut parts.headers, protocol.clone());
+    }
     let idempotent = is_idempotent(&parts.method);
     let (body, slot) = UpstreamBody::new(body);
     let mut body = Some(body);
@@ -187,8 +197,25 @@ pub async fn handle(
         return Ok(status(StatusCode::BAD_GATEWAY));
     };
 
-    // 4. Respond: hop-by-hop headers dropped, the session cookie added for new sessions.
+    // 4. Respond: hop-by-hop headers dropped, the session cookie added for new sessions. A switch
+    // of protocols accepted by the upstream becomes a tunnel between the two connections.
+    let switched = match upgrade {
+        Some((_, client)) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+            let protocol = response.headers().get(header::UPGRADE).cloned();
+            let upstream = hyper::upgrade::on(&mut response);
+            tokio::spawn(crate::tunnel::run(
+                client,
+                upstream,
+                shared.config.upgrade_idle_timeout,
+            ));
+            protocol
+        }
+        _ => None,
+    };
     headers::strip_hop_by_hop(response.headers_mut());
+    if let Some(protocol) = switched {
+        headers::set_upgrade(response.headers_mut(), protocol);
+    }
     if let (Some(a), Some(value)) = (affinity, set_cookie) {
         let traits = cookie::RequestTraits {
             tls: conn.tls,

@@ -10,6 +10,7 @@ mod handler;
 mod headers;
 mod table;
 mod tls;
+mod tunnel;
 
 use arc_swap::ArcSwap;
 use balance::CookieKey;
@@ -47,6 +48,9 @@ pub struct ProxyConfig {
     pub server: ServerOptions,
     /// The HTTPS port clients are redirected to (`ssl-redirect`); 443 is left out of the URL.
     pub https_redirect_port: u16,
+    /// A switched connection (WebSocket) with no byte either way for this long is closed
+    /// (nginx's `proxy-read-timeout` for WebSockets, 60 s).
+    pub upgrade_idle_timeout: Duration,
 }
 
 impl ProxyConfig {
@@ -58,6 +62,7 @@ impl ProxyConfig {
             pool_idle_timeout: Duration::from_secs(60),
             server: ServerOptions::default(),
             https_redirect_port: 443,
+            upgrade_idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -320,7 +325,8 @@ async fn drive<I, S, B>(
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let conn = builder.serve_connection(TokioIo::new(io), service);
+    // With upgrades: a `101 Switching Protocols` hands the connection to the request (WebSocket).
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
     tokio::select! {
         res = conn.as_mut() => {

@@ -73,6 +73,9 @@ async fn start_pod(listener: TcpListener, name: String) -> Pod {
                     let counter = counter.clone();
                     async move {
                         counter.fetch_add(1, Ordering::Relaxed);
+                        if req.uri().path() == "/ws" {
+                            return Ok(websocket_echo(req, name));
+                        }
                         let body = match req.uri().path() {
                             "/echo-headers" => {
                                 let mut s = format!("uri: {}\n", req.uri());
@@ -103,7 +106,8 @@ async fn start_pod(listener: TcpListener, name: String) -> Pod {
                     }
                 });
                 let conn = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc);
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .with_upgrades();
                 tokio::select! {
                     _ = conn => {}
                     _ = stop.wait_for(|s| *s) => {}
@@ -117,6 +121,49 @@ async fn start_pod(listener: TcpListener, name: String) -> Pod {
         hits,
         stop: Some(tx),
     }
+}
+
+/// A pod's `/ws`: accept the WebSocket handshake, then answer each text message `m` with
+/// `<pod name>: m`.
+fn websocket_echo(
+    req: Request<hyper::body::Incoming>,
+    name: String,
+) -> http::Response<Full<Bytes>> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{handshake::derive_accept_key, protocol::Role, Message};
+    let Some(key) = req.headers().get("sec-websocket-key") else {
+        let mut r = http::Response::new(Full::new(Bytes::from("not a WebSocket handshake")));
+        *r.status_mut() = StatusCode::BAD_REQUEST;
+        return r;
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    let upgrade = hyper::upgrade::on(req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else { return };
+        let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            Role::Server,
+            None,
+        )
+        .await;
+        while let Some(Ok(msg)) = ws.next().await {
+            let reply = match msg {
+                Message::Text(t) => Message::text(format!("{name}: {t}")),
+                Message::Close(_) => return,
+                _ => continue,
+            };
+            if ws.send(reply).await.is_err() {
+                return;
+            }
+        }
+    });
+    http::Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-accept", accept)
+        .body(Full::new(Bytes::new()))
+        .unwrap()
 }
 
 /// Distinct loopback addresses for each call in this process (and, through the pid, mostly
