@@ -7,12 +7,14 @@
 mod affinity;
 mod diagnostic;
 mod endpoint;
+mod location;
 mod route;
 mod tls;
 
 pub use affinity::{Affinity, AffinityMode, SameSite, DEFAULT_BALANCE_FACTOR, DEFAULT_COOKIE_NAME};
 pub use diagnostic::{Diagnostic, ObjectRef, Severity};
 pub use endpoint::{Backend, BackendId, Endpoint, EndpointId};
+pub use location::{BackendProtocol, Cidr, Cors, Location, Redirect};
 pub use route::{regex_source, Canary, HostMatch, PathType, Route, Target, VirtualHost};
 pub use tls::{Certificate, HostTls, KeyFormat, PrivateKey};
 

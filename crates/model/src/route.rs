@@ -61,9 +61,16 @@ pub struct Target {
     pub backend: Option<BackendId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub affinity: Option<Arc<Affinity>>,
+    /// How requests are proxied (protocol, timeouts, rewrites...).
+    #[serde(skip_serializing_if = "is_default_location")]
+    pub location: Arc<crate::Location>,
     /// The Ingress this target came from.
     #[serde(serialize_with = "display")]
     pub ingress: ObjectRef,
+}
+
+fn is_default_location(l: &Arc<crate::Location>) -> bool {
+    l.is_default()
 }
 
 fn display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
@@ -168,6 +175,7 @@ mod tests {
             target: Target {
                 backend: None,
                 affinity: None,
+                location: Default::default(),
                 ingress: ObjectRef::new("Ingress", "default", "x"),
             },
         }

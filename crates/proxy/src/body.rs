@@ -8,6 +8,7 @@
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -25,21 +26,40 @@ pub struct Reclaimable {
     inner: Option<Incoming>,
     read: bool,
     slot: Slot,
+    /// Bytes the body may still carry (`proxy-body-size`); `None`: no limit.
+    remaining: Option<u64>,
+    too_large: Arc<AtomicBool>,
 }
 
+/// The body was cut because it went over `proxy-body-size`.
+#[derive(Debug)]
+pub struct TooLarge;
+
+impl std::fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("request body larger than proxy-body-size")
+    }
+}
+
+impl std::error::Error for TooLarge {}
+
 impl UpstreamBody {
-    /// Wrap a client body; also returns the slot it comes back to if never read.
-    pub fn new(body: Incoming) -> (Self, Option<Slot>) {
+    /// Wrap a client body, allowed up to `limit` bytes; also returns the slot it comes back to if
+    /// never read, and the flag set when it was cut for being too large.
+    pub fn new(body: Incoming, limit: Option<u64>) -> (Self, Option<Slot>, Arc<AtomicBool>) {
+        let too_large = Arc::new(AtomicBool::new(false));
         if body.is_end_stream() {
-            return (UpstreamBody::Empty, None);
+            return (UpstreamBody::Empty, None, too_large);
         }
         let slot: Slot = Arc::new(Mutex::new(None));
         let body = Reclaimable {
             inner: Some(body),
             read: false,
             slot: slot.clone(),
+            remaining: limit,
+            too_large: too_large.clone(),
         };
-        (UpstreamBody::Stream(body), Some(slot))
+        (UpstreamBody::Stream(body), Some(slot), too_large)
     }
 }
 
@@ -55,20 +75,35 @@ impl Drop for Reclaimable {
 
 impl Body for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.get_mut() {
             UpstreamBody::Empty => Poll::Ready(None),
             UpstreamBody::Stream(r) => {
                 r.read = true;
-                match r.inner.as_mut() {
-                    Some(inner) => Pin::new(inner).poll_frame(cx),
-                    None => Poll::Ready(None),
+                let Some(inner) = r.inner.as_mut() else {
+                    return Poll::Ready(None);
+                };
+                let frame = match Pin::new(inner).poll_frame(cx) {
+                    Poll::Ready(Some(Ok(frame))) => frame,
+                    Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
+                    Poll::Ready(None) => return Poll::Ready(None),
+                    Poll::Pending => return Poll::Pending,
+                };
+                if let (Some(remaining), Some(data)) = (r.remaining.as_mut(), frame.data_ref()) {
+                    let n = data.len() as u64;
+                    if n > *remaining {
+                        r.too_large.store(true, Ordering::Relaxed);
+                        r.inner = None;
+                        return Poll::Ready(Some(Err(Box::new(TooLarge))));
+                    }
+                    *remaining -= n;
                 }
+                Poll::Ready(Some(Ok(frame)))
             }
         }
     }

@@ -18,8 +18,9 @@ use hyper::body::Incoming;
 use model::{Affinity, Canary, Target};
 use std::borrow::Cow;
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 use std::time::SystemTime;
 
 pub type Body = Either<Incoming, Full<Bytes>>;
@@ -29,7 +30,9 @@ const MAX_TRIES: usize = 3;
 
 /// What the request path needs to know about the client connection, computed once per connection.
 pub struct Connection {
-    /// The client's IP, as `X-Forwarded-For` / `X-Real-IP` value.
+    /// The client's IP (for `allowlist-source-range`).
+    remote: IpAddr,
+    /// The same, as `X-Forwarded-For` / `X-Real-IP` value.
     client_ip: HeaderValue,
     /// The port the client connected to, as `X-Forwarded-Port` value.
     local_port: HeaderValue,
@@ -40,6 +43,7 @@ pub struct Connection {
 impl Connection {
     pub fn new(remote: SocketAddr, local_port: HeaderValue, tls: bool) -> Self {
         Self {
+            remote: remote.ip(),
             client_ip: HeaderValue::from_str(&remote.ip().to_string())
                 .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
             local_port,
@@ -65,6 +69,17 @@ pub async fn handle(
         }
     }
     drop(host);
+    // The location's own answers (app-root, permanent-redirect, CORS preflight, allow-list), then
+    // its body size limit. A canary answers in its primary's location.
+    let location = &*matched.target.location;
+    if let Some(r) = crate::location::respond(location, &req, conn.remote, conn.tls) {
+        return Ok(r);
+    }
+    if let (Some(limit), Some(length)) = (location.body_limit, content_length(req.headers())) {
+        if length > limit {
+            return Ok(status(StatusCode::PAYLOAD_TOO_LARGE));
+        }
+    }
     let target = match matched.canary {
         Some(c) if to_canary(&shared, &table, matched.target, c, &req) => &c.target,
         _ => matched.target,
@@ -113,13 +128,38 @@ pub async fn handle(
         }
         _ => None,
     };
+    let grpc_trailers = location.protocol.http2() && headers::accepts_trailers(req.headers());
     let (mut parts, body) = req.into_parts();
+    let request_headers = location.cors.as_ref().map(|_| parts.headers.clone());
     prepare(&mut parts, &conn);
+    if let (Some(target), Some(re)) = (&location.rewrite_target, matched.regex) {
+        let rewritten = crate::location::rewrite(target, re, parts.uri.path(), parts.uri.query());
+        if let Some(uri) = rewritten.and_then(|p| Uri::try_from(p).ok()) {
+            parts.uri = uri;
+        }
+    }
     if let Some((protocol, _)) = &upgrade {
         headers::set_upgrade(&mut parts.headers, protocol.clone());
     }
+    if location.protocol.http2() {
+        parts.version = Version::HTTP_2;
+        if grpc_trailers {
+            parts
+                .headers
+                .insert(header::TE, HeaderValue::from_static("trailers"));
+        }
+    }
+    let scheme = if location.protocol.tls() {
+        Scheme::HTTPS
+    } else {
+        Scheme::HTTP
+    };
+    let Some(client) = table.client(location) else {
+        return Ok(status(StatusCode::BAD_GATEWAY));
+    };
+    let read_timeout = Duration::from_secs(u64::from(location.read_timeout_secs.max(1)));
     let idempotent = is_idempotent(&parts.method);
-    let (body, slot) = UpstreamBody::new(body);
+    let (body, slot, too_large) = UpstreamBody::new(body, location.body_limit);
     let mut body = Some(body);
     let mut tried = [usize::MAX; MAX_TRIES];
     let mut response = None;
@@ -133,17 +173,13 @@ pub async fn handle(
         };
         let mut upstream = Request::from_parts(clone_parts(&parts), this_body);
         let mut uri = std::mem::take(upstream.uri_mut()).into_parts();
-        uri.scheme = Some(Scheme::HTTP);
+        uri.scheme = Some(scheme.clone());
         uri.authority = Some(authority.clone());
         match Uri::from_parts(uri) {
             Ok(u) => *upstream.uri_mut() = u,
             Err(_) => return Ok(status(StatusCode::BAD_REQUEST)),
         }
-        let sent = tokio::time::timeout(
-            shared.config.response_timeout,
-            shared.client.request(upstream),
-        )
-        .await;
+        let sent = tokio::time::timeout(read_timeout, client.request(upstream)).await;
         let error = match sent {
             Ok(Ok(r)) => {
                 response = Some(r);
@@ -166,7 +202,7 @@ pub async fn handle(
                     .lock()
                     .ok()
                     .and_then(|mut s| s.take())
-                    .map(|b| UpstreamBody::new(b).0),
+                    .map(|b| UpstreamBody::new(b, location.body_limit).0),
             }
         } else if idempotent && slot.is_none() {
             Some(UpstreamBody::Empty)
@@ -194,8 +230,14 @@ pub async fn handle(
         body = Some(retry_body);
     }
     let Some(mut response) = response else {
+        if too_large.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(status(StatusCode::PAYLOAD_TOO_LARGE));
+        }
         return Ok(status(StatusCode::BAD_GATEWAY));
     };
+    if let Some(request_headers) = &request_headers {
+        crate::location::add_cors(location, request_headers, response.headers_mut());
+    }
 
     // 4. Respond: hop-by-hop headers dropped, the session cookie added for new sessions. A switch
     // of protocols accepted by the upstream becomes a tunnel between the two connections.
@@ -390,6 +432,16 @@ fn request_host(req: &Request<Incoming>) -> Cow<'_, str> {
 }
 
 /// A short plain-text error response, like ingress-nginx's default pages.
+/// The declared body length, if any.
+fn content_length(h: &http::HeaderMap) -> Option<u64> {
+    h.get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// The 308 to the same URL over HTTPS (ingress-nginx's `ssl-redirect`), except for ACME HTTP-01
 /// challenges, which must stay reachable over plain HTTP. `None`: no redirect.
 fn https_redirect(host: &str, uri: &Uri, port: u16) -> Option<Response<Body>> {

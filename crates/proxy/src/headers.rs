@@ -49,6 +49,16 @@ pub fn upgrade_request(headers: &HeaderMap) -> Option<HeaderValue> {
     }
 }
 
+/// Does the client accept trailers (`TE: trailers`, which gRPC requires and which is hop-by-hop)?
+pub fn accepts_trailers(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+}
+
 /// Put back the two hop-by-hop headers a protocol switch needs on its next hop.
 pub fn set_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
     headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));

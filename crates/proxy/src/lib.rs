@@ -8,13 +8,14 @@ mod admin;
 mod body;
 mod handler;
 mod headers;
+mod location;
 mod table;
 mod tls;
 mod tunnel;
+mod upstream;
 
 use arc_swap::ArcSwap;
 use balance::CookieKey;
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use model::{Diagnostic, Snapshot};
@@ -38,10 +39,6 @@ pub const LOAD_HALF_LIFE: Duration = Duration::from_secs(300);
 pub struct ProxyConfig {
     /// Authenticates session cookies.
     pub cookie_key: CookieKey,
-    /// Time to establish an upstream connection (ingress-nginx `proxy-connect-timeout`, 5 s).
-    pub connect_timeout: Duration,
-    /// Time to wait for the upstream's response head (ingress-nginx `proxy-read-timeout`, 60 s).
-    pub response_timeout: Duration,
     /// Idle upstream connections are closed after this long.
     pub pool_idle_timeout: Duration,
     /// Client-side limits and the shutdown grace period.
@@ -57,8 +54,6 @@ impl ProxyConfig {
     pub fn new(cookie_key: CookieKey) -> Self {
         Self {
             cookie_key,
-            connect_timeout: Duration::from_secs(5),
-            response_timeout: Duration::from_secs(60),
             pool_idle_timeout: Duration::from_secs(60),
             server: ServerOptions::default(),
             https_redirect_port: 443,
@@ -75,37 +70,40 @@ pub struct Proxy {
 
 struct Shared {
     table: ArcSwap<Table>,
-    client: Client<HttpConnector, body::UpstreamBody>,
+    /// Upstream clients by protocol and connect timeout (the per-route timeouts and protocol
+    /// come from the route's `Location`).
+    clients: upstream::Clients,
     config: ProxyConfig,
     generation: AtomicU64,
     ready: AtomicBool,
 }
 
 impl Proxy {
-    pub fn new(config: ProxyConfig) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(config.pool_idle_timeout)
-            .pool_timer(TokioTimer::new())
-            .build(connector);
-        Self {
+    pub fn new(config: ProxyConfig) -> Result<Self, String> {
+        let clients = upstream::Clients::new(config.pool_idle_timeout)
+            .map_err(|e| format!("upstream TLS configuration: {e}"))?;
+        Ok(Self {
             shared: Arc::new(Shared {
                 table: ArcSwap::from_pointee(Table::empty()),
-                client,
+                clients,
                 config,
                 generation: AtomicU64::new(0),
                 ready: AtomicBool::new(false),
             }),
-        }
+        })
     }
 
     /// Swap in a new snapshot. Requests in flight finish on the table they started with.
     pub fn publish(&self, snapshot: Snapshot, diagnostics: Vec<Diagnostic>) -> u64 {
         let generation = self.shared.generation.fetch_add(1, Ordering::Relaxed) + 1;
         let previous = self.shared.table.load();
-        let table = Table::new(snapshot, diagnostics, generation, Some(&previous));
+        let table = Table::new(
+            snapshot,
+            diagnostics,
+            generation,
+            Some(&previous),
+            Some(&self.shared.clients),
+        );
         self.shared.table.store(Arc::new(table));
         self.shared.ready.store(true, Ordering::Release);
         generation

@@ -2,11 +2,12 @@
 //! hash maps, per-backend balancers, pre-parsed upstream authorities). Built off the request path,
 //! once per snapshot, and never mutated afterwards except for round-robin counters.
 
+use crate::upstream::{ClientKey, Clients, UpstreamClient};
 use balance::BackendBalancer;
 use http::uri::Authority;
 use model::{
-    AffinityMode, BackendId, Canary, Diagnostic, HostMatch, HostTls, PathType, Snapshot, Target,
-    VirtualHost,
+    AffinityMode, BackendId, Canary, Diagnostic, HostMatch, HostTls, Location, PathType, Snapshot,
+    Target, VirtualHost,
 };
 use rustls::sign::CertifiedKey;
 use std::collections::HashMap;
@@ -26,6 +27,8 @@ pub struct Table {
     path_regexes: Vec<Vec<Option<regex::Regex>>>,
     /// Per host: the certificate it presents over TLS (`None`: the default certificate).
     certificates: Vec<Option<Arc<CertifiedKey>>>,
+    /// The upstream client of each (protocol, connect timeout) the routes use.
+    clients: HashMap<ClientKey, UpstreamClient>,
 }
 
 /// What a request matched: its route's target, and the route's canary if it has one.
@@ -34,6 +37,8 @@ pub struct Matched<'a> {
     pub canary: Option<&'a Canary>,
     /// Plain HTTP requests of this route are redirected to HTTPS.
     pub https_redirect: bool,
+    /// The compiled path of a `Regex` route (for `rewrite-target` captures).
+    pub regex: Option<&'a regex::Regex>,
 }
 
 pub struct BackendRuntime {
@@ -44,15 +49,17 @@ pub struct BackendRuntime {
 
 impl Table {
     pub fn empty() -> Self {
-        Self::new(Snapshot::default(), Vec::new(), 0, None)
+        Self::new(Snapshot::default(), Vec::new(), 0, None, None)
     }
 
     /// `previous`: the table this one replaces; per-endpoint session loads carry over from it.
+    /// `clients`: where upstream clients come from (kept across tables for their pools).
     pub fn new(
         snapshot: Snapshot,
         diagnostics: Vec<Diagnostic>,
         generation: u64,
         previous: Option<&Table>,
+        clients: Option<&Clients>,
     ) -> Self {
         let previous_backends: HashMap<&str, &BackendBalancer> = previous
             .map(|t| {
@@ -140,10 +147,23 @@ impl Table {
                 _ => None,
             })
             .collect();
+        let clients = match clients {
+            Some(pool) => snapshot
+                .hosts
+                .iter()
+                .flat_map(targets)
+                .map(|t| ClientKey::of(&t.location))
+                .collect::<std::collections::HashSet<_>>()
+                .into_iter()
+                .map(|k| (k, pool.get(k)))
+                .collect(),
+            None => HashMap::new(),
+        };
         Self {
             patterns,
             path_regexes,
             certificates,
+            clients,
             snapshot: Arc::new(snapshot),
             diagnostics: Arc::new(diagnostics),
             generation,
@@ -181,27 +201,29 @@ impl Table {
         let vh_index = self.named_host(host).or(self.any)?;
         let vh: &VirtualHost = &self.snapshot.hosts[vh_index];
         let regexes = &self.path_regexes[vh_index];
-        let found = vh
-            .routes
-            .iter()
-            .zip(regexes)
-            .find(|(r, re)| match re {
-                Some(re) => re.is_match(path),
-                None => r.matches(path),
-            })
-            .map(|(r, _)| r);
+        let found = vh.routes.iter().zip(regexes).find(|(r, re)| match re {
+            Some(re) => re.is_match(path),
+            None => r.matches(path),
+        });
         match found {
-            Some(r) => Some(Matched {
+            Some((r, re)) => Some(Matched {
                 target: &r.target,
                 canary: r.canary.as_deref(),
                 https_redirect: r.https_redirect,
+                regex: re.as_ref(),
             }),
             None => vh.default.as_ref().map(|target| Matched {
                 target,
                 canary: None,
                 https_redirect: false,
+                regex: None,
             }),
         }
+    }
+
+    /// The upstream client for a target's location.
+    pub fn client(&self, location: &Location) -> Option<&UpstreamClient> {
+        self.clients.get(&ClientKey::of(location))
     }
 
     /// A compiled `canary-by-header-pattern`.

@@ -121,7 +121,7 @@ pub async fn start(
         (http.local_addr()?, https.local_addr()?, admin.local_addr()?);
     let mut config = ProxyConfig::new(key);
     config.https_redirect_port = common.https_redirect_port.unwrap_or(https_addr.port());
-    let proxy = Proxy::new(config);
+    let proxy = Proxy::new(config).map_err(anyhow::Error::msg)?;
     let tls = proxy.tls_config().map_err(anyhow::Error::msg)?;
     let p = proxy.clone();
     let stop = shutdown.clone();

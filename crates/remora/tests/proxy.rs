@@ -69,13 +69,69 @@ async fn forwarded_headers_host_and_hop_by_hop() {
     }
 }
 
+/// With `proxy-body-size` raised, a 16 MiB body streams through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_request_bodies_are_streamed_through() {
     let (_pods, dir) = one_service("app-7b8c9d-b").await;
+    dir.write(
+        "ing.yaml",
+        &IngressYaml::new("app")
+            .nginx("proxy-body-size", "32m")
+            .rule(None, "/", "app")
+            .build(),
+    );
     let remora = Remora::serve(&[dir.path()], &[]);
     let body = Bytes::from(vec![b'x'; 16 * 1024 * 1024]);
     let r = request("POST", &remora.url("/echo-body"), &[], body).await;
     assert_eq!((r.status.as_u16(), r.body.as_str()), (200, "16777216"));
+}
+
+/// ingress-nginx's default `proxy-body-size` is 1m: a body of 1 MiB passes, one byte more gets 413,
+/// whether its length is declared or it comes chunked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_bodies_over_proxy_body_size_get_413() {
+    use http_body_util::{BodyExt, StreamBody};
+    let (_pods, dir) = one_service("app-7b8c9d-l").await;
+    let remora = Remora::serve(&[dir.path()], &[]);
+    let mib = 1024 * 1024;
+    let r = request(
+        "POST",
+        &remora.url("/echo-body"),
+        &[],
+        Bytes::from(vec![b'x'; mib]),
+    )
+    .await;
+    assert_eq!((r.status.as_u16(), r.body.as_str()), (200, "1048576"));
+    let r = request(
+        "POST",
+        &remora.url("/echo-body"),
+        &[],
+        Bytes::from(vec![b'x'; mib + 1]),
+    )
+    .await;
+    assert_eq!(r.status, 413);
+
+    // Chunked: 2 MiB in 64 KiB frames, no Content-Length.
+    let frames = (0..32).map(|_| {
+        Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(Bytes::from(vec![
+            b'y';
+            64 * 1024
+        ])))
+    });
+    let body = StreamBody::new(futures_util::stream::iter(frames));
+    let tcp = tokio::net::TcpStream::connect(remora.http).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::post("/echo-body")
+        .header("host", "app.example.com")
+        .body(body)
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 413);
+    let _ = resp.into_body().collect().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -343,6 +343,9 @@ pub fn add_canary(
                 continue;
             }
             let mut target = cx.target(&p.backend, written);
+            // The canary answers in the primary's location (nginx has one location for both):
+            // its rewrites, redirects, limits and allow-list apply; only the pods differ.
+            target.location = primary.target.location.clone();
             // Sticky behaviour: the canary shares the primary's session affinity, so a session
             // keeps one cookie whichever side it is on.
             if spec.sticky {
@@ -385,6 +388,7 @@ impl Cx<'_, '_> {
         };
         Target {
             backend: resolved,
+            location: self.ann.location.clone(),
             affinity: self.ann.affinity.as_ref().map(|a| {
                 Arc::new(Affinity {
                     cookie_name: a.cookie_name.clone(),

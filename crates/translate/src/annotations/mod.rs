@@ -4,7 +4,11 @@
 
 mod affinity;
 mod alias;
+mod allowlist;
 mod canary;
+mod cors;
+mod proxy;
+mod redirect;
 mod rewrite;
 mod ssl;
 
@@ -31,8 +35,12 @@ pub struct IngressAnnotations {
     pub server_aliases: Vec<model::HostMatch>,
     /// Set when the Ingress is a canary (`canary: "true"`).
     pub canary: Option<CanarySpec>,
-    /// `use-regex: "true"`: the paths of every host of this Ingress are regular expressions.
+    /// `use-regex: "true"` (or `rewrite-target`): the paths of every host of this Ingress are
+    /// regular expressions.
     pub use_regex: bool,
+    /// How its routes are proxied (protocol, timeouts, body size, rewrites, redirects, allow-list,
+    /// CORS).
+    pub location: std::sync::Arc<model::Location>,
 }
 
 /// Parse the annotations of one Ingress, reporting invalid and unsupported ones.
@@ -49,13 +57,21 @@ pub fn parse(
         diags,
         used: BTreeSet::new(),
     };
+    let mut location = model::Location::default();
+    let use_regex = rewrite::parse(&mut r, &mut location);
+    proxy::parse(&mut r, &mut location);
+    redirect::parse(&mut r, &mut location);
+    allowlist::parse(&mut r, &mut location);
+    cors::parse(&mut r, &mut location);
     let parsed = IngressAnnotations {
         affinity: affinity::parse(&mut r),
         ssl: ssl::parse(&mut r),
         server_aliases: alias::parse(&mut r),
         canary: canary::parse(&mut r),
-        use_regex: rewrite::parse(&mut r),
+        use_regex,
+        location: std::sync::Arc::new(location),
     };
+    r.refuse_snippets();
     r.report_unsupported();
     parsed
 }
@@ -124,6 +140,30 @@ impl Reader<'_> {
         parsed
     }
 
+    /// A non-negative integer; an invalid value warns (naming what was expected) and reads as
+    /// absent.
+    pub fn uint(&mut self, name: &str, what: &str) -> Option<u32> {
+        let v = self.get(name)?.to_owned();
+        if v.is_empty() {
+            return None;
+        }
+        match v.parse::<u32>() {
+            Ok(n) if v.bytes().all(|b| b.is_ascii_digit()) => Some(n),
+            _ => {
+                self.warn(
+                    name,
+                    format!("invalid value \"{v}\": expected {what}, ignored"),
+                );
+                None
+            }
+        }
+    }
+
+    /// A non-empty string value, owned.
+    pub fn text(&mut self, name: &str) -> Option<String> {
+        self.get(name).filter(|v| !v.is_empty()).map(str::to_owned)
+    }
+
     /// [`Reader::peek`] for a boolean; invalid values read as absent (the owner warns).
     pub fn peek_bool(&self, name: &str) -> Option<bool> {
         self.peek(name).and_then(parse_bool)
@@ -144,6 +184,24 @@ impl Reader<'_> {
         let full = format!("{PREFIX}{name}");
         self.diags
             .push(Severity::Info, self.object, Some(&full), message);
+    }
+
+    /// nginx configuration snippets are refused, each with its own warning: Remora never runs
+    /// configuration code supplied by an Ingress (ingress-nginx's CVE-2021-25742, CVE-2025-1974).
+    fn refuse_snippets(&mut self) {
+        let snippets: Vec<String> = self
+            .annotations
+            .keys()
+            .filter(|k| k.starts_with(PREFIX) && k.ends_with("-snippet"))
+            .cloned()
+            .collect();
+        for full in snippets {
+            self.used.insert(full.clone());
+            self.warn_full(
+                &full,
+                "refused: Remora never runs configuration code supplied by an Ingress; the rest of the Ingress is served",
+            );
+        }
     }
 
     fn report_unsupported(&mut self) {

@@ -1,0 +1,206 @@
+//! How a route is proxied, from the Ingress's annotations: ingress-nginx's per-location settings
+//! (protocol, timeouts, body size, rewrites, redirects, source allow-list, CORS).
+
+use serde::Serialize;
+use std::net::IpAddr;
+
+/// Per-route proxy settings. [`Location::default`] is ingress-nginx's defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Location {
+    /// `backend-protocol`.
+    pub protocol: BackendProtocol,
+    /// `proxy-connect-timeout`, seconds (5).
+    pub connect_timeout_secs: u32,
+    /// `proxy-read-timeout`, seconds (60): the upstream's response head must come within it.
+    pub read_timeout_secs: u32,
+    /// `proxy-send-timeout`, seconds (60). Accepted; Remora sets no separate send timeout.
+    pub send_timeout_secs: u32,
+    /// `proxy-body-size` in bytes (1 MiB); `None`: no limit (`"0"`).
+    pub body_limit: Option<u64>,
+    /// `rewrite-target`: the upstream path, with `$1`... from the route's regex captures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rewrite_target: Option<String>,
+    /// `app-root`: requests for `/` are redirected (302) here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_root: Option<String>,
+    /// `permanent-redirect` (with `permanent-redirect-code`, default 301): every request is
+    /// redirected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permanent_redirect: Option<Redirect>,
+    /// `allowlist-source-range` / `whitelist-source-range`: only these client networks; others
+    /// get 403.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_sources: Option<Vec<Cidr>>,
+    /// `enable-cors` and the `cors-*` family.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cors: Option<Cors>,
+}
+
+impl Default for Location {
+    fn default() -> Self {
+        Self {
+            protocol: BackendProtocol::Http,
+            connect_timeout_secs: 5,
+            read_timeout_secs: 60,
+            send_timeout_secs: 60,
+            body_limit: Some(1024 * 1024),
+            rewrite_target: None,
+            app_root: None,
+            permanent_redirect: None,
+            allow_sources: None,
+            cors: None,
+        }
+    }
+}
+
+impl Location {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// How Remora speaks to the pods of a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum BackendProtocol {
+    /// HTTP/1.1 over TCP.
+    #[default]
+    Http,
+    /// HTTP/1.1 over TLS (the pod's certificate is not verified, as ingress-nginx's default).
+    Https,
+    /// gRPC: HTTP/2 over TCP (h2c), trailers passed through.
+    Grpc,
+    /// gRPC over TLS.
+    Grpcs,
+    /// HTTP/2 over TCP with prior knowledge.
+    H2c,
+}
+
+impl BackendProtocol {
+    /// Over TLS.
+    pub fn tls(self) -> bool {
+        matches!(self, BackendProtocol::Https | BackendProtocol::Grpcs)
+    }
+
+    /// HTTP/2 only.
+    pub fn http2(self) -> bool {
+        matches!(
+            self,
+            BackendProtocol::Grpc | BackendProtocol::Grpcs | BackendProtocol::H2c
+        )
+    }
+}
+
+/// A redirect answered by the proxy itself.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Redirect {
+    pub url: String,
+    pub code: u16,
+}
+
+/// An IP network, `addr/prefix`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Cidr {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    /// Parse `1.2.3.0/24`, `::1/128`, or a bare address (a /32 or /128).
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
+            None => (s.parse::<IpAddr>().ok()?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(Cidr { addr, prefix })
+    }
+
+    /// Is `ip` inside? IPv4-mapped IPv6 client addresses count as IPv4.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl Serialize for Cidr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// CORS settings (`enable-cors: "true"` and the `cors-*` annotations), with ingress-nginx's
+/// defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Cors {
+    /// `cors-allow-origin`: `*` or a list of origins (`https://a.com`, `https://*.b.com`).
+    pub allow_origin: Vec<String>,
+    pub allow_methods: String,
+    pub allow_headers: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub expose_headers: String,
+    pub allow_credentials: bool,
+    pub max_age: u32,
+}
+
+impl Default for Cors {
+    fn default() -> Self {
+        Self {
+            allow_origin: vec!["*".to_owned()],
+            allow_methods: "GET, PUT, POST, DELETE, PATCH, OPTIONS".to_owned(),
+            allow_headers: "DNT,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,Cache-Control,Content-Type,Range,Authorization".to_owned(),
+            expose_headers: String::new(),
+            allow_credentials: true,
+            max_age: 1728000,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_parse_and_contains() {
+        let net = Cidr::parse("10.1.0.0/16").unwrap();
+        assert!(net.contains("10.1.200.3".parse().unwrap()));
+        assert!(!net.contains("10.2.0.1".parse().unwrap()));
+        assert!(net.contains("::ffff:10.1.0.1".parse().unwrap()));
+        let one = Cidr::parse("192.168.1.7").unwrap();
+        assert_eq!(one.prefix, 32);
+        assert!(one.contains("192.168.1.7".parse().unwrap()));
+        assert!(!one.contains("192.168.1.8".parse().unwrap()));
+        let all = Cidr::parse("0.0.0.0/0").unwrap();
+        assert!(all.contains("8.8.8.8".parse().unwrap()));
+        let v6 = Cidr::parse("2001:db8::/32").unwrap();
+        assert!(v6.contains("2001:db8:1::1".parse().unwrap()));
+        assert!(!v6.contains("10.0.0.1".parse().unwrap()));
+        for bad in ["10.0.0.0/33", "nope", "1.2.3.4/x", "::/129"] {
+            assert!(Cidr::parse(bad).is_none(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! The common ingress-nginx annotations next to affinity, through the real binary:
+//! `rewrite-target`, `app-root`, `permanent-redirect`, the source allow-list, CORS, and
+//! `backend-protocol` (HTTPS and gRPC pods).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use bytes::Bytes;
+use common::*;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+/// One Service `web` with one pod, and these Ingresses.
+async fn setup(ingresses: &[String]) -> (Vec<Pod>, Dir, Remora) {
+    let pods = pods("web-6c7d8e9f4a", 1).await;
+    let dir = Dir::new();
+    dir.write("svc.yaml", &service_yaml("web"));
+    dir.write(
+        "slice.yaml",
+        &slice_yaml("web", "default", None, &pods.iter().collect::<Vec<_>>()),
+    );
+    dir.write("ing.yaml", &ingresses.join("---\n"));
+    let remora = Remora::serve(&[dir.path()], &[]);
+    (pods, dir, remora)
+}
+
+fn ing(name: &str, host: &str, path: &str, annotations: &[(&str, &str)]) -> String {
+    IngressYaml::new(name)
+        .nginx_all(annotations)
+        .rule(Some(host), path, "web")
+        .build()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewrite_target_app_root_and_permanent_redirect() {
+    let (_p, _d, remora) = setup(&[
+        ing(
+            "rewrite",
+            "rewrite.example.com",
+            "/api(/|$)(.*)",
+            &[("rewrite-target", "/$2")],
+        ),
+        ing("root", "root.example.com", "/", &[("app-root", "/app1")]),
+        ing(
+            "moved",
+            "old.example.com",
+            "/",
+            &[
+                ("permanent-redirect", "https://new.example.com/here"),
+                ("permanent-redirect-code", "308"),
+            ],
+        ),
+    ])
+    .await;
+    let host = |h: &'static str| [("host", h)];
+    let r = get(
+        &remora.url("/api/echo-headers?x=1"),
+        &host("rewrite.example.com"),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.starts_with("uri: /echo-headers?x=1\n"), "{}", r.body);
+    let r = get(&remora.url("/API"), &host("rewrite.example.com")).await;
+    assert_eq!(
+        r.body, "Hello \"web-6c7d8e9f4a-0\"!",
+        "/API is rewritten to /"
+    );
+    assert_eq!(
+        get(&remora.url("/apix"), &host("rewrite.example.com"))
+            .await
+            .status,
+        404
+    );
+
+    let r = get(&remora.url("/"), &host("root.example.com")).await;
+    assert_eq!(r.status, 302);
+    assert_eq!(r.headers["location"], "http://root.example.com/app1");
+    assert_eq!(
+        get(&remora.url("/app1"), &host("root.example.com"))
+            .await
+            .status,
+        200
+    );
+
+    let r = get(&remora.url("/anything"), &host("old.example.com")).await;
+    assert_eq!(r.status, 308);
+    assert_eq!(r.headers["location"], "https://new.example.com/here");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_allow_list() {
+    let (_p, _d, remora) = setup(&[
+        ing(
+            "local",
+            "local.example.com",
+            "/",
+            &[("allowlist-source-range", "10.0.0.0/8, 127.0.0.0/8")],
+        ),
+        ing(
+            "private",
+            "private.example.com",
+            "/",
+            &[("whitelist-source-range", "10.0.0.0/8")],
+        ),
+        ing(
+            "broken",
+            "broken.example.com",
+            "/",
+            &[("allowlist-source-range", "127.0.0.0/8, 999.0.0.0/8")],
+        ),
+    ])
+    .await;
+    assert_eq!(
+        get(&remora.url("/"), &[("host", "local.example.com")])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        get(&remora.url("/"), &[("host", "private.example.com")])
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        get(&remora.url("/"), &[("host", "broken.example.com")])
+            .await
+            .status,
+        403,
+        "an invalid list fails closed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_preflight_and_response_headers() {
+    let (_p, _d, remora) = setup(&[
+        ing("any", "any.example.com", "/", &[("enable-cors", "true")]),
+        ing(
+            "listed",
+            "listed.example.com",
+            "/",
+            &[
+                ("enable-cors", "true"),
+                (
+                    "cors-allow-origin",
+                    "https://app.example.com, https://*.example.org",
+                ),
+                ("cors-allow-credentials", "false"),
+                ("cors-max-age", "600"),
+            ],
+        ),
+    ])
+    .await;
+    let r = request(
+        "OPTIONS",
+        &remora.url("/"),
+        &[("host", "any.example.com"), ("origin", "https://x.test")],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(r.headers["access-control-allow-origin"], "*");
+    assert_eq!(r.headers["access-control-allow-credentials"], "true");
+    assert_eq!(r.headers["access-control-max-age"], "1728000");
+    assert_eq!(
+        r.headers["access-control-allow-methods"],
+        "GET, PUT, POST, DELETE, PATCH, OPTIONS"
+    );
+    let r = get(&remora.url("/"), &[("host", "any.example.com")]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.headers["access-control-allow-origin"], "*");
+
+    let origin = |o: &'static str| [("host", "listed.example.com"), ("origin", o)];
+    let r = get(&remora.url("/"), &origin("https://shop.example.org")).await;
+    assert_eq!(
+        r.headers["access-control-allow-origin"],
+        "https://shop.example.org"
+    );
+    assert!(r.headers.get("access-control-allow-credentials").is_none());
+    let r = get(&remora.url("/"), &origin("https://evil.test")).await;
+    assert_eq!(r.status, 200);
+    assert!(r.headers.get("access-control-allow-origin").is_none());
+    let r = request(
+        "OPTIONS",
+        &remora.url("/"),
+        &origin("https://app.example.com"),
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(r.headers["access-control-max-age"], "600");
+}
+
+/// A pod that speaks only TLS (self-signed, as pods usually are): `backend-protocol: HTTPS`.
+async fn tls_pod() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let cert = common::tls::make_cert(&["pod.local"]);
+    let key =
+        <rustls_pki_types::PrivateKeyDer as rustls_pki_types::pem::PemObject>::from_pem_slice(
+            cert.key_pem.as_bytes(),
+        )
+        .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.der.clone().into()], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let svc = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from(
+                        "hello over tls",
+                    ))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+    (addr, task)
+}
+
+/// A gRPC pod (h2c): answers every call with one length-prefixed message and the trailers
+/// `grpc-status: 0`, `grpc-message: ok`.
+async fn grpc_pod() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    use hyper::body::Frame;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    |req: http::Request<hyper::body::Incoming>| async move {
+                        let te = req
+                            .headers()
+                            .get("te")
+                            .map(|v| v.to_str().unwrap().to_owned());
+                        let path = req.uri().path().to_owned();
+                        let request = req.into_body().collect().await.unwrap().to_bytes();
+                        // Echo the request message back with the method path appended.
+                        let mut payload = request.slice(5..).to_vec();
+                        payload.extend_from_slice(format!(" via {path} te={te:?}").as_bytes());
+                        let mut message = vec![0u8];
+                        message.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+                        message.extend_from_slice(&payload);
+                        let mut trailers = http::HeaderMap::new();
+                        trailers.insert("grpc-status", "0".parse().unwrap());
+                        trailers.insert("grpc-message", "ok".parse().unwrap());
+                        let frames = vec![
+                            Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(message))),
+                            Ok(Frame::trailers(trailers)),
+                        ];
+                        let body =
+                            http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+                        let resp = http::Response::builder()
+                            .header("content-type", "application/grpc")
+                            .body(body)
+                            .unwrap();
+                        Ok::<_, std::convert::Infallible>(resp)
+                    },
+                );
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
+    });
+    (addr, task)
+}
+
+fn pod_service(dir: &Dir, name: &str, addr: std::net::SocketAddr) {
+    dir.write(&format!("{name}-svc.yaml"), &service_yaml(name));
+    dir.write(
+        &format!("{name}-slice.yaml"),
+        &format!(
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {name}-x\n  labels:\n    kubernetes.io/service-name: {name}\naddressType: IPv4\nports:\n- port: {}\nendpoints:\n- addresses: [\"{}\"]\n",
+            addr.port(),
+            addr.ip()
+        ),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_protocol_https_and_grpc() {
+    let (tls_addr, _t1) = tls_pod().await;
+    let (grpc_addr, _t2) = grpc_pod().await;
+    let dir = Dir::new();
+    pod_service(&dir, "secure", tls_addr);
+    pod_service(&dir, "grpc", grpc_addr);
+    let ingresses = [
+        IngressYaml::new("secure")
+            .nginx("backend-protocol", "HTTPS")
+            .rule(Some("secure.example.com"), "/", "secure")
+            .build(),
+        IngressYaml::new("grpc")
+            .nginx("backend-protocol", "GRPC")
+            .rule(Some("grpc.example.com"), "/", "grpc")
+            .build(),
+    ];
+    dir.write("ing.yaml", &ingresses.join("---\n"));
+    let remora = Remora::serve(&[dir.path()], &[]);
+
+    let r = get(&remora.url("/"), &[("host", "secure.example.com")]).await;
+    assert_eq!(
+        (r.status.as_u16(), r.body.as_str()),
+        (200, "hello over tls")
+    );
+
+    // A unary gRPC call over h2c through Remora: message and trailers come back.
+    let tcp = tokio::net::TcpStream::connect(remora.http).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let mut message = vec![0u8, 0, 0, 0, 5];
+    message.extend_from_slice(b"hello");
+    let req = http::Request::post("http://grpc.example.com/helloworld.Greeter/SayHello")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(Full::new(Bytes::from(message)))
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/grpc");
+    let collected = resp.into_body().collect().await.unwrap();
+    let trailers = collected
+        .trailers()
+        .cloned()
+        .expect("gRPC trailers come through");
+    assert_eq!(trailers["grpc-status"], "0");
+    assert_eq!(trailers["grpc-message"], "ok");
+    let body = collected.to_bytes();
+    let text = String::from_utf8_lossy(&body[5..]);
+    assert_eq!(
+        text,
+        "hello via /helloworld.Greeter/SayHello te=Some(\"trailers\")"
+    );
+}

@@ -1,0 +1,90 @@
+//! The proxy family: `backend-protocol`, `proxy-connect-timeout`, `proxy-read-timeout`,
+//! `proxy-send-timeout`, `proxy-body-size`. Same names, values and defaults as ingress-nginx.
+
+use super::Reader;
+use model::{BackendProtocol, Location};
+
+/// Fill the proxy settings of `loc` from the annotations.
+pub fn parse(r: &mut Reader<'_>, loc: &mut Location) {
+    if let Some(v) = r.text("backend-protocol") {
+        loc.protocol = match v.to_ascii_uppercase().as_str() {
+            "HTTP" | "AUTO_HTTP" => BackendProtocol::Http,
+            "HTTPS" => BackendProtocol::Https,
+            "GRPC" => BackendProtocol::Grpc,
+            "GRPCS" => BackendProtocol::Grpcs,
+            "H2C" => BackendProtocol::H2c,
+            "FCGI" => {
+                r.warn(
+                    "backend-protocol",
+                    "FCGI is not supported by Remora: using HTTP",
+                );
+                BackendProtocol::Http
+            }
+            _ => {
+                r.warn(
+                    "backend-protocol",
+                    format!("invalid value \"{v}\" (expected HTTP, HTTPS, GRPC, GRPCS or H2C): using HTTP"),
+                );
+                BackendProtocol::Http
+            }
+        };
+    }
+    let secs = "a number of seconds";
+    if let Some(n) = r.uint("proxy-connect-timeout", secs) {
+        loc.connect_timeout_secs = n;
+    }
+    if let Some(n) = r.uint("proxy-read-timeout", secs) {
+        loc.read_timeout_secs = n;
+    }
+    if let Some(n) = r.uint("proxy-send-timeout", secs) {
+        loc.send_timeout_secs = n;
+    }
+    if let Some(v) = r.text("proxy-body-size") {
+        match size(&v) {
+            Some(0) => loc.body_limit = None,
+            Some(n) => loc.body_limit = Some(n),
+            None => r.warn(
+                "proxy-body-size",
+                format!("invalid size \"{v}\" (expected e.g. 8m, 512k, 1g, or 0 for no limit): using 1m"),
+            ),
+        }
+    }
+}
+
+/// An nginx size: bytes, or with a `k`, `m` or `g` suffix (any case).
+fn size(v: &str) -> Option<u64> {
+    let (digits, unit) = match v.char_indices().last()? {
+        (i, c) if c.is_ascii_alphabetic() => (&v[..i], c.to_ascii_lowercase()),
+        _ => (v, 'b'),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    let scale: u64 = match unit {
+        'b' => 1,
+        'k' => 1 << 10,
+        'm' => 1 << 20,
+        'g' => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(scale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::size;
+
+    #[test]
+    fn nginx_sizes() {
+        assert_eq!(size("0"), Some(0));
+        assert_eq!(size("100"), Some(100));
+        assert_eq!(size("8m"), Some(8 << 20));
+        assert_eq!(size("8M"), Some(8 << 20));
+        assert_eq!(size("512k"), Some(512 << 10));
+        assert_eq!(size("1g"), Some(1 << 30));
+        for bad in ["", "m", "8mb", "-1", "1.5m", "8x"] {
+            assert_eq!(size(bad), None, "{bad}");
+        }
+    }
+}
