@@ -7,6 +7,7 @@
 //! takes down what was serving. [`Watcher`] turns file system events into debounced reload signals.
 
 mod load;
+mod tls_dir;
 pub use load::decode_file;
 mod watch;
 

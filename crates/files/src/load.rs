@@ -50,18 +50,34 @@ struct FileState {
 pub struct Manifests {
     roots: Vec<PathBuf>,
     files: BTreeMap<PathBuf, FileState>,
+    /// `--tls-dir`, and the Secrets it gave last time.
+    tls_dir: Option<PathBuf>,
+    tls_secrets: Vec<translate::objects::Secret>,
+    /// Every path to watch: the roots and the TLS directory.
+    watched: Vec<PathBuf>,
 }
 
 impl Manifests {
     pub fn new(roots: Vec<PathBuf>) -> Self {
+        Self::with_tls_dir(roots, None)
+    }
+
+    /// Also serve the PEM pairs of `tls_dir` as TLS Secrets (see `tls_dir`).
+    pub fn with_tls_dir(roots: Vec<PathBuf>, tls_dir: Option<PathBuf>) -> Self {
+        let mut watched = roots.clone();
+        watched.extend(tls_dir.clone());
         Self {
             roots,
             files: BTreeMap::new(),
+            tls_dir,
+            tls_secrets: Vec::new(),
+            watched,
         }
     }
 
-    pub fn roots(&self) -> &[PathBuf] {
-        &self.roots
+    /// The paths whose changes call for a reload: the roots and the TLS directory.
+    pub fn watched(&self) -> &[PathBuf] {
+        &self.watched
     }
 
     /// Read every file again. Files that disappeared drop out; files that fail keep their last good
@@ -134,6 +150,15 @@ impl Manifests {
                 merge(&mut objects, good.clone());
             }
         }
+        if let Some(dir) = &self.tls_dir {
+            let (secrets, tls_errors) = crate::tls_dir::load(dir);
+            errors.extend(tls_errors);
+            if !same_secrets(&secrets, &self.tls_secrets) {
+                changed = true;
+                self.tls_secrets = secrets;
+            }
+            objects.secrets.extend(self.tls_secrets.iter().cloned());
+        }
         objects.sort();
         Reload {
             objects,
@@ -141,6 +166,15 @@ impl Manifests {
             changed,
         }
     }
+}
+
+fn same_secrets(a: &[translate::objects::Secret], b: &[translate::objects::Secret]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.metadata.name == y.metadata.name
+                && x.metadata.namespace == y.metadata.namespace
+                && x.string_data == y.string_data
+        })
 }
 
 fn merge(into: &mut Objects, from: Objects) {

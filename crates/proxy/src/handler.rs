@@ -242,14 +242,11 @@ pub async fn handle(
     // 4. Respond: hop-by-hop headers dropped, the session cookie added for new sessions. A switch
     // of protocols accepted by the upstream becomes a tunnel between the two connections.
     let switched = match upgrade {
-        Some((_, client)) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+        Some((_, downstream)) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
             let protocol = response.headers().get(header::UPGRADE).cloned();
             let upstream = hyper::upgrade::on(&mut response);
-            tokio::spawn(crate::tunnel::run(
-                client,
-                upstream,
-                shared.config.upgrade_idle_timeout,
-            ));
+            // nginx closes a WebSocket idle for `proxy-read-timeout`; so does Remora.
+            tokio::spawn(crate::tunnel::run(downstream, upstream, read_timeout));
             protocol
         }
         _ => None,

@@ -45,9 +45,6 @@ pub struct ProxyConfig {
     pub server: ServerOptions,
     /// The HTTPS port clients are redirected to (`ssl-redirect`); 443 is left out of the URL.
     pub https_redirect_port: u16,
-    /// A switched connection (WebSocket) with no byte either way for this long is closed
-    /// (nginx's `proxy-read-timeout` for WebSockets, 60 s).
-    pub upgrade_idle_timeout: Duration,
 }
 
 impl ProxyConfig {
@@ -57,7 +54,6 @@ impl ProxyConfig {
             pool_idle_timeout: Duration::from_secs(60),
             server: ServerOptions::default(),
             https_redirect_port: 443,
-            upgrade_idle_timeout: Duration::from_secs(60),
         }
     }
 }

@@ -66,7 +66,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .context("the built-in seed manifest")?,
     };
     let mut watcher = match &manifests {
-        Some(m) => Some(Watcher::new(m.roots()).context("cannot watch the manifest file")?),
+        Some(m) => Some(Watcher::new(m.watched()).context("cannot watch the manifest file")?),
         None => None,
     };
     let running =

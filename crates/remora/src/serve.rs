@@ -21,6 +21,10 @@ pub struct Args {
     /// Address for proxied HTTPS traffic (TLS 1.2/1.3, HTTP/2 and HTTP/1.1 by ALPN).
     #[arg(long, default_value = "0.0.0.0:8443", value_name = "ADDR")]
     pub listen_https: SocketAddr,
+    /// Directory of PEM pairs served as TLS Secrets: NAME.crt + NAME.key is Secret default/NAME,
+    /// NS/NAME.crt + NS/NAME.key is NS/NAME (for `spec.tls[].secretName`). Watched for renewals.
+    #[arg(long, value_name = "DIR")]
+    pub tls_dir: Option<PathBuf>,
     #[command(flatten)]
     pub common: Common,
 }
@@ -152,7 +156,7 @@ pub fn options(common: &Common) -> translate::Options {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let shutdown = Shutdown::on_signals();
-    let mut manifests = Manifests::new(args.manifests.clone());
+    let mut manifests = Manifests::with_tls_dir(args.manifests.clone(), args.tls_dir.clone());
     let first = manifests.reload();
     if !first.errors.is_empty() {
         for e in &first.errors {
@@ -163,7 +167,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             first.errors.len()
         );
     }
-    let mut watcher = Watcher::new(manifests.roots()).context("cannot watch the manifest paths")?;
+    let mut watcher = Watcher::new(manifests.watched()).context("cannot watch the manifest paths")?;
     let running = start(args.listen_http, args.listen_https, &args.common, &shutdown).await?;
     let mut pipeline = Pipeline::new(running.proxy.clone(), options(&args.common));
     pipeline.apply(&first.objects);

@@ -24,6 +24,10 @@ fn ingress(
 }
 
 async fn setup(files: &[(&str, String)]) -> (Vec<Pod>, Dir, Remora) {
+    setup_with(files, &[]).await
+}
+
+async fn setup_with(files: &[(&str, String)], extra: &[&str]) -> (Vec<Pod>, Dir, Remora) {
     let pods = pods("web-5f6d7c8b9a", 3).await;
     let dir = Dir::new();
     dir.write("svc.yaml", &service_yaml("web"));
@@ -34,7 +38,7 @@ async fn setup(files: &[(&str, String)]) -> (Vec<Pod>, Dir, Remora) {
     for (name, content) in files {
         dir.write(name, content);
     }
-    let remora = Remora::serve(&[dir.path()], &[]);
+    let remora = Remora::serve(&[dir.path()], extra);
     (pods, dir, remora)
 }
 
@@ -320,4 +324,49 @@ async fn http_to_https_redirects() {
     )
     .await;
     assert_eq!(r.resp.status, 200);
+}
+
+/// `--tls-dir`: `NAME.crt`/`NAME.key` pairs are the Secrets `default/NAME` (and `NS/NAME.crt` is
+/// `NS/NAME`); a renewal on disk is served without restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_dir_pem_pairs_are_secrets() {
+    let first = make_cert(&["files.example.com"]);
+    let renewed = make_cert(&["files.example.com"]);
+    let pems = Dir::new();
+    pems.write("files-tls.crt", &first.cert_pem);
+    pems.write("files-tls.key", &first.key_pem);
+    let tls_dir = pems.path().display().to_string();
+    let (_p, _d, remora) = setup_with(
+        &[(
+            "ing.yaml",
+            ingress(
+                "files",
+                &["files.example.com"],
+                &[],
+                &[(&["files.example.com"], "files-tls")],
+            ),
+        )],
+        &["--tls-dir", &tls_dir],
+    )
+    .await;
+    let sni = "files.example.com";
+    let r = https_get(remora.https, sni, "/", &[], Trust::Root(&first), false).await;
+    assert_eq!((r.peer == first.der, r.resp.status.as_u16()), (true, 200));
+    let g = remora.generation().await;
+    pems.write("files-tls.key", &renewed.key_pem);
+    pems.write("files-tls.crt", &renewed.cert_pem);
+    // The two files may land in two reloads: wait until the renewed pair is served.
+    let started = std::time::Instant::now();
+    loop {
+        remora.wait_generation_after(g).await;
+        let r = https_get(remora.https, sni, "/", &[], Trust::Any, false).await;
+        if r.peer == renewed.der {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the renewal is not served"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
