@@ -183,6 +183,7 @@ fn merge(into: &mut Objects, from: Objects) {
     into.endpoint_slices.extend(from.endpoint_slices);
     into.endpoints.extend(from.endpoints);
     into.secrets.extend(from.secrets);
+    into.ingress_classes.extend(from.ingress_classes);
     into.deployments.extend(from.deployments);
 }
 

@@ -148,6 +148,8 @@ pub async fn start(
 pub fn options(common: &Common) -> translate::Options {
     translate::Options {
         ingress_classes: common.ingress_classes.clone(),
+        controller: None,
+        watch_ingress_without_class: false,
         session_balance_factor: (common.session_balance_factor >= 1.0)
             .then(|| (common.session_balance_factor * 100.0).round() as u32),
         default_ssl_redirect: common.default_ssl_redirect,

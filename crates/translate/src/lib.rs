@@ -23,9 +23,16 @@ pub use objects::Objects;
 /// Settings that change what translation serves, from the command line.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// When not empty, only Ingresses of these classes are served (`spec.ingressClassName` or the
-    /// legacy `kubernetes.io/ingress.class` annotation). When empty, every Ingress is served.
+    /// File mode (`controller` unset): when not empty, only Ingresses of these classes are served
+    /// (`spec.ingressClassName` or the legacy `kubernetes.io/ingress.class` annotation); when
+    /// empty, every Ingress is. Controller mode: the legacy annotation values served besides the
+    /// names of the IngressClasses of `controller`.
     pub ingress_classes: Vec<String>,
+    /// Controller mode: the `spec.controller` value of the IngressClasses this Remora serves
+    /// (`remora.dev/ingress-controller`, or `k8s.io/ingress-nginx` to take over its classes).
+    pub controller: Option<String>,
+    /// Controller mode: also serve Ingresses without any class.
+    pub watch_ingress_without_class: bool,
     /// Bounded-load factor for balanced affinity, in hundredths, unless an Ingress sets
     /// `remora.dev/session-balance-factor`. `None`: unbounded.
     pub session_balance_factor: Option<u32>,
@@ -38,6 +45,8 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             ingress_classes: Vec::new(),
+            controller: None,
+            watch_ingress_without_class: false,
             session_balance_factor: Some(model::DEFAULT_BALANCE_FACTOR),
             default_ssl_redirect: true,
         }

@@ -34,6 +34,8 @@ pub struct Objects {
     pub endpoints: Vec<Endpoints>,
     #[serde(default, deserialize_with = "null_default")]
     pub secrets: Vec<Secret>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub ingress_classes: Vec<IngressClass>,
     /// Not used by translation. Kept because the demo, standing in for a cluster, turns them into
     /// pods and EndpointSlices.
     #[serde(default, deserialize_with = "null_default")]
@@ -51,6 +53,7 @@ impl Objects {
         self.endpoint_slices.sort_by_key(|o| key(&o.metadata));
         self.endpoints.sort_by_key(|o| key(&o.metadata));
         self.secrets.sort_by_key(|o| key(&o.metadata));
+        self.ingress_classes.sort_by_key(|o| key(&o.metadata));
         self.deployments.sort_by_key(|o| key(&o.metadata));
     }
 }
@@ -343,6 +346,21 @@ pub struct Secret {
     pub string_data: BTreeMap<String, String>,
 }
 
+/// A `networking.k8s.io/v1` IngressClass: which controller serves the Ingresses of the class.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct IngressClass {
+    #[serde(default, deserialize_with = "null_default")]
+    pub metadata: ObjectMeta,
+    #[serde(default, deserialize_with = "null_default")]
+    pub spec: IngressClassSpec,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct IngressClassSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller: Option<String>,
+}
+
 /// Just enough of an `apps/v1` Deployment for the demo to start its pods.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Deployment {
@@ -466,6 +484,7 @@ impl Objects {
             ("discovery.k8s.io", "EndpointSlice") => take!(endpoint_slices),
             ("", "Endpoints") => take!(endpoints),
             ("", "Secret") => take!(secrets),
+            ("networking.k8s.io", "IngressClass") => take!(ingress_classes),
             ("apps" | "extensions", "Deployment") => take!(deployments),
             (_, "List") => {
                 let items = match doc.get("items") {

@@ -222,7 +222,7 @@ fn unused_kinds_and_unknown_groups_are_skipped_quietly() {
     for doc in [
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "v"}}),
-        json!({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass", "metadata": {"name": "nginx"}}),
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "deny"}}),
         json!({"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": {"name": "c"}}),
         // An Ingress of a group that never had Ingresses is not ours either.
         json!({"apiVersion": "traefik.io/v1alpha1", "kind": "Ingress", "metadata": {"name": "x"}}),

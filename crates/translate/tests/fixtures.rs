@@ -47,6 +47,10 @@ struct FixtureOptions {
     api_version: Option<String>,
     #[serde(default)]
     ingress_classes: Vec<String>,
+    #[serde(default)]
+    controller: Option<String>,
+    #[serde(default)]
+    watch_ingress_without_class: bool,
 }
 
 struct Fixture {
@@ -107,6 +111,8 @@ fn load(name: &str, input: &Path) -> Result<Fixture, String> {
             let o: FixtureOptions = serde_json::from_value(doc)
                 .map_err(|e| format!("document {i}: bad FixtureOptions: {e}"))?;
             options.ingress_classes = o.ingress_classes;
+            options.controller = o.controller;
+            options.watch_ingress_without_class = o.watch_ingress_without_class;
             continue;
         }
         docs.push(doc);
