@@ -169,7 +169,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             first.errors.len()
         );
     }
-    let mut watcher = Watcher::new(manifests.watched()).context("cannot watch the manifest paths")?;
+    let mut watcher =
+        Watcher::new(manifests.watched()).context("cannot watch the manifest paths")?;
     let running = start(args.listen_http, args.listen_https, &args.common, &shutdown).await?;
     let mut pipeline = Pipeline::new(running.proxy.clone(), options(&args.common));
     pipeline.apply(&first.objects);

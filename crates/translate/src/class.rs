@@ -68,11 +68,18 @@ impl<'a> Classes<'a> {
             }
             return match ingress_class(ing) {
                 Some(c) if self.legacy.iter().any(|o| o == c) => Ok(()),
-                Some(c) => Err(format!("not served: class \"{c}\" is not one of --ingress-class")),
+                Some(c) => Err(format!(
+                    "not served: class \"{c}\" is not one of --ingress-class"
+                )),
                 None => Err("not served: it has no class and --ingress-class is set".to_owned()),
             };
         };
-        if let Some(name) = ing.spec.ingress_class_name.as_deref().filter(|c| !c.is_empty()) {
+        if let Some(name) = ing
+            .spec
+            .ingress_class_name
+            .as_deref()
+            .filter(|c| !c.is_empty())
+        {
             return if self.owned.contains(&name) {
                 Ok(())
             } else {
