@@ -1,6 +1,7 @@
 //! The `remora` command: a thin layer of clap subcommands over the library crates.
 
 mod check;
+mod controller;
 mod demo;
 mod pipeline;
 mod secret;
@@ -24,6 +25,8 @@ enum Command {
     Demo(demo::Args),
     /// Serve the Ingresses, Services and EndpointSlices found in manifest files.
     Serve(serve::Args),
+    /// Run as the ingress controller of a Kubernetes cluster (watches the API server).
+    Controller(controller::Args),
     /// Answer every request with `Hello "<MY_POD_NAME>"!`, like the seed's what-is-my-pod.
     Whoami(whoami::Args),
     /// Check that sessions stick: N cookie-jar sessions of M requests against any URL.
@@ -35,6 +38,7 @@ impl Command {
         match self {
             Command::Serve(a) => a.workers(),
             Command::Demo(a) => a.common.workers,
+            Command::Controller(a) => a.common.workers,
             Command::Whoami(_) | Command::Check(_) => None,
         }
     }
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Demo(a) => demo::run(a).await.map(|()| ExitCode::SUCCESS),
             Command::Serve(a) => serve::run(a).await.map(|()| ExitCode::SUCCESS),
+            Command::Controller(a) => controller::run(a).await.map(|()| ExitCode::SUCCESS),
             Command::Whoami(a) => whoami::run(a).await.map(|()| ExitCode::SUCCESS),
             Command::Check(a) => check::run(a).await,
         }

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
+pub mod apiserver;
 mod manifests;
 pub mod tls;
 #[allow(unused_imports)]
@@ -442,6 +443,27 @@ impl Remora {
         let r = get(&format!("http://{}/status", self.admin), &[]).await;
         assert_eq!(r.status, StatusCode::OK);
         serde_json::from_str(&r.body).unwrap()
+    }
+
+    /// `GET /readyz` on the admin port: its status code.
+    pub async fn readyz(&self) -> u16 {
+        get(&format!("http://{}/readyz", self.admin), &[])
+            .await
+            .status
+            .as_u16()
+    }
+
+    /// Wait (bounded) until `/readyz` answers 200.
+    pub async fn wait_ready(&self) {
+        let started = Instant::now();
+        while self.readyz().await != 200 {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "not ready after 20 s; stderr:\n{}",
+                self.stderr_text()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     pub async fn generation(&self) -> u64 {

@@ -1,0 +1,194 @@
+//! `remora controller` against a Kubernetes API server on loopback (tests/common/apiserver.rs)
+//! that speaks the real list/watch wire format to kube-rs's real client: initial sync, updates,
+//! deletes, 410 Gone relists, API server restarts, readiness.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use common::apiserver::FakeApi;
+use common::*;
+use std::time::{Duration, Instant};
+
+const CLASS: &str = "apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata:
+  name: remora
+spec:
+  controller: remora.dev/ingress-controller
+";
+
+fn ingress() -> String {
+    IngressYaml::new("web")
+        .nginx("affinity", "cookie")
+        .rule(Some("shop.example.com"), "/", "web")
+        .build()
+        .replace("spec:\n", "spec:\n  ingressClassName: remora\n")
+}
+
+/// The cluster of the tests: class, Service, Ingress, and an EndpointSlice of `pods`.
+fn seed(api: &FakeApi, pods: &[&Pod]) {
+    api.apply(CLASS);
+    api.apply(&service_yaml("web"));
+    api.apply(&slice_yaml("web", "default", None, pods));
+    api.apply(&ingress());
+}
+
+fn controller(api: &FakeApi, dir: &Dir, extra: &[&str]) -> Remora {
+    let kubeconfig = api.kubeconfig(dir).display().to_string();
+    let mut args: Vec<String> = [
+        "controller",
+        "--kubeconfig",
+        &kubeconfig,
+        "--listen-http",
+        "127.0.0.1:0",
+        "--listen-https",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+        "--workers",
+        "2",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Remora::start(&args)
+}
+
+async fn shop(remora: &Remora) -> Resp {
+    get(&remora.url("/"), &[("host", "shop.example.com")]).await
+}
+
+/// Wait (bounded) until a request reaches a pod named `pod`; the time it took.
+async fn until_routed_to(remora: &Remora, pod: &str) -> Duration {
+    let started = Instant::now();
+    loop {
+        if shop(remora).await.body.contains(pod) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{pod} never reached"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syncs_then_follows_endpoint_changes_updates_and_deletes() {
+    let mut all = pods("web-7d9f8b6c5d", 3).await;
+    let api = FakeApi::start().await;
+    let dir = Dir::new();
+    seed(&api, &[&all[0], &all[1]]);
+    let remora = controller(&api, &dir, &[]);
+    remora.wait_ready().await;
+
+    let mut session = Session::with_host("shop.example.com");
+    let first = session.get(&remora.url("/")).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert!(
+        first.cookie().is_some(),
+        "affinity from the Ingress annotation"
+    );
+    for _ in 0..5 {
+        assert_eq!(session.get(&remora.url("/")).await.body, first.body);
+    }
+
+    // Scale out at the API server: the new pod takes traffic.
+    let slice = slice_yaml("web", "default", None, &[&all[0], &all[1], &all[2]]);
+    let changed = Instant::now();
+    api.apply(&slice);
+    until_routed_to(&remora, &all[2].name).await;
+    println!(
+        "EndpointSlice change at the API server to the first request routed by it: {} ms",
+        changed.elapsed().as_millis()
+    );
+
+    // An annotation change re-translates: the cookie name follows.
+    api.apply(
+        &ingress().replace(
+            "    nginx.ingress.kubernetes.io/affinity: \"cookie\"\n",
+            "    nginx.ingress.kubernetes.io/affinity: \"cookie\"\n    nginx.ingress.kubernetes.io/session-cookie-name: \"shopper\"\n",
+        ),
+    );
+    let started = Instant::now();
+    loop {
+        if shop(&remora)
+            .await
+            .cookie()
+            .is_some_and(|(n, _)| n == "shopper")
+        {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    // Deleting the Ingress removes the route.
+    api.delete("Ingress", "default", "web");
+    let started = Instant::now();
+    while shop(&remora).await.status != 404 {
+        assert!(started.elapsed() < Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    all.truncate(0);
+}
+
+/// /readyz is 503 while the API server cannot be listed, and 200 once the first full sync is
+/// served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_ready_until_the_first_sync() {
+    let pods = pods("web-7d9f8b6c5e", 1).await;
+    let mut api = FakeApi::start().await;
+    seed(&api, &[&pods[0]]);
+    api.stop();
+    let dir = Dir::new();
+    let remora = controller(&api, &dir, &[]);
+    assert_eq!(remora.readyz().await, 503);
+    assert_eq!(shop(&remora).await.status, 404);
+    api.restart().await;
+    remora.wait_ready().await;
+    assert_eq!(shop(&remora).await.status, 200);
+}
+
+/// A watch that expires (410 Gone) is followed by a new list; changes made meanwhile are seen. An
+/// API server restart leaves the last configuration serving, and changes made while it was down
+/// arrive once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn survives_watch_expiry_and_api_server_restarts() {
+    let pods = pods("web-7d9f8b6c5f", 3).await;
+    let mut api = FakeApi::start().await;
+    seed(&api, &[&pods[0]]);
+    let dir = Dir::new();
+    let remora = controller(&api, &dir, &[]);
+    remora.wait_ready().await;
+    assert!(shop(&remora).await.body.contains(&pods[0].name));
+    let lists_before = count_lists(&api);
+
+    api.expire_watches();
+    api.apply(&slice_yaml("web", "default", None, &[&pods[1]]));
+    until_routed_to(&remora, &pods[1].name).await;
+    assert!(
+        count_lists(&api) > lists_before,
+        "410 Gone makes the watcher list again"
+    );
+
+    api.stop();
+    for _ in 0..5 {
+        let r = shop(&remora).await;
+        assert_eq!(r.status, 200, "the last configuration keeps serving");
+        assert!(r.body.contains(&pods[1].name));
+    }
+    api.apply(&slice_yaml("web", "default", None, &[&pods[2]]));
+    api.restart().await;
+    until_routed_to(&remora, &pods[2].name).await;
+}
+
+fn count_lists(api: &FakeApi) -> usize {
+    api.requests()
+        .iter()
+        .filter(|r| {
+            r.starts_with("GET /apis/discovery.k8s.io/v1/endpointslices")
+                && !r.contains("watch=true")
+        })
+        .count()
+}
