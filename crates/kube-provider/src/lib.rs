@@ -4,8 +4,20 @@
 //!
 //! Nothing here knows about routing: objects go out as [`translate::Objects`], exactly as if they
 //! had been read from manifest files, so both modes serve the same configuration for the same
-//! objects.
+//! objects. Besides: leader election (`leader`), Ingress status (`status`) and Events (`events`),
+//! which only the leader writes.
 
+mod events;
+mod leader;
+mod status;
 mod watch;
 
+pub use events::Events;
+pub use leader::ElectionConfig;
+pub use status::StatusConfig;
 pub use watch::{run, WatchConfig};
+
+/// Leader election; see [`leader`].
+pub use leader::run as elect;
+/// Ingress status writing; see [`status`].
+pub use status::run as write_status;

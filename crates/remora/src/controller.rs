@@ -36,8 +36,61 @@ pub struct Args {
     /// Changes closer together than this are applied at once.
     #[arg(long, default_value = "20", value_name = "MS")]
     pub debounce_ms: u64,
+    /// Write this Service's addresses (load balancer, else external IPs, else cluster IP) into
+    /// the status of the served Ingresses.
+    #[arg(long, value_name = "NAMESPACE/NAME", value_parser = namespaced_name)]
+    pub publish_service: Option<(String, String)>,
+    /// Write these addresses (IPs or host names, comma-separated or repeated) into the status of
+    /// the served Ingresses.
+    #[arg(long, value_name = "ADDR", value_delimiter = ',')]
+    pub publish_status_address: Vec<String>,
+    /// Name of the Lease replicas elect their leader with (the leader writes status and Events).
+    #[arg(long, default_value = "remora-leader", value_name = "NAME")]
+    pub election_id: String,
+    /// Namespace of the Lease [default: $POD_NAMESPACE, else the service account's, else default].
+    #[arg(long, value_name = "NS")]
+    pub election_namespace: Option<String>,
+    /// This replica's name in the election [default: $POD_NAME, else $HOSTNAME, else random].
+    #[arg(long, value_name = "NAME")]
+    pub election_identity: Option<String>,
+    /// How often the leader renews the Lease and the others look at it (it expires after 15 s
+    /// without renewal).
+    #[arg(long, default_value = "2000", value_name = "MS")]
+    pub election_retry_ms: u64,
     #[command(flatten)]
     pub common: Common,
+}
+
+fn namespaced_name(s: &str) -> Result<(String, String), String> {
+    match s.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok((ns.to_owned(), name.to_owned()))
+        }
+        _ => Err("expected NAMESPACE/NAME".to_owned()),
+    }
+}
+
+/// The namespace of the Lease.
+fn election_namespace(args: &Args) -> String {
+    args.election_namespace
+        .clone()
+        .or_else(|| std::env::var("POD_NAMESPACE").ok())
+        .or_else(|| {
+            std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace").ok()
+        })
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "default".to_owned())
+}
+
+/// This replica's name in the Lease.
+fn identity(args: &Args) -> String {
+    args.election_identity
+        .clone()
+        .or_else(|| std::env::var("POD_NAME").ok())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| format!("remora-{:016x}", balance::random_u64()))
 }
 
 pub async fn run(mut args: Args) -> anyhow::Result<()> {
@@ -53,16 +106,60 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
     let mut pipeline = Pipeline::new(running.proxy.clone(), options);
     // The ports are bound: say so now. /readyz stays false until the first full sync is served.
     running.announce();
+
+    // Leader election: every replica serves; the leader writes status and Events.
+    let identity = identity(&args);
+    let (leader_tx, leader) = tokio::sync::watch::channel(false);
+    let election = kube_provider::ElectionConfig {
+        namespace: election_namespace(&args),
+        name: args.election_id.clone(),
+        identity: identity.clone(),
+        lease_duration: Duration::from_secs(15),
+        retry_period: Duration::from_millis(args.election_retry_ms.max(10)),
+    };
+    let elect = tokio::spawn(kube_provider::elect(
+        client.clone(),
+        election,
+        leader_tx,
+        shutdown.clone().wait(),
+    ));
+    let (served_tx, served) = tokio::sync::watch::channel(Vec::new());
+    tokio::spawn(kube_provider::write_status(
+        client.clone(),
+        kube_provider::StatusConfig {
+            publish_service: args.publish_service.clone(),
+            publish_addresses: args.publish_status_address.clone(),
+            resync: Duration::from_secs(60),
+        },
+        leader.clone(),
+        served,
+    ));
+    let (warnings_tx, mut warnings) =
+        tokio::sync::mpsc::unbounded_channel::<Vec<model::Diagnostic>>();
+    let events = kube_provider::Events::new(client.clone(), &identity);
+    let leads = leader.clone();
+    tokio::spawn(async move {
+        while let Some(diagnostics) = warnings.recv().await {
+            if *leads.borrow() {
+                events.warn(&diagnostics).await;
+            }
+        }
+    });
+
     let config = kube_provider::WatchConfig {
         namespaces: args.namespaces.clone(),
         debounce: Duration::from_millis(args.debounce_ms),
     };
     let watching = kube_provider::run(client, config, |objects| {
-        pipeline.apply(&objects);
+        let applied = pipeline.apply(&objects);
+        served_tx.send_replace(applied.served);
+        let _ = warnings_tx.send(applied.new_diagnostics);
     });
     tokio::select! {
         () = watching => anyhow::bail!("the Kubernetes watchers stopped"),
         () = shutdown.wait() => {
+            // Hand the leadership over (the Lease is released) while requests drain.
+            let _ = elect.await;
             running.drained().await;
             Ok(())
         }

@@ -5,6 +5,14 @@ use proxy::Proxy;
 use std::collections::BTreeSet;
 use translate::{Objects, Options};
 
+/// What one translation changed.
+pub struct Applied {
+    /// Diagnostics that were not there in the previous translation.
+    pub new_diagnostics: Vec<Diagnostic>,
+    /// The Ingresses served now.
+    pub served: Vec<model::ObjectRef>,
+}
+
 pub struct Pipeline {
     proxy: Proxy,
     options: Options,
@@ -22,12 +30,13 @@ impl Pipeline {
         }
     }
 
-    /// Translate and publish; returns the new generation.
-    pub fn apply(&mut self, objects: &Objects) -> u64 {
+    /// Translate and publish.
+    pub fn apply(&mut self, objects: &Objects) -> Applied {
         let started = std::time::Instant::now();
         let t = translate::translate(objects, &self.options);
         let now: BTreeSet<Diagnostic> = t.diagnostics.iter().cloned().collect();
-        for d in now.difference(&self.seen) {
+        let new_diagnostics: Vec<Diagnostic> = now.difference(&self.seen).cloned().collect();
+        for d in &new_diagnostics {
             match d.severity {
                 Severity::Warning => tracing::warn!("{d}"),
                 Severity::Info => tracing::info!("{d}"),
@@ -47,6 +56,9 @@ impl Pipeline {
             micros = started.elapsed().as_micros() as u64,
             "configuration published"
         );
-        generation
+        Applied {
+            new_diagnostics,
+            served: t.served,
+        }
     }
 }

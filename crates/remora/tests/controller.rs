@@ -192,3 +192,107 @@ fn count_lists(api: &FakeApi) -> usize {
         })
         .count()
 }
+
+/// Wait (bounded) until `check` holds.
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !check() {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{what}: not within 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn lease_holder(api: &FakeApi) -> Option<String> {
+    api.get("Lease", "default", "remora-leader")?["spec"]["holderIdentity"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+fn lb_status(api: &FakeApi) -> serde_json::Value {
+    api.get("Ingress", "default", "web")
+        .map(|i| i["status"]["loadBalancer"]["ingress"].clone())
+        .unwrap_or_default()
+}
+
+/// Two replicas elect one leader through a Lease; the leader writes the Ingress status
+/// (`--publish-status-address`) and an Event for a bad annotation. When it stops, it releases
+/// the Lease and the other replica takes over and keeps the status right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_writes_status_and_events_and_hands_over() {
+    let pods = pods("web-7d9f8b6c60", 1).await;
+    let api = FakeApi::start().await;
+    seed(&api, &[&pods[0]]);
+    api.apply(
+        &ingress().replace(
+            "    nginx.ingress.kubernetes.io/affinity: \"cookie\"\n",
+            "    nginx.ingress.kubernetes.io/affinity: \"cookie\"\n    nginx.ingress.kubernetes.io/session-cookie-samesite: \"Sometimes\"\n",
+        ),
+    );
+    let dir = Dir::new();
+    let replica = |name: &str| {
+        controller(
+            &api,
+            &dir,
+            &[
+                "--publish-status-address",
+                "192.0.2.10,lb.example.com",
+                "--election-identity",
+                name,
+                "--election-retry-ms",
+                "100",
+            ],
+        )
+    };
+    let mut a = replica("replica-a");
+    a.wait_ready().await;
+    eventually("replica-a leads", || {
+        lease_holder(&api).as_deref() == Some("replica-a")
+    })
+    .await;
+    let b = replica("replica-b");
+    b.wait_ready().await;
+    let want = serde_json::json!([{"ip": "192.0.2.10"}, {"hostname": "lb.example.com"}]);
+    eventually("the leader writes the status", || lb_status(&api) == want).await;
+    eventually("an Event names the bad annotation", || {
+        api.list("Event").iter().any(|e| {
+            e["regarding"]["name"] == "web"
+                && e["type"] == "Warning"
+                && e["note"]
+                    .as_str()
+                    .is_some_and(|n| n.contains("session-cookie-samesite"))
+        })
+    })
+    .await;
+    assert_eq!(
+        lease_holder(&api).as_deref(),
+        Some("replica-a"),
+        "one leader at a time"
+    );
+
+    // Someone overwrites the status; the leader stops: the follower takes over and fixes it.
+    api.apply(
+        &serde_json::to_string(&{
+            let mut ing = api.get("Ingress", "default", "web").unwrap();
+            ing["kind"] = "Ingress".into();
+            ing["status"] =
+                serde_json::json!({"loadBalancer": {"ingress": [{"ip": "203.0.113.1"}]}});
+            ing
+        })
+        .unwrap(),
+    );
+    a.terminate();
+    assert_eq!(a.wait_exit(Duration::from_secs(15)), Some(0));
+    eventually("replica-b takes over", || {
+        lease_holder(&api).as_deref() == Some("replica-b")
+    })
+    .await;
+    eventually("the new leader restores the status", || {
+        lb_status(&api) == want
+    })
+    .await;
+    // Both replicas served traffic all along; the follower still does.
+    assert_eq!(shop(&b).await.status, 200);
+}

@@ -59,12 +59,20 @@ pub struct Translation {
     pub snapshot: Snapshot,
     /// Sorted and without duplicates.
     pub diagnostics: Vec<Diagnostic>,
+    /// The Ingresses this configuration serves (their class is ours), sorted: the ones whose
+    /// status a controller reports.
+    pub served: Vec<ObjectRef>,
 }
 
 /// Translate every served Ingress into one snapshot.
 pub fn translate(objects: &Objects, options: &Options) -> Translation {
     let mut diags = Diagnostics::default();
     let served = class::served_ingresses(objects, options, &mut diags);
+    let mut served_refs: Vec<ObjectRef> = served
+        .iter()
+        .map(|i| ObjectRef::new("Ingress", i.metadata.namespace(), &i.metadata.name))
+        .collect();
+    served_refs.sort();
     let mut backends = backends::Backends::new(objects);
     let mut hosts = ingress::HostTable::default();
     let mut certificates = tls::Certificates::new(objects);
@@ -105,6 +113,7 @@ pub fn translate(objects: &Objects, options: &Options) -> Translation {
     Translation {
         snapshot,
         diagnostics: diags.finish(),
+        served: served_refs,
     }
 }
 

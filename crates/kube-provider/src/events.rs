@@ -1,0 +1,56 @@
+//! Kubernetes Events for configuration warnings, so `kubectl describe ingress` shows why an
+//! annotation was ignored or a Service is missing. Only the leader records them (one Event per
+//! warning, not one per replica).
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::Client;
+use model::{Diagnostic, Severity};
+
+pub struct Events {
+    recorder: Recorder,
+}
+
+impl Events {
+    pub fn new(client: Client, instance: &str) -> Self {
+        Self {
+            recorder: Recorder::new(
+                client,
+                Reporter {
+                    controller: "remora".to_owned(),
+                    instance: Some(instance.to_owned()),
+                },
+            ),
+        }
+    }
+
+    /// Record warnings about Ingresses (others are only logged).
+    pub async fn warn(&self, diagnostics: &[Diagnostic]) {
+        for d in diagnostics {
+            if d.severity != Severity::Warning || d.object.kind != "Ingress" {
+                continue;
+            }
+            let reference = ObjectReference {
+                api_version: Some("networking.k8s.io/v1".to_owned()),
+                kind: Some("Ingress".to_owned()),
+                namespace: Some(d.object.namespace.clone()),
+                name: Some(d.object.name.clone()),
+                ..ObjectReference::default()
+            };
+            let note = match &d.annotation {
+                Some(a) => format!("{a}: {}", d.message),
+                None => d.message.clone(),
+            };
+            let event = Event {
+                type_: EventType::Warning,
+                reason: "ConfigurationWarning".to_owned(),
+                note: Some(note.chars().take(1000).collect()),
+                action: "Translate".to_owned(),
+                secondary: None,
+            };
+            if let Err(e) = self.recorder.publish(&event, &reference).await {
+                tracing::warn!(error = %e, "cannot record an Event");
+            }
+        }
+    }
+}

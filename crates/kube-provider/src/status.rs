@@ -1,0 +1,118 @@
+//! `status.loadBalancer.ingress` of the served Ingresses, written by the leader only: the
+//! addresses of `--publish-service` (its load balancer, else its external IPs, else its cluster
+//! IP) and `--publish-status-address`, as ingress-nginx does.
+
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client};
+use model::ObjectRef;
+use serde_json::{json, Value};
+use std::time::Duration;
+use tokio::sync::watch;
+
+#[derive(Debug, Clone, Default)]
+pub struct StatusConfig {
+    /// `namespace/name` of the Service clients reach Remora through.
+    pub publish_service: Option<(String, String)>,
+    /// Fixed addresses (IPs or host names).
+    pub publish_addresses: Vec<String>,
+    /// Everything is checked again this often, in case someone else changed a status.
+    pub resync: Duration,
+}
+
+/// While this replica leads, keep the status of every served Ingress equal to the published
+/// addresses. `served` is the list of the current configuration.
+pub async fn run(
+    client: Client,
+    config: StatusConfig,
+    mut leader: watch::Receiver<bool>,
+    mut served: watch::Receiver<Vec<ObjectRef>>,
+) {
+    if config.publish_service.is_none() && config.publish_addresses.is_empty() {
+        return;
+    }
+    loop {
+        if leader.wait_for(|l| *l).await.is_err() {
+            return;
+        }
+        let refs = served.borrow_and_update().clone();
+        match addresses(&client, &config).await {
+            Ok(addrs) if !addrs.is_empty() => {
+                for r in &refs {
+                    if let Err(e) = update(&client, r, &addrs).await {
+                        tracing::warn!(ingress = %r, error = %e, "cannot update the Ingress status");
+                    }
+                }
+            }
+            Ok(_) => tracing::debug!("no address to publish yet"),
+            Err(e) => tracing::warn!(error = %e, "cannot read the addresses to publish"),
+        }
+        tokio::select! {
+            r = served.changed() => if r.is_err() { return },
+            r = leader.changed() => if r.is_err() { return },
+            () = tokio::time::sleep(config.resync) => {}
+        }
+    }
+}
+
+/// `status.loadBalancer.ingress` entries: `{"ip": ...}` or `{"hostname": ...}`.
+async fn addresses(client: &Client, config: &StatusConfig) -> Result<Vec<Value>, kube::Error> {
+    let mut out: Vec<Value> = Vec::new();
+    if let Some((ns, name)) = &config.publish_service {
+        let svc = Api::<Service>::namespaced(client.clone(), ns)
+            .get(name)
+            .await?;
+        let lb: Vec<Value> = svc
+            .status
+            .and_then(|s| s.load_balancer)
+            .and_then(|lb| lb.ingress)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|i| match (i.ip, i.hostname) {
+                (Some(ip), _) => Some(json!({ "ip": ip })),
+                (None, Some(h)) => Some(json!({ "hostname": h })),
+                _ => None,
+            })
+            .collect();
+        let spec = svc.spec.unwrap_or_default();
+        if !lb.is_empty() {
+            out.extend(lb);
+        } else if let Some(ips) = spec.external_ips.filter(|v| !v.is_empty()) {
+            out.extend(ips.into_iter().map(|ip| json!({ "ip": ip })));
+        } else if let Some(ip) = spec.cluster_ip.filter(|ip| !ip.is_empty() && ip != "None") {
+            out.push(json!({ "ip": ip }));
+        }
+    }
+    for a in &config.publish_addresses {
+        out.push(if a.parse::<std::net::IpAddr>().is_ok() {
+            json!({ "ip": a })
+        } else {
+            json!({ "hostname": a })
+        });
+    }
+    Ok(out)
+}
+
+/// Patch one Ingress's status if it differs.
+async fn update(client: &Client, r: &ObjectRef, addrs: &[Value]) -> Result<(), kube::Error> {
+    let api = Api::<Ingress>::namespaced(client.clone(), &r.namespace);
+    let Some(ing) = api.get_opt(&r.name).await? else {
+        return Ok(());
+    };
+    let current = serde_json::to_value(
+        ing.status
+            .and_then(|s| s.load_balancer)
+            .and_then(|lb| lb.ingress)
+            .unwrap_or_default(),
+    )
+    .unwrap_or(Value::Null);
+    if current == Value::Array(addrs.to_vec()) {
+        return Ok(());
+    }
+    let patch = json!({ "status": { "loadBalancer": { "ingress": addrs } } });
+    api.patch_status(&r.name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    tracing::info!(ingress = %r, "status updated");
+    Ok(())
+}
