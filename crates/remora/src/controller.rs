@@ -61,7 +61,7 @@ pub struct Args {
     pub common: Common,
 }
 
-fn namespaced_name(s: &str) -> Result<(String, String), String> {
+pub fn namespaced_name(s: &str) -> Result<(String, String), String> {
     match s.split_once('/') {
         Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
             Ok((ns.to_owned(), name.to_owned()))
@@ -95,7 +95,7 @@ fn identity(args: &Args) -> String {
 
 pub async fn run(mut args: Args) -> anyhow::Result<()> {
     let shutdown = Shutdown::on_signals();
-    let client = client(args.kubeconfig.as_deref()).await?;
+    let client = kube_client(args.kubeconfig.as_deref()).await?;
     // Behind the controller's Service, clients reach HTTPS on 443 whatever the container port.
     args.common.https_redirect_port.get_or_insert(443);
     let running =
@@ -168,7 +168,7 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
 
 /// A client from `--kubeconfig`, else the standard rules (in-cluster, `$KUBECONFIG`,
 /// `~/.kube/config`).
-async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
+pub async fn kube_client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
     let config = match kubeconfig {
         Some(path) => {
             let file = kube::config::Kubeconfig::read_from(path)

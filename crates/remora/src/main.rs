@@ -2,6 +2,7 @@
 
 mod check;
 mod controller;
+mod cookie_secret;
 mod demo;
 mod pipeline;
 mod secret;
@@ -27,6 +28,9 @@ enum Command {
     Serve(serve::Args),
     /// Run as the ingress controller of a Kubernetes cluster (watches the API server).
     Controller(controller::Args),
+    /// Create the Secret holding the session cookie key if it does not exist (for replicas to
+    /// mount).
+    CookieSecret(cookie_secret::Args),
     /// Answer every request with `Hello "<MY_POD_NAME>"!`, like the seed's what-is-my-pod.
     Whoami(whoami::Args),
     /// Check that sessions stick: N cookie-jar sessions of M requests against any URL.
@@ -39,7 +43,7 @@ impl Command {
             Command::Serve(a) => a.workers(),
             Command::Demo(a) => a.common.workers,
             Command::Controller(a) => a.common.workers,
-            Command::Whoami(_) | Command::Check(_) => None,
+            Command::Whoami(_) | Command::Check(_) | Command::CookieSecret(_) => None,
         }
     }
 }
@@ -71,6 +75,7 @@ fn main() -> ExitCode {
             Command::Demo(a) => demo::run(a).await.map(|()| ExitCode::SUCCESS),
             Command::Serve(a) => serve::run(a).await.map(|()| ExitCode::SUCCESS),
             Command::Controller(a) => controller::run(a).await.map(|()| ExitCode::SUCCESS),
+            Command::CookieSecret(a) => cookie_secret::run(a).await.map(|()| ExitCode::SUCCESS),
             Command::Whoami(a) => whoami::run(a).await.map(|()| ExitCode::SUCCESS),
             Command::Check(a) => check::run(a).await,
         }

@@ -296,3 +296,45 @@ async fn leader_writes_status_and_events_and_hands_over() {
     // Both replicas served traffic all along; the follower still does.
     assert_eq!(shop(&b).await.status, 200);
 }
+
+/// `remora cookie-secret` (deploy/'s Job) creates the cookie key Secret once; running it again
+/// keeps the key, so sessions survive re-deployments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookie_secret_is_created_once() {
+    let api = FakeApi::start().await;
+    let dir = Dir::new();
+    let kubeconfig = api.kubeconfig(&dir);
+    let run = move || {
+        let out = std::process::Command::new(binary())
+            .args([
+                "cookie-secret",
+                "--secret",
+                "remora/remora-cookie-secret",
+                "--kubeconfig",
+            ])
+            .arg(&kubeconfig)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let value = |api: &FakeApi| {
+        api.get("Secret", "remora", "remora-cookie-secret").unwrap()["data"]["cookie-secret"]
+            .clone()
+    };
+    let out = tokio::task::spawn_blocking(run.clone()).await.unwrap();
+    assert!(out.contains("created"), "{out}");
+    let first = value(&api);
+    assert_eq!(
+        first.as_str().map(str::len),
+        Some(88),
+        "64 hex characters, base64-encoded"
+    );
+    let out = tokio::task::spawn_blocking(run).await.unwrap();
+    assert!(out.contains("kept"), "{out}");
+    assert_eq!(value(&api), first);
+}
