@@ -6,6 +6,8 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::Client;
 use model::{Diagnostic, Severity};
+use std::collections::BTreeSet;
+use tokio::sync::watch;
 
 pub struct Events {
     recorder: Recorder,
@@ -24,8 +26,38 @@ impl Events {
         }
     }
 
+    /// While this replica leads, record an Event for every warning about an Ingress in the
+    /// current diagnostics that it has not recorded yet (all of them when it becomes the leader,
+    /// so warnings from before the election are not lost).
+    pub async fn run(
+        self,
+        mut leader: watch::Receiver<bool>,
+        mut diagnostics: watch::Receiver<Vec<Diagnostic>>,
+    ) {
+        let mut recorded: BTreeSet<Diagnostic> = BTreeSet::new();
+        loop {
+            if *leader.borrow_and_update() {
+                let current: Vec<Diagnostic> = diagnostics.borrow_and_update().clone();
+                let fresh: Vec<Diagnostic> = current
+                    .iter()
+                    .filter(|d| !recorded.contains(*d))
+                    .cloned()
+                    .collect();
+                self.warn(&fresh).await;
+                // Forget the ones that went away, so they are recorded again if they come back.
+                recorded = current.into_iter().collect();
+            } else {
+                recorded.clear();
+            }
+            tokio::select! {
+                r = leader.changed() => if r.is_err() { return },
+                r = diagnostics.changed() => if r.is_err() { return },
+            }
+        }
+    }
+
     /// Record warnings about Ingresses (others are only logged).
-    pub async fn warn(&self, diagnostics: &[Diagnostic]) {
+    async fn warn(&self, diagnostics: &[Diagnostic]) {
         for d in diagnostics {
             if d.severity != Severity::Warning || d.object.kind != "Ingress" {
                 continue;

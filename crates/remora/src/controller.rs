@@ -134,17 +134,9 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
         leader.clone(),
         served,
     ));
-    let (warnings_tx, mut warnings) =
-        tokio::sync::mpsc::unbounded_channel::<Vec<model::Diagnostic>>();
+    let (diagnostics_tx, diagnostics) = tokio::sync::watch::channel(Vec::new());
     let events = kube_provider::Events::new(client.clone(), &identity);
-    let leads = leader.clone();
-    tokio::spawn(async move {
-        while let Some(diagnostics) = warnings.recv().await {
-            if *leads.borrow() {
-                events.warn(&diagnostics).await;
-            }
-        }
-    });
+    tokio::spawn(events.run(leader.clone(), diagnostics));
 
     let config = kube_provider::WatchConfig {
         namespaces: args.namespaces.clone(),
@@ -153,7 +145,7 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
     let watching = kube_provider::run(client, config, |objects| {
         let applied = pipeline.apply(&objects);
         served_tx.send_replace(applied.served);
-        let _ = warnings_tx.send(applied.new_diagnostics);
+        diagnostics_tx.send_replace(applied.diagnostics);
     });
     tokio::select! {
         () = watching => anyhow::bail!("the Kubernetes watchers stopped"),

@@ -7,8 +7,8 @@ use translate::{Objects, Options};
 
 /// What one translation changed.
 pub struct Applied {
-    /// Diagnostics that were not there in the previous translation.
-    pub new_diagnostics: Vec<Diagnostic>,
+    /// Every diagnostic of this translation.
+    pub diagnostics: Vec<Diagnostic>,
     /// The Ingresses served now.
     pub served: Vec<model::ObjectRef>,
 }
@@ -35,8 +35,7 @@ impl Pipeline {
         let started = std::time::Instant::now();
         let t = translate::translate(objects, &self.options);
         let now: BTreeSet<Diagnostic> = t.diagnostics.iter().cloned().collect();
-        let new_diagnostics: Vec<Diagnostic> = now.difference(&self.seen).cloned().collect();
-        for d in &new_diagnostics {
+        for d in now.difference(&self.seen) {
             match d.severity {
                 Severity::Warning => tracing::warn!("{d}"),
                 Severity::Info => tracing::info!("{d}"),
@@ -57,7 +56,7 @@ impl Pipeline {
             "configuration published"
         );
         Applied {
-            new_diagnostics,
+            diagnostics: self.seen.iter().cloned().collect(),
             served: t.served,
         }
     }

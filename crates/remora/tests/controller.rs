@@ -165,12 +165,12 @@ async fn survives_watch_expiry_and_api_server_restarts() {
     let lists_before = count_lists(&api);
 
     api.expire_watches();
+    eventually("410 Gone makes the watcher list again", || {
+        count_lists(&api) > lists_before
+    })
+    .await;
     api.apply(&slice_yaml("web", "default", None, &[&pods[1]]));
     until_routed_to(&remora, &pods[1].name).await;
-    assert!(
-        count_lists(&api) > lists_before,
-        "410 Gone makes the watcher list again"
-    );
 
     api.stop();
     for _ in 0..5 {

@@ -459,6 +459,14 @@ async fn handle(
                 }
                 loop {
                     tokio::select! {
+                        // A drop asked for goes before any change that follows it.
+                        biased;
+                        d = dropped.recv() => {
+                            if let Ok(Drop::Expire) = d {
+                                let _ = tx.send(line(json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "too old resource version", "reason": "Expired", "code": 410}}))).await;
+                            }
+                            return;
+                        }
                         c = live.recv() => match c {
                             Ok(c) if c.rv > rv && matches(&c) => {
                                 let mut o = c.object.clone();
@@ -470,12 +478,6 @@ async fn handle(
                             Ok(_) => {}
                             Err(_) => return,
                         },
-                        d = dropped.recv() => {
-                            if let Ok(Drop::Expire) = d {
-                                let _ = tx.send(line(json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "too old resource version", "reason": "Expired", "code": 410}}))).await;
-                            }
-                            return;
-                        }
                     }
                 }
             });
