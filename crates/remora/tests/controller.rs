@@ -338,3 +338,60 @@ async fn cookie_secret_is_created_once() {
     assert!(out.contains("kept"), "{out}");
     assert_eq!(value(&api), first);
 }
+
+/// `--namespace` limits what is watched (an Ingress elsewhere is not served), and
+/// `--publish-service` writes that Service's load balancer address into the status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespace_scope_and_publish_service() {
+    let pods = pods("web-7d9f8b6c61", 1).await;
+    let api = FakeApi::start().await;
+    api.apply(CLASS);
+    for ns in ["shop", "other"] {
+        let in_ns =
+            |yaml: String| yaml.replace("metadata:\n", &format!("metadata:\n  namespace: {ns}\n"));
+        api.apply(&in_ns(service_yaml("web")));
+        api.apply(&slice_yaml("web", ns, None, &[&pods[0]]));
+        api.apply(&in_ns(
+            ingress().replace("shop.example.com", &format!("{ns}.example.com")),
+        ));
+    }
+    api.apply(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: remora\n  namespace: remora\nspec:\n  type: LoadBalancer\n  clusterIP: 10.96.0.10\n  ports:\n  - port: 80\nstatus:\n  loadBalancer:\n    ingress:\n    - ip: 198.51.100.7\n",
+    );
+    let dir = Dir::new();
+    let remora = controller(
+        &api,
+        &dir,
+        &[
+            "--namespace",
+            "shop",
+            "--publish-service",
+            "remora/remora",
+            "--election-retry-ms",
+            "100",
+        ],
+    );
+    remora.wait_ready().await;
+    assert_eq!(
+        get(&remora.url("/"), &[("host", "shop.example.com")])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        get(&remora.url("/"), &[("host", "other.example.com")])
+            .await
+            .status,
+        404
+    );
+    let status = |ns: &str| {
+        api.get("Ingress", ns, "web")
+            .map(|i| i["status"]["loadBalancer"]["ingress"].clone())
+            .unwrap_or_default()
+    };
+    eventually("the published Service's address", || {
+        status("shop") == serde_json::json!([{"ip": "198.51.100.7"}])
+    })
+    .await;
+    assert!(status("other").is_null(), "not ours: {}", status("other"));
+}
