@@ -16,8 +16,33 @@ struct Status<'a> {
     generation: u64,
     hosts: usize,
     routes: usize,
+    /// Every route, in match order per host (for the dashboard).
+    route_list: Vec<RouteStatus<'a>>,
     backends: Vec<BackendStatus<'a>>,
     diagnostics: &'a [model::Diagnostic],
+}
+
+#[derive(Serialize)]
+struct RouteStatus<'a> {
+    host: String,
+    path: &'a str,
+    path_type: model::PathType,
+    ingress: String,
+    backend: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cookie: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mode: Option<model::AffinityMode>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    canary: Option<&'a str>,
+}
+
+fn host_text(h: &model::HostMatch) -> String {
+    match h {
+        model::HostMatch::Exact(h) => h.clone(),
+        model::HostMatch::Wildcard(s) => format!("*{s}"),
+        model::HostMatch::Any => "*".to_owned(),
+    }
 }
 
 #[derive(Serialize)]
@@ -27,6 +52,9 @@ struct BackendStatus<'a> {
     /// New sessions placed on each endpoint recently (halved every 5 minutes), endpoint order.
     session_loads: Vec<u32>,
 }
+
+/// The dashboard: one self-contained page (no CDN) that polls `/status`.
+const DASHBOARD: &str = include_str!("dashboard.html");
 
 pub async fn handle(proxy: Proxy, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
@@ -46,6 +74,29 @@ pub async fn handle(proxy: Proxy, req: Request<Incoming>) -> Result<Response<Bod
                 generation: table.generation,
                 hosts: table.snapshot.hosts.len(),
                 routes: table.snapshot.route_count(),
+                route_list: table
+                    .snapshot
+                    .hosts
+                    .iter()
+                    .flat_map(|h| h.routes.iter().map(move |r| (h, r)))
+                    .map(|(h, r)| {
+                        let backend = |t: &model::Target| {
+                            t.backend
+                                .and_then(|b| table.snapshot.backend(b))
+                                .map(|b| b.name.as_str())
+                        };
+                        RouteStatus {
+                            host: host_text(&h.host),
+                            path: &r.path,
+                            path_type: r.path_type,
+                            ingress: r.target.ingress.to_string(),
+                            backend: backend(&r.target),
+                            cookie: r.target.affinity.as_deref().map(|a| a.cookie_name.as_str()),
+                            mode: r.target.affinity.as_deref().map(|a| a.mode),
+                            canary: r.canary.as_deref().and_then(|c| backend(&c.target)),
+                        }
+                    })
+                    .collect(),
                 backends: table
                     .snapshot
                     .backends
@@ -62,6 +113,26 @@ pub async fn handle(proxy: Proxy, req: Request<Incoming>) -> Result<Response<Bod
             json(&s)
         }
         "/snapshot" => json(&*proxy.table().snapshot),
+        "/metrics" => {
+            let mut r = Response::new(Either::Right(Full::new(Bytes::from(proxy.metrics()))));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            r
+        }
+        "/" => {
+            let mut r = Response::new(Either::Right(Full::new(Bytes::from_static(
+                DASHBOARD.as_bytes(),
+            ))));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            r
+        }
         _ => status(StatusCode::NOT_FOUND),
     })
 }

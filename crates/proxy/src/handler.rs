@@ -4,6 +4,7 @@
 
 use crate::body::UpstreamBody;
 use crate::headers;
+use crate::metrics::{RouteStats, SessionOutcome};
 use crate::table::BackendRuntime;
 use crate::table::Table;
 use crate::Shared;
@@ -11,6 +12,7 @@ use balance::cookie;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::request::Parts;
+use http::uri::Authority;
 use http::uri::{PathAndQuery, Scheme};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Full};
@@ -21,7 +23,7 @@ use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 pub type Body = Either<Incoming, Full<Bytes>>;
 
@@ -52,20 +54,61 @@ impl Connection {
     }
 }
 
+/// What happened to a request, for its metrics and access log line.
+pub struct Outcome<'t> {
+    pub stats: Option<&'t RouteStats>,
+    pub session: SessionOutcome,
+    /// The endpoint that answered (or was tried last).
+    pub upstream: Option<&'t Authority>,
+    pub tries: u8,
+}
+
 pub async fn handle(
     shared: Arc<Shared>,
     conn: Arc<Connection>,
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
-    // 1. Route: one load of the current table, kept for the whole request.
+    let started = Instant::now();
+    // One load of the current table, kept for the whole request.
     let table = shared.table.load_full();
+    let line = shared
+        .access_log
+        .as_ref()
+        .map(|_| crate::access_log::RequestLine::of(&req, &conn.client_ip));
+    let mut out = Outcome {
+        stats: None,
+        session: SessionOutcome::None,
+        upstream: None,
+        tries: 0,
+    };
+    let response = forward(&shared, &conn, req, &table, &mut out).await;
+    let elapsed = started.elapsed();
+    let code = response.status().as_u16();
+    if let Some(stats) = out.stats {
+        stats.request(code, elapsed, out.session);
+    }
+    if let (Some(log), Some(line)) = (&shared.access_log, line) {
+        log.write(line, &out, code, elapsed, &shared.global);
+    }
+    Ok(response)
+}
+
+async fn forward<'t>(
+    shared: &Arc<Shared>,
+    conn: &Connection,
+    mut req: Request<Incoming>,
+    table: &'t Table,
+    out: &mut Outcome<'t>,
+) -> Response<Body> {
+    // 1. Route.
     let host = request_host(&req);
     let Some(matched) = table.route(&host, req.uri().path()) else {
-        return Ok(status(StatusCode::NOT_FOUND));
+        return status(StatusCode::NOT_FOUND);
     };
+    out.stats = Some(&**matched.stats);
     if matched.https_redirect && !conn.tls {
         if let Some(r) = https_redirect(&host, req.uri(), shared.config.https_redirect_port) {
-            return Ok(r);
+            return r;
         }
     }
     drop(host);
@@ -73,22 +116,25 @@ pub async fn handle(
     // its body size limit. A canary answers in its primary's location.
     let location = &*matched.target.location;
     if let Some(r) = crate::location::respond(location, &req, conn.remote, conn.tls) {
-        return Ok(r);
+        return r;
     }
     if let (Some(limit), Some(length)) = (location.body_limit, content_length(req.headers())) {
         if length > limit {
-            return Ok(status(StatusCode::PAYLOAD_TOO_LARGE));
+            return status(StatusCode::PAYLOAD_TOO_LARGE);
         }
     }
     let target = match matched.canary {
-        Some(c) if to_canary(&shared, &table, matched.target, c, &req) => &c.target,
+        Some(c) if to_canary(shared, table, matched.target, c, &req) => {
+            out.stats = matched.canary_stats.map(|s| &**s).or(out.stats);
+            &c.target
+        }
         _ => matched.target,
     };
     let Some(backend) = target
         .backend
         .and_then(|b| table.backends.get(b.0 as usize))
     else {
-        return Ok(status(StatusCode::SERVICE_UNAVAILABLE));
+        return status(StatusCode::SERVICE_UNAVAILABLE);
     };
     let affinity = target.affinity.as_deref();
 
@@ -96,27 +142,36 @@ pub async fn handle(
     let now = SystemTime::now();
     let (mut endpoint, mut set_cookie) = match affinity {
         Some(a) => {
-            let cookies = cookie::find(
-                req.headers()
-                    .get_all(header::COOKIE)
-                    .iter()
-                    .map(HeaderValue::as_bytes),
-                &a.cookie_name,
-            );
+            let cookies = || {
+                cookie::find(
+                    req.headers()
+                        .get_all(header::COOKIE)
+                        .iter()
+                        .map(HeaderValue::as_bytes),
+                    &a.cookie_name,
+                )
+            };
             let pick = backend.balancer.pick_sticky(
                 &shared.config.cookie_key,
                 a,
-                cookies,
+                cookies(),
                 cookie::now_secs(now),
             );
             match pick {
-                Some(p) => (p.endpoint, p.new_cookie),
-                None => return Ok(status(StatusCode::SERVICE_UNAVAILABLE)),
+                Some(p) => {
+                    out.session = match (&p.new_cookie, cookies().next()) {
+                        (None, _) => SessionOutcome::Sticky,
+                        (Some(_), None) => SessionOutcome::New,
+                        (Some(_), Some(_)) => SessionOutcome::Repinned,
+                    };
+                    (p.endpoint, p.new_cookie)
+                }
+                None => return status(StatusCode::SERVICE_UNAVAILABLE),
             }
         }
         None => match backend.balancer.pick() {
             Some(i) => (i, None),
-            None => return Ok(status(StatusCode::SERVICE_UNAVAILABLE)),
+            None => return status(StatusCode::SERVICE_UNAVAILABLE),
         },
     };
 
@@ -131,7 +186,7 @@ pub async fn handle(
     let grpc_trailers = location.protocol.http2() && headers::accepts_trailers(req.headers());
     let (mut parts, body) = req.into_parts();
     let request_headers = location.cors.as_ref().map(|_| parts.headers.clone());
-    prepare(&mut parts, &conn);
+    prepare(&mut parts, conn);
     if let (Some(target), Some(re)) = (&location.rewrite_target, matched.regex) {
         let rewritten = crate::location::rewrite(target, re, parts.uri.path(), parts.uri.query());
         if let Some(uri) = rewritten.and_then(|p| Uri::try_from(p).ok()) {
@@ -155,7 +210,7 @@ pub async fn handle(
         Scheme::HTTP
     };
     let Some(client) = table.client(location) else {
-        return Ok(status(StatusCode::BAD_GATEWAY));
+        return status(StatusCode::BAD_GATEWAY);
     };
     let read_timeout = Duration::from_secs(u64::from(location.read_timeout_secs.max(1)));
     let idempotent = is_idempotent(&parts.method);
@@ -168,6 +223,8 @@ pub async fn handle(
         let Some(authority) = backend.authorities.get(endpoint) else {
             break;
         };
+        out.upstream = Some(authority);
+        out.tries = attempt as u8 + 1;
         let Some(this_body) = body.take() else {
             break;
         };
@@ -177,7 +234,7 @@ pub async fn handle(
         uri.authority = Some(authority.clone());
         match Uri::from_parts(uri) {
             Ok(u) => *upstream.uri_mut() = u,
-            Err(_) => return Ok(status(StatusCode::BAD_REQUEST)),
+            Err(_) => return status(StatusCode::BAD_REQUEST),
         }
         let sent = tokio::time::timeout(read_timeout, client.request(upstream)).await;
         let error = match sent {
@@ -188,13 +245,18 @@ pub async fn handle(
             Ok(Err(e)) => e,
             Err(_) => {
                 tracing::warn!(upstream = %authority, "no response in time");
-                return Ok(status(StatusCode::GATEWAY_TIMEOUT));
+                return status(StatusCode::GATEWAY_TIMEOUT);
             }
         };
         // Failover. A connection that never happened is safe to retry for any method: the body
         // was not read and comes back through the slot. Other errors (the upstream closed or reset
         // the connection) are retried only for idempotent requests without a body, as nginx's
         // `proxy_next_upstream error` does.
+        if error.is_connect() {
+            if let Some(stats) = out.stats {
+                stats.connect_error();
+            }
+        }
         let retry_body = if error.is_connect() {
             match &slot {
                 None => Some(UpstreamBody::Empty),
@@ -219,21 +281,25 @@ pub async fn handle(
         let Some(retry_body) = retry_body else {
             break;
         };
-        let next = repick(&shared, backend, affinity, now, &tried[..=attempt]);
+        let next = repick(shared, backend, affinity, now, &tried[..=attempt]);
         let Some((next_endpoint, next_cookie)) = next else {
             break;
         };
+        if let Some(stats) = out.stats {
+            stats.retry();
+        }
         endpoint = next_endpoint;
         if next_cookie.is_some() {
             set_cookie = next_cookie;
+            out.session = SessionOutcome::Repinned;
         }
         body = Some(retry_body);
     }
     let Some(mut response) = response else {
         if too_large.load(std::sync::atomic::Ordering::Relaxed) {
-            return Ok(status(StatusCode::PAYLOAD_TOO_LARGE));
+            return status(StatusCode::PAYLOAD_TOO_LARGE);
         }
-        return Ok(status(StatusCode::BAD_GATEWAY));
+        return status(StatusCode::BAD_GATEWAY);
     };
     if let Some(request_headers) = &request_headers {
         crate::location::add_cors(location, request_headers, response.headers_mut());
@@ -267,7 +333,7 @@ pub async fn handle(
             response.headers_mut().append(header::SET_COOKIE, v);
         }
     }
-    Ok(response.map(Either::Left))
+    response.map(Either::Left)
 }
 
 /// Does this request of a route with a canary go to the canary? As ingress-nginx decides: the

@@ -4,11 +4,13 @@
 //! [`Proxy::publish`] with each new snapshot (built off the request path), and every request does
 //! exactly one atomic load of it. The request path itself is [`handler`], readable top to bottom.
 
+mod access_log;
 mod admin;
 mod body;
 mod handler;
 mod headers;
 mod location;
+mod metrics;
 mod table;
 mod tls;
 mod tunnel;
@@ -66,6 +68,8 @@ pub struct Proxy {
 
 struct Shared {
     table: ArcSwap<Table>,
+    global: Arc<metrics::Global>,
+    access_log: Option<access_log::AccessLog>,
     /// Upstream clients by protocol and connect timeout (the per-route timeouts and protocol
     /// come from the route's `Location`).
     clients: upstream::Clients,
@@ -81,6 +85,8 @@ impl Proxy {
         Ok(Self {
             shared: Arc::new(Shared {
                 table: ArcSwap::from_pointee(Table::empty()),
+                global: Arc::default(),
+                access_log: None,
                 clients,
                 config,
                 generation: AtomicU64::new(0),
@@ -89,8 +95,35 @@ impl Proxy {
         })
     }
 
-    /// Swap in a new snapshot. Requests in flight finish on the table they started with.
-    pub fn publish(&self, snapshot: Snapshot, diagnostics: Vec<Diagnostic>) -> u64 {
+    /// Write a JSON access log line per request to `path` (`-`: stdout). Call before serving.
+    pub async fn with_access_log(mut self, path: std::path::PathBuf) -> Result<Self, String> {
+        let log = access_log::AccessLog::open(path.clone())
+            .await
+            .map_err(|e| format!("cannot open the access log {}: {e}", path.display()))?;
+        match Arc::get_mut(&mut self.shared) {
+            Some(shared) => shared.access_log = Some(log),
+            None => return Err("the access log must be set before the proxy is shared".to_owned()),
+        }
+        Ok(self)
+    }
+
+    /// A configuration source failed to load (counted in `/metrics`).
+    pub fn record_config_error(&self) {
+        self.shared
+            .global
+            .config_reload_errors
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Swap in a new snapshot, translated in `translation` time. Requests in flight finish on the
+    /// table they started with.
+    pub fn publish(
+        &self,
+        snapshot: Snapshot,
+        diagnostics: Vec<Diagnostic>,
+        translation: Duration,
+    ) -> u64 {
+        let started = std::time::Instant::now();
         let generation = self.shared.generation.fetch_add(1, Ordering::Relaxed) + 1;
         let previous = self.shared.table.load();
         let table = Table::new(
@@ -102,12 +135,20 @@ impl Proxy {
         );
         self.shared.table.store(Arc::new(table));
         self.shared.ready.store(true, Ordering::Release);
+        let global = &self.shared.global;
+        global.config_reloads.fetch_add(1, Ordering::Relaxed);
+        global.config_build.observe(translation + started.elapsed());
         generation
     }
 
     /// The table requests currently see.
     pub fn table(&self) -> Arc<Table> {
         self.shared.table.load_full()
+    }
+
+    /// The `/metrics` text.
+    pub fn metrics(&self) -> String {
+        metrics::render(self.table(), self.shared.global.clone())
     }
 
     /// True once a first configuration has been published.

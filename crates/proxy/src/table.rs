@@ -2,6 +2,7 @@
 //! hash maps, per-backend balancers, pre-parsed upstream authorities). Built off the request path,
 //! once per snapshot, and never mutated afterwards except for round-robin counters.
 
+use crate::metrics::RouteStats;
 use crate::upstream::{ClientKey, Clients, UpstreamClient};
 use balance::BackendBalancer;
 use http::uri::Authority;
@@ -29,6 +30,16 @@ pub struct Table {
     certificates: Vec<Option<Arc<CertifiedKey>>>,
     /// The upstream client of each (protocol, connect timeout) the routes use.
     clients: HashMap<ClientKey, UpstreamClient>,
+    /// Per host, per route: the statistics of its target and of its canary.
+    stats: Vec<Vec<RouteSlot>>,
+    /// Per host: the statistics of its default backend.
+    default_stats: Vec<Option<Arc<RouteStats>>>,
+}
+
+/// The statistics of one route: its target's and its canary's.
+pub struct RouteSlot {
+    pub primary: Arc<RouteStats>,
+    pub canary: Option<Arc<RouteStats>>,
 }
 
 /// What a request matched: its route's target, and the route's canary if it has one.
@@ -39,6 +50,9 @@ pub struct Matched<'a> {
     pub https_redirect: bool,
     /// The compiled path of a `Regex` route (for `rewrite-target` captures).
     pub regex: Option<&'a regex::Regex>,
+    /// Statistics of the target, and of the canary if the route has one.
+    pub stats: &'a Arc<RouteStats>,
+    pub canary_stats: Option<&'a Arc<RouteStats>>,
 }
 
 pub struct BackendRuntime {
@@ -159,11 +173,51 @@ impl Table {
                 .collect(),
             None => HashMap::new(),
         };
+        // Statistics carry over by (Ingress, Service) so counters keep growing across reloads.
+        let mut previous_stats: HashMap<(String, String), Arc<RouteStats>> = previous
+            .map(|t| {
+                t.route_stats()
+                    .into_iter()
+                    .map(|s| ((s.ingress.clone(), s.service.clone()), s))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut stats_of = |t: &Target| -> Arc<RouteStats> {
+            let ingress = format!("{}/{}", t.ingress.namespace, t.ingress.name);
+            let service = t
+                .backend
+                .and_then(|b| snapshot.backends.get(b.0 as usize))
+                .map_or_else(|| "-".to_owned(), |b| b.name.clone());
+            previous_stats
+                .entry((ingress.clone(), service.clone()))
+                .or_insert_with(|| Arc::new(RouteStats::new(ingress, service)))
+                .clone()
+        };
+        let stats = snapshot
+            .hosts
+            .iter()
+            .map(|h| {
+                h.routes
+                    .iter()
+                    .map(|r| RouteSlot {
+                        primary: stats_of(&r.target),
+                        canary: r.canary.as_ref().map(|c| stats_of(&c.target)),
+                    })
+                    .collect()
+            })
+            .collect();
+        let default_stats = snapshot
+            .hosts
+            .iter()
+            .map(|h| h.default.as_ref().map(&mut stats_of))
+            .collect();
         Self {
             patterns,
             path_regexes,
             certificates,
             clients,
+            stats,
+            default_stats,
             snapshot: Arc::new(snapshot),
             diagnostics: Arc::new(diagnostics),
             generation,
@@ -199,26 +253,53 @@ impl Table {
     /// matching route, then its default backend. `host` must be lowercase, without port.
     pub fn route(&self, host: &str, path: &str) -> Option<Matched<'_>> {
         let vh_index = self.named_host(host).or(self.any)?;
-        let vh: &VirtualHost = &self.snapshot.hosts[vh_index];
-        let regexes = &self.path_regexes[vh_index];
-        let found = vh.routes.iter().zip(regexes).find(|(r, re)| match re {
-            Some(re) => re.is_match(path),
-            None => r.matches(path),
-        });
+        let vh: &VirtualHost = self.snapshot.hosts.get(vh_index)?;
+        let regexes = self.path_regexes.get(vh_index)?;
+        let stats = self.stats.get(vh_index)?;
+        let found = vh
+            .routes
+            .iter()
+            .zip(regexes)
+            .zip(stats)
+            .find(|((r, re), _)| match re {
+                Some(re) => re.is_match(path),
+                None => r.matches(path),
+            });
         match found {
-            Some((r, re)) => Some(Matched {
+            Some(((r, re), slot)) => Some(Matched {
                 target: &r.target,
                 canary: r.canary.as_deref(),
                 https_redirect: r.https_redirect,
                 regex: re.as_ref(),
+                stats: &slot.primary,
+                canary_stats: slot.canary.as_ref(),
             }),
-            None => vh.default.as_ref().map(|target| Matched {
-                target,
-                canary: None,
-                https_redirect: false,
-                regex: None,
-            }),
+            None => {
+                let target = vh.default.as_ref()?;
+                let stats = self.default_stats.get(vh_index)?.as_ref()?;
+                Some(Matched {
+                    target,
+                    canary: None,
+                    https_redirect: false,
+                    regex: None,
+                    stats,
+                    canary_stats: None,
+                })
+            }
         }
+    }
+
+    /// Every target's statistics, once each.
+    pub fn route_stats(&self) -> Vec<Arc<RouteStats>> {
+        let mut seen = std::collections::HashSet::new();
+        self.stats
+            .iter()
+            .flatten()
+            .flat_map(|s| std::iter::once(&s.primary).chain(s.canary.as_ref()))
+            .chain(self.default_stats.iter().flatten())
+            .filter(|s| seen.insert(Arc::as_ptr(s)))
+            .cloned()
+            .collect()
     }
 
     /// The upstream client for a target's location.

@@ -45,7 +45,9 @@ impl Pipeline {
         let s = &t.snapshot;
         let (hosts, routes, backends) = (s.hosts.len(), s.route_count(), s.backends.len());
         let endpoints: usize = s.backends.iter().map(|b| b.endpoints.len()).sum();
-        let generation = self.proxy.publish(t.snapshot, t.diagnostics);
+        let generation = self
+            .proxy
+            .publish(t.snapshot, t.diagnostics, started.elapsed());
         tracing::info!(
             generation,
             hosts,

@@ -55,6 +55,10 @@ pub struct Common {
     /// `ssl-redirect: "false"` (ingress-nginx's default too).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub default_ssl_redirect: bool,
+    /// Write a JSON line per request (time, client, method, host, path, status, duration,
+    /// Ingress, Service, upstream, tries, session outcome, request id) to FILE, or `-` for stdout.
+    #[arg(long, value_name = "FILE")]
+    pub access_log: Option<PathBuf>,
     /// The port HTTP to HTTPS redirects point at [default: the port of --listen-https]. Set 443
     /// when a load balancer maps 443 to --listen-https.
     #[arg(long, value_name = "PORT")]
@@ -125,7 +129,13 @@ pub async fn start(
         (http.local_addr()?, https.local_addr()?, admin.local_addr()?);
     let mut config = ProxyConfig::new(key);
     config.https_redirect_port = common.https_redirect_port.unwrap_or(https_addr.port());
-    let proxy = Proxy::new(config).map_err(anyhow::Error::msg)?;
+    let mut proxy = Proxy::new(config).map_err(anyhow::Error::msg)?;
+    if let Some(path) = &common.access_log {
+        proxy = proxy
+            .with_access_log(path.clone())
+            .await
+            .map_err(anyhow::Error::msg)?;
+    }
     let tls = proxy.tls_config().map_err(anyhow::Error::msg)?;
     let p = proxy.clone();
     let stop = shutdown.clone();
@@ -186,6 +196,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 let reload = manifests.reload();
                 for e in &reload.errors {
                     tracing::error!("{e} (the last good version of this file stays in use)");
+                    running.proxy.record_config_error();
                 }
                 if reload.changed {
                     pipeline.apply(&reload.objects);

@@ -1,0 +1,149 @@
+//! The access log (opt-in, `--access-log FILE` or `-` for stdout): one JSON object per request,
+//! written by a background task. The request path only formats the line and hands it over without
+//! waiting; when the writer falls behind, lines are dropped and counted
+//! (`remora_access_log_dropped_total`), never requests delayed.
+
+use crate::handler::Outcome;
+use crate::metrics::Global;
+use http::{HeaderValue, Request};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+
+/// Lines waiting for the writer at most.
+const QUEUE: usize = 8192;
+
+pub struct AccessLog {
+    tx: mpsc::Sender<String>,
+}
+
+/// What the log needs from the request, taken before the request is consumed.
+pub struct RequestLine {
+    time: SystemTime,
+    client: HeaderValue,
+    method: http::Method,
+    host: Option<HeaderValue>,
+    uri: http::Uri,
+    request_id: Option<HeaderValue>,
+}
+
+impl RequestLine {
+    pub fn of<B>(req: &Request<B>, client: &HeaderValue) -> Self {
+        Self {
+            time: SystemTime::now(),
+            client: client.clone(),
+            method: req.method().clone(),
+            host: req.headers().get(http::header::HOST).cloned(),
+            uri: req.uri().clone(),
+            request_id: req.headers().get("x-request-id").cloned(),
+        }
+    }
+}
+
+fn text(v: &Option<HeaderValue>) -> &str {
+    v.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+impl AccessLog {
+    /// Start the writer: `-` is stdout, anything else a file appended to.
+    pub async fn open(path: PathBuf) -> std::io::Result<AccessLog> {
+        let mut out: Box<dyn tokio::io::AsyncWrite + Send + Unpin> = if path.as_os_str() == "-" {
+            Box::new(tokio::io::stdout())
+        } else {
+            Box::new(
+                tokio::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .await?,
+            )
+        };
+        let (tx, mut rx) = mpsc::channel::<String>(QUEUE);
+        tokio::spawn(async move {
+            let mut buf = Vec::with_capacity(64 * 1024);
+            while let Some(line) = rx.recv().await {
+                buf.extend_from_slice(line.as_bytes());
+                // Take what else is queued, then write it in one go.
+                while buf.len() < 60 * 1024 {
+                    match rx.try_recv() {
+                        Ok(l) => buf.extend_from_slice(l.as_bytes()),
+                        Err(_) => break,
+                    }
+                }
+                if out.write_all(&buf).await.is_err() || out.flush().await.is_err() {
+                    tracing::warn!("access log write failed; lines are lost until it recovers");
+                }
+                buf.clear();
+            }
+        });
+        Ok(AccessLog { tx })
+    }
+
+    pub fn write(
+        &self,
+        line: RequestLine,
+        out: &Outcome<'_>,
+        status: u16,
+        elapsed: Duration,
+        global: &Global,
+    ) {
+        let (ingress, service) = out
+            .stats
+            .map_or(("", ""), |s| (s.ingress.as_str(), s.service.as_str()));
+        let host = text(&line.host);
+        let host = if host.is_empty() {
+            line.uri.authority().map_or("", |a| a.as_str())
+        } else {
+            host
+        };
+        let json = serde_json::json!({
+            "time": rfc3339(line.time),
+            "client": line.client.to_str().unwrap_or(""),
+            "method": line.method.as_str(),
+            "host": host,
+            "path": line.uri.path_and_query().map_or("/", |p| p.as_str()),
+            "status": status,
+            "duration_ms": (elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+            "ingress": ingress,
+            "service": service,
+            "upstream": out.upstream.map(|a| a.as_str()),
+            "tries": out.tries,
+            "session": out.session.as_str(),
+            "request_id": text(&line.request_id),
+        });
+        let mut s = json.to_string();
+        s.push('\n');
+        if self.tx.try_send(s).is_err() {
+            global.access_log_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// `2026-11-26T06:35:19.123Z`.
+fn rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (y, m, day) = balance::cookie::civil_from_days((secs / 86_400) as i64);
+    let s = secs % 86_400;
+    format!(
+        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60,
+        d.subsec_millis()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_000_519_123);
+        assert_eq!(rfc3339(t), "2026-11-18T11:15:19.123Z");
+        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+    }
+}

@@ -1,0 +1,197 @@
+//! What an operator sees: `/metrics` (Prometheus), the JSON access log, the dashboard page.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use common::*;
+
+async fn setup(extra: &[&str]) -> (Vec<Pod>, Dir, Remora) {
+    let pods = pods("web-5c6d7e8f9a", 3).await;
+    let dir = Dir::new();
+    dir.write("svc.yaml", &service_yaml("web"));
+    dir.write(
+        "slice.yaml",
+        &slice_yaml("web", "default", None, &pods.iter().collect::<Vec<_>>()),
+    );
+    dir.write(
+        "ing.yaml",
+        &IngressYaml::new("web")
+            .nginx("affinity", "cookie")
+            .rule(Some("shop.example.com"), "/", "web")
+            .build(),
+    );
+    let remora = Remora::serve(&[dir.path()], extra);
+    (pods, dir, remora)
+}
+
+fn metric(text: &str, prefix: &str) -> u64 {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_sessions_failures_and_reloads() {
+    let (mut pods, _d, remora) = setup(&[]).await;
+    let mut session = Session::with_host("shop.example.com");
+    for _ in 0..5 {
+        assert_eq!(session.get(&remora.url("/")).await.status, 200);
+    }
+    let garbage = [
+        ("host", "shop.example.com"),
+        ("cookie", "INGRESSCOOKIE=garbage"),
+    ];
+    assert_eq!(get(&remora.url("/"), &garbage).await.status, 200);
+    assert_eq!(
+        get(&remora.url("/"), &[("host", "nowhere.example.com")])
+            .await
+            .status,
+        404
+    );
+    // Kill the session's pod: its next request fails over (a connect error, a retry, a re-pin).
+    let pinned = session.get(&remora.url("/")).await.body;
+    pods.iter_mut()
+        .find(|p| pinned.contains(&p.name))
+        .unwrap()
+        .kill();
+    assert_eq!(session.get(&remora.url("/")).await.status, 200);
+
+    let r = get(&format!("http://{}/metrics", remora.admin), &[]).await;
+    assert_eq!(r.status, 200);
+    assert!(r.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    let m = &r.body;
+    let labels = r#"{ingress="default/web",service="default/web:80""#;
+    assert_eq!(
+        metric(
+            m,
+            &format!("remora_requests_total{labels},status=\"200\"}}")
+        ),
+        8,
+        "{m}"
+    );
+    assert_eq!(
+        metric(
+            m,
+            &format!("remora_sessions_total{labels},outcome=\"new\"}}")
+        ),
+        1,
+        "{m}"
+    );
+    assert_eq!(
+        metric(
+            m,
+            &format!("remora_sessions_total{labels},outcome=\"sticky\"}}")
+        ),
+        5,
+        "{m}"
+    );
+    assert_eq!(
+        metric(
+            m,
+            &format!("remora_sessions_total{labels},outcome=\"repinned\"}}")
+        ),
+        2,
+        "{m}"
+    );
+    assert!(
+        metric(
+            m,
+            &format!("remora_upstream_connect_errors_total{labels}}}")
+        ) >= 1,
+        "{m}"
+    );
+    assert!(
+        metric(m, &format!("remora_upstream_retries_total{labels}}}")) >= 1,
+        "{m}"
+    );
+    assert_eq!(
+        metric(
+            m,
+            &format!("remora_request_duration_seconds_count{labels}}}")
+        ),
+        8,
+        "{m}"
+    );
+    assert!(m.contains("remora_request_duration_seconds_bucket{"), "{m}");
+    assert!(metric(m, "remora_config_reloads_total ") >= 1, "{m}");
+    assert!(metric(m, "remora_config_build_seconds_count ") >= 1, "{m}");
+    assert!(
+        m.contains("remora_endpoint_sessions{service=\"default/web:80\""),
+        "{m}"
+    );
+    assert!(m.contains("remora_endpoint_ready{"), "{m}");
+    assert!(m.trim_end().ends_with("# EOF"), "{m}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_log_has_one_json_line_per_request() {
+    let logs = Dir::new();
+    let path = logs.path().join("access.log");
+    let path_arg = path.display().to_string();
+    let (_p, _d, remora) = setup(&["--access-log", &path_arg]).await;
+    let mut session = Session::with_host("shop.example.com");
+    session.get(&remora.url("/a?x=1")).await;
+    session.get(&remora.url("/b")).await;
+    get(
+        &remora.url("/"),
+        &[("host", "nowhere.example.com"), ("x-request-id", "req-42")],
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let lines = loop {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if lines.len() >= 3 {
+            break lines;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    assert_eq!(lines[0]["path"], "/a?x=1");
+    assert_eq!(lines[0]["host"], "shop.example.com");
+    assert_eq!(lines[0]["status"], 200);
+    assert_eq!(lines[0]["session"], "new");
+    assert_eq!(lines[0]["ingress"], "default/web");
+    assert_eq!(lines[0]["service"], "default/web:80");
+    assert_eq!(lines[0]["tries"], 1);
+    assert!(lines[0]["upstream"].as_str().unwrap().starts_with("127."));
+    assert!(lines[0]["time"].as_str().unwrap().ends_with('Z'));
+    assert!(lines[0]["duration_ms"].as_f64().unwrap() >= 0.0);
+    assert_eq!(lines[1]["session"], "sticky");
+    assert_eq!(lines[1]["upstream"], lines[0]["upstream"]);
+    assert_eq!(lines[2]["status"], 404);
+    assert_eq!(lines[2]["request_id"], "req-42");
+    assert!(lines[2]["upstream"].is_null());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_page_and_its_data() {
+    let (_p, _d, remora) = setup(&[]).await;
+    let r = get(&format!("http://{}/", remora.admin), &[]).await;
+    assert_eq!(r.status, 200);
+    assert!(r.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(r.body.contains("<canvas id=\"plot\""));
+    assert!(
+        !r.body.contains("https://"),
+        "served from the binary, no CDN"
+    );
+    let status = remora.status().await;
+    let route = &status["route_list"][0];
+    assert_eq!(route["host"], "shop.example.com");
+    assert_eq!(route["backend"], "default/web:80");
+    assert_eq!(route["cookie"], "INGRESSCOOKIE");
+}
