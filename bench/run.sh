@@ -1,0 +1,233 @@
+#!/usr/bin/env bash
+# The same sticky workload against Remora, HAProxy (`cookie SERVERID insert`) and nginx
+# (`hash $cookie_NAME consistent`), in one run on loopback: same 3 backends, same connections,
+# keep-alive, one worker thread each (and a 2-worker variant). Prints req/s and p50/p99 per proxy
+# and Remora's ratios. Backends are `remora whoami` on 127.0.0.11-13.
+#
+#   bench/install.sh            # haproxy, nginx, wrk from the distribution if missing
+#   bench/run.sh                # ROUNDS=3 DURATION=10 CONNECTIONS=50 by default
+#
+# Everything listens on loopback and stops by itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-50}
+BACKEND_PORT=${BACKEND_PORT:-18080}
+REMORA_PORT=${REMORA_PORT:-18100}
+HAPROXY_PORT=${HAPROXY_PORT:-18101}
+NGINX_PORT=${NGINX_PORT:-18102}
+HOST=bench.example.com
+
+for tool in haproxy nginx wrk curl; do
+  command -v "$tool" >/dev/null || { echo "$tool is missing: run bench/install.sh" >&2; exit 1; }
+done
+cargo build --release -q -p remora
+REMORA=target/release/remora
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+wait_port() { # host port
+  for _ in $(seq 1 200); do
+    (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "nothing listens on $1:$2" >&2; exit 1
+}
+
+# Backends: three pods.
+for i in 1 2 3; do
+  MY_POD_NAME="bench-pod-$i" "$REMORA" whoami --listen "127.0.0.1$i:$BACKEND_PORT" >/dev/null 2>&1 &
+  PIDS+=($!)
+done
+for i in 1 2 3; do wait_port "127.0.0.1$i" "$BACKEND_PORT"; done
+
+# Remora's manifests.
+mkdir -p "$WORK/manifests"
+cat > "$WORK/manifests/bench.yaml" <<YAML
+apiVersion: v1
+kind: Service
+metadata:
+  name: bench
+spec:
+  ports:
+  - port: 80
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: bench-1
+  labels:
+    kubernetes.io/service-name: bench
+addressType: IPv4
+ports:
+- port: $BACKEND_PORT
+endpoints:
+- addresses: ["127.0.0.11"]
+- addresses: ["127.0.0.12"]
+- addresses: ["127.0.0.13"]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: bench
+  annotations:
+    nginx.ingress.kubernetes.io/affinity: cookie
+    nginx.ingress.kubernetes.io/session-cookie-name: route
+spec:
+  rules:
+  - host: $HOST
+    http:
+      paths:
+      - path: /
+        pathType: Prefix
+        backend:
+          service:
+            name: bench
+            port:
+              number: 80
+YAML
+
+haproxy_config() { # threads
+  cat > "$WORK/haproxy.cfg" <<CFG
+global
+  nbthread $1
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  option http-keep-alive
+  http-reuse always
+frontend bench
+  bind 127.0.0.1:$HAPROXY_PORT
+  default_backend pods
+backend pods
+  balance roundrobin
+  cookie SERVERID insert indirect nocache
+  server s1 127.0.0.11:$BACKEND_PORT cookie s1
+  server s2 127.0.0.12:$BACKEND_PORT cookie s2
+  server s3 127.0.0.13:$BACKEND_PORT cookie s3
+CFG
+}
+
+nginx_config() { # workers
+  mkdir -p "$WORK/nginx"
+  cat > "$WORK/nginx.conf" <<CFG
+worker_processes $1;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx;
+  proxy_temp_path $WORK/nginx;
+  fastcgi_temp_path $WORK/nginx;
+  uwsgi_temp_path $WORK/nginx;
+  scgi_temp_path $WORK/nginx;
+  upstream pods {
+    hash \$cookie_route consistent;
+    server 127.0.0.11:$BACKEND_PORT;
+    server 127.0.0.12:$BACKEND_PORT;
+    server 127.0.0.13:$BACKEND_PORT;
+    keepalive 64;
+  }
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location / {
+      proxy_pass http://pods;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$host;
+    }
+  }
+}
+CFG
+}
+
+start_proxies() { # workers
+  local w=$1
+  "$REMORA" serve --manifests "$WORK/manifests" --workers "$w" \
+    --listen-http "127.0.0.1:$REMORA_PORT" --listen-https 127.0.0.1:0 --admin 127.0.0.1:0 \
+    >/dev/null 2>"$WORK/remora.log" &
+  REMORA_PID=$!
+  haproxy_config "$w"
+  haproxy -f "$WORK/haproxy.cfg" -db >/dev/null 2>"$WORK/haproxy.log" &
+  HAPROXY_PID=$!
+  nginx_config "$w"
+  nginx -c "$WORK/nginx.conf" -g "daemon off;" 2>"$WORK/nginx.log" &
+  NGINX_PID=$!
+  PIDS+=("$REMORA_PID" "$HAPROXY_PID" "$NGINX_PID")
+  wait_port 127.0.0.1 "$REMORA_PORT"; wait_port 127.0.0.1 "$HAPROXY_PORT"; wait_port 127.0.0.1 "$NGINX_PORT"
+}
+
+stop_proxies() {
+  kill "$REMORA_PID" "$HAPROXY_PID" "$NGINX_PID" 2>/dev/null || true
+  wait "$REMORA_PID" "$HAPROXY_PID" "$NGINX_PID" 2>/dev/null || true
+}
+
+# A pinned session cookie for each proxy.
+session_cookie() { # proxy port
+  case $1 in
+    remora) curl -s -o /dev/null -c - -H "Host: $HOST" "http://127.0.0.1:$2/" | awk '$6 == "route" { print "route=" $7 }' ;;
+    haproxy) echo "SERVERID=s2" ;;
+    nginx) echo "route=bench-session-1" ;;
+  esac
+}
+
+# wrk: "req/s p50_ms p99_ms".
+measure() { # port cookie-or-empty
+  local args=(-t1 "-c$CONNECTIONS" "-d${DURATION}s" --latency -H "Host: $HOST")
+  [ -n "$2" ] && args+=(-H "Cookie: $2")
+  wrk "${args[@]}" "http://127.0.0.1:$1/" | awk '
+    function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
+    /Requests\/sec/ { rps = $2 }
+    $1 == "50.000%" || $1 == "50%" { p50 = ms($2) }
+    $1 == "99.000%" || $1 == "99%" { p99 = ms($2) }
+    END { printf "%.0f %.2f %.2f\n", rps, p50, p99 }'
+}
+
+run_variant() { # title workers sticky(1|0)
+  local title=$1 workers=$2 sticky=$3
+  start_proxies "$workers"
+  declare -A port=([remora]=$REMORA_PORT [haproxy]=$HAPROXY_PORT [nginx]=$NGINX_PORT)
+  declare -A best_rps best_p50 best_p99
+  for p in remora haproxy nginx; do best_rps[$p]=0; done
+  for round in $(seq 1 "$ROUNDS"); do
+    for p in remora haproxy nginx; do
+      local cookie=""
+      [ "$sticky" = 1 ] && cookie=$(session_cookie "$p" "${port[$p]}")
+      read -r rps p50 p99 < <(measure "${port[$p]}" "$cookie")
+      echo "  round $round $p: $rps req/s, p50 ${p50} ms, p99 ${p99} ms" >&2
+      # Keep each proxy's median-ish best round: the highest throughput (the machine is shared).
+      if [ "$rps" -gt "${best_rps[$p]}" ]; then
+        best_rps[$p]=$rps; best_p50[$p]=$p50; best_p99[$p]=$p99
+      fi
+    done
+  done
+  stop_proxies
+  echo
+  echo "== $title (best of $ROUNDS rounds of ${DURATION}s, $CONNECTIONS connections)"
+  printf "%-8s %10s %9s %9s\n" proxy "req/s" "p50 ms" "p99 ms"
+  for p in remora haproxy nginx; do
+    printf "%-8s %10s %9s %9s\n" "$p" "${best_rps[$p]}" "${best_p50[$p]}" "${best_p99[$p]}"
+  done
+  local better=haproxy
+  [ "${best_rps[nginx]}" -gt "${best_rps[haproxy]}" ] && better=nginx
+  awk -v r="${best_rps[remora]}" -v b="${best_rps[$better]}" -v n="$better" \
+      -v rp="${best_p99[remora]}" -v hp="${best_p99[haproxy]}" \
+    'BEGIN { printf "remora / %s req/s: %.2fx   remora / haproxy p99: %.2fx\n", n, r / b, rp / hp }'
+}
+
+echo "Remora $("$REMORA" --version | awk '{print $2}'), $(haproxy -v | head -1 | awk '{print "HAProxy " $3}'), $(nginx -v 2>&1 | sed 's/.*nginx\//nginx /'), $(nproc) cores"
+run_variant "pinned session, 1 worker each" 1 1
+run_variant "new sessions (no cookie), 1 worker each" 1 0
+run_variant "pinned session, 2 workers each" 2 1
