@@ -58,11 +58,18 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    // One worker: a current-thread runtime (no work-stealing machinery, the whole request path
+    // on one thread). More: the multi-thread scheduler.
+    let mut runtime = match cli.command.workers() {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n.max(1));
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     runtime.enable_all();
-    if let Some(n) = cli.command.workers() {
-        runtime.worker_threads(n.max(1));
-    }
     let runtime = match runtime.build() {
         Ok(r) => r,
         Err(e) => {
