@@ -50,8 +50,14 @@ pub const POINTS_PER_ENDPOINT: u32 = 160;
 /// only the keys of its own arcs (about 1/n of them).
 #[derive(Debug, Clone)]
 pub struct ConsistentHash {
-    /// Sorted by point.
-    ring: Box<[(u64, u32)]>,
+    /// (point, endpoint), sorted. Points are the high 32 bits of the hashes: 8 bytes a point, so
+    /// 100,000 endpoints of 160 points take 128 MB rather than 256.
+    ring: Box<[(u32, u32)]>,
+}
+
+/// A point on the ring.
+fn point(bytes: &[u8]) -> u32 {
+    (xxhash_rust::xxh3::xxh3_64(bytes) >> 32) as u32
 }
 
 impl ConsistentHash {
@@ -63,9 +69,10 @@ impl ConsistentHash {
                 let mut buf = [0u8; 12];
                 buf[..8].copy_from_slice(&id.to_le_bytes());
                 buf[8..].copy_from_slice(&p.to_le_bytes());
-                ring.push((xxhash_rust::xxh3::xxh3_64(&buf), i as u32));
+                ring.push((point(&buf), i as u32));
             }
         }
+        // Ties (rare) are broken by endpoint index, so every replica builds the same ring.
         ring.sort_unstable();
         Self {
             ring: ring.into_boxed_slice(),
@@ -79,8 +86,8 @@ impl Selection for ConsistentHash {
         if self.ring.is_empty() {
             return None;
         }
-        let point = xxhash_rust::xxh3::xxh3_64(&key.to_le_bytes());
-        let start = self.ring.partition_point(|&(p, _)| p < point);
+        let at = point(&key.to_le_bytes());
+        let start = self.ring.partition_point(|&(p, _)| p < at);
         let n = self.ring.len();
         (0..n)
             .map(|i| self.ring[(start + i) % n].1 as usize)

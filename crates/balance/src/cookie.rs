@@ -423,18 +423,9 @@ mod tests {
 
     fn affinity(expires: Option<u64>, max_age: Option<u64>) -> Affinity {
         Affinity {
-            cookie_name: "stickounet".into(),
-            mode: AffinityMode::Balanced,
             expires,
             max_age,
-            path: "/".into(),
-            domain: None,
-            secure: false,
-            samesite: None,
-            conditional_samesite_none: false,
-            change_on_failure: true,
-            balance_factor: None,
-            sliding: false,
+            ..Affinity::new("stickounet", AffinityMode::Balanced)
         }
     }
 

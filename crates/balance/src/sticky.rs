@@ -292,20 +292,7 @@ mod tests {
     }
 
     fn aff(mode: AffinityMode) -> Affinity {
-        Affinity {
-            cookie_name: "c".into(),
-            mode,
-            expires: None,
-            max_age: None,
-            path: "/".into(),
-            domain: None,
-            secure: false,
-            samesite: None,
-            conditional_samesite_none: false,
-            change_on_failure: true,
-            balance_factor: None,
-            sliding: false,
-        }
+        Affinity::new("c", mode)
     }
 
     #[test]

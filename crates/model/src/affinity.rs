@@ -73,6 +73,25 @@ pub struct Affinity {
 }
 
 impl Affinity {
+    /// Cookie affinity as ingress-nginx defaults it, under `cookie_name`: a browser-session cookie
+    /// on `/`, re-pinned on failure, no bound.
+    pub fn new(cookie_name: &str, mode: AffinityMode) -> Self {
+        Self {
+            cookie_name: cookie_name.to_owned(),
+            mode,
+            expires: None,
+            max_age: None,
+            path: "/".to_owned(),
+            domain: None,
+            secure: false,
+            samesite: None,
+            conditional_samesite_none: false,
+            change_on_failure: true,
+            balance_factor: None,
+            sliding: false,
+        }
+    }
+
     /// How long a cookie lives, in seconds: `Max-Age` when set (browsers prefer it), else
     /// `Expires`; `None` for a browser-session cookie.
     pub fn lifetime(&self) -> Option<u64> {
