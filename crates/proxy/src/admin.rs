@@ -89,7 +89,10 @@ pub async fn handle(proxy: Proxy, req: Request<Incoming>) -> Result<Response<Bod
                             host: host_text(&h.host),
                             path: &r.path,
                             path_type: r.path_type,
-                            ingress: r.target.ingress.to_string(),
+                            ingress: format!(
+                                "{}/{}",
+                                r.target.ingress.namespace, r.target.ingress.name
+                            ),
                             backend: backend(&r.target),
                             cookie: r.target.affinity.as_deref().map(|a| a.cookie_name.as_str()),
                             mode: r.target.affinity.as_deref().map(|a| a.mode),

@@ -195,3 +195,57 @@ async fn dashboard_page_and_its_data() {
     assert_eq!(route["backend"], "default/web:80");
     assert_eq!(route["cookie"], "INGRESSCOOKIE");
 }
+
+/// The dashboard as a browser renders it: headless Chromium runs the page's script against the
+/// live `/status`, and the rendered DOM lists the routes and the pods with their state. Skipped
+/// when Chromium is not installed (Debian package `chromium`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_renders_in_headless_chromium() {
+    let Some(chromium) = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|c| {
+            std::process::Command::new(c)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+    else {
+        eprintln!("skipped: Chromium is not installed");
+        return;
+    };
+    let (pods, _d, remora) = setup(&[]).await;
+    let mut session = Session::with_host("shop.example.com");
+    for _ in 0..3 {
+        session.get(&remora.url("/")).await;
+    }
+    let url = format!("http://{}/", remora.admin);
+    let profile = Dir::new();
+    let profile_arg = format!("--user-data-dir={}", profile.path().display());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("timeout")
+            .args([
+                "60",
+                chromium,
+                "--headless",
+                "--disable-gpu",
+                "--no-sandbox",
+                &profile_arg,
+            ])
+            .args(["--virtual-time-budget=3000", "--dump-dom", &url])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(dom.contains("shop.example.com"), "routes table: {dom}");
+    for p in &pods {
+        assert!(
+            dom.contains(&p.name),
+            "{} in the endpoints table: {dom}",
+            p.name
+        );
+    }
+    assert!(dom.contains("badge ready"), "endpoint state badges: {dom}");
+    assert!(dom.contains("generation 1"), "summary line: {dom}");
+}
