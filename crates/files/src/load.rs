@@ -207,9 +207,22 @@ fn list(root: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
         out.push(root.to_owned());
         return Ok(());
     }
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(root)
+    for p in visible_entries(root)? {
+        if p.is_dir() {
+            list(&p, out)?;
+        } else if is_manifest(&p) {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// The entries of a directory, sorted, without hidden ones (editor swap files, the `..data`
+/// symlink farms of mounted ConfigMaps and Secrets, which are read through their visible names).
+pub(crate) fn visible_entries(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| LoadError {
-            path: root.to_owned(),
+            path: dir.to_owned(),
             line: None,
             reason: format!("cannot list directory: {e}"),
         })?
@@ -221,14 +234,7 @@ fn list(root: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
         })
         .collect();
     entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            list(&p, out)?;
-        } else if is_manifest(&p) {
-            out.push(p);
-        }
-    }
-    Ok(())
+    Ok(entries)
 }
 
 /// Decode one file's content (YAML, multi-document, or JSON).

@@ -59,21 +59,7 @@ pub fn load(dir: &Path) -> (Vec<Secret>, Vec<LoadError>) {
 /// `(namespace, path)` of every `.crt` in `dir` (namespace `default`) and in its direct
 /// subdirectories (namespace = the subdirectory's name). Hidden entries are skipped.
 fn list_crts(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<(), LoadError> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| LoadError {
-            path: dir.to_owned(),
-            line: None,
-            reason: format!("cannot list the TLS directory: {e}"),
-        })?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            !p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with('.'))
-        })
-        .collect();
-    entries.sort();
-    for p in entries {
+    for p in crate::load::visible_entries(dir)? {
         if p.is_dir() && dir == root {
             list_crts(root, &p, out)?;
         } else if p.extension().and_then(|e| e.to_str()) == Some("crt") {

@@ -32,6 +32,7 @@ use tokio::sync::watch;
 pub use table::Table;
 pub use tls::DEFAULT_CERTIFICATE_CN;
 pub use tokio_rustls::rustls::ServerConfig;
+pub use upstream::NoVerify;
 
 /// Half-life of the per-endpoint session loads used for bounded balanced placement.
 pub const LOAD_HALF_LIFE: Duration = Duration::from_secs(300);
@@ -260,6 +261,44 @@ impl Default for ServerOptions {
     }
 }
 
+/// A service the accept loops can serve: hyper's bounds for a connection task, named once.
+pub trait HttpService<B>:
+    hyper::service::Service<
+        http::Request<hyper::body::Incoming>,
+        Response = http::Response<B>,
+        Error = std::convert::Infallible,
+        Future: Send + 'static,
+    > + Send
+    + 'static
+{
+}
+
+impl<S, B> HttpService<B> for S where
+    S: hyper::service::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<B>,
+            Error = std::convert::Infallible,
+            Future: Send + 'static,
+        > + Send
+        + 'static
+{
+}
+
+/// A response body those services may return.
+pub trait ResponseBody:
+    hyper::body::Body<Data: Send, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+    + Send
+    + 'static
+{
+}
+
+impl<B> ResponseBody for B where
+    B: hyper::body::Body<Data: Send, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+        + Send
+        + 'static
+{
+}
+
 /// Accept loop shared by the proxy and admin listeners (and the demo's pods). Connections are
 /// served by hyper's auto builder (HTTP/1.1, and HTTP/2 with prior knowledge or, over TLS, by
 /// ALPN); with `tls`, the handshake must complete within the header read timeout. When `shutdown`
@@ -272,16 +311,8 @@ pub async fn serve<S, B>(
     options: ServerOptions,
     make_service: impl Fn(SocketAddr) -> S,
 ) where
-    S: hyper::service::Service<
-            http::Request<hyper::body::Incoming>,
-            Response = http::Response<B>,
-            Error = std::convert::Infallible,
-        > + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: HttpService<B>,
+    B: ResponseBody,
 {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -349,16 +380,8 @@ async fn drive<I, S, B>(
     remote: SocketAddr,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    S: hyper::service::Service<
-            http::Request<hyper::body::Incoming>,
-            Response = http::Response<B>,
-            Error = std::convert::Infallible,
-        > + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: HttpService<B>,
+    B: ResponseBody,
 {
     // With upgrades: a `101 Switching Protocols` hands the connection to the request (WebSocket).
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);

@@ -83,10 +83,17 @@ impl Clients {
     }
 }
 
-/// Accepts the pod's certificate whatever it is (the connection is still encrypted), checking
-/// only that the handshake signature is valid for it.
+/// Accepts the server's certificate whatever it is (the connection is still encrypted), checking
+/// only that the handshake signature is valid for it: how Remora talks to HTTPS pods, whose
+/// certificates are usually self-signed (ingress-nginx's `proxy-ssl-verify: "off"`).
 #[derive(Debug)]
-struct NoVerify(Arc<CryptoProvider>);
+pub struct NoVerify(Arc<CryptoProvider>);
+
+impl NoVerify {
+    pub fn new(provider: Arc<CryptoProvider>) -> Self {
+        Self(provider)
+    }
+}
 
 impl ServerCertVerifier for NoVerify {
     fn verify_server_cert(
