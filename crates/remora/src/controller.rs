@@ -144,8 +144,9 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
     };
     let watching = kube_provider::run(client, config, |objects| {
         let applied = pipeline.apply(&objects);
-        served_tx.send_replace(applied.served);
-        diagnostics_tx.send_replace(applied.diagnostics);
+        // Only real changes wake the status and Event writers (endpoint churn re-publishes often).
+        served_tx.send_if_modified(|served| replace_if_changed(served, applied.served));
+        diagnostics_tx.send_if_modified(|d| replace_if_changed(d, applied.diagnostics));
     });
     tokio::select! {
         () = watching => anyhow::bail!("the Kubernetes watchers stopped"),
@@ -156,6 +157,14 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn replace_if_changed<T: PartialEq>(current: &mut T, new: T) -> bool {
+    if *current == new {
+        return false;
+    }
+    *current = new;
+    true
 }
 
 /// A client from `--kubeconfig`, else the standard rules (in-cluster, `$KUBECONFIG`,
