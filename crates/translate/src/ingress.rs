@@ -94,7 +94,7 @@ fn regex_routes(host: &HostMatch, pending: Vec<Pending>, diags: &mut Diagnostics
             diags.warn(
                 &route.target.ingress,
                 format!(
-                    "path \"{}\" of host {} is not a valid regular expression (use-regex is set for this host): {}; skipped",
+                    "path \"{}\" of host {} is not a valid regular expression (the host's paths are regexes: use-regex or rewrite-target): {}; skipped",
                     route.path,
                     host_name(host),
                     last_line(&e.to_string())
