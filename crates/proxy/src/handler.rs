@@ -139,7 +139,12 @@ async fn forward<'t>(
     let affinity = target.affinity.as_deref();
 
     // 2. Pick: sticky when the route has affinity, round robin otherwise.
-    let now = SystemTime::now();
+    // The clock is only read for sessions (cookie times).
+    let now = if affinity.is_some() {
+        SystemTime::now()
+    } else {
+        SystemTime::UNIX_EPOCH
+    };
     let (mut endpoint, mut set_cookie) = match affinity {
         Some(a) => {
             let cookies = || {
