@@ -38,7 +38,7 @@ fn objects(dir: &Path) -> Vec<serde_yaml::Value> {
 
 #[test]
 fn kustomizations_render() {
-    for dir in ["base", "overlays/take-over-nginx"] {
+    for dir in [".", "base", "overlays/take-over-nginx"] {
         let dir = deploy().join(dir);
         let objs = objects(&dir);
         for o in &objs {
