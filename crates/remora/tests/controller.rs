@@ -35,21 +35,10 @@ fn seed(api: &FakeApi, pods: &[&Pod]) {
 
 fn controller(api: &FakeApi, dir: &Dir, extra: &[&str]) -> Remora {
     let kubeconfig = api.kubeconfig(dir).display().to_string();
-    let mut args: Vec<String> = [
-        "controller",
-        "--kubeconfig",
-        &kubeconfig,
-        "--listen-http",
-        "127.0.0.1:0",
-        "--listen-https",
-        "127.0.0.1:0",
-        "--admin",
-        "127.0.0.1:0",
-        "--workers",
-        "2",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut args: Vec<String> = ["controller", "--kubeconfig", &kubeconfig, "--workers", "2"]
+        .map(String::from)
+        .to_vec();
+    args.extend(LISTEN_ON_LOOPBACK.map(String::from));
     args.extend(extra.iter().map(|s| s.to_string()));
     Remora::start(&args)
 }

@@ -33,21 +33,16 @@ async fn demo_runs_a_manifest_file_and_follows_its_edits() {
     let dir = Dir::new();
     let seed = seed("seed-002-what-is-my-pod.yaml");
     let file = dir.write("app.yaml", &seed);
-    let args: Vec<String> = [
+    let mut args: Vec<String> = [
         "demo",
         "--manifests",
         &file.display().to_string(),
-        "--listen-http",
-        "127.0.0.1:0",
-        "--listen-https",
-        "127.0.0.1:0",
-        "--admin",
-        "127.0.0.1:0",
         "--first-pod-ip",
         &first_pod_ip(0),
     ]
     .map(String::from)
     .to_vec();
+    args.extend(LISTEN_ON_LOOPBACK.map(String::from));
     let remora = Remora::start(&args);
     let pods = endpoints(&remora).await;
     assert_eq!(pods.len(), 3);

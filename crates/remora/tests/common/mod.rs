@@ -350,19 +350,8 @@ impl Remora {
             args.push("--manifests".into());
             args.push(m.display().to_string());
         }
-        args.extend(
-            [
-                "--listen-http",
-                "127.0.0.1:0",
-                "--listen-https",
-                "127.0.0.1:0",
-                "--admin",
-                "127.0.0.1:0",
-                "--workers",
-                "2",
-            ]
-            .map(String::from),
-        );
+        args.extend(LISTEN_ON_LOOPBACK.map(String::from));
+        args.extend(["--workers", "2"].map(String::from));
         args.extend(extra.iter().map(|s| s.to_string()));
         Self::start(&args)
     }
@@ -501,6 +490,16 @@ impl Remora {
         }
     }
 }
+
+/// Every listener of a Remora process on loopback port 0 (the ports are read from its ready line).
+pub const LISTEN_ON_LOOPBACK: [&str; 6] = [
+    "--listen-http",
+    "127.0.0.1:0",
+    "--listen-https",
+    "127.0.0.1:0",
+    "--admin",
+    "127.0.0.1:0",
+];
 
 /// A response, read whole (the bodies in these tests are small).
 pub struct Resp {
