@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::Client;
 use model::{Diagnostic, Severity};
-use std::collections::BTreeSet;
+use std::sync::Arc;
 use tokio::sync::watch;
 
 pub struct Events {
@@ -32,22 +32,21 @@ impl Events {
     pub async fn run(
         self,
         mut leader: watch::Receiver<bool>,
-        mut diagnostics: watch::Receiver<Vec<Diagnostic>>,
+        mut diagnostics: watch::Receiver<Arc<Vec<Diagnostic>>>,
     ) {
-        let mut recorded: BTreeSet<Diagnostic> = BTreeSet::new();
+        // Sorted, as translation gives them.
+        let mut recorded: Arc<Vec<Diagnostic>> = Arc::default();
         loop {
             if *leader.borrow_and_update() {
-                let current: Vec<Diagnostic> = diagnostics.borrow_and_update().clone();
-                let fresh: Vec<Diagnostic> = current
+                let current = diagnostics.borrow_and_update().clone();
+                let fresh = current
                     .iter()
-                    .filter(|d| !recorded.contains(*d))
-                    .cloned()
-                    .collect();
-                self.warn(&fresh).await;
+                    .filter(|d| recorded.binary_search(d).is_err());
+                self.warn(fresh).await;
                 // Forget the ones that went away, so they are recorded again if they come back.
-                recorded = current.into_iter().collect();
+                recorded = current;
             } else {
-                recorded.clear();
+                recorded = Arc::default();
             }
             tokio::select! {
                 r = leader.changed() => if r.is_err() { return },
@@ -57,7 +56,7 @@ impl Events {
     }
 
     /// Record warnings about Ingresses (others are only logged).
-    async fn warn(&self, diagnostics: &[Diagnostic]) {
+    async fn warn(&self, diagnostics: impl Iterator<Item = &Diagnostic>) {
         for d in diagnostics {
             if d.severity != Severity::Warning || d.object.kind != "Ingress" {
                 continue;

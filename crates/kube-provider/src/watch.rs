@@ -38,14 +38,11 @@ struct Stores {
 /// objects keep serving.
 pub async fn run(client: Client, config: WatchConfig, mut publish: impl FnMut(Objects)) {
     let changed = Arc::new(Notify::new());
-    let namespaced = |config: &WatchConfig| -> Vec<Option<String>> {
-        if config.namespaces.is_empty() {
-            vec![None]
-        } else {
-            config.namespaces.iter().cloned().map(Some).collect()
-        }
+    let scopes: Vec<Option<String>> = if config.namespaces.is_empty() {
+        vec![None]
+    } else {
+        config.namespaces.iter().cloned().map(Some).collect()
     };
-    let scopes = namespaced(&config);
     let all = watcher::Config::default();
     // Only TLS Secrets: the others are none of an ingress controller's business.
     let tls_only = watcher::Config::default().fields("type=kubernetes.io/tls");
@@ -115,20 +112,11 @@ where
 
 impl Stores {
     async fn wait_until_ready(&self) {
-        // A store is ready after its first complete list.
-        let _ = self.classes.wait_until_ready().await;
-        for s in &self.ingresses {
-            let _ = s.wait_until_ready().await;
-        }
-        for s in &self.services {
-            let _ = s.wait_until_ready().await;
-        }
-        for s in &self.slices {
-            let _ = s.wait_until_ready().await;
-        }
-        for s in &self.secrets {
-            let _ = s.wait_until_ready().await;
-        }
+        all_ready(std::slice::from_ref(&self.classes)).await;
+        all_ready(&self.ingresses).await;
+        all_ready(&self.services).await;
+        all_ready(&self.slices).await;
+        all_ready(&self.secrets).await;
     }
 
     /// Everything cached, as translation's input.
@@ -141,6 +129,17 @@ impl Stores {
         add_all(&mut objects, &self.secrets);
         objects.sort();
         objects
+    }
+}
+
+/// Wait until each store has had its first complete list.
+async fn all_ready<K>(stores: &[Store<K>])
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    for s in stores {
+        let _ = s.wait_until_ready().await;
     }
 }
 

@@ -5,8 +5,8 @@
 use crate::body::UpstreamBody;
 use crate::headers;
 use crate::metrics::{RouteStats, SessionOutcome};
-use crate::table::BackendRuntime;
 use crate::table::Table;
+use crate::table::{BackendRuntime, RouteRuntime};
 use crate::Shared;
 use balance::cookie;
 use bytes::Bytes;
@@ -105,7 +105,8 @@ async fn forward<'t>(
     let Some(matched) = table.route(&host, req.uri().path()) else {
         return status(StatusCode::NOT_FOUND);
     };
-    out.stats = Some(&**matched.stats);
+    let route = matched.runtime;
+    out.stats = Some(&route.stats);
     if matched.https_redirect && !conn.tls {
         if let Some(r) = https_redirect(&host, req.uri(), shared.config.https_redirect_port) {
             return r;
@@ -115,7 +116,9 @@ async fn forward<'t>(
     // The location's own answers (app-root, permanent-redirect, CORS preflight, allow-list), then
     // its body size limit. A canary answers in its primary's location.
     let location = &*matched.target.location;
-    if let Some(r) = crate::location::respond(location, &req, conn.remote, conn.tls) {
+    if let Some(r) =
+        crate::location::respond(location, route.cors.as_ref(), &req, conn.remote, conn.tls)
+    {
         return r;
     }
     if let (Some(limit), Some(length)) = (location.body_limit, content_length(req.headers())) {
@@ -124,8 +127,8 @@ async fn forward<'t>(
         }
     }
     let target = match matched.canary {
-        Some(c) if to_canary(shared, table, matched.target, c, &req) => {
-            out.stats = matched.canary_stats.map(|s| &**s).or(out.stats);
+        Some(c) if to_canary(shared, table, route, matched.target, c, &req) => {
+            out.stats = route.canary_stats.as_deref().or(out.stats);
             &c.target
         }
         _ => matched.target,
@@ -164,10 +167,11 @@ async fn forward<'t>(
             );
             match pick {
                 Some(p) => {
-                    out.session = match (&p.new_cookie, cookies().next()) {
-                        (None, _) => SessionOutcome::Sticky,
-                        (Some(_), None) => SessionOutcome::New,
-                        (Some(_), Some(_)) => SessionOutcome::Repinned,
+                    out.session = match &p.new_cookie {
+                        None => SessionOutcome::Sticky,
+                        // A new cookie replaces one the client sent, or starts the session.
+                        Some(_) if cookies().next().is_some() => SessionOutcome::Repinned,
+                        Some(_) => SessionOutcome::New,
                     };
                     (p.endpoint, p.new_cookie)
                 }
@@ -190,9 +194,13 @@ async fn forward<'t>(
     };
     let grpc_trailers = location.protocol.http2() && headers::accepts_trailers(req.headers());
     let (mut parts, body) = req.into_parts();
-    let request_headers = location.cors.as_ref().map(|_| parts.headers.clone());
+    // CORS response headers depend on the request's `Origin` only.
+    let origin = route
+        .cors
+        .as_ref()
+        .and_then(|_| parts.headers.get(header::ORIGIN).cloned());
     prepare(&mut parts, conn);
-    if let (Some(target), Some(re)) = (&location.rewrite_target, matched.regex) {
+    if let (Some(target), Some(re)) = (&location.rewrite_target, &route.regex) {
         let rewritten = crate::location::rewrite(target, re, parts.uri.path(), parts.uri.query());
         if let Some(uri) = rewritten.and_then(|p| Uri::try_from(p).ok()) {
             parts.uri = uri;
@@ -214,7 +222,7 @@ async fn forward<'t>(
     } else {
         Scheme::HTTP
     };
-    let Some(client) = table.client(location) else {
+    let Some(client) = &route.client else {
         return status(StatusCode::BAD_GATEWAY);
     };
     let read_timeout = Duration::from_secs(u64::from(location.read_timeout_secs.max(1)));
@@ -257,12 +265,10 @@ async fn forward<'t>(
         // was not read and comes back through the slot. Other errors (the upstream closed or reset
         // the connection) are retried only for idempotent requests without a body, as nginx's
         // `proxy_next_upstream error` does.
-        if error.is_connect() {
+        let retry_body = if error.is_connect() {
             if let Some(stats) = out.stats {
                 stats.connect_error();
             }
-        }
-        let retry_body = if error.is_connect() {
             match &slot {
                 None => Some(UpstreamBody::Empty),
                 Some(slot) => slot
@@ -306,8 +312,8 @@ async fn forward<'t>(
         }
         return status(StatusCode::BAD_GATEWAY);
     };
-    if let Some(request_headers) = &request_headers {
-        crate::location::add_cors(location, request_headers, response.headers_mut());
+    if let Some(cors) = &route.cors {
+        cors.add(origin.as_ref(), response.headers_mut());
     }
 
     // 4. Respond: hop-by-hop headers dropped, the session cookie added for new sessions. A switch
@@ -348,6 +354,7 @@ async fn forward<'t>(
 fn to_canary(
     shared: &Shared,
     table: &Table,
+    route: &RouteRuntime,
     primary: &Target,
     canary: &Canary,
     req: &Request<Incoming>,
@@ -362,8 +369,12 @@ fn to_canary(
                 if v == want {
                     return true;
                 }
-            } else if let Some(p) = &canary.header_pattern {
-                if table.pattern(p).is_some_and(|re| re.is_match(v)) {
+            } else if canary.header_pattern.is_some() {
+                if route
+                    .canary_pattern
+                    .as_ref()
+                    .is_some_and(|re| re.is_match(v))
+                {
                     return true;
                 }
             } else if v == "always" {
@@ -499,7 +510,6 @@ fn request_host(req: &Request<Incoming>) -> Cow<'_, str> {
     }
 }
 
-/// A short plain-text error response, like ingress-nginx's default pages.
 /// The declared body length, if any.
 fn content_length(h: &http::HeaderMap) -> Option<u64> {
     h.get(header::CONTENT_LENGTH)?
@@ -522,12 +532,10 @@ fn https_redirect(host: &str, uri: &Uri, port: u16) -> Option<Response<Body>> {
     } else {
         format!("https://{host}:{port}{path}")
     };
-    let location = HeaderValue::from_str(&location).ok()?;
-    let mut r = status(StatusCode::PERMANENT_REDIRECT);
-    r.headers_mut().insert(header::LOCATION, location);
-    Some(r)
+    crate::location::redirect(StatusCode::PERMANENT_REDIRECT, &location)
 }
 
+/// A short plain-text error response, like ingress-nginx's default pages.
 pub fn status(code: StatusCode) -> Response<Body> {
     let text = format!(
         "{} {}\n",

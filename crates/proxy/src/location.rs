@@ -9,9 +9,72 @@ use http::{Method, Request, Response, StatusCode};
 use model::{Cors, Location};
 use std::net::IpAddr;
 
+/// A route's CORS settings in their response-header form, built with its table.
+pub struct CorsHeaders {
+    /// `cors-allow-origin` is `*`.
+    any_origin: bool,
+    origins: Vec<String>,
+    /// Every header but `Access-Control-Allow-Origin`, which depends on the request.
+    fixed: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl CorsHeaders {
+    pub fn new(cors: &Cors) -> Self {
+        let mut fixed = Vec::new();
+        if cors.allow_credentials {
+            fixed.push((
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            ));
+        }
+        let mut put = |name: HeaderName, value: &str| {
+            // Translation validated the values; one that still does not fit is left out.
+            if let Ok(v) = HeaderValue::from_str(value) {
+                fixed.push((name, v));
+            }
+        };
+        put(header::ACCESS_CONTROL_ALLOW_METHODS, &cors.allow_methods);
+        put(header::ACCESS_CONTROL_ALLOW_HEADERS, &cors.allow_headers);
+        if !cors.expose_headers.is_empty() {
+            put(header::ACCESS_CONTROL_EXPOSE_HEADERS, &cors.expose_headers);
+        }
+        put(header::ACCESS_CONTROL_MAX_AGE, &cors.max_age.to_string());
+        Self {
+            any_origin: cors.allow_origin.iter().any(|o| o == "*"),
+            origins: cors.allow_origin.clone(),
+            fixed,
+        }
+    }
+
+    /// The `Access-Control-Allow-Origin` value for a request's `Origin`: `*`, or the origin when
+    /// it is listed; `None`: no CORS headers for this request.
+    fn allowed(&self, origin: Option<&HeaderValue>) -> Option<HeaderValue> {
+        if self.any_origin {
+            return Some(HeaderValue::from_static("*"));
+        }
+        let origin = origin?;
+        let text = origin.to_str().ok()?;
+        self.origins
+            .iter()
+            .any(|o| origin_matches(o, text))
+            .then(|| origin.clone())
+    }
+
+    /// Add the CORS headers to a response for a request with this `Origin`, if it is allowed.
+    pub fn add(&self, origin: Option<&HeaderValue>, response: &mut HeaderMap) {
+        if let Some(allow) = self.allowed(origin) {
+            response.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow);
+            for (name, value) in &self.fixed {
+                response.insert(name, value.clone());
+            }
+        }
+    }
+}
+
 /// A response the proxy gives itself instead of proxying, if the location says so.
 pub fn respond<B>(
     loc: &Location,
+    cors: Option<&CorsHeaders>,
     req: &Request<B>,
     client: IpAddr,
     tls: bool,
@@ -32,13 +95,14 @@ pub fn respond<B>(
         let code = StatusCode::from_u16(r.code).unwrap_or(StatusCode::MOVED_PERMANENTLY);
         return redirect(code, &r.url);
     }
-    if let Some(cors) = &loc.cors {
+    if let Some(cors) = cors {
         if req.method() == Method::OPTIONS {
-            if let Some(origin) = allowed_origin(cors, req.headers()) {
-                let mut r = status(StatusCode::NO_CONTENT);
-                *r.body_mut() = http_body_util::Either::Right(Default::default());
-                r.headers_mut().remove(header::CONTENT_TYPE);
-                set_cors(cors, origin, r.headers_mut());
+            let mut r = Response::new(Body::Right(Default::default()));
+            cors.add(req.headers().get(header::ORIGIN), r.headers_mut());
+            if r.headers()
+                .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+            {
+                *r.status_mut() = StatusCode::NO_CONTENT;
                 r.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("text/plain charset=UTF-8"),
@@ -57,82 +121,34 @@ pub fn respond<B>(
     None
 }
 
-fn redirect(code: StatusCode, location: &str) -> Option<Response<Body>> {
+/// A redirect answered by the proxy; `None` when `location` is no valid header value.
+pub fn redirect(code: StatusCode, location: &str) -> Option<Response<Body>> {
     let location = HeaderValue::from_str(location).ok()?;
     let mut r = status(code);
     r.headers_mut().insert(header::LOCATION, location);
     Some(r)
 }
 
-/// The CORS headers of a response, when the location has CORS and the request's origin is allowed.
-pub fn add_cors(loc: &Location, request: &HeaderMap, response: &mut HeaderMap) {
-    if let Some(cors) = &loc.cors {
-        if let Some(origin) = allowed_origin(cors, request) {
-            set_cors(cors, origin, response);
-        }
-    }
-}
-
-/// The `Access-Control-Allow-Origin` value for this request: `*`, or its `Origin` when listed.
-fn allowed_origin(cors: &Cors, request: &HeaderMap) -> Option<HeaderValue> {
-    if cors.allow_origin.iter().any(|o| o == "*") {
-        return Some(HeaderValue::from_static("*"));
-    }
-    let origin = request.get(header::ORIGIN)?;
-    let text = origin.to_str().ok()?;
-    cors.allow_origin
-        .iter()
-        .any(|o| origin_matches(o, text))
-        .then(|| origin.clone())
-}
-
 /// `https://a.com` matches itself (any case); `https://*.b.com` matches one more label.
 fn origin_matches(pattern: &str, origin: &str) -> bool {
-    match pattern.split_once("*.") {
-        Some((scheme, suffix)) => {
-            origin
-                .get(..scheme.len())
-                .is_some_and(|s| s.eq_ignore_ascii_case(scheme))
-                && origin.len() > scheme.len() + suffix.len() + 1
-                && origin
-                    .get(origin.len() - suffix.len()..)
-                    .is_some_and(|s| s.eq_ignore_ascii_case(suffix))
-                && {
-                    let label = &origin[scheme.len()..origin.len() - suffix.len() - 1];
-                    !label.is_empty()
-                        && label
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                        && origin.as_bytes()[origin.len() - suffix.len() - 1] == b'.'
-                }
-        }
-        None => pattern.eq_ignore_ascii_case(origin),
-    }
-}
-
-static ALLOW_ORIGIN: HeaderName = header::ACCESS_CONTROL_ALLOW_ORIGIN;
-
-fn set_cors(cors: &Cors, origin: HeaderValue, h: &mut HeaderMap) {
-    h.insert(&ALLOW_ORIGIN, origin);
-    if cors.allow_credentials {
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-            HeaderValue::from_static("true"),
-        );
-    }
-    let mut put = |name: HeaderName, value: &str| {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            h.insert(name, v);
-        }
+    let Some((scheme, suffix)) = pattern.split_once("*.") else {
+        return pattern.eq_ignore_ascii_case(origin);
     };
-    put(header::ACCESS_CONTROL_ALLOW_METHODS, &cors.allow_methods);
-    put(header::ACCESS_CONTROL_ALLOW_HEADERS, &cors.allow_headers);
-    if !cors.expose_headers.is_empty() {
-        put(header::ACCESS_CONTROL_EXPOSE_HEADERS, &cors.expose_headers);
-    }
-    put(header::ACCESS_CONTROL_MAX_AGE, &cors.max_age.to_string());
+    // origin = scheme + label + "." + suffix
+    let head = origin.get(..scheme.len());
+    let tail = origin
+        .len()
+        .checked_sub(suffix.len())
+        .and_then(|i| origin.get(i..));
+    let label = origin
+        .get(scheme.len()..origin.len().saturating_sub(suffix.len()))
+        .and_then(|l| l.strip_suffix('.'));
+    head.is_some_and(|h| h.eq_ignore_ascii_case(scheme))
+        && tail.is_some_and(|t| t.eq_ignore_ascii_case(suffix))
+        && label.is_some_and(|l| {
+            !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
-
 /// nginx's `rewrite "<route regex>" <target> break;`: when the route's regex matches the path, the
 /// upstream path becomes `target` with `$1`..`$9` replaced by its captures; the query string is
 /// kept (after the target's own, if it has one).

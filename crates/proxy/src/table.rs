@@ -2,13 +2,14 @@
 //! hash maps, per-backend balancers, pre-parsed upstream authorities). Built off the request path,
 //! once per snapshot, and never mutated afterwards except for round-robin counters.
 
+use crate::location::CorsHeaders;
 use crate::metrics::RouteStats;
 use crate::upstream::{ClientKey, Clients, UpstreamClient};
 use balance::BackendBalancer;
 use http::uri::Authority;
 use model::{
-    AffinityMode, BackendId, Canary, Diagnostic, HostMatch, HostTls, Location, PathType, Snapshot,
-    Target, VirtualHost,
+    AffinityMode, BackendId, Canary, Certificate, Diagnostic, HostMatch, HostTls, PathType, Route,
+    Snapshot, Target, VirtualHost,
 };
 use rustls::sign::CertifiedKey;
 use std::collections::HashMap;
@@ -22,37 +23,46 @@ pub struct Table {
     wildcard: HashMap<String, usize>,
     any: Option<usize>,
     pub backends: Vec<BackendRuntime>,
-    /// `canary-by-header-pattern` regexes, compiled once per snapshot.
-    patterns: HashMap<String, regex::Regex>,
-    /// Per host, per route: the compiled expression of `Regex` routes (`use-regex`).
-    path_regexes: Vec<Vec<Option<regex::Regex>>>,
-    /// Per host: the certificate it presents over TLS (`None`: the default certificate).
-    certificates: Vec<Option<Arc<CertifiedKey>>>,
-    /// The upstream client of each (protocol, connect timeout) the routes use.
-    clients: HashMap<ClientKey, UpstreamClient>,
-    /// Per host, per route: the statistics of its target and of its canary.
-    stats: Vec<Vec<RouteSlot>>,
-    /// Per host: the statistics of its default backend.
-    default_stats: Vec<Option<Arc<RouteStats>>>,
+    /// Per virtual host, same order as the snapshot's: what its routes need at request time.
+    hosts: Vec<HostRuntime>,
+    /// The rustls form of each snapshot certificate, same order (`None`: unusable).
+    keys: Vec<Option<Arc<CertifiedKey>>>,
 }
 
-/// The statistics of one route: its target's and its canary's.
-pub struct RouteSlot {
-    pub primary: Arc<RouteStats>,
-    pub canary: Option<Arc<RouteStats>>,
+/// What one virtual host needs at request time besides the snapshot.
+struct HostRuntime {
+    /// Same order as the host's routes.
+    routes: Vec<RouteRuntime>,
+    /// For the host's default backend.
+    default: Option<RouteRuntime>,
+    /// The certificate it presents over TLS (`None`: the default certificate).
+    certificate: Option<Arc<CertifiedKey>>,
 }
 
-/// What a request matched: its route's target, and the route's canary if it has one.
+/// What one route needs at request time, prepared once per table: nothing on the request path is
+/// compiled, parsed or looked up by key.
+pub struct RouteRuntime {
+    /// The compiled path of a `Regex` route (`use-regex`; its captures serve `rewrite-target`).
+    pub regex: Option<regex::Regex>,
+    /// The compiled `canary-by-header-pattern` of the route's canary.
+    pub canary_pattern: Option<regex::Regex>,
+    /// The upstream client of the route's location (protocol, connect timeout).
+    pub client: Option<UpstreamClient>,
+    /// The route's CORS response headers.
+    pub cors: Option<CorsHeaders>,
+    /// Statistics of the target, and of the canary if the route has one.
+    pub stats: Arc<RouteStats>,
+    pub canary_stats: Option<Arc<RouteStats>>,
+}
+
+/// What a request matched: its route's target, the route's canary if it has one, and the route's
+/// prepared runtime.
 pub struct Matched<'a> {
     pub target: &'a Target,
     pub canary: Option<&'a Canary>,
     /// Plain HTTP requests of this route are redirected to HTTPS.
     pub https_redirect: bool,
-    /// The compiled path of a `Regex` route (for `rewrite-target` captures).
-    pub regex: Option<&'a regex::Regex>,
-    /// Statistics of the target, and of the canary if the route has one.
-    pub stats: &'a Arc<RouteStats>,
-    pub canary_stats: Option<&'a Arc<RouteStats>>,
+    pub runtime: &'a RouteRuntime,
 }
 
 pub struct BackendRuntime {
@@ -127,52 +137,25 @@ impl Table {
                 }
             })
             .collect();
-        let patterns = snapshot
-            .hosts
-            .iter()
-            .flat_map(|h| &h.routes)
-            .filter_map(|r| r.canary.as_ref()?.header_pattern.as_ref())
-            .filter_map(|p| Some((p.clone(), regex::Regex::new(p).ok()?)))
-            .collect();
-        let path_regexes = snapshot
-            .hosts
-            .iter()
-            .map(|h| {
-                h.routes
+        // Certificates carry over when their Secret did not change: keys are parsed once.
+        let previous_keys: HashMap<&Certificate, &Arc<CertifiedKey>> = previous
+            .map(|t| {
+                t.snapshot
+                    .certificates
                     .iter()
-                    .map(|r| match r.path_type {
-                        // Translation dropped the paths that do not compile.
-                        PathType::Regex => regex::Regex::new(&r.regex_source()).ok(),
-                        _ => None,
-                    })
+                    .zip(&t.keys)
+                    .filter_map(|(c, k)| Some((c, k.as_ref()?)))
                     .collect()
             })
-            .collect();
+            .unwrap_or_default();
         let keys: Vec<Option<Arc<CertifiedKey>>> = snapshot
             .certificates
             .iter()
-            .map(crate::tls::certified_key)
-            .collect();
-        let certificates = snapshot
-            .hosts
-            .iter()
-            .map(|h| match h.tls {
-                Some(HostTls::Certificate(i)) => keys.get(i).cloned().flatten(),
-                _ => None,
+            .map(|c| match previous_keys.get(c) {
+                Some(k) => Some(Arc::clone(k)),
+                None => crate::tls::certified_key(c),
             })
             .collect();
-        let clients = match clients {
-            Some(pool) => snapshot
-                .hosts
-                .iter()
-                .flat_map(targets)
-                .map(|t| ClientKey::of(&t.location))
-                .collect::<std::collections::HashSet<_>>()
-                .into_iter()
-                .map(|k| (k, pool.get(k)))
-                .collect(),
-            None => HashMap::new(),
-        };
         // Statistics carry over by (Ingress, Service) so counters keep growing across reloads.
         let mut previous_stats: HashMap<(String, String), Arc<RouteStats>> = previous
             .map(|t| {
@@ -193,31 +176,40 @@ impl Table {
                 .or_insert_with(|| Arc::new(RouteStats::new(ingress, service)))
                 .clone()
         };
-        let stats = snapshot
+        let mut runtime = |target: &Target, route: Option<&Route>| RouteRuntime {
+            // Translation dropped the paths and patterns that do not compile.
+            regex: route
+                .filter(|r| r.path_type == PathType::Regex)
+                .and_then(|r| regex::Regex::new(&r.regex_source()).ok()),
+            canary_pattern: route
+                .and_then(|r| r.canary.as_ref()?.header_pattern.as_deref())
+                .and_then(|p| regex::Regex::new(p).ok()),
+            client: clients.map(|pool| pool.get(ClientKey::of(&target.location))),
+            cors: target.location.cors.as_ref().map(CorsHeaders::new),
+            stats: stats_of(target),
+            canary_stats: route
+                .and_then(|r| r.canary.as_ref())
+                .map(|c| stats_of(&c.target)),
+        };
+        let hosts = snapshot
             .hosts
             .iter()
-            .map(|h| {
-                h.routes
+            .map(|h| HostRuntime {
+                routes: h
+                    .routes
                     .iter()
-                    .map(|r| RouteSlot {
-                        primary: stats_of(&r.target),
-                        canary: r.canary.as_ref().map(|c| stats_of(&c.target)),
-                    })
-                    .collect()
+                    .map(|r| runtime(&r.target, Some(r)))
+                    .collect(),
+                default: h.default.as_ref().map(|t| runtime(t, None)),
+                certificate: match h.tls {
+                    Some(HostTls::Certificate(i)) => keys.get(i).cloned().flatten(),
+                    _ => None,
+                },
             })
             .collect();
-        let default_stats = snapshot
-            .hosts
-            .iter()
-            .map(|h| h.default.as_ref().map(&mut stats_of))
-            .collect();
         Self {
-            patterns,
-            path_regexes,
-            certificates,
-            clients,
-            stats,
-            default_stats,
+            hosts,
+            keys,
             snapshot: Arc::new(snapshot),
             diagnostics: Arc::new(diagnostics),
             generation,
@@ -246,7 +238,7 @@ impl Table {
         } else {
             std::borrow::Cow::Borrowed(server_name)
         };
-        self.certificates.get(self.named_host(&name)?)?.clone()
+        self.hosts.get(self.named_host(&name)?)?.certificate.clone()
     }
 
     /// The target for a request: the virtual host (exact, then wildcard, then any), then its first
@@ -254,62 +246,41 @@ impl Table {
     pub fn route(&self, host: &str, path: &str) -> Option<Matched<'_>> {
         let vh_index = self.named_host(host).or(self.any)?;
         let vh: &VirtualHost = self.snapshot.hosts.get(vh_index)?;
-        let regexes = self.path_regexes.get(vh_index)?;
-        let stats = self.stats.get(vh_index)?;
+        let rt = self.hosts.get(vh_index)?;
         let found = vh
             .routes
             .iter()
-            .zip(regexes)
-            .zip(stats)
-            .find(|((r, re), _)| match re {
+            .zip(&rt.routes)
+            .find(|(r, run)| match &run.regex {
                 Some(re) => re.is_match(path),
                 None => r.matches(path),
             });
         match found {
-            Some(((r, re), slot)) => Some(Matched {
+            Some((r, runtime)) => Some(Matched {
                 target: &r.target,
                 canary: r.canary.as_deref(),
                 https_redirect: r.https_redirect,
-                regex: re.as_ref(),
-                stats: &slot.primary,
-                canary_stats: slot.canary.as_ref(),
+                runtime,
             }),
-            None => {
-                let target = vh.default.as_ref()?;
-                let stats = self.default_stats.get(vh_index)?.as_ref()?;
-                Some(Matched {
-                    target,
-                    canary: None,
-                    https_redirect: false,
-                    regex: None,
-                    stats,
-                    canary_stats: None,
-                })
-            }
+            None => Some(Matched {
+                target: vh.default.as_ref()?,
+                canary: None,
+                https_redirect: false,
+                runtime: rt.default.as_ref()?,
+            }),
         }
     }
 
     /// Every target's statistics, once each.
     pub fn route_stats(&self) -> Vec<Arc<RouteStats>> {
         let mut seen = std::collections::HashSet::new();
-        self.stats
+        self.hosts
             .iter()
-            .flatten()
-            .flat_map(|s| std::iter::once(&s.primary).chain(s.canary.as_ref()))
-            .chain(self.default_stats.iter().flatten())
+            .flat_map(|h| h.routes.iter().chain(&h.default))
+            .flat_map(|r| std::iter::once(&r.stats).chain(&r.canary_stats))
             .filter(|s| seen.insert(Arc::as_ptr(s)))
             .cloned()
             .collect()
-    }
-
-    /// The upstream client for a target's location.
-    pub fn client(&self, location: &Location) -> Option<&UpstreamClient> {
-        self.clients.get(&ClientKey::of(location))
-    }
-
-    /// A compiled `canary-by-header-pattern`.
-    pub fn pattern(&self, p: &str) -> Option<&regex::Regex> {
-        self.patterns.get(p)
     }
 }
 

@@ -134,7 +134,7 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
         leader.clone(),
         served,
     ));
-    let (diagnostics_tx, diagnostics) = tokio::sync::watch::channel(Vec::new());
+    let (diagnostics_tx, diagnostics) = tokio::sync::watch::channel(Default::default());
     let events = kube_provider::Events::new(client.clone(), &identity);
     tokio::spawn(events.run(leader.clone(), diagnostics));
 

@@ -2,13 +2,13 @@
 
 use model::{Diagnostic, Severity};
 use proxy::Proxy;
-use std::collections::BTreeSet;
+use std::sync::Arc;
 use translate::{Objects, Options};
 
 /// What one translation changed.
 pub struct Applied {
-    /// Every diagnostic of this translation.
-    pub diagnostics: Vec<Diagnostic>,
+    /// Every diagnostic of this translation (the published table's own list).
+    pub diagnostics: Arc<Vec<Diagnostic>>,
     /// The Ingresses served now.
     pub served: Vec<model::ObjectRef>,
 }
@@ -16,9 +16,9 @@ pub struct Applied {
 pub struct Pipeline {
     proxy: Proxy,
     options: Options,
-    /// Diagnostics of the previous translation: only new ones are logged, so a reload does not
-    /// repeat every warning.
-    seen: BTreeSet<Diagnostic>,
+    /// Diagnostics of the previous translation (sorted, as translation gives them): only new ones
+    /// are logged, so a reload does not repeat every warning.
+    seen: Arc<Vec<Diagnostic>>,
 }
 
 impl Pipeline {
@@ -26,7 +26,7 @@ impl Pipeline {
         Self {
             proxy,
             options,
-            seen: BTreeSet::new(),
+            seen: Arc::default(),
         }
     }
 
@@ -34,14 +34,16 @@ impl Pipeline {
     pub fn apply(&mut self, objects: &Objects) -> Applied {
         let started = std::time::Instant::now();
         let t = translate::translate(objects, &self.options);
-        let now: BTreeSet<Diagnostic> = t.diagnostics.iter().cloned().collect();
-        for d in now.difference(&self.seen) {
+        for d in t
+            .diagnostics
+            .iter()
+            .filter(|d| self.seen.binary_search(d).is_err())
+        {
             match d.severity {
                 Severity::Warning => tracing::warn!("{d}"),
                 Severity::Info => tracing::info!("{d}"),
             }
         }
-        self.seen = now;
         let s = &t.snapshot;
         let (hosts, routes, backends) = (s.hosts.len(), s.route_count(), s.backends.len());
         let endpoints: usize = s.backends.iter().map(|b| b.endpoints.len()).sum();
@@ -57,8 +59,9 @@ impl Pipeline {
             micros = started.elapsed().as_micros() as u64,
             "configuration published"
         );
+        self.seen = self.proxy.table().diagnostics.clone();
         Applied {
-            diagnostics: self.seen.iter().cloned().collect(),
+            diagnostics: self.seen.clone(),
             served: t.served,
         }
     }

@@ -52,23 +52,6 @@ fn balance_factor(r: &mut Reader<'_>) -> Option<u32> {
     }
 }
 
-fn seconds(r: &mut Reader<'_>, name: &'static str) -> Option<u64> {
-    let v = r.get(name)?.to_owned();
-    if v.is_empty() {
-        return None;
-    }
-    match v.parse::<u64>() {
-        Ok(n) if v.bytes().all(|b| b.is_ascii_digit()) => Some(n),
-        _ => {
-            r.warn(
-                name,
-                format!("invalid value \"{v}\": expected a number of seconds, ignored"),
-            );
-            None
-        }
-    }
-}
-
 pub fn parse(r: &mut Reader<'_>) -> Option<AffinitySpec> {
     // Read every family member first, so none of them is reported as unsupported when affinity is
     // off, and values are validated whether or not affinity is on.
@@ -103,8 +86,8 @@ pub fn parse(r: &mut Reader<'_>) -> Option<AffinitySpec> {
             }
         },
     };
-    let expires = seconds(r, "session-cookie-expires");
-    let max_age = seconds(r, "session-cookie-max-age");
+    let expires = r.uint::<u64>("session-cookie-expires", "a number of seconds");
+    let max_age = r.uint::<u64>("session-cookie-max-age", "a number of seconds");
     let path = match r.get("session-cookie-path").map(str::to_owned) {
         None => None,
         Some(p) if p.is_empty() => None,

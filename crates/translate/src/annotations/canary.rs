@@ -15,12 +15,8 @@ pub struct CanarySpec {
     pub sticky: bool,
 }
 
-fn text(r: &mut Reader<'_>, name: &'static str) -> Option<String> {
-    r.get(name).filter(|v| !v.is_empty()).map(str::to_owned)
-}
-
 fn number(r: &mut Reader<'_>, name: &'static str, default: u32) -> u32 {
-    let Some(v) = text(r, name) else {
+    let Some(v) = r.text(name) else {
         return default;
     };
     match v.parse::<u32>() {
@@ -34,10 +30,10 @@ fn number(r: &mut Reader<'_>, name: &'static str, default: u32) -> u32 {
 
 pub fn parse(r: &mut Reader<'_>) -> Option<CanarySpec> {
     let enabled = r.bool("canary").unwrap_or(false);
-    let header = text(r, "canary-by-header");
-    let header_value = text(r, "canary-by-header-value");
-    let header_pattern = text(r, "canary-by-header-pattern");
-    let cookie = text(r, "canary-by-cookie");
+    let header = r.text("canary-by-header");
+    let header_value = r.text("canary-by-header-value");
+    let header_pattern = r.text("canary-by-header-pattern");
+    let cookie = r.text("canary-by-cookie");
     let mut weight_total = number(r, "canary-weight-total", 100);
     if weight_total == 0 {
         r.warn("canary-weight-total", "must be above 0, using 100");

@@ -27,40 +27,14 @@ pub fn parse(r: &mut Reader<'_>, loc: &mut Location) {
             );
         }
     }
-    let token_list = |s: &str, extra: &str| {
-        s.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b" ,-_".contains(&b) || extra.as_bytes().contains(&b)
-        })
-    };
-    if let Some(v) = r.text("cors-allow-methods") {
-        if token_list(&v, "") {
-            cors.allow_methods = v;
-        } else {
-            r.warn(
-                "cors-allow-methods",
-                format!("invalid value \"{v}\": using the default"),
-            );
-        }
+    if let Some(v) = token_list(r, "cors-allow-methods", b"", "using the default") {
+        cors.allow_methods = v;
     }
-    if let Some(v) = r.text("cors-allow-headers") {
-        if token_list(&v, "*") {
-            cors.allow_headers = v;
-        } else {
-            r.warn(
-                "cors-allow-headers",
-                format!("invalid value \"{v}\": using the default"),
-            );
-        }
+    if let Some(v) = token_list(r, "cors-allow-headers", b"*", "using the default") {
+        cors.allow_headers = v;
     }
-    if let Some(v) = r.text("cors-expose-headers") {
-        if token_list(&v, "*") {
-            cors.expose_headers = v;
-        } else {
-            r.warn(
-                "cors-expose-headers",
-                format!("invalid value \"{v}\": ignored"),
-            );
-        }
+    if let Some(v) = token_list(r, "cors-expose-headers", b"*", "ignored") {
+        cors.expose_headers = v;
     }
     if let Some(b) = r.bool("cors-allow-credentials") {
         cors.allow_credentials = b;
@@ -71,4 +45,18 @@ pub fn parse(r: &mut Reader<'_>, loc: &mut Location) {
     if enabled {
         loc.cors = Some(cors);
     }
+}
+
+/// A comma-separated list of methods or header names (letters, digits, ` ,-_` and `extra`); an
+/// invalid one warns, saying what happens `instead`, and reads as absent.
+fn token_list(r: &mut Reader<'_>, name: &str, extra: &[u8], instead: &str) -> Option<String> {
+    let v = r.text(name)?;
+    let valid = v
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b" ,-_".contains(&b) || extra.contains(&b));
+    if !valid {
+        r.warn(name, format!("invalid value \"{v}\": {instead}"));
+        return None;
+    }
+    Some(v)
 }

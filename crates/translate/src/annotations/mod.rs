@@ -140,14 +140,14 @@ impl Reader<'_> {
         parsed
     }
 
-    /// A non-negative integer; an invalid value warns (naming what was expected) and reads as
-    /// absent.
-    pub fn uint(&mut self, name: &str, what: &str) -> Option<u32> {
+    /// A non-negative integer (digits only); an invalid value warns (naming what was expected)
+    /// and reads as absent.
+    pub fn uint<T: std::str::FromStr>(&mut self, name: &str, what: &str) -> Option<T> {
         let v = self.get(name)?.to_owned();
         if v.is_empty() {
             return None;
         }
-        match v.parse::<u32>() {
+        match v.parse::<T>() {
             Ok(n) if v.bytes().all(|b| b.is_ascii_digit()) => Some(n),
             _ => {
                 self.warn(

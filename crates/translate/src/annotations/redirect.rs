@@ -5,7 +5,7 @@ use super::Reader;
 use model::{Location, Redirect};
 
 pub fn parse(r: &mut Reader<'_>, loc: &mut Location) {
-    let code = match r.uint("permanent-redirect-code", "an HTTP status from 300 to 308") {
+    let code = match r.uint::<u32>("permanent-redirect-code", "an HTTP status from 300 to 308") {
         Some(c @ 300..=308) => c as u16,
         Some(c) => {
             r.warn(
