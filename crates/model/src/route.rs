@@ -16,6 +16,17 @@ pub enum HostMatch {
     Any,
 }
 
+/// As written in an Ingress: `shop.example.com`, `*.example.com`, or `*` for rules without host.
+impl std::fmt::Display for HostMatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostMatch::Exact(h) => f.write_str(h),
+            HostMatch::Wildcard(suffix) => write!(f, "*{suffix}"),
+            HostMatch::Any => f.write_str("*"),
+        }
+    }
+}
+
 impl HostMatch {
     /// Does this match a lowercase host name without port?
     pub fn matches(&self, host: &str) -> bool {

@@ -37,14 +37,6 @@ struct RouteStatus<'a> {
     canary: Option<&'a str>,
 }
 
-fn host_text(h: &model::HostMatch) -> String {
-    match h {
-        model::HostMatch::Exact(h) => h.clone(),
-        model::HostMatch::Wildcard(s) => format!("*{s}"),
-        model::HostMatch::Any => "*".to_owned(),
-    }
-}
-
 #[derive(Serialize)]
 struct BackendStatus<'a> {
     name: &'a str,
@@ -86,7 +78,7 @@ pub async fn handle(proxy: Proxy, req: Request<Incoming>) -> Result<Response<Bod
                                 .map(|b| b.name.as_str())
                         };
                         RouteStatus {
-                            host: host_text(&h.host),
+                            host: h.host.to_string(),
                             path: &r.path,
                             path_type: r.path_type,
                             ingress: format!(

@@ -95,6 +95,13 @@ impl SessionOutcome {
     }
 }
 
+/// The session outcomes counted, in the order of [`RouteStats::sessions`].
+const COUNTED: [SessionOutcome; 3] = [
+    SessionOutcome::New,
+    SessionOutcome::Sticky,
+    SessionOutcome::Repinned,
+];
+
 /// Statistics of one route target.
 #[derive(Debug)]
 pub struct RouteStats {
@@ -104,7 +111,7 @@ pub struct RouteStats {
     pub service: String,
     codes: [AtomicU64; SLOTS],
     latency: Histogram,
-    sessions: [AtomicU64; 3],
+    sessions: [AtomicU64; COUNTED.len()],
     connect_errors: AtomicU64,
     retries: AtomicU64,
 }
@@ -130,13 +137,9 @@ impl RouteStats {
             .unwrap_or_else(|| CODES.len() + usize::from((status / 100).clamp(1, 5) - 1));
         self.codes[slot].fetch_add(1, Ordering::Relaxed);
         self.latency.observe(elapsed);
-        let i = match session {
-            SessionOutcome::None => return,
-            SessionOutcome::New => 0,
-            SessionOutcome::Sticky => 1,
-            SessionOutcome::Repinned => 2,
-        };
-        self.sessions[i].fetch_add(1, Ordering::Relaxed);
+        if let Some(i) = COUNTED.iter().position(|o| *o == session) {
+            self.sessions[i].fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     pub fn connect_error(&self) {
@@ -266,12 +269,12 @@ impl Collector for Exposition {
             "remora_sessions",
             "Requests of routes with affinity by session outcome: new (placed, cookie set), sticky (cookie honoured), repinned (cookie replaced)",
             stats.iter().flat_map(|s| {
-                ["new", "sticky", "repinned"]
+                COUNTED
                     .iter()
                     .zip(&s.sessions)
                     .map(|(o, n)| {
                         let mut l = s.labels();
-                        l.push(("outcome", (*o).to_owned()));
+                        l.push(("outcome", o.as_str().to_owned()));
                         (l, load(n))
                     })
                     .collect::<Vec<_>>()

@@ -223,8 +223,6 @@ async fn should_not_set_cookie_without_domain_annotation() {
     );
 }
 
-/// The warning half of "should warn user when use-regex is true and session-cookie-path is not
-/// set" (the request half needs regex paths).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn should_warn_user_when_use_regex_is_true_and_session_cookie_path_is_not_set() {
     let annotations = [COOKIE, SERVERID, ("use-regex", "true")];

@@ -96,7 +96,7 @@ fn regex_routes(host: &HostMatch, pending: Vec<Pending>, diags: &mut Diagnostics
                 format!(
                     "path \"{}\" of host {} is not a valid regular expression (the host's paths are regexes: use-regex or rewrite-target): {}; skipped",
                     route.path,
-                    host_name(host),
+                    host,
                     last_line(&e.to_string())
                 ),
             );
@@ -266,7 +266,7 @@ fn add_rule(
                 format!(
                     "{} path \"{written}\" of host {} is already served by {by}: ignored here",
                     path_type.name(),
-                    host_name(host)
+                    host
                 ),
             );
             continue;
@@ -326,7 +326,7 @@ pub fn add_canary(
                     object,
                     format!(
                         "canary path \"{written}\" of host {} has no primary Ingress to split traffic with: ignored",
-                        host_name(&host)
+                        host
                     ),
                 );
                 continue;
@@ -337,7 +337,7 @@ pub fn add_canary(
                     object,
                     format!(
                         "path \"{written}\" of host {} already has the canary {by}: ignored here",
-                        host_name(&host)
+                        host
                     ),
                 );
                 continue;
@@ -462,12 +462,4 @@ pub fn parse_host(h: &str) -> Result<HostMatch, &'static str> {
     } else {
         HostMatch::Exact(h)
     })
-}
-
-pub(crate) fn host_name(h: &HostMatch) -> String {
-    match h {
-        HostMatch::Exact(h) => h.clone(),
-        HostMatch::Wildcard(s) => format!("*{s}"),
-        HostMatch::Any => "(any)".to_owned(),
-    }
 }

@@ -3,7 +3,7 @@
 //! certificate names cover a rule host. A host listed in `spec.tls` whose Secret is missing,
 //! invalid or does not cover it gets the default certificate, with a warning.
 
-use crate::ingress::{host_name, parse_host};
+use crate::ingress::parse_host;
 use crate::objects::{Ingress, Objects, Secret};
 use crate::Diagnostics;
 use base64::Engine;
@@ -79,7 +79,7 @@ pub fn resolve(
             .filter_map(|h| parse_host(h.trim()).ok())
             .collect();
         let listed = || {
-            let names: Vec<String> = hosts.iter().map(host_name).collect();
+            let names: Vec<String> = hosts.iter().map(ToString::to_string).collect();
             if names.is_empty() {
                 "none of its hosts (spec.tls hosts is empty)".to_owned()
             } else {
@@ -119,13 +119,15 @@ pub fn resolve(
             let choice = match cert {
                 Some(i) if covers(certs.names(i), &host) => HostTls::Certificate(i),
                 Some(i) => {
+                    let (secret, names) = certs
+                        .list
+                        .get(i)
+                        .map_or(("", &[][..]), |c| (c.secret.as_str(), &c.names[..]));
                     diags.warn(
                         object,
                         format!(
-                            "the certificate of Secret {namespace}/{} does not cover host {} (it names {}): the default certificate is served for it",
-                            tls.secret_name.as_deref().unwrap_or_default().trim(),
-                            host_name(&host),
-                            names_list(certs.names(i)),
+                            "the certificate of Secret {secret} does not cover host {host} (it names {}): the default certificate is served for it",
+                            names_list(names),
                         ),
                     );
                     HostTls::Default
