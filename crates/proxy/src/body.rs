@@ -8,7 +8,6 @@
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -28,7 +27,6 @@ pub struct Reclaimable {
     slot: Slot,
     /// Bytes the body may still carry (`proxy-body-size`); `None`: no limit.
     remaining: Option<u64>,
-    too_large: Arc<AtomicBool>,
 }
 
 /// The body was cut because it went over `proxy-body-size`.
@@ -43,13 +41,26 @@ impl std::fmt::Display for TooLarge {
 
 impl std::error::Error for TooLarge {}
 
+impl TooLarge {
+    /// Was this (upstream request) error caused by a body cut for being too large?
+    pub fn caused(error: &(dyn std::error::Error + 'static)) -> bool {
+        let mut cause = Some(error);
+        while let Some(e) = cause {
+            if e.is::<TooLarge>() {
+                return true;
+            }
+            cause = e.source();
+        }
+        false
+    }
+}
+
 impl UpstreamBody {
-    /// Wrap a client body, allowed up to `limit` bytes; also returns the slot it comes back to if
-    /// never read, and the flag set when it was cut for being too large.
-    pub fn new(body: Incoming, limit: Option<u64>) -> (Self, Option<Slot>, Arc<AtomicBool>) {
-        let too_large = Arc::new(AtomicBool::new(false));
+    /// Wrap a client body, allowed up to `limit` bytes (beyond, it fails with [`TooLarge`]); also
+    /// returns the slot it comes back to if never read.
+    pub fn new(body: Incoming, limit: Option<u64>) -> (Self, Option<Slot>) {
         if body.is_end_stream() {
-            return (UpstreamBody::Empty, None, too_large);
+            return (UpstreamBody::Empty, None);
         }
         let slot: Slot = Arc::new(Mutex::new(None));
         let body = Reclaimable {
@@ -57,9 +68,8 @@ impl UpstreamBody {
             read: false,
             slot: slot.clone(),
             remaining: limit,
-            too_large: too_large.clone(),
         };
-        (UpstreamBody::Stream(body), Some(slot), too_large)
+        (UpstreamBody::Stream(body), Some(slot))
     }
 }
 
@@ -97,7 +107,6 @@ impl Body for UpstreamBody {
                 if let (Some(remaining), Some(data)) = (r.remaining.as_mut(), frame.data_ref()) {
                     let n = data.len() as u64;
                     if n > *remaining {
-                        r.too_large.store(true, Ordering::Relaxed);
                         r.inner = None;
                         return Poll::Ready(Some(Err(Box::new(TooLarge))));
                     }

@@ -2,7 +2,7 @@
 //! layer over the backend's algorithm), forward (failing over to another endpoint when the chosen
 //! one cannot be reached), set the cookie on the way back.
 
-use crate::body::UpstreamBody;
+use crate::body::{TooLarge, UpstreamBody};
 use crate::headers;
 use crate::metrics::{RouteStats, SessionOutcome};
 use crate::table::Table;
@@ -227,7 +227,8 @@ async fn forward<'t>(
     };
     let read_timeout = Duration::from_secs(u64::from(location.read_timeout_secs.max(1)));
     let idempotent = is_idempotent(&parts.method);
-    let (body, slot, too_large) = UpstreamBody::new(body, location.body_limit);
+    let (body, slot) = UpstreamBody::new(body, location.body_limit);
+    let mut too_large = false;
     let mut body = Some(body);
     let mut tried = [usize::MAX; MAX_TRIES];
     let mut response = None;
@@ -255,7 +256,10 @@ async fn forward<'t>(
                 response = Some(r);
                 break;
             }
-            Ok(Err(e)) => e,
+            Ok(Err(e)) => {
+                too_large = TooLarge::caused(&e);
+                e
+            }
             Err(_) => {
                 tracing::warn!(upstream = %authority, "no response in time");
                 return status(StatusCode::GATEWAY_TIMEOUT);
@@ -307,7 +311,7 @@ async fn forward<'t>(
         body = Some(retry_body);
     }
     let Some(mut response) = response else {
-        if too_large.load(std::sync::atomic::Ordering::Relaxed) {
+        if too_large {
             return status(StatusCode::PAYLOAD_TOO_LARGE);
         }
         return status(StatusCode::BAD_GATEWAY);
