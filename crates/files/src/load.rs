@@ -153,7 +153,7 @@ impl Manifests {
         if let Some(dir) = &self.tls_dir {
             let (secrets, tls_errors) = crate::tls_dir::load(dir);
             errors.extend(tls_errors);
-            if !same_secrets(&secrets, &self.tls_secrets) {
+            if secrets != self.tls_secrets {
                 changed = true;
                 self.tls_secrets = secrets;
             }
@@ -166,15 +166,6 @@ impl Manifests {
             changed,
         }
     }
-}
-
-fn same_secrets(a: &[translate::objects::Secret], b: &[translate::objects::Secret]) -> bool {
-    a.len() == b.len()
-        && a.iter().zip(b).all(|(x, y)| {
-            x.metadata.name == y.metadata.name
-                && x.metadata.namespace == y.metadata.namespace
-                && x.string_data == y.string_data
-        })
 }
 
 fn merge(into: &mut Objects, from: Objects) {

@@ -325,7 +325,7 @@ pub struct EndpointAddress {
     pub target_ref: Option<ObjectReference>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Secret {
     #[serde(default, deserialize_with = "null_default")]
     pub metadata: ObjectMeta,
