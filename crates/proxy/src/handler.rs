@@ -3,6 +3,7 @@
 //! one cannot be reached), set the cookie on the way back.
 
 use crate::body::{TooLarge, UpstreamBody};
+use crate::h1::{self, H1Body};
 use crate::headers;
 use crate::metrics::{RouteStats, SessionOutcome};
 use crate::table::Table;
@@ -25,7 +26,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use std::time::{Instant, SystemTime};
 
-pub type Body = Either<Incoming, Full<Bytes>>;
+/// What the proxy answers with: a pod's response body (from hyper's client, or the lean HTTP/1
+/// client's), or one of its own.
+pub type Body = Either<UpstreamResponse, Full<Bytes>>;
+type UpstreamResponse = Either<Incoming, H1Body>;
 
 /// Endpoints tried for one request at most (ingress-nginx `proxy-next-upstream-tries`).
 const MAX_TRIES: usize = 3;
@@ -222,11 +226,22 @@ async fn forward<'t>(
     } else {
         Scheme::HTTP
     };
-    let Some(client) = &route.client else {
-        return status(StatusCode::BAD_GATEWAY);
-    };
     let read_timeout = Duration::from_secs(u64::from(location.read_timeout_secs.max(1)));
     let idempotent = is_idempotent(&parts.method);
+    // Idempotent requests without a body to plain-HTTP pods (most traffic) take the lean HTTP/1
+    // client; the others hyper's.
+    let lean = (!location.protocol.tls()
+        && !location.protocol.http2()
+        && upgrade.is_none()
+        && idempotent
+        && hyper::body::Body::is_end_stream(&body))
+    .then(|| h1::encode_head(&parts));
+    let client = match (&route.client, &lean) {
+        (Some(c), _) => Some(c),
+        (None, Some(_)) => None,
+        (None, None) => return status(StatusCode::BAD_GATEWAY),
+    };
+    let connect_timeout = Duration::from_secs(u64::from(location.connect_timeout_secs.max(1)));
     let (body, slot) = UpstreamBody::new(body, location.body_limit);
     let mut too_large = false;
     let mut body = Some(body);
@@ -242,22 +257,39 @@ async fn forward<'t>(
         let Some(this_body) = body.take() else {
             break;
         };
-        let mut upstream = Request::from_parts(clone_parts(&parts), this_body);
-        let mut uri = std::mem::take(upstream.uri_mut()).into_parts();
-        uri.scheme = Some(scheme.clone());
-        uri.authority = Some(authority.clone());
-        match Uri::from_parts(uri) {
-            Ok(u) => *upstream.uri_mut() = u,
-            Err(_) => return status(StatusCode::BAD_REQUEST),
-        }
-        let sent = tokio::time::timeout(read_timeout, client.request(upstream)).await;
+        let sent = match (&lean, client, backend.addrs.get(endpoint)) {
+            (Some(head), _, Some(&addr)) => {
+                let exchange = h1::send(&shared.h1, addr, &parts.method, head, connect_timeout);
+                match tokio::time::timeout(read_timeout, exchange).await {
+                    Ok(Ok(r)) => Ok(Ok(r.map(Either::Right))),
+                    Ok(Err(e)) => Ok(Err(UpstreamError::Lean(e))),
+                    Err(elapsed) => Err(elapsed),
+                }
+            }
+            (_, Some(client), _) => {
+                let mut upstream = Request::from_parts(clone_parts(&parts), this_body);
+                let mut uri = std::mem::take(upstream.uri_mut()).into_parts();
+                uri.scheme = Some(scheme.clone());
+                uri.authority = Some(authority.clone());
+                match Uri::from_parts(uri) {
+                    Ok(u) => *upstream.uri_mut() = u,
+                    Err(_) => return status(StatusCode::BAD_REQUEST),
+                }
+                match tokio::time::timeout(read_timeout, client.request(upstream)).await {
+                    Ok(Ok(r)) => Ok(Ok(r.map(Either::Left))),
+                    Ok(Err(e)) => Ok(Err(UpstreamError::Hyper(e))),
+                    Err(elapsed) => Err(elapsed),
+                }
+            }
+            _ => break,
+        };
         let error = match sent {
             Ok(Ok(r)) => {
                 response = Some(r);
                 break;
             }
             Ok(Err(e)) => {
-                too_large = TooLarge::caused(&e);
+                too_large = matches!(&e, UpstreamError::Hyper(e) if TooLarge::caused(e));
                 e
             }
             Err(_) => {
@@ -289,7 +321,7 @@ async fn forward<'t>(
         tracing::warn!(
             upstream = %authority,
             error = %error,
-            cause = ?std::error::Error::source(&error),
+            cause = ?error.cause(),
             retry = retry_body.is_some(),
             "upstream request failed"
         );
@@ -349,6 +381,38 @@ async fn forward<'t>(
         }
     }
     response.map(Either::Left)
+}
+
+/// Why an upstream request failed, from either client.
+enum UpstreamError {
+    Hyper(hyper_util::client::legacy::Error),
+    Lean(h1::Error),
+}
+
+impl UpstreamError {
+    /// The connection never happened: nothing of the request reached the pod.
+    fn is_connect(&self) -> bool {
+        match self {
+            UpstreamError::Hyper(e) => e.is_connect(),
+            UpstreamError::Lean(e) => e.is_connect(),
+        }
+    }
+
+    fn cause(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            UpstreamError::Hyper(e) => std::error::Error::source(e),
+            UpstreamError::Lean(e) => std::error::Error::source(e),
+        }
+    }
+}
+
+impl std::fmt::Display for UpstreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UpstreamError::Hyper(e) => e.fmt(f),
+            UpstreamError::Lean(e) => e.fmt(f),
+        }
+    }
 }
 
 /// Does this request of a route with a canary go to the canary? As ingress-nginx decides: the

@@ -7,6 +7,7 @@
 mod access_log;
 mod admin;
 mod body;
+mod h1;
 mod handler;
 mod headers;
 mod location;
@@ -74,6 +75,8 @@ struct Shared {
     /// Upstream clients by protocol and connect timeout (the per-route timeouts and protocol
     /// come from the route's `Location`).
     clients: upstream::Clients,
+    /// Idle connections of the lean HTTP/1 client (requests without a body to plain-HTTP pods).
+    h1: Arc<h1::Pool>,
     config: ProxyConfig,
     generation: AtomicU64,
     ready: AtomicBool,
@@ -89,6 +92,7 @@ impl Proxy {
                 global: Arc::default(),
                 access_log: None,
                 clients,
+                h1: Arc::new(h1::Pool::new(config.pool_idle_timeout)),
                 config,
                 generation: AtomicU64::new(0),
                 ready: AtomicBool::new(false),

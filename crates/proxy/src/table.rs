@@ -69,6 +69,8 @@ pub struct BackendRuntime {
     pub balancer: BackendBalancer,
     /// `ip:port` of each endpoint, same order as the balancer's endpoints.
     pub authorities: Vec<Authority>,
+    /// The same addresses, for the lean HTTP/1 client.
+    pub addrs: Vec<std::net::SocketAddr>,
 }
 
 impl Table {
@@ -134,6 +136,7 @@ impl Table {
                         previous_backends.get(b.name.as_str()).copied(),
                     ),
                     authorities: b.endpoints.iter().map(|e| authority(e.addr)).collect(),
+                    addrs: b.endpoints.iter().map(|e| e.addr).collect(),
                 }
             })
             .collect();

@@ -1,0 +1,827 @@
+//! A lean HTTP/1.1 client for the common case: a request without a body (GET, HEAD, ...) to a
+//! plain-HTTP pod.
+//!
+//! The exchange runs inside the request's own task: an idle connection is taken from the pool (or
+//! one is opened), the request head goes out in one write, the response head is parsed with
+//! `httparse`, and the response body is read by [`H1Body`] itself while the server writes it to the
+//! client; when the body ends, the connection goes back to the pool. No connection task, channel or
+//! pool future per request. Everything else (request bodies, upgrades, HTTPS, HTTP/2, gRPC) goes
+//! through hyper's client.
+//!
+//! As nginx does with its keep-alive connections, a request that fails on a reused connection
+//! before any byte of response came back is sent again once on a new connection to the same pod:
+//! the pod may have closed the idle connection just as it was taken (only idempotent requests take
+//! this path).
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::request::Parts;
+use http::{Method, Response, StatusCode, Version};
+use hyper::body::{Body, Frame, SizeHint};
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{ready, Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A response head (status line and headers) may not be larger (hyper's client allows about as
+/// much); a chunk-size line or trailer block neither.
+const MAX_HEAD: usize = 64 * 1024;
+/// Response headers at most (hyper's default).
+const MAX_HEADERS: usize = 100;
+/// Idle connections kept per pod.
+const MAX_IDLE_PER_ENDPOINT: usize = 1024;
+/// The read buffer grows by this much when it runs out of room.
+const READ_CHUNK: usize = 8 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("connect: {0}")]
+    Connect(io::Error),
+    #[error("connect: timed out after {0:?}")]
+    ConnectTimeout(Duration),
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("connection closed before the response")]
+    Closed,
+    #[error("invalid response: {0}")]
+    Invalid(&'static str),
+}
+
+impl Error {
+    /// The connection never happened: the request did not reach the pod.
+    pub fn is_connect(&self) -> bool {
+        matches!(self, Error::Connect(_) | Error::ConnectTimeout(_))
+    }
+}
+
+/// Idle connections by pod address, kept across configurations. Locked briefly to take or return
+/// one connection.
+pub struct Pool {
+    idle_timeout: Duration,
+    inner: Mutex<Idle>,
+}
+
+#[derive(Default)]
+struct Idle {
+    by_addr: HashMap<SocketAddr, Vec<(TcpStream, Instant)>>,
+    /// When connections of pods no longer asked for are next looked for and closed.
+    next_sweep: Option<Instant>,
+}
+
+impl Pool {
+    pub fn new(idle_timeout: Duration) -> Self {
+        Self {
+            idle_timeout,
+            inner: Mutex::new(Idle::default()),
+        }
+    }
+
+    /// The most recently used idle connection to `addr` that is still open.
+    fn take(&self, addr: SocketAddr) -> Option<TcpStream> {
+        let now = Instant::now();
+        let mut idle = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let list = idle.by_addr.get_mut(&addr)?;
+        while let Some((stream, since)) = list.pop() {
+            if now.saturating_duration_since(since) > self.idle_timeout {
+                // The rest are older still.
+                list.clear();
+                break;
+            }
+            if still_open(&stream) {
+                return Some(stream);
+            }
+        }
+        None
+    }
+
+    fn put(&self, addr: SocketAddr, stream: TcpStream) {
+        let now = Instant::now();
+        let mut idle = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let list = idle.by_addr.entry(addr).or_default();
+        if list.len() < MAX_IDLE_PER_ENDPOINT {
+            list.push((stream, now));
+        }
+        match idle.next_sweep {
+            Some(at) if at > now => {}
+            _ => {
+                let timeout = self.idle_timeout;
+                idle.by_addr.retain(|_, list| {
+                    list.retain(|(_, since)| now.saturating_duration_since(*since) <= timeout);
+                    !list.is_empty()
+                });
+                idle.next_sweep = Some(now + timeout);
+            }
+        }
+    }
+
+    /// Idle connections kept (for tests).
+    #[cfg(test)]
+    fn idle(&self, addr: SocketAddr) -> usize {
+        let idle = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        idle.by_addr.get(&addr).map_or(0, Vec::len)
+    }
+}
+
+/// An idle connection is usable when nothing is waiting to be read on it: neither the pod's close
+/// nor stray bytes. No system call unless the socket became readable.
+fn still_open(stream: &TcpStream) -> bool {
+    let mut probe = [0u8; 1];
+    matches!(stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+}
+
+/// The request head sent for `parts` (origin-form target, headers as they are).
+pub fn encode_head(parts: &Parts) -> Vec<u8> {
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut head = Vec::with_capacity(256 + parts.headers.len() * 32);
+    head.extend_from_slice(parts.method.as_str().as_bytes());
+    head.push(b' ');
+    head.extend_from_slice(target.as_bytes());
+    head.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in &parts.headers {
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    head
+}
+
+/// Send a request without a body (its encoded `head`) to `addr` and read the response head.
+pub async fn send(
+    pool: &Arc<Pool>,
+    addr: SocketAddr,
+    method: &Method,
+    head: &[u8],
+    connect_timeout: Duration,
+) -> Result<Response<H1Body>, Error> {
+    if let Some(stream) = pool.take(addr) {
+        match exchange(pool, addr, stream, method, head).await {
+            Err(Failed {
+                error,
+                before_response: true,
+            }) => {
+                tracing::debug!(upstream = %addr, %error, "reused connection failed, sending again on a new one");
+            }
+            other => return other.map_err(|f| f.error),
+        }
+    }
+    let stream = match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(Error::Connect(e)),
+        Err(_) => return Err(Error::ConnectTimeout(connect_timeout)),
+    };
+    let _ = stream.set_nodelay(true);
+    exchange(pool, addr, stream, method, head)
+        .await
+        .map_err(|f| f.error)
+}
+
+struct Failed {
+    error: Error,
+    /// Nothing of a response came back (the request may not have reached the pod).
+    before_response: bool,
+}
+
+impl From<Error> for Failed {
+    fn from(error: Error) -> Self {
+        Self {
+            error,
+            before_response: false,
+        }
+    }
+}
+
+async fn exchange(
+    pool: &Arc<Pool>,
+    addr: SocketAddr,
+    mut stream: TcpStream,
+    method: &Method,
+    head: &[u8],
+) -> Result<Response<H1Body>, Failed> {
+    let early = |e: io::Error| Failed {
+        error: Error::Io(e),
+        before_response: true,
+    };
+    stream.write_all(head).await.map_err(early)?;
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    loop {
+        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+            buf.reserve(READ_CHUNK);
+        }
+        let n = stream.read_buf(&mut buf).await.map_err(|e| Failed {
+            before_response: buf.is_empty(),
+            ..Failed::from(Error::Io(e))
+        })?;
+        if n == 0 {
+            return Err(if buf.is_empty() {
+                Failed {
+                    error: Error::Closed,
+                    before_response: true,
+                }
+            } else {
+                Error::Invalid("connection closed within the response head").into()
+            });
+        }
+        // Informational responses (100 Continue, 103 Early Hints) are read past.
+        while let Some(parsed) = parse_head(&mut buf)? {
+            if parsed.status.is_informational() {
+                if parsed.status == StatusCode::SWITCHING_PROTOCOLS {
+                    return Err(Error::Invalid("101 to a request without Upgrade").into());
+                }
+                continue;
+            }
+            return Ok(respond(pool, addr, stream, method, parsed, buf)?);
+        }
+        if buf.len() > MAX_HEAD {
+            return Err(Error::Invalid("response head over 64 KiB").into());
+        }
+    }
+}
+
+struct Head {
+    status: StatusCode,
+    version: Version,
+    headers: HeaderMap,
+}
+
+/// Parse a complete response head at the start of `buf` and remove it from there; `None`: not
+/// complete yet.
+fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Error> {
+    // Header positions in `buf`, to slice them out of the frozen head without copying.
+    let mut spans = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
+    let (len, code, minor, count) = {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut headers);
+        let len = match response.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err(Error::Invalid("more than 100 headers"))
+            }
+            Err(_) => return Err(Error::Invalid("malformed head")),
+        };
+        let base = buf.as_ptr() as usize;
+        let count = response.headers.len();
+        for (span, h) in spans.iter_mut().zip(response.headers.iter()) {
+            let name = h.name.as_ptr() as usize - base;
+            let value = h.value.as_ptr() as usize - base;
+            *span = (name, name + h.name.len(), value, value + h.value.len());
+        }
+        (
+            len,
+            response.code.unwrap_or(0),
+            response.version.unwrap_or(1),
+            count,
+        )
+    };
+    let head = buf.split_to(len).freeze();
+    let status = StatusCode::from_u16(code).map_err(|_| Error::Invalid("status code"))?;
+    let mut headers = HeaderMap::with_capacity(count);
+    for &(ns, ne, vs, ve) in &spans[..count] {
+        let name =
+            HeaderName::from_bytes(&head[ns..ne]).map_err(|_| Error::Invalid("header name"))?;
+        let value = HeaderValue::from_maybe_shared(head.slice(vs..ve))
+            .map_err(|_| Error::Invalid("header value"))?;
+        headers.append(name, value);
+    }
+    let version = if minor == 0 {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    Ok(Some(Head {
+        status,
+        version,
+        headers,
+    }))
+}
+
+/// The response for a parsed head: its body framing (RFC 9112 section 6.3) and whether the
+/// connection can be used again after it.
+fn respond(
+    pool: &Arc<Pool>,
+    addr: SocketAddr,
+    stream: TcpStream,
+    method: &Method,
+    mut head: Head,
+    buf: BytesMut,
+) -> Result<Response<H1Body>, Error> {
+    let mut keep_alive = match head.version {
+        Version::HTTP_11 => !has_token(&head.headers, header::CONNECTION, "close"),
+        _ => has_token(&head.headers, header::CONNECTION, "keep-alive"),
+    };
+    let framing = if *method == Method::HEAD
+        || head.status == StatusCode::NO_CONTENT
+        || head.status == StatusCode::NOT_MODIFIED
+    {
+        Framing::Length(0)
+    } else if head.headers.contains_key(header::TRANSFER_ENCODING) {
+        // A length next to a transfer coding is dropped, and such a connection not trusted again.
+        if head.headers.remove(header::CONTENT_LENGTH).is_some() {
+            keep_alive = false;
+        }
+        if last_coding_is_chunked(&head.headers) {
+            Framing::Chunked(Chunk::Size)
+        } else {
+            Framing::UntilClose
+        }
+    } else if head.headers.contains_key(header::CONTENT_LENGTH) {
+        Framing::Length(content_length(&head.headers).ok_or(Error::Invalid("content-length"))?)
+    } else {
+        Framing::UntilClose
+    };
+    if matches!(framing, Framing::UntilClose) {
+        keep_alive = false;
+    }
+    let mut body = H1Body {
+        conn: Some(Conn {
+            stream,
+            pool: pool.clone(),
+            addr,
+        }),
+        buf,
+        framing,
+        keep_alive,
+    };
+    if let Framing::Length(0) = body.framing {
+        body.finish();
+    }
+    let mut response = Response::new(body);
+    *response.status_mut() = head.status;
+    *response.version_mut() = head.version;
+    *response.headers_mut() = head.headers;
+    Ok(response)
+}
+
+fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+fn last_coding_is_chunked(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .next_back()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("chunked"))
+}
+
+/// The declared length; several must agree.
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    let mut length = None;
+    for v in headers.get_all(header::CONTENT_LENGTH) {
+        for part in v.to_str().ok()?.split(',') {
+            let part = part.trim();
+            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let n: u64 = part.parse().ok()?;
+            if length.is_some_and(|l| l != n) {
+                return None;
+            }
+            length = Some(n);
+        }
+    }
+    length
+}
+
+struct Conn {
+    stream: TcpStream,
+    pool: Arc<Pool>,
+    addr: SocketAddr,
+}
+
+enum Framing {
+    /// This many bytes are left.
+    Length(u64),
+    Chunked(Chunk),
+    /// The body ends when the pod closes the connection.
+    UntilClose,
+    Done,
+}
+
+#[derive(Clone, Copy)]
+enum Chunk {
+    /// Next: a chunk-size line.
+    Size,
+    /// This many bytes of the current chunk are left.
+    Data(u64),
+    /// Next: the CRLF closing a chunk.
+    DataEnd,
+    /// Next: the trailer section after the last chunk.
+    Trailers,
+}
+
+/// A response body read from the pod's connection as it is polled; the connection returns to the
+/// pool when the body has been read to its end.
+pub struct H1Body {
+    conn: Option<Conn>,
+    buf: BytesMut,
+    framing: Framing,
+    keep_alive: bool,
+}
+
+impl H1Body {
+    /// The body is complete: the connection goes back to the pool if it can carry another request.
+    fn finish(&mut self) {
+        self.framing = Framing::Done;
+        if let Some(conn) = self.conn.take() {
+            if self.keep_alive && self.buf.is_empty() {
+                conn.pool.put(conn.addr, conn.stream);
+            }
+        }
+    }
+
+    /// Read more of the body into the buffer; `Ok(0)`: the pod closed the connection.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let Some(conn) = &self.conn else {
+            return Poll::Ready(Ok(0));
+        };
+        if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
+            self.buf.reserve(READ_CHUNK);
+        }
+        loop {
+            match conn.stream.try_read_buf(&mut self.buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ready!(conn.stream.poll_read_ready(cx))?;
+                }
+                other => return Poll::Ready(other),
+            }
+        }
+    }
+
+    fn take_data(&mut self, max: u64) -> Bytes {
+        let n = usize::try_from(max).map_or(self.buf.len(), |m| m.min(self.buf.len()));
+        self.buf.split_to(n).freeze()
+    }
+
+    fn fail(&mut self, error: Error) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        self.framing = Framing::Done;
+        self.conn = None;
+        Poll::Ready(Some(Err(error)))
+    }
+}
+
+impl Body for H1Body {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        let this = &mut *self;
+        loop {
+            match this.framing {
+                Framing::Done => return Poll::Ready(None),
+                Framing::Length(0) => {
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                Framing::Length(left) if !this.buf.is_empty() => {
+                    let data = this.take_data(left);
+                    let left = left - data.len() as u64;
+                    this.framing = Framing::Length(left);
+                    if left == 0 {
+                        this.finish();
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Framing::UntilClose if !this.buf.is_empty() => {
+                    let data = this.take_data(u64::MAX);
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Framing::Chunked(Chunk::Size) if !this.buf.is_empty() => {
+                    match httparse::parse_chunk_size(&this.buf) {
+                        Ok(httparse::Status::Complete((used, size))) => {
+                            this.buf.advance(used);
+                            this.framing = Framing::Chunked(if size == 0 {
+                                Chunk::Trailers
+                            } else {
+                                Chunk::Data(size)
+                            });
+                            continue;
+                        }
+                        Ok(httparse::Status::Partial) if this.buf.len() <= MAX_HEAD => {}
+                        _ => return this.fail(Error::Invalid("chunk size")),
+                    }
+                }
+                Framing::Chunked(Chunk::Data(left)) if !this.buf.is_empty() => {
+                    let data = this.take_data(left);
+                    let left = left - data.len() as u64;
+                    this.framing = Framing::Chunked(if left == 0 {
+                        Chunk::DataEnd
+                    } else {
+                        Chunk::Data(left)
+                    });
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Framing::Chunked(Chunk::DataEnd) if this.buf.len() >= 2 => {
+                    if &this.buf[..2] != b"\r\n" {
+                        return this.fail(Error::Invalid("chunk not followed by CRLF"));
+                    }
+                    this.buf.advance(2);
+                    this.framing = Framing::Chunked(Chunk::Size);
+                    continue;
+                }
+                Framing::Chunked(Chunk::Trailers) if this.buf.starts_with(b"\r\n") => {
+                    this.buf.advance(2);
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                Framing::Chunked(Chunk::Trailers) if this.buf.len() >= 2 => {
+                    match parse_trailers(&mut this.buf) {
+                        Ok(Some(trailers)) => {
+                            this.finish();
+                            return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+                        }
+                        Ok(None) if this.buf.len() <= MAX_HEAD => {}
+                        Ok(None) => return this.fail(Error::Invalid("trailers over 64 KiB")),
+                        Err(e) => return this.fail(e),
+                    }
+                }
+                // Nothing (or not enough) buffered for the current state: read more.
+                _ => {}
+            }
+            match ready!(this.poll_fill(cx)) {
+                Ok(0) if matches!(this.framing, Framing::UntilClose) => {
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                Ok(0) => return this.fail(Error::Invalid("connection closed within the body")),
+                Ok(_) => {}
+                Err(e) => return this.fail(Error::Io(e)),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.framing, Framing::Done)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.framing {
+            Framing::Length(n) => SizeHint::with_exact(n),
+            Framing::Done => SizeHint::with_exact(0),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+/// A complete trailer section at the start of `buf`, removed from there; `None`: not complete.
+fn parse_trailers(buf: &mut BytesMut) -> Result<Option<HeaderMap>, Error> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let (used, parsed) = match httparse::parse_headers(buf, &mut headers) {
+        Ok(httparse::Status::Complete(c)) => c,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(Error::Invalid("trailers")),
+    };
+    let mut trailers = HeaderMap::with_capacity(parsed.len());
+    for h in parsed {
+        let name = HeaderName::from_bytes(h.name.as_bytes())
+            .map_err(|_| Error::Invalid("trailer name"))?;
+        let value =
+            HeaderValue::from_bytes(h.value).map_err(|_| Error::Invalid("trailer value"))?;
+        trailers.append(name, value);
+    }
+    buf.advance(used);
+    Ok(Some(trailers))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::net::TcpListener;
+
+    /// A pod on loopback answering each request, on every connection, with the next of
+    /// `responses` (each written in the given pieces); counts connections.
+    async fn pod(responses: Vec<Vec<&'static [u8]>>) -> (SocketAddr, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let count = connections.clone();
+        let responses = Arc::new(Mutex::new(responses.into_iter()));
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                let responses = responses.clone();
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    loop {
+                        let mut chunk = [0u8; 1024];
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&chunk[..n]),
+                        }
+                        while let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                            request.drain(..end + 4);
+                            let next = responses.lock().unwrap().next();
+                            let Some(pieces) = next else { return };
+                            for piece in pieces {
+                                if piece == b"CLOSE" {
+                                    return;
+                                }
+                                stream.write_all(piece).await.unwrap();
+                                stream.flush().await.unwrap();
+                                tokio::task::yield_now().await;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (addr, connections)
+    }
+
+    fn head(method: Method) -> Vec<u8> {
+        let (mut parts, ()) = http::Request::builder()
+            .method(method)
+            .uri("/x?y=1")
+            .header("host", "example.com")
+            .body(())
+            .unwrap()
+            .into_parts();
+        parts
+            .headers
+            .insert("x-forwarded-for", HeaderValue::from_static("127.0.0.1"));
+        encode_head(&parts)
+    }
+
+    async fn get(
+        pool: &Arc<Pool>,
+        addr: SocketAddr,
+        method: Method,
+    ) -> Result<(Response<()>, Bytes, Option<HeaderMap>), Error> {
+        let response = send(
+            pool,
+            addr,
+            &method,
+            &head(method.clone()),
+            Duration::from_secs(1),
+        )
+        .await?;
+        let (parts, body) = response.into_parts();
+        let collected = body.collect().await?;
+        let trailers = collected.trailers().cloned();
+        Ok((
+            Response::from_parts(parts, ()),
+            collected.to_bytes(),
+            trailers,
+        ))
+    }
+
+    #[test]
+    fn request_head_is_origin_form_with_headers_as_given() {
+        assert_eq!(
+            String::from_utf8(head(Method::GET)).unwrap(),
+            "GET /x?y=1 HTTP/1.1\r\nhost: example.com\r\nx-forwarded-for: 127.0.0.1\r\n\r\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn chunked_body_in_pieces_with_trailers_then_the_connection_is_reused() {
+        let (addr, connections) = pod(vec![
+            vec![
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n5\r\nhel",
+                b"lo\r\n6;ext=1\r\n world\r",
+                b"\n0\r\nX-Checksum: abc\r\n",
+                b"\r\n",
+            ],
+            vec![b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"],
+        ])
+        .await;
+        let pool = Arc::new(Pool::new(Duration::from_secs(60)));
+        let (response, body, trailers) = get(&pool, addr, Method::GET).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["x-a"], "1");
+        assert_eq!(body, "hello world");
+        assert_eq!(trailers.unwrap()["x-checksum"], "abc");
+        assert_eq!(pool.idle(addr), 1);
+        let (_, body, _) = get(&pool, addr, Method::GET).await.unwrap();
+        assert_eq!(body, "abc");
+        assert_eq!(
+            connections.load(Ordering::SeqCst),
+            1,
+            "one connection for both"
+        );
+    }
+
+    #[tokio::test]
+    async fn informational_responses_are_read_past_and_head_has_no_body() {
+        let (addr, connections) = pod(vec![
+            vec![
+                b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+            ],
+            vec![b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"],
+            vec![b"HTTP/1.1 204 No Content\r\n\r\n"],
+        ])
+        .await;
+        let pool = Arc::new(Pool::new(Duration::from_secs(60)));
+        let (response, body, _) = get(&pool, addr, Method::GET).await.unwrap();
+        assert_eq!((response.status(), &body[..]), (StatusCode::OK, &b"ok"[..]));
+        let (response, body, _) = get(&pool, addr, Method::HEAD).await.unwrap();
+        assert_eq!(response.headers()["content-length"], "1000");
+        assert!(body.is_empty());
+        let (response, body, _) = get(&pool, addr, Method::GET).await.unwrap();
+        assert_eq!((response.status(), body.len()), (StatusCode::NO_CONTENT, 0));
+        assert_eq!(connections.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn body_until_close_and_connection_close_are_not_reused() {
+        let (addr, connections) = pod(vec![
+            vec![b"HTTP/1.1 200 OK\r\n\r\nuntil ", b"close", b"CLOSE"],
+            vec![b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"],
+            vec![b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok"],
+            vec![b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"],
+        ])
+        .await;
+        let pool = Arc::new(Pool::new(Duration::from_secs(60)));
+        let (_, body, _) = get(&pool, addr, Method::GET).await.unwrap();
+        assert_eq!(body, "until close");
+        for _ in 0..3 {
+            let (_, body, _) = get(&pool, addr, Method::GET).await.unwrap();
+            assert_eq!(body, "ok");
+        }
+        assert_eq!(connections.load(Ordering::SeqCst), 4);
+        assert_eq!(pool.idle(addr), 1);
+    }
+
+    #[tokio::test]
+    async fn a_pooled_connection_the_pod_closed_is_replaced_transparently() {
+        // The pod answers once per connection and closes it without saying so.
+        let (addr, connections) = pod(vec![
+            vec![b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na", b"CLOSE"],
+            vec![b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb"],
+        ])
+        .await;
+        let pool = Arc::new(Pool::new(Duration::from_secs(60)));
+        assert_eq!(get(&pool, addr, Method::GET).await.unwrap().1, "a");
+        assert_eq!(get(&pool, addr, Method::GET).await.unwrap().1, "b");
+        assert_eq!(connections.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn bad_responses_are_errors_not_panics() {
+        let (addr, _) = pod(vec![
+            vec![b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"],
+            vec![b"NOT HTTP\r\n\r\n"],
+            vec![b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"],
+            vec![
+                b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+                b"CLOSE",
+            ],
+            vec![b"HTTP/1.1 101 Switching Protocols\r\n\r\n"],
+            vec![b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXY"],
+        ])
+        .await;
+        let pool = Arc::new(Pool::new(Duration::from_secs(60)));
+        for _ in 0..6 {
+            let error = get(&pool, addr, Method::GET).await.unwrap_err();
+            assert!(!error.is_connect(), "{error}");
+        }
+        assert_eq!(pool.idle(addr), 0);
+    }
+
+    #[tokio::test]
+    async fn length_next_to_chunked_is_dropped_and_the_connection_not_reused() {
+        let (addr, connections) = pod(vec![
+            vec![b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"],
+            vec![b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"],
+        ])
+        .await;
+        let pool = Arc::new(Pool::new(Duration::from_secs(60)));
+        let (response, body, _) = get(&pool, addr, Method::GET).await.unwrap();
+        assert!(!response.headers().contains_key("content-length"));
+        assert_eq!(body, "ok");
+        assert_eq!(pool.idle(addr), 0);
+        get(&pool, addr, Method::GET).await.unwrap();
+        assert_eq!(connections.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn refused_connections_are_connect_errors() {
+        let addr = {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            listener.local_addr().unwrap()
+        };
+        let pool = Arc::new(Pool::new(Duration::from_secs(60)));
+        let error = get(&pool, addr, Method::GET).await.unwrap_err();
+        assert!(error.is_connect(), "{error}");
+    }
+}
