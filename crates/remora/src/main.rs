@@ -13,6 +13,9 @@ mod whoami;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "remora", version, about = "Kubernetes ingress and HTTP load balancer built for sticky sessions", long_about = None)]
 struct Cli {
