@@ -18,11 +18,12 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{Method, Response, StatusCode, Version};
 use hyper::body::{Body, Frame, SizeHint};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -59,11 +60,15 @@ impl Error {
     }
 }
 
-/// Idle connections by pod address, kept across configurations. Locked briefly to take or return
-/// one connection.
+/// Idle connections by pod address, kept across configurations, one set per worker thread: each
+/// worker runs its own runtime, and a connection stays with the runtime that drives it (no lock,
+/// no sharing between workers).
 pub struct Pool {
     idle_timeout: Duration,
-    inner: Mutex<Idle>,
+}
+
+thread_local! {
+    static IDLE: RefCell<Idle> = RefCell::default();
 }
 
 #[derive(Default)]
@@ -75,55 +80,53 @@ struct Idle {
 
 impl Pool {
     pub fn new(idle_timeout: Duration) -> Self {
-        Self {
-            idle_timeout,
-            inner: Mutex::new(Idle::default()),
-        }
+        Self { idle_timeout }
     }
 
     /// The most recently used idle connection to `addr` that is still open.
     fn take(&self, addr: SocketAddr) -> Option<TcpStream> {
         let now = Instant::now();
-        let mut idle = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let list = idle.by_addr.get_mut(&addr)?;
-        while let Some((stream, since)) = list.pop() {
-            if now.saturating_duration_since(since) > self.idle_timeout {
-                // The rest are older still.
-                list.clear();
-                break;
+        IDLE.with_borrow_mut(|idle| {
+            let list = idle.by_addr.get_mut(&addr)?;
+            while let Some((stream, since)) = list.pop() {
+                if now.saturating_duration_since(since) > self.idle_timeout {
+                    // The rest are older still.
+                    list.clear();
+                    break;
+                }
+                if still_open(&stream) {
+                    return Some(stream);
+                }
             }
-            if still_open(&stream) {
-                return Some(stream);
-            }
-        }
-        None
+            None
+        })
     }
 
     fn put(&self, addr: SocketAddr, stream: TcpStream) {
         let now = Instant::now();
-        let mut idle = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let list = idle.by_addr.entry(addr).or_default();
-        if list.len() < MAX_IDLE_PER_ENDPOINT {
-            list.push((stream, now));
-        }
-        match idle.next_sweep {
-            Some(at) if at > now => {}
-            _ => {
-                let timeout = self.idle_timeout;
-                idle.by_addr.retain(|_, list| {
-                    list.retain(|(_, since)| now.saturating_duration_since(*since) <= timeout);
-                    !list.is_empty()
-                });
-                idle.next_sweep = Some(now + timeout);
+        IDLE.with_borrow_mut(|idle| {
+            let list = idle.by_addr.entry(addr).or_default();
+            if list.len() < MAX_IDLE_PER_ENDPOINT {
+                list.push((stream, now));
             }
-        }
+            match idle.next_sweep {
+                Some(at) if at > now => {}
+                _ => {
+                    let timeout = self.idle_timeout;
+                    idle.by_addr.retain(|_, list| {
+                        list.retain(|(_, since)| now.saturating_duration_since(*since) <= timeout);
+                        !list.is_empty()
+                    });
+                    idle.next_sweep = Some(now + timeout);
+                }
+            }
+        })
     }
 
     /// Idle connections kept (for tests).
     #[cfg(test)]
     fn idle(&self, addr: SocketAddr) -> usize {
-        let idle = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        idle.by_addr.get(&addr).map_or(0, Vec::len)
+        IDLE.with_borrow(|idle| idle.by_addr.get(&addr).map_or(0, Vec::len))
     }
 }
 
@@ -605,6 +608,7 @@ mod tests {
     use super::*;
     use http_body_util::BodyExt;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
     use tokio::net::TcpListener;
 
     /// A pod on loopback answering each request, on every connection, with the next of

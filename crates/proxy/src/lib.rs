@@ -80,6 +80,8 @@ struct Shared {
     config: ProxyConfig,
     generation: AtomicU64,
     ready: AtomicBool,
+    /// The task decaying session loads runs.
+    decaying: AtomicBool,
 }
 
 impl Proxy {
@@ -96,6 +98,7 @@ impl Proxy {
                 config,
                 generation: AtomicU64::new(0),
                 ready: AtomicBool::new(false),
+                decaying: AtomicBool::new(false),
             }),
         })
     }
@@ -164,6 +167,10 @@ impl Proxy {
     /// Halve the session loads that bounded placement compares, every [`LOAD_HALF_LIFE`], so they
     /// reflect recent sessions. Runs until the proxy is dropped.
     fn spawn_load_decay(&self) {
+        // Once per proxy, however many listeners and workers serve it.
+        if self.shared.decaying.swap(true, Ordering::Relaxed) {
+            return;
+        }
         let shared = Arc::downgrade(&self.shared);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(LOAD_HALF_LIFE);

@@ -41,12 +41,12 @@ enum Command {
 }
 
 impl Command {
-    fn workers(&self) -> Option<usize> {
+    /// Does the command serve proxied traffic (on worker threads of its own when there are
+    /// several)?
+    fn serves(&self) -> bool {
         match self {
-            Command::Serve(a) => a.workers(),
-            Command::Demo(a) => a.common.workers,
-            Command::Controller(a) => a.common.workers,
-            Command::Whoami(_) | Command::Check(_) | Command::CookieSecret(_) => None,
+            Command::Serve(_) | Command::Demo(_) | Command::Controller(_) => true,
+            Command::Whoami(_) | Command::Check(_) | Command::CookieSecret(_) => false,
         }
     }
 }
@@ -61,16 +61,14 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    // One worker: a current-thread runtime (no work-stealing machinery, the whole request path
-    // on one thread). More: the multi-thread scheduler.
-    let mut runtime = match cli.command.workers() {
-        Some(1) => tokio::runtime::Builder::new_current_thread(),
-        Some(n) => {
-            let mut b = tokio::runtime::Builder::new_multi_thread();
-            b.worker_threads(n.max(1));
-            b
-        }
-        None => tokio::runtime::Builder::new_multi_thread(),
+    // Serving commands: a current-thread runtime for the control plane (and, with one worker,
+    // the whole request path on that thread); more workers get threads and runtimes of their own
+    // (`serve::start`), no work-stealing machinery anywhere. The others: the multi-thread
+    // scheduler.
+    let mut runtime = if cli.command.serves() {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
     };
     runtime.enable_all();
     let runtime = match runtime.build() {

@@ -7,7 +7,7 @@ use files::{Manifests, Watcher};
 use proxy::{Proxy, ProxyConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -35,9 +35,11 @@ pub struct Common {
     /// Address of the admin endpoints (/healthz, /readyz, /status, /snapshot).
     #[arg(long, default_value = "127.0.0.1:10254", value_name = "ADDR")]
     pub admin: SocketAddr,
-    /// Tokio worker threads [default: the number of cores].
-    #[arg(long, value_name = "N")]
-    pub workers: Option<usize>,
+    /// Threads serving proxied traffic, each with its own runtime, listening sockets
+    /// (SO_REUSEPORT) and upstream connections; with more than one, the control plane and admin
+    /// endpoints run on a thread of their own [default: the number of cores].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: Option<u16>,
     /// Serve only Ingresses of this class (spec.ingressClassName or the kubernetes.io/ingress.class
     /// annotation). Repeatable. Without it, every Ingress is served.
     #[arg(long = "ingress-class", value_name = "NAME")]
@@ -74,9 +76,13 @@ fn balance_factor(s: &str) -> Result<f64, String> {
     }
 }
 
-impl Args {
-    pub fn workers(&self) -> Option<usize> {
-        self.common.workers
+impl Common {
+    /// Worker threads serving proxied traffic.
+    pub fn workers(&self) -> usize {
+        self.workers.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get()),
+            usize::from,
+        )
     }
 }
 
@@ -116,11 +122,11 @@ pub async fn start(
     shutdown: &Shutdown,
 ) -> anyhow::Result<Running> {
     let key = crate::secret::load(common.cookie_secret_file.as_deref())?;
-    let http = TcpListener::bind(listen_http)
-        .await
+    let workers = common.workers();
+    let shared_port = workers > 1;
+    let http = bind(listen_http, shared_port)
         .with_context(|| format!("cannot listen on {listen_http} (--listen-http)"))?;
-    let https = TcpListener::bind(listen_https)
-        .await
+    let https = bind(listen_https, shared_port)
         .with_context(|| format!("cannot listen on {listen_https} (--listen-https)"))?;
     let admin = TcpListener::bind(common.admin)
         .await
@@ -137,22 +143,104 @@ pub async fn start(
             .map_err(anyhow::Error::msg)?;
     }
     let tls = proxy.tls_config().map_err(anyhow::Error::msg)?;
+    let mut servers = Vec::new();
+    if workers == 1 {
+        // Everything on this thread.
+        let p = proxy.clone();
+        let stop = shutdown.clone();
+        servers.push(tokio::spawn(async move {
+            p.serve_http(http, stop.wait()).await
+        }));
+        let p = proxy.clone();
+        let tls = tls.clone();
+        let stop = shutdown.clone();
+        servers.push(tokio::spawn(async move {
+            p.serve_https(https, tls, stop.wait()).await
+        }));
+    } else {
+        // One pair of listening sockets per worker on the same ports: the kernel spreads new
+        // connections over them, and each worker serves its own without handing anything over.
+        let mut sockets = vec![(http.into_std()?, https.into_std()?)];
+        for _ in 1..workers {
+            sockets.push((
+                bind(http_addr, true)?.into_std()?,
+                bind(https_addr, true)?.into_std()?,
+            ));
+        }
+        for (i, (http, https)) in sockets.into_iter().enumerate() {
+            let (done, finished) = tokio::sync::oneshot::channel::<()>();
+            let (p, tls, stop) = (proxy.clone(), tls.clone(), shutdown.clone());
+            std::thread::Builder::new()
+                .name(format!("remora-worker-{i}"))
+                .spawn(move || worker(p, http, https, tls, stop, done))
+                .context("cannot start a worker thread")?;
+            servers.push(tokio::spawn(async move {
+                let _ = finished.await;
+            }));
+        }
+    }
     let p = proxy.clone();
     let stop = shutdown.clone();
-    let http_task = tokio::spawn(async move { p.serve_http(http, stop.wait()).await });
-    let p = proxy.clone();
-    let stop = shutdown.clone();
-    let https_task = tokio::spawn(async move { p.serve_https(https, tls, stop.wait()).await });
-    let p = proxy.clone();
-    let stop = shutdown.clone();
-    let admin_task = tokio::spawn(async move { p.serve_admin(admin, stop.wait()).await });
+    servers.push(tokio::spawn(async move {
+        p.serve_admin(admin, stop.wait()).await
+    }));
     Ok(Running {
         proxy,
         http: http_addr,
         https: https_addr,
         admin: admin_addr,
-        servers: vec![http_task, https_task, admin_task],
+        servers,
     })
+}
+
+/// A listening socket; `shared_port`: other sockets may listen on the same port (SO_REUSEPORT),
+/// one per worker.
+fn bind(addr: SocketAddr, shared_port: bool) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    if shared_port {
+        socket.set_reuseport(true)?;
+    }
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// One worker thread: its own current-thread runtime serving its HTTP and HTTPS sockets until
+/// shutdown, then `done`.
+fn worker(
+    proxy: Proxy,
+    http: std::net::TcpListener,
+    https: std::net::TcpListener,
+    tls: std::sync::Arc<proxy::ServerConfig>,
+    stop: Shutdown,
+    done: tokio::sync::oneshot::Sender<()>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start a worker's runtime");
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        match (TcpListener::from_std(http), TcpListener::from_std(https)) {
+            (Ok(http), Ok(https)) => {
+                tokio::join!(
+                    proxy.serve_http(http, stop.clone().wait()),
+                    proxy.serve_https(https, tls, stop.wait()),
+                );
+            }
+            (Err(e), _) | (_, Err(e)) => tracing::error!(error = %e, "a worker cannot listen"),
+        }
+    });
+    let _ = done.send(());
 }
 
 pub fn options(common: &Common) -> translate::Options {
