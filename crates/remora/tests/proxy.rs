@@ -336,3 +336,37 @@ async fn sigterm_lets_in_flight_requests_finish() {
     let code = tokio::task::block_in_place(|| remora.wait_exit(std::time::Duration::from_secs(10)));
     assert_eq!(code, Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_share_the_port_and_keep_pod_connections() {
+    let (pods, dir) = one_service("app-5f6a7b-w").await;
+    let remora = Remora::serve(&[dir.path()], &["--workers", "3"]);
+    // Three serving threads besides the control plane's.
+    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", remora.pid()))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|c| c.trim().to_owned())
+        .filter(|c| c.starts_with("remora-worker-"))
+        .collect();
+    assert_eq!(threads.len(), 3, "{threads:?}");
+    // Each request on a new client connection (spread over the workers by the kernel); each
+    // answered, and the pod sees the workers' kept connections, not one per request.
+    for i in 0..60 {
+        let r = get(&remora.url("/"), &[]).await;
+        assert_eq!(r.status, 200, "request {i}");
+        assert_eq!(r.body, format!("Hello \"{}\"!", pods[0].name));
+    }
+    let upstream = pods[0]
+        .connections
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        (1..=6).contains(&upstream),
+        "{upstream} pod connections for 60 requests"
+    );
+    // HEAD: the length, no body, and the connection still good for the next request.
+    let r = request("HEAD", &remora.url("/"), &[], Bytes::new()).await;
+    assert_eq!(r.status, 200);
+    assert!(r.headers.contains_key("content-length"));
+    assert!(r.body.is_empty());
+    assert_eq!(get(&remora.url("/"), &[]).await.status, 200);
+}

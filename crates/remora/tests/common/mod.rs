@@ -31,6 +31,8 @@ pub struct Pod {
     pub name: String,
     pub addr: SocketAddr,
     pub hits: Arc<AtomicUsize>,
+    /// Connections accepted.
+    pub connections: Arc<AtomicUsize>,
     stop: Option<tokio::sync::watch::Sender<bool>>,
 }
 
@@ -59,6 +61,8 @@ async fn start_pod(listener: TcpListener, name: String) -> Pod {
     let (tx, rx) = tokio::sync::watch::channel(false);
     let counter = hits.clone();
     let pod_name = name.clone();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let accepted = connections.clone();
     tokio::spawn(async move {
         loop {
             let mut stop = rx.clone();
@@ -66,6 +70,7 @@ async fn start_pod(listener: TcpListener, name: String) -> Pod {
                 a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
                 _ = stop.wait_for(|s| *s) => return,
             };
+            accepted.fetch_add(1, Ordering::Relaxed);
             let name = pod_name.clone();
             let counter = counter.clone();
             tokio::spawn(async move {
@@ -120,6 +125,7 @@ async fn start_pod(listener: TcpListener, name: String) -> Pod {
         name,
         addr,
         hits,
+        connections,
         stop: Some(tx),
     }
 }
@@ -322,6 +328,11 @@ pub fn binary() -> &'static str {
 }
 
 impl Remora {
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Send SIGTERM, as Kubernetes does when it stops a pod.
     pub fn terminate(&self) {
         let status = Command::new("kill")
@@ -351,7 +362,9 @@ impl Remora {
             args.push(m.display().to_string());
         }
         args.extend(LISTEN_ON_LOOPBACK.map(String::from));
-        args.extend(["--workers", "2"].map(String::from));
+        if !extra.contains(&"--workers") {
+            args.extend(["--workers", "2"].map(String::from));
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         Self::start(&args)
     }
