@@ -7,6 +7,11 @@
 #   bench/install.sh            # haproxy, nginx, wrk from the distribution if missing
 #   bench/run.sh                # ROUNDS=3 DURATION=10 CONNECTIONS=50 by default
 #
+# HEADERS=ingress-nginx (default): HAProxy and nginx send the pods the request headers
+# ingress-nginx sends and Remora sends (X-Request-ID, X-Real-IP, X-Forwarded-For/-Host/-Port/
+# -Proto/-Scheme), so every pod does the same work. HEADERS=none: their bare configurations
+# (Host only), which leaves them less to do than Remora.
+#
 # Everything listens on loopback and stops by itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +24,8 @@ REMORA_PORT=${REMORA_PORT:-18100}
 HAPROXY_PORT=${HAPROXY_PORT:-18101}
 NGINX_PORT=${NGINX_PORT:-18102}
 HOST=bench.example.com
+HEADERS=${HEADERS:-ingress-nginx}
+case $HEADERS in ingress-nginx|none) ;; *) echo "HEADERS is ingress-nginx or none" >&2; exit 1 ;; esac
 
 for tool in haproxy nginx wrk curl; do
   command -v "$tool" >/dev/null || { echo "$tool is missing: run bench/install.sh" >&2; exit 1; }
@@ -95,6 +102,33 @@ spec:
               number: 80
 YAML
 
+# ingress-nginx's proxy headers, as HAProxy rules and nginx directives.
+haproxy_headers() {
+  [ "$HEADERS" = ingress-nginx ] || return 0
+  cat <<'CFG'
+  http-request set-header X-Request-ID %[uuid]
+  http-request set-header X-Real-IP %[src]
+  http-request set-header X-Forwarded-For %[src]
+  http-request set-header X-Forwarded-Host %[req.hdr(host)]
+  http-request set-header X-Forwarded-Port %[dst_port]
+  http-request set-header X-Forwarded-Proto http
+  http-request set-header X-Forwarded-Scheme http
+CFG
+}
+
+nginx_headers() {
+  [ "$HEADERS" = ingress-nginx ] || return 0
+  cat <<'CFG'
+      proxy_set_header X-Request-ID $request_id;
+      proxy_set_header X-Real-IP $remote_addr;
+      proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_set_header X-Forwarded-Host $host;
+      proxy_set_header X-Forwarded-Port $server_port;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Scheme $scheme;
+CFG
+}
+
 haproxy_config() { # threads
   cat > "$WORK/haproxy.cfg" <<CFG
 global
@@ -113,6 +147,7 @@ frontend bench
 backend pods
   balance roundrobin
   cookie SERVERID insert indirect nocache
+$(haproxy_headers)
   server s1 127.0.0.11:$BACKEND_PORT cookie s1
   server s2 127.0.0.12:$BACKEND_PORT cookie s2
   server s3 127.0.0.13:$BACKEND_PORT cookie s3
@@ -147,6 +182,7 @@ http {
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header Host \$host;
+$(nginx_headers)
     }
   }
 }
@@ -227,7 +263,7 @@ run_variant() { # title workers sticky(1|0)
     'BEGIN { printf "remora / %s req/s: %.2fx   remora / haproxy p99: %.2fx\n", n, r / b, rp / hp }'
 }
 
-echo "Remora $("$REMORA" --version | awk '{print $2}'), $(haproxy -v | head -1 | awk '{print "HAProxy " $3}'), $(nginx -v 2>&1 | sed 's/.*nginx\//nginx /'), $(nproc) cores"
+echo "Remora $("$REMORA" --version | awk '{print $2}'), $(haproxy -v | head -1 | awk '{print "HAProxy " $3}'), $(nginx -v 2>&1 | sed 's/.*nginx\//nginx /'), $(nproc) cores, HEADERS=$HEADERS"
 run_variant "pinned session, 1 worker each" 1 1
 run_variant "new sessions (no cookie), 1 worker each" 1 0
 run_variant "pinned session, 2 workers each" 2 1
