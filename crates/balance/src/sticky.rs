@@ -245,23 +245,76 @@ impl BackendBalancer {
 }
 
 /// A random number: session keys (so that sessions spread evenly over the ring and cannot be
-/// predicted) and canary weights.
+/// predicted) and canary weights. From a per-thread generator (BLAKE3 in keyed XOF mode over a
+/// counter, the key drawn from the OS once per thread): no system call per new session.
 pub fn random_u64() -> u64 {
-    // getrandom only fails when the OS has no entropy source at all; then fall back on the clock
-    // and a counter, which still spreads sessions (the MAC, not the key, is what protects them).
-    getrandom::u64().unwrap_or_else(|_| {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static N: AtomicU64 = AtomicU64::new(0);
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        xxhash_rust::xxh3::xxh3_64(&(t ^ N.fetch_add(1, Ordering::Relaxed)).to_le_bytes())
-    })
+    RNG.with_borrow_mut(Rng::next_u64)
+}
+
+thread_local! {
+    static RNG: std::cell::RefCell<Rng> = std::cell::RefCell::new(Rng::seeded());
+}
+
+struct Rng {
+    key: [u8; 32],
+    counter: u64,
+    out: [u8; 256],
+    used: usize,
+}
+
+impl Rng {
+    fn seeded() -> Self {
+        let mut key = [0u8; 32];
+        if getrandom::fill(&mut key).is_err() {
+            // No entropy source at all: the clock and the thread still spread sessions (the
+            // cookie's MAC, not the key, is what protects them).
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let thread = format!("{:?}", std::thread::current().id());
+            key = *blake3::hash(format!("{t}/{thread}").as_bytes()).as_bytes();
+        }
+        Self {
+            key,
+            counter: 0,
+            out: [0; 256],
+            used: 256,
+        }
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        if self.used + 8 > self.out.len() {
+            let mut h = blake3::Hasher::new_keyed(&self.key);
+            h.update(&self.counter.to_le_bytes());
+            h.finalize_xof().fill(&mut self.out);
+            self.counter += 1;
+            self.used = 0;
+        }
+        let mut v = [0u8; 8];
+        v.copy_from_slice(&self.out[self.used..self.used + 8]);
+        self.used += 8;
+        u64::from_le_bytes(v)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn random_numbers_are_distinct_balanced_and_differ_between_threads() {
+        let draws: Vec<u64> = (0..10_000).map(|_| random_u64()).collect();
+        let distinct: std::collections::HashSet<_> = draws.iter().collect();
+        assert_eq!(distinct.len(), draws.len());
+        for bit in [0, 31, 63] {
+            let ones = draws.iter().filter(|v| *v >> bit & 1 == 1).count();
+            assert!((4_500..5_500).contains(&ones), "bit {bit}: {ones} of 10000");
+        }
+        let other = std::thread::spawn(|| (0..100).map(|_| random_u64()).collect::<Vec<_>>())
+            .join()
+            .unwrap();
+        assert!(other.iter().all(|v| !distinct.contains(v)));
+    }
     use model::EndpointId;
     use std::net::SocketAddr;
 
