@@ -828,4 +828,117 @@ mod tests {
         let error = get(&pool, addr, Method::GET).await.unwrap_err();
         assert!(error.is_connect(), "{error}");
     }
+
+    /// A pod that answers the first request on its one connection with `pieces`, written one
+    /// by one, then closes the connection if `close`.
+    async fn scripted(pieces: Vec<Vec<u8>>, close: bool) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let mut request = Vec::new();
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                let mut chunk = [0u8; 1024];
+                match stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => request.extend_from_slice(&chunk[..n]),
+                }
+            }
+            for piece in pieces {
+                if stream.write_all(&piece).await.is_err() {
+                    return;
+                }
+                tokio::task::yield_now().await;
+            }
+            if !close {
+                // Keep the connection open until the test is over.
+                let _ = stream.read(&mut [0u8; 1]).await;
+            }
+        });
+        addr
+    }
+
+    /// `bytes` cut at the given (relative) points.
+    fn split(bytes: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+        points.sort_unstable();
+        let mut pieces = Vec::new();
+        let mut start = 0;
+        for p in points.into_iter().chain([bytes.len()]) {
+            if p > start {
+                pieces.push(bytes[start..p].to_vec());
+                start = p;
+            }
+        }
+        pieces
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Any body, chunked any way (extensions, trailers or not) and delivered in any pieces,
+        /// comes out whole, and the connection is kept.
+        #[test]
+        fn chunked_bodies_survive_any_chunking_and_any_delivery(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000),
+            sizes in proptest::collection::vec(1usize..700, 1..20),
+            cuts in proptest::collection::vec(0usize..10_000, 0..12),
+            trailers: bool,
+            extensions: bool,
+        ) {
+            let mut wire = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            let mut rest = &body[..];
+            let mut i = 0;
+            while !rest.is_empty() {
+                let n = sizes[i % sizes.len()].min(rest.len());
+                let ext = if extensions { ";a=b" } else { "" };
+                wire.extend_from_slice(format!("{n:X}{ext}\r\n").as_bytes());
+                wire.extend_from_slice(&rest[..n]);
+                wire.extend_from_slice(b"\r\n");
+                rest = &rest[n..];
+                i += 1;
+            }
+            wire.extend_from_slice(if trailers { b"0\r\nX-T: 1\r\n\r\n" } else { b"0\r\n\r\n" });
+            runtime().block_on(async {
+                let addr = scripted(split(&wire, &cuts), false).await;
+                let pool = Arc::new(Pool::new(Duration::from_secs(60)));
+                let (_, got, got_trailers) = get(&pool, addr, Method::GET).await.unwrap();
+                assert_eq!(&got[..], &body[..]);
+                assert_eq!(got_trailers.is_some(), trailers);
+                assert_eq!(pool.idle(addr), 1);
+            });
+        }
+
+        /// Whatever a pod sends, the client answers with a response or an error, and never
+        /// keeps a connection whose response it could not read to the end.
+        #[test]
+        fn garbage_is_an_error_never_a_panic_or_a_kept_connection(
+            head in proptest::sample::select(vec![
+                &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+                &b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n"[..],
+                &b"HTTP/1.1 200 OK\r\n"[..],
+                &b""[..],
+            ]),
+            garbage in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            cuts in proptest::collection::vec(0usize..1_000, 0..6),
+        ) {
+            let mut wire = head.to_vec();
+            wire.extend_from_slice(&garbage);
+            runtime().block_on(async {
+                let addr = scripted(split(&wire, &cuts), true).await;
+                let pool = Arc::new(Pool::new(Duration::from_secs(60)));
+                let _ = get(&pool, addr, Method::GET).await;
+                assert_eq!(pool.idle(addr), 0);
+            });
+        }
+    }
 }
