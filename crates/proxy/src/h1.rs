@@ -20,6 +20,7 @@ use http::{Method, Response, StatusCode, Version};
 use hyper::body::{Body, Frame, SizeHint};
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -51,6 +52,8 @@ pub enum Error {
     Closed,
     #[error("invalid response: {0}")]
     Invalid(&'static str),
+    #[error("no data from the pod for {0:?} within the body")]
+    BodyTimeout(Duration),
 }
 
 impl Error {
@@ -155,16 +158,25 @@ pub fn encode_head(parts: &Parts) -> Vec<u8> {
     head
 }
 
+/// How long connecting may take, and how long the pod may stay silent within the response body
+/// (nginx's `proxy_read_timeout` between two reads; the caller bounds the wait for the head).
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub read: Duration,
+}
+
 /// Send a request without a body (its encoded `head`) to `addr` and read the response head.
 pub async fn send(
     pool: &Arc<Pool>,
     addr: SocketAddr,
     method: &Method,
     head: &[u8],
-    connect_timeout: Duration,
+    timeouts: Timeouts,
 ) -> Result<Response<H1Body>, Error> {
+    let connect_timeout = timeouts.connect;
     if let Some(stream) = pool.take(addr) {
-        match exchange(pool, addr, stream, method, head).await {
+        match exchange(pool, addr, stream, method, head, timeouts.read).await {
             Err(Failed {
                 error,
                 before_response: true,
@@ -180,7 +192,7 @@ pub async fn send(
         Err(_) => return Err(Error::ConnectTimeout(connect_timeout)),
     };
     let _ = stream.set_nodelay(true);
-    exchange(pool, addr, stream, method, head)
+    exchange(pool, addr, stream, method, head, timeouts.read)
         .await
         .map_err(|f| f.error)
 }
@@ -206,6 +218,7 @@ async fn exchange(
     mut stream: TcpStream,
     method: &Method,
     head: &[u8],
+    read_timeout: Duration,
 ) -> Result<Response<H1Body>, Failed> {
     let early = |e: io::Error| Failed {
         error: Error::Io(e),
@@ -239,7 +252,14 @@ async fn exchange(
                 }
                 continue;
             }
-            return Ok(respond(pool, addr, stream, method, parsed, buf)?);
+            let conn = Conn {
+                stream,
+                pool: pool.clone(),
+                addr,
+                read_timeout,
+                stalled: None,
+            };
+            return Ok(respond(conn, method, parsed, buf)?);
         }
         if buf.len() > MAX_HEAD {
             return Err(Error::Invalid("response head over 64 KiB").into());
@@ -308,9 +328,7 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Error> {
 /// The response for a parsed head: its body framing (RFC 9112 section 6.3) and whether the
 /// connection can be used again after it.
 fn respond(
-    pool: &Arc<Pool>,
-    addr: SocketAddr,
-    stream: TcpStream,
+    conn: Conn,
     method: &Method,
     mut head: Head,
     buf: BytesMut,
@@ -343,11 +361,7 @@ fn respond(
         keep_alive = false;
     }
     let mut body = H1Body {
-        conn: Some(Conn {
-            stream,
-            pool: pool.clone(),
-            addr,
-        }),
+        conn: Some(conn),
         buf,
         framing,
         keep_alive,
@@ -404,6 +418,10 @@ struct Conn {
     stream: TcpStream,
     pool: Arc<Pool>,
     addr: SocketAddr,
+    read_timeout: Duration,
+    /// Armed when a read of the body has to wait (not on the fast path, where the body comes with
+    /// the head), disarmed by data.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 enum Framing {
@@ -448,8 +466,8 @@ impl H1Body {
     }
 
     /// Read more of the body into the buffer; `Ok(0)`: the pod closed the connection.
-    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        let Some(conn) = &self.conn else {
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<usize, Error>> {
+        let Some(conn) = &mut self.conn else {
             return Poll::Ready(Ok(0));
         };
         if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
@@ -458,9 +476,19 @@ impl H1Body {
         loop {
             match conn.stream.try_read_buf(&mut self.buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    ready!(conn.stream.poll_read_ready(cx))?;
+                    if conn.stream.poll_read_ready(cx)?.is_pending() {
+                        let timeout = conn.read_timeout;
+                        let stalled = conn
+                            .stalled
+                            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                        ready!(stalled.as_mut().poll(cx));
+                        return Poll::Ready(Err(Error::BodyTimeout(timeout)));
+                    }
                 }
-                other => return Poll::Ready(other),
+                other => {
+                    conn.stalled = None;
+                    return Poll::Ready(other.map_err(Error::Io));
+                }
             }
         }
     }
@@ -565,7 +593,7 @@ impl Body for H1Body {
                 }
                 Ok(0) => return this.fail(Error::Invalid("connection closed within the body")),
                 Ok(_) => {}
-                Err(e) => return this.fail(Error::Io(e)),
+                Err(e) => return this.fail(e),
             }
         }
     }
@@ -670,14 +698,11 @@ mod tests {
         addr: SocketAddr,
         method: Method,
     ) -> Result<(Response<()>, Bytes, Option<HeaderMap>), Error> {
-        let response = send(
-            pool,
-            addr,
-            &method,
-            &head(method.clone()),
-            Duration::from_secs(1),
-        )
-        .await?;
+        let timeouts = Timeouts {
+            connect: Duration::from_secs(1),
+            read: Duration::from_secs(5),
+        };
+        let response = send(pool, addr, &method, &head(method.clone()), timeouts).await?;
         let (parts, body) = response.into_parts();
         let collected = body.collect().await?;
         let trailers = collected.trailers().cloned();
@@ -819,6 +844,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_pod_silent_within_the_body_times_out() {
+        let addr = scripted(
+            vec![b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf".to_vec()],
+            false,
+        )
+        .await;
+        let pool = Arc::new(Pool::new(Duration::from_secs(60)));
+        let timeouts = Timeouts {
+            connect: Duration::from_secs(1),
+            read: Duration::from_millis(200),
+        };
+        let response = send(&pool, addr, &Method::GET, &head(Method::GET), timeouts)
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let error = response.into_body().collect().await.unwrap_err();
+        assert!(matches!(error, Error::BodyTimeout(_)), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(pool.idle(addr), 0);
+    }
+
+    #[tokio::test]
     async fn refused_connections_are_connect_errors() {
         let addr = {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -936,8 +983,10 @@ mod tests {
             runtime().block_on(async {
                 let addr = scripted(split(&wire, &cuts), true).await;
                 let pool = Arc::new(Pool::new(Duration::from_secs(60)));
-                let _ = get(&pool, addr, Method::GET).await;
-                assert_eq!(pool.idle(addr), 0);
+                // (Garbage can be a valid response: 40 bytes after `Content-Length: 40`.)
+                if get(&pool, addr, Method::GET).await.is_err() {
+                    assert_eq!(pool.idle(addr), 0);
+                }
             });
         }
     }

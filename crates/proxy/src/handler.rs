@@ -259,7 +259,11 @@ async fn forward<'t>(
         };
         let sent = match (&lean, client, backend.addrs.get(endpoint)) {
             (Some(head), _, Some(&addr)) => {
-                let exchange = h1::send(&shared.h1, addr, &parts.method, head, connect_timeout);
+                let timeouts = h1::Timeouts {
+                    connect: connect_timeout,
+                    read: read_timeout,
+                };
+                let exchange = h1::send(&shared.h1, addr, &parts.method, head, timeouts);
                 match tokio::time::timeout(read_timeout, exchange).await {
                     Ok(Ok(r)) => Ok(Ok(r.map(Either::Right))),
                     Ok(Err(e)) => Ok(Err(UpstreamError::Lean(e))),
