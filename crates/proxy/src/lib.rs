@@ -398,6 +398,8 @@ async fn drive<I, S, B>(
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
     tokio::select! {
+        // The connection first: no random branch order per poll.
+        biased;
         res = conn.as_mut() => {
             if let Err(e) = res {
                 tracing::debug!(error = %e, %remote, "connection ended with an error");
