@@ -93,6 +93,9 @@ pub struct Running {
     pub https: SocketAddr,
     pub admin: SocketAddr,
     servers: Vec<tokio::task::JoinHandle<()>>,
+    /// Lets worker runtimes stop once every worker has drained: until then they keep driving
+    /// the upstream connections other workers may still be using.
+    release: tokio::sync::watch::Sender<bool>,
 }
 
 impl Running {
@@ -111,6 +114,7 @@ impl Running {
         for s in self.servers {
             let _ = s.await;
         }
+        let _ = self.release.send(true);
     }
 }
 
@@ -144,6 +148,7 @@ pub async fn start(
     }
     let tls = proxy.tls_config().map_err(anyhow::Error::msg)?;
     let mut servers = Vec::new();
+    let (release, released) = tokio::sync::watch::channel(false);
     if workers == 1 {
         // Everything on this thread.
         let p = proxy.clone();
@@ -170,9 +175,10 @@ pub async fn start(
         for (i, (http, https)) in sockets.into_iter().enumerate() {
             let (done, finished) = tokio::sync::oneshot::channel::<()>();
             let (p, tls, stop) = (proxy.clone(), tls.clone(), shutdown.clone());
+            let released = released.clone();
             std::thread::Builder::new()
                 .name(format!("remora-worker-{i}"))
-                .spawn(move || worker(p, http, https, tls, stop, done))
+                .spawn(move || worker(p, (http, https), tls, stop, done, released))
                 .context("cannot start a worker thread")?;
             servers.push(tokio::spawn(async move {
                 let _ = finished.await;
@@ -190,6 +196,7 @@ pub async fn start(
         https: https_addr,
         admin: admin_addr,
         servers,
+        release,
     })
 }
 
@@ -210,14 +217,15 @@ fn bind(addr: SocketAddr, shared_port: bool) -> std::io::Result<TcpListener> {
 }
 
 /// One worker thread: its own current-thread runtime serving its HTTP and HTTPS sockets until
-/// shutdown, then `done`.
+/// shutdown has drained them, then `done`; the runtime keeps running until `released` (the
+/// connections it drives may serve other workers' last requests).
 fn worker(
     proxy: Proxy,
-    http: std::net::TcpListener,
-    https: std::net::TcpListener,
+    (http, https): (std::net::TcpListener, std::net::TcpListener),
     tls: std::sync::Arc<proxy::ServerConfig>,
     stop: Shutdown,
     done: tokio::sync::oneshot::Sender<()>,
+    mut released: tokio::sync::watch::Receiver<bool>,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -239,8 +247,9 @@ fn worker(
             }
             (Err(e), _) | (_, Err(e)) => tracing::error!(error = %e, "a worker cannot listen"),
         }
+        let _ = done.send(());
+        let _ = released.wait_for(|r| *r).await;
     });
-    let _ = done.send(());
 }
 
 pub fn options(common: &Common) -> translate::Options {
