@@ -329,7 +329,11 @@ pub async fn serve<S, B>(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(options.header_read_timeout);
+        .header_read_timeout(options.header_read_timeout)
+        // One buffer per write (`write`, not a two-part `writev`): a few % more requests per
+        // second on small responses, the same CPU in total on large ones (measured with 64 KiB
+        // and 1 MiB bodies).
+        .writev(false);
     let builder = Arc::new(builder);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
