@@ -42,7 +42,7 @@ impl RequestLine {
     }
 }
 
-fn text(v: &Option<HeaderValue>) -> &str {
+fn text(v: Option<&HeaderValue>) -> &str {
     v.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("")
 }
 
@@ -92,7 +92,7 @@ impl AccessLog {
         let (ingress, service) = out
             .stats
             .map_or(("", ""), |s| (s.ingress.as_str(), s.service.as_str()));
-        let host = text(&line.host);
+        let host = text(line.host.as_ref());
         let host = if host.is_empty() {
             line.uri.authority().map_or("", |a| a.as_str())
         } else {
@@ -111,7 +111,7 @@ impl AccessLog {
             "upstream": out.upstream.map(|a| a.as_str()),
             "tries": out.tries,
             "session": out.session.as_str(),
-            "request_id": text(&line.request_id),
+            "request_id": text(line.request_id.as_ref().or(out.request_id.as_ref())),
         });
         let mut s = json.to_string();
         s.push('\n');

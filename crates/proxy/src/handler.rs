@@ -65,6 +65,9 @@ pub struct Outcome<'t> {
     /// The endpoint that answered (or was tried last).
     pub upstream: Option<&'t Authority>,
     pub tries: u8,
+    /// The `X-Request-ID` sent upstream (the client's, or the one made for it), when the access
+    /// log is on.
+    pub request_id: Option<HeaderValue>,
 }
 
 pub async fn handle(
@@ -84,6 +87,7 @@ pub async fn handle(
         session: SessionOutcome::None,
         upstream: None,
         tries: 0,
+        request_id: None,
     };
     let response = forward(&shared, &conn, req, &table, &mut out).await;
     let elapsed = started.elapsed();
@@ -204,6 +208,9 @@ async fn forward<'t>(
         .as_ref()
         .and_then(|_| parts.headers.get(header::ORIGIN).cloned());
     prepare(&mut parts, conn);
+    if shared.access_log.is_some() {
+        out.request_id = parts.headers.get("x-request-id").cloned();
+    }
     if let (Some(target), Some(re)) = (&location.rewrite_target, &route.regex) {
         let rewritten = crate::location::rewrite(target, re, parts.uri.path(), parts.uri.query());
         if let Some(uri) = rewritten.and_then(|p| Uri::try_from(p).ok()) {

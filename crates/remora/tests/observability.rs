@@ -168,6 +168,13 @@ async fn access_log_has_one_json_line_per_request() {
     assert!(lines[0]["upstream"].as_str().unwrap().starts_with("127."));
     assert!(lines[0]["time"].as_str().unwrap().ends_with('Z'));
     assert!(lines[0]["duration_ms"].as_f64().unwrap() >= 0.0);
+    // The id made for a request without one, as sent to the pod (nginx's `$request_id`).
+    let id = lines[0]["request_id"].as_str().unwrap();
+    assert!(
+        id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{id}"
+    );
+    assert_ne!(lines[1]["request_id"], lines[0]["request_id"]);
     assert_eq!(lines[1]["session"], "sticky");
     assert_eq!(lines[1]["upstream"], lines[0]["upstream"]);
     assert_eq!(lines[2]["status"], 404);
