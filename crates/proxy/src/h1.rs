@@ -15,7 +15,6 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::request::Parts;
 use http::{Method, Response, StatusCode, Version};
 use hyper::body::{Body, Frame, SizeHint};
 use std::cell::RefCell;
@@ -140,24 +139,6 @@ impl Pool {
 fn still_open(stream: &TcpStream) -> bool {
     let mut probe = [0u8; 1];
     matches!(stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
-}
-
-/// The request head sent for `parts` (origin-form target, headers as they are).
-pub fn encode_head(parts: &Parts) -> Vec<u8> {
-    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut head = Vec::with_capacity(256 + parts.headers.len() * 32);
-    head.extend_from_slice(parts.method.as_str().as_bytes());
-    head.push(b' ');
-    head.extend_from_slice(target.as_bytes());
-    head.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in &parts.headers {
-        head.extend_from_slice(name.as_str().as_bytes());
-        head.extend_from_slice(b": ");
-        head.extend_from_slice(value.as_bytes());
-        head.extend_from_slice(b"\r\n");
-    }
-    head.extend_from_slice(b"\r\n");
-    head
 }
 
 /// How long connecting may take, and how long the pod may stay silent within the response body
@@ -653,6 +634,25 @@ fn parse_trailers(buf: &mut BytesMut) -> Result<Option<HeaderMap>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::request::Parts;
+
+    /// The request head sent for `parts` (origin-form target, headers as they are).
+    pub fn encode_head(parts: &Parts) -> Vec<u8> {
+        let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let mut head = Vec::with_capacity(256 + parts.headers.len() * 32);
+        head.extend_from_slice(parts.method.as_str().as_bytes());
+        head.push(b' ');
+        head.extend_from_slice(target.as_bytes());
+        head.extend_from_slice(b" HTTP/1.1\r\n");
+        for (name, value) in &parts.headers {
+            head.extend_from_slice(name.as_str().as_bytes());
+            head.extend_from_slice(b": ");
+            head.extend_from_slice(value.as_bytes());
+            head.extend_from_slice(b"\r\n");
+        }
+        head.extend_from_slice(b"\r\n");
+        head
+    }
     use http_body_util::BodyExt;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;

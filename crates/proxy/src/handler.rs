@@ -207,42 +207,53 @@ async fn forward<'t>(
         .cors
         .as_ref()
         .and_then(|_| parts.headers.get(header::ORIGIN).cloned());
-    prepare(&mut parts, conn);
-    if shared.access_log.is_some() {
-        out.request_id = parts.headers.get("x-request-id").cloned();
-    }
+    // The Host the pod gets (from `:authority` for HTTP/2 clients), taken before any rewrite.
+    let host = upstream_host(&parts);
     if let (Some(target), Some(re)) = (&location.rewrite_target, &route.regex) {
         let rewritten = crate::location::rewrite(target, re, parts.uri.path(), parts.uri.query());
         if let Some(uri) = rewritten.and_then(|p| Uri::try_from(p).ok()) {
             parts.uri = uri;
         }
     }
-    if let Some((protocol, _)) = &upgrade {
-        headers::set_upgrade(&mut parts.headers, protocol.clone());
-    }
-    if location.protocol.http2() {
-        parts.version = Version::HTTP_2;
-        if grpc_trailers {
-            parts
-                .headers
-                .insert(header::TE, HeaderValue::from_static("trailers"));
+    let read_timeout = Duration::from_secs(u64::from(location.read_timeout_secs.max(1)));
+    let idempotent = is_idempotent(&parts.method);
+    // Idempotent requests without a body to plain-HTTP pods (most traffic) take the lean HTTP/1
+    // client, whose head is written straight from the client's; the others hyper's client, with
+    // the head rewritten in place.
+    let lean = if !location.protocol.tls()
+        && !location.protocol.http2()
+        && upgrade.is_none()
+        && idempotent
+        && hyper::body::Body::is_end_stream(&body)
+    {
+        let (head, request_id) = lean_head(&parts, conn, host.as_ref());
+        if shared.access_log.is_some() {
+            out.request_id = Some(request_id);
         }
-    }
+        Some(head)
+    } else {
+        prepare(&mut parts, conn, host);
+        if shared.access_log.is_some() {
+            out.request_id = parts.headers.get("x-request-id").cloned();
+        }
+        if let Some((protocol, _)) = &upgrade {
+            headers::set_upgrade(&mut parts.headers, protocol.clone());
+        }
+        if location.protocol.http2() {
+            parts.version = Version::HTTP_2;
+            if grpc_trailers {
+                parts
+                    .headers
+                    .insert(header::TE, HeaderValue::from_static("trailers"));
+            }
+        }
+        None
+    };
     let scheme = if location.protocol.tls() {
         Scheme::HTTPS
     } else {
         Scheme::HTTP
     };
-    let read_timeout = Duration::from_secs(u64::from(location.read_timeout_secs.max(1)));
-    let idempotent = is_idempotent(&parts.method);
-    // Idempotent requests without a body to plain-HTTP pods (most traffic) take the lean HTTP/1
-    // client; the others hyper's.
-    let lean = (!location.protocol.tls()
-        && !location.protocol.http2()
-        && upgrade.is_none()
-        && idempotent
-        && hyper::body::Body::is_end_stream(&body))
-    .then(|| h1::encode_head(&parts));
     let client = match (&route.client, &lean) {
         (Some(c), _) => Some(c),
         (None, Some(_)) => None,
@@ -521,15 +532,20 @@ fn repick(
     }
 }
 
-/// Rewrite the client's request head for the upstream: HTTP/1.1, origin-form URI, `Host` kept
-/// (taken from `:authority` for HTTP/2 clients), hop-by-hop headers dropped, X-Forwarded-* set.
-fn prepare(parts: &mut Parts, conn: &Connection) {
-    let host = parts.headers.get(header::HOST).cloned().or_else(|| {
+/// The `Host` sent upstream: the client's, or the URI's authority (HTTP/2 `:authority`,
+/// absolute-form requests).
+fn upstream_host(parts: &Parts) -> Option<HeaderValue> {
+    parts.headers.get(header::HOST).cloned().or_else(|| {
         parts
             .uri
             .authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    });
+    })
+}
+
+/// Rewrite the client's request head for the upstream: HTTP/1.1, origin-form URI, `host` as
+/// `Host`, hop-by-hop headers dropped, X-Forwarded-* and X-Request-ID set.
+fn prepare(parts: &mut Parts, conn: &Connection, host: Option<HeaderValue>) {
     let path = parts
         .uri
         .path_and_query()
@@ -549,6 +565,31 @@ fn prepare(parts: &mut Parts, conn: &Connection) {
     if let Some(h) = host {
         parts.headers.insert(header::HOST, h);
     }
+}
+
+/// The lean client's request head, written from the client's without rewriting it in place: the
+/// same request line and headers `prepare` would leave (see `headers::write_upstream`), and the
+/// X-Request-ID it carries.
+fn lean_head(
+    parts: &Parts,
+    conn: &Connection,
+    host: Option<&HeaderValue>,
+) -> (Vec<u8>, HeaderValue) {
+    let target = parts.uri.path_and_query().map_or("/", PathAndQuery::as_str);
+    let mut head = Vec::with_capacity(320 + parts.headers.len() * 32);
+    head.extend_from_slice(parts.method.as_str().as_bytes());
+    head.push(b' ');
+    head.extend_from_slice(target.as_bytes());
+    head.extend_from_slice(b" HTTP/1.1\r\n");
+    let forwarded = headers::Forwarded {
+        host,
+        client_ip: &conn.client_ip,
+        port: &conn.local_port,
+        tls: conn.tls,
+    };
+    let request_id = headers::write_upstream(&mut head, &parts.headers, &forwarded);
+    head.extend_from_slice(b"\r\n");
+    (head, request_id)
 }
 
 /// The parts of a request head that are sent upstream (extensions stay behind).
@@ -628,4 +669,122 @@ pub fn status(code: StatusCode) -> Response<Body> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Request line and sorted header lines of a head; a generated X-Request-ID (not `keep`) is
+    /// replaced by `ID`.
+    fn lines(head: &[u8], keep: Option<&str>) -> (String, Vec<String>) {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut req = httparse::Request::new(&mut headers);
+        assert!(req.parse(head).unwrap().is_complete());
+        let line = format!("{} {}", req.method.unwrap(), req.path.unwrap());
+        let mut out: Vec<String> = req
+            .headers
+            .iter()
+            .map(|h| {
+                let name = h.name.to_ascii_lowercase();
+                let value = String::from_utf8_lossy(h.value).into_owned();
+                match keep {
+                    None if name == "x-request-id" => format!("{name}: ID"),
+                    _ => format!("{name}: {value}"),
+                }
+            })
+            .collect();
+        out.sort();
+        (line, out)
+    }
+
+    /// The head hyper's client would send for prepared parts, as bytes.
+    fn encode(parts: &Parts) -> Vec<u8> {
+        let mut head = format!(
+            "{} {} HTTP/1.1\r\n",
+            parts.method,
+            parts.uri.path_and_query().map_or("/", PathAndQuery::as_str)
+        )
+        .into_bytes();
+        for (name, value) in &parts.headers {
+            head.extend_from_slice(format!("{name}: ").as_bytes());
+            head.extend_from_slice(value.as_bytes());
+            head.extend_from_slice(b"\r\n");
+        }
+        head.extend_from_slice(b"\r\n");
+        head
+    }
+
+    #[test]
+    fn the_lean_head_carries_what_prepare_makes_of_the_request() {
+        let conn = Connection::new(
+            "127.0.0.9:5555".parse().unwrap(),
+            HeaderValue::from_static("8080"),
+            false,
+        );
+        let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
+            (
+                "/a?b=1",
+                vec![("host", "shop.example.com"), ("accept", "*/*")],
+            ),
+            (
+                "/hop",
+                vec![
+                    ("host", "shop.example.com"),
+                    ("connection", "keep-alive, x-secret"),
+                    ("x-secret", "1"),
+                    ("keep-alive", "timeout=5"),
+                    ("proxy-connection", "keep-alive"),
+                    ("te", "trailers"),
+                    ("upgrade", "h2c"),
+                    ("accept", "text/html"),
+                    ("accept", "*/*"),
+                ],
+            ),
+            (
+                "/spoof",
+                vec![
+                    ("host", "shop.example.com"),
+                    ("x-forwarded-for", "6.6.6.6"),
+                    ("x-real-ip", "6.6.6.6"),
+                    ("x-forwarded-proto", "https"),
+                    ("x-forwarded-scheme", "https"),
+                    ("x-forwarded-host", "evil.example.com"),
+                    ("x-forwarded-port", "1"),
+                    ("x-request-id", "from-client"),
+                ],
+            ),
+            (
+                "http://h2.example.com:8443/p?q=1",
+                vec![("user-agent", "t")],
+            ),
+            (
+                "/listed-id",
+                vec![
+                    ("host", "a.example.com"),
+                    ("connection", "x-request-id"),
+                    ("x-request-id", "dropped"),
+                ],
+            ),
+        ];
+        for (uri, headers) in cases {
+            let mut req = Request::builder().uri(uri);
+            for (k, v) in &headers {
+                req = req.header(*k, *v);
+            }
+            let (parts, ()) = req.body(()).unwrap().into_parts();
+            let host = upstream_host(&parts);
+            let (lean, id) = lean_head(&parts, &conn, host.as_ref());
+            let mut prepared = clone_parts(&parts);
+            prepare(&mut prepared, &conn, host);
+            let kept = headers
+                .iter()
+                .any(|(k, v)| *k == "x-request-id" && *v == "from-client")
+                .then_some("from-client");
+            assert_eq!(lines(&lean, kept), lines(&encode(&prepared), kept), "{uri}");
+            assert!(lines(&lean, Some(""))
+                .1
+                .contains(&format!("x-request-id: {}", id.to_str().unwrap())));
+        }
+    }
 }

@@ -16,21 +16,26 @@ const HOP_BY_HOP: [HeaderName; 7] = [
 
 /// Remove hop-by-hop headers, including the ones the `Connection` header lists.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if headers.contains_key(header::CONNECTION) {
-        let listed: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-            .collect();
-        for name in listed {
-            headers.remove(name);
-        }
+    for name in connection_listed(headers) {
+        headers.remove(name);
     }
     for name in &HOP_BY_HOP {
         headers.remove(name);
     }
+}
+
+/// The header names the `Connection` header lists (no allocation without one).
+fn connection_listed(headers: &HeaderMap) -> Vec<HeaderName> {
+    if !headers.contains_key(header::CONNECTION) {
+        return Vec::new();
+    }
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect()
 }
 
 /// The protocol an HTTP/1.1 request asks to switch to (`Upgrade`, with `upgrade` among the
@@ -76,9 +81,13 @@ static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Keep the client's `X-Request-ID`, or set a new one (32 hex digits, like nginx's
 /// `$request_id`), as ingress-nginx does by default (`generate-request-id`).
 pub fn ensure_request_id(headers: &mut HeaderMap) {
-    if headers.contains_key(&X_REQUEST_ID) {
-        return;
+    if !headers.contains_key(&X_REQUEST_ID) {
+        headers.insert(&X_REQUEST_ID, new_request_id());
     }
+}
+
+/// A new request id: 32 hex digits, unique.
+fn new_request_id() -> HeaderValue {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
     // Unique, not secret: a random per-process seed hashed with a counter.
@@ -100,9 +109,67 @@ pub fn ensure_request_id(headers: &mut HeaderMap) {
         id[2 * i] = HEX[usize::from(byte >> 4)];
         id[2 * i + 1] = HEX[usize::from(byte & 0xf)];
     }
-    if let Ok(v) = HeaderValue::from_bytes(&id) {
-        headers.insert(&X_REQUEST_ID, v);
+    HeaderValue::from_bytes(&id).unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
+
+/// What Remora says of a request to its pod: the values of the headers it sets.
+pub struct Forwarded<'a> {
+    /// `Host` (and `X-Forwarded-Host`); `None`: the client sent neither Host nor authority.
+    pub host: Option<&'a HeaderValue>,
+    pub client_ip: &'a HeaderValue,
+    pub port: &'a HeaderValue,
+    pub tls: bool,
+}
+
+/// The headers Remora sets itself, whatever the client sent.
+const SET_BY_REMORA: [&HeaderName; 7] = [
+    &header::HOST,
+    &X_FORWARDED_FOR,
+    &X_REAL_IP,
+    &X_FORWARDED_PROTO,
+    &X_FORWARDED_SCHEME,
+    &X_FORWARDED_HOST,
+    &X_FORWARDED_PORT,
+];
+
+/// Write, as header lines, what `strip_hop_by_hop`, `set_forwarded`, `ensure_request_id` and
+/// `Host` make of the client's `headers` (the same headers, in another order), without building a
+/// map: the client's headers but hop-by-hop ones, those `Connection` lists and those Remora sets,
+/// then Remora's. Returns the `X-Request-ID` sent.
+pub fn write_upstream(out: &mut Vec<u8>, headers: &HeaderMap, f: &Forwarded<'_>) -> HeaderValue {
+    let listed = connection_listed(headers);
+    let mut request_id = None;
+    for (name, value) in headers {
+        if HOP_BY_HOP.contains(name) || SET_BY_REMORA.contains(&name) || listed.contains(name) {
+            continue;
+        }
+        if name == X_REQUEST_ID && request_id.is_none() {
+            request_id = Some(value.clone());
+        }
+        line(out, name, value);
     }
+    let scheme = HeaderValue::from_static(if f.tls { "https" } else { "http" });
+    if let Some(host) = f.host {
+        line(out, &header::HOST, host);
+        line(out, &X_FORWARDED_HOST, host);
+    }
+    line(out, &X_FORWARDED_FOR, f.client_ip);
+    line(out, &X_REAL_IP, f.client_ip);
+    line(out, &X_FORWARDED_PROTO, &scheme);
+    line(out, &X_FORWARDED_SCHEME, &scheme);
+    line(out, &X_FORWARDED_PORT, f.port);
+    request_id.unwrap_or_else(|| {
+        let id = new_request_id();
+        line(out, &X_REQUEST_ID, &id);
+        id
+    })
+}
+
+fn line(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
+    out.extend_from_slice(name.as_str().as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Set the headers ingress-nginx sets by default. Client-supplied values are replaced, not
