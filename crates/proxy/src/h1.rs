@@ -23,7 +23,6 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -67,6 +66,7 @@ impl Error {
 /// Idle connections by pod address, kept across configurations, one set per worker thread: each
 /// worker runs its own runtime, and a connection stays with the runtime that drives it (no lock,
 /// no sharing between workers).
+#[derive(Debug, Clone, Copy)]
 pub struct Pool {
     idle_timeout: Duration,
 }
@@ -151,13 +151,12 @@ pub struct Timeouts {
 
 /// Send a request without a body (its encoded `head`) to `addr` and read the response head.
 pub async fn send(
-    pool: &Arc<Pool>,
+    pool: Pool,
     addr: SocketAddr,
     method: &Method,
     head: &[u8],
     timeouts: Timeouts,
 ) -> Result<Response<H1Body>, Error> {
-    let connect_timeout = timeouts.connect;
     if let Some(stream) = pool.take(addr) {
         match exchange(pool, addr, stream, method, head, timeouts.read).await {
             Err(Failed {
@@ -169,10 +168,10 @@ pub async fn send(
             other => return other.map_err(|f| f.error),
         }
     }
-    let stream = match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await {
+    let stream = match tokio::time::timeout(timeouts.connect, TcpStream::connect(addr)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Err(Error::Connect(e)),
-        Err(_) => return Err(Error::ConnectTimeout(connect_timeout)),
+        Err(_) => return Err(Error::ConnectTimeout(timeouts.connect)),
     };
     let _ = stream.set_nodelay(true);
     exchange(pool, addr, stream, method, head, timeouts.read)
@@ -196,7 +195,7 @@ impl From<Error> for Failed {
 }
 
 async fn exchange(
-    pool: &Arc<Pool>,
+    pool: Pool,
     addr: SocketAddr,
     mut stream: TcpStream,
     method: &Method,
@@ -237,7 +236,7 @@ async fn exchange(
             }
             let conn = Conn {
                 stream,
-                pool: pool.clone(),
+                pool,
                 addr,
                 read_timeout,
                 stalled: None,
@@ -409,7 +408,7 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 
 struct Conn {
     stream: TcpStream,
-    pool: Arc<Pool>,
+    pool: Pool,
     addr: SocketAddr,
     read_timeout: Duration,
     /// Armed when a read of the body has to wait (not on the fast path, where the body comes with
@@ -655,7 +654,7 @@ mod tests {
     }
     use http_body_util::BodyExt;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
     use tokio::net::TcpListener;
 
     /// A pod on loopback answering each request, on every connection, with the next of
@@ -713,7 +712,7 @@ mod tests {
     }
 
     async fn get(
-        pool: &Arc<Pool>,
+        pool: Pool,
         addr: SocketAddr,
         method: Method,
     ) -> Result<(Response<()>, Bytes, Option<HeaderMap>), Error> {
@@ -752,14 +751,14 @@ mod tests {
             vec![b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"],
         ])
         .await;
-        let pool = Arc::new(Pool::new(Duration::from_secs(60)));
-        let (response, body, trailers) = get(&pool, addr, Method::GET).await.unwrap();
+        let pool = Pool::new(Duration::from_secs(60));
+        let (response, body, trailers) = get(pool, addr, Method::GET).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()["x-a"], "1");
         assert_eq!(body, "hello world");
         assert_eq!(trailers.unwrap()["x-checksum"], "abc");
         assert_eq!(pool.idle(addr), 1);
-        let (_, body, _) = get(&pool, addr, Method::GET).await.unwrap();
+        let (_, body, _) = get(pool, addr, Method::GET).await.unwrap();
         assert_eq!(body, "abc");
         assert_eq!(
             connections.load(Ordering::SeqCst),
@@ -779,15 +778,15 @@ mod tests {
             vec![b"HTTP/1.1 204 No Content\r\n\r\n"],
         ])
         .await;
-        let pool = Arc::new(Pool::new(Duration::from_secs(60)));
-        let (response, body, _) = get(&pool, addr, Method::GET).await.unwrap();
+        let pool = Pool::new(Duration::from_secs(60));
+        let (response, body, _) = get(pool, addr, Method::GET).await.unwrap();
         assert_eq!((response.status(), &body[..]), (StatusCode::OK, &b"ok"[..]));
-        let (response, body, _) = get(&pool, addr, Method::HEAD).await.unwrap();
+        let (response, body, _) = get(pool, addr, Method::HEAD).await.unwrap();
         assert_eq!(response.headers()["content-length"], "1000");
         assert_eq!(response.headers()["x-empty"], "");
         assert_eq!(response.headers()["x-spaces"], "");
         assert!(body.is_empty());
-        let (response, body, _) = get(&pool, addr, Method::GET).await.unwrap();
+        let (response, body, _) = get(pool, addr, Method::GET).await.unwrap();
         assert_eq!((response.status(), body.len()), (StatusCode::NO_CONTENT, 0));
         assert_eq!(connections.load(Ordering::SeqCst), 1);
     }
@@ -801,11 +800,11 @@ mod tests {
             vec![b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"],
         ])
         .await;
-        let pool = Arc::new(Pool::new(Duration::from_secs(60)));
-        let (_, body, _) = get(&pool, addr, Method::GET).await.unwrap();
+        let pool = Pool::new(Duration::from_secs(60));
+        let (_, body, _) = get(pool, addr, Method::GET).await.unwrap();
         assert_eq!(body, "until close");
         for _ in 0..3 {
-            let (_, body, _) = get(&pool, addr, Method::GET).await.unwrap();
+            let (_, body, _) = get(pool, addr, Method::GET).await.unwrap();
             assert_eq!(body, "ok");
         }
         assert_eq!(connections.load(Ordering::SeqCst), 4);
@@ -820,9 +819,9 @@ mod tests {
             vec![b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb"],
         ])
         .await;
-        let pool = Arc::new(Pool::new(Duration::from_secs(60)));
-        assert_eq!(get(&pool, addr, Method::GET).await.unwrap().1, "a");
-        assert_eq!(get(&pool, addr, Method::GET).await.unwrap().1, "b");
+        let pool = Pool::new(Duration::from_secs(60));
+        assert_eq!(get(pool, addr, Method::GET).await.unwrap().1, "a");
+        assert_eq!(get(pool, addr, Method::GET).await.unwrap().1, "b");
         assert_eq!(connections.load(Ordering::SeqCst), 2);
     }
 
@@ -840,9 +839,9 @@ mod tests {
             vec![b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXY"],
         ])
         .await;
-        let pool = Arc::new(Pool::new(Duration::from_secs(60)));
+        let pool = Pool::new(Duration::from_secs(60));
         for _ in 0..6 {
-            let error = get(&pool, addr, Method::GET).await.unwrap_err();
+            let error = get(pool, addr, Method::GET).await.unwrap_err();
             assert!(!error.is_connect(), "{error}");
         }
         assert_eq!(pool.idle(addr), 0);
@@ -855,12 +854,12 @@ mod tests {
             vec![b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"],
         ])
         .await;
-        let pool = Arc::new(Pool::new(Duration::from_secs(60)));
-        let (response, body, _) = get(&pool, addr, Method::GET).await.unwrap();
+        let pool = Pool::new(Duration::from_secs(60));
+        let (response, body, _) = get(pool, addr, Method::GET).await.unwrap();
         assert!(!response.headers().contains_key("content-length"));
         assert_eq!(body, "ok");
         assert_eq!(pool.idle(addr), 0);
-        get(&pool, addr, Method::GET).await.unwrap();
+        get(pool, addr, Method::GET).await.unwrap();
         assert_eq!(connections.load(Ordering::SeqCst), 2);
     }
 
@@ -871,12 +870,12 @@ mod tests {
             format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
         wire.extend_from_slice(&body);
         let addr = scripted(vec![wire], false).await;
-        let pool = Arc::new(Pool::new(Duration::from_secs(60)));
+        let pool = Pool::new(Duration::from_secs(60));
         let timeouts = Timeouts {
             connect: Duration::from_secs(1),
             read: Duration::from_secs(5),
         };
-        let response = send(&pool, addr, &Method::GET, &head(Method::GET), timeouts)
+        let response = send(pool, addr, &Method::GET, &head(Method::GET), timeouts)
             .await
             .unwrap();
         let mut body_stream = response.into_body();
@@ -898,12 +897,12 @@ mod tests {
             false,
         )
         .await;
-        let pool = Arc::new(Pool::new(Duration::from_secs(60)));
+        let pool = Pool::new(Duration::from_secs(60));
         let timeouts = Timeouts {
             connect: Duration::from_secs(1),
             read: Duration::from_millis(200),
         };
-        let response = send(&pool, addr, &Method::GET, &head(Method::GET), timeouts)
+        let response = send(pool, addr, &Method::GET, &head(Method::GET), timeouts)
             .await
             .unwrap();
         let started = Instant::now();
@@ -919,8 +918,8 @@ mod tests {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             listener.local_addr().unwrap()
         };
-        let pool = Arc::new(Pool::new(Duration::from_secs(60)));
-        let error = get(&pool, addr, Method::GET).await.unwrap_err();
+        let pool = Pool::new(Duration::from_secs(60));
+        let error = get(pool, addr, Method::GET).await.unwrap_err();
         assert!(error.is_connect(), "{error}");
     }
 
@@ -1005,8 +1004,8 @@ mod tests {
             wire.extend_from_slice(if trailers { b"0\r\nX-T: 1\r\n\r\n" } else { b"0\r\n\r\n" });
             runtime().block_on(async {
                 let addr = scripted(split(&wire, &cuts), false).await;
-                let pool = Arc::new(Pool::new(Duration::from_secs(60)));
-                let (_, got, got_trailers) = get(&pool, addr, Method::GET).await.unwrap();
+                let pool = Pool::new(Duration::from_secs(60));
+                let (_, got, got_trailers) = get(pool, addr, Method::GET).await.unwrap();
                 assert_eq!(&got[..], &body[..]);
                 assert_eq!(got_trailers.is_some(), trailers);
                 assert_eq!(pool.idle(addr), 1);
@@ -1030,9 +1029,9 @@ mod tests {
             wire.extend_from_slice(&garbage);
             runtime().block_on(async {
                 let addr = scripted(split(&wire, &cuts), true).await;
-                let pool = Arc::new(Pool::new(Duration::from_secs(60)));
+                let pool = Pool::new(Duration::from_secs(60));
                 // (Garbage can be a valid response: 40 bytes after `Content-Length: 40`.)
-                if get(&pool, addr, Method::GET).await.is_err() {
+                if get(pool, addr, Method::GET).await.is_err() {
                     assert_eq!(pool.idle(addr), 0);
                 }
             });

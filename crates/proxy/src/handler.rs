@@ -47,6 +47,16 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// What Remora tells the pod of a request on this connection whose Host is `host`.
+    fn forwarded<'a>(&'a self, host: Option<&'a HeaderValue>) -> headers::Forwarded<'a> {
+        headers::Forwarded {
+            host,
+            client_ip: &self.client_ip,
+            port: &self.local_port,
+            tls: self.tls,
+        }
+    }
+
     pub fn new(remote: SocketAddr, local_port: HeaderValue, tls: bool) -> Self {
         Self {
             remote: remote.ip(),
@@ -232,7 +242,7 @@ async fn forward<'t>(
         }
         Some(head)
     } else {
-        prepare(&mut parts, conn, host);
+        prepare(&mut parts, conn, host.as_ref());
         if shared.access_log.is_some() {
             out.request_id = parts.headers.get("x-request-id").cloned();
         }
@@ -249,17 +259,14 @@ async fn forward<'t>(
         }
         None
     };
-    let scheme = if location.protocol.tls() {
-        Scheme::HTTPS
-    } else {
-        Scheme::HTTP
+    let client = route.client.as_ref();
+    if client.is_none() && lean.is_none() {
+        return status(StatusCode::BAD_GATEWAY);
+    }
+    let timeouts = h1::Timeouts {
+        connect: Duration::from_secs(u64::from(location.connect_timeout_secs.max(1))),
+        read: read_timeout,
     };
-    let client = match (&route.client, &lean) {
-        (Some(c), _) => Some(c),
-        (None, Some(_)) => None,
-        (None, None) => return status(StatusCode::BAD_GATEWAY),
-    };
-    let connect_timeout = Duration::from_secs(u64::from(location.connect_timeout_secs.max(1)));
     let (body, slot) = UpstreamBody::new(body, location.body_limit);
     let mut too_large = false;
     let mut body = Some(body);
@@ -277,11 +284,7 @@ async fn forward<'t>(
         };
         let sent = match (&lean, client, backend.addrs.get(endpoint)) {
             (Some(head), _, Some(&addr)) => {
-                let timeouts = h1::Timeouts {
-                    connect: connect_timeout,
-                    read: read_timeout,
-                };
-                let exchange = h1::send(&shared.h1, addr, &parts.method, head, timeouts);
+                let exchange = h1::send(shared.h1, addr, &parts.method, head, timeouts);
                 match tokio::time::timeout(read_timeout, exchange).await {
                     Ok(Ok(r)) => Ok(Ok(r.map(Either::Right))),
                     Ok(Err(e)) => Ok(Err(UpstreamError::Lean(e))),
@@ -291,7 +294,11 @@ async fn forward<'t>(
             (_, Some(client), _) => {
                 let mut upstream = Request::from_parts(clone_parts(&parts), this_body);
                 let mut uri = std::mem::take(upstream.uri_mut()).into_parts();
-                uri.scheme = Some(scheme.clone());
+                uri.scheme = Some(if location.protocol.tls() {
+                    Scheme::HTTPS
+                } else {
+                    Scheme::HTTP
+                });
                 uri.authority = Some(authority.clone());
                 match Uri::from_parts(uri) {
                     Ok(u) => *upstream.uri_mut() = u,
@@ -545,7 +552,7 @@ fn upstream_host(parts: &Parts) -> Option<HeaderValue> {
 
 /// Rewrite the client's request head for the upstream: HTTP/1.1, origin-form URI, `host` as
 /// `Host`, hop-by-hop headers dropped, X-Forwarded-* and X-Request-ID set.
-fn prepare(parts: &mut Parts, conn: &Connection, host: Option<HeaderValue>) {
+fn prepare(parts: &mut Parts, conn: &Connection, host: Option<&HeaderValue>) {
     let path = parts
         .uri
         .path_and_query()
@@ -554,17 +561,8 @@ fn prepare(parts: &mut Parts, conn: &Connection, host: Option<HeaderValue>) {
     parts.uri = Uri::from(path);
     parts.version = Version::HTTP_11;
     headers::strip_hop_by_hop(&mut parts.headers);
-    headers::set_forwarded(
-        &mut parts.headers,
-        &conn.client_ip,
-        host.as_ref(),
-        &conn.local_port,
-        conn.tls,
-    );
+    headers::set_forwarded(&mut parts.headers, &conn.forwarded(host));
     headers::ensure_request_id(&mut parts.headers);
-    if let Some(h) = host {
-        parts.headers.insert(header::HOST, h);
-    }
 }
 
 /// The lean client's request head, written from the client's without rewriting it in place: the
@@ -581,13 +579,7 @@ fn lean_head(
     head.push(b' ');
     head.extend_from_slice(target.as_bytes());
     head.extend_from_slice(b" HTTP/1.1\r\n");
-    let forwarded = headers::Forwarded {
-        host,
-        client_ip: &conn.client_ip,
-        port: &conn.local_port,
-        tls: conn.tls,
-    };
-    let request_id = headers::write_upstream(&mut head, &parts.headers, &forwarded);
+    let request_id = headers::write_upstream(&mut head, &parts.headers, &conn.forwarded(host));
     head.extend_from_slice(b"\r\n");
     (head, request_id)
 }
@@ -776,7 +768,7 @@ mod tests {
             let host = upstream_host(&parts);
             let (lean, id) = lean_head(&parts, &conn, host.as_ref());
             let mut prepared = clone_parts(&parts);
-            prepare(&mut prepared, &conn, host);
+            prepare(&mut prepared, &conn, host.as_ref());
             let kept = headers
                 .iter()
                 .any(|(k, v)| *k == "x-request-id" && *v == "from-client")

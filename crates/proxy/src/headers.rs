@@ -121,26 +121,37 @@ pub struct Forwarded<'a> {
     pub tls: bool,
 }
 
-/// The headers Remora sets itself, whatever the client sent.
-const SET_BY_REMORA: [&HeaderName; 7] = [
-    &header::HOST,
-    &X_FORWARDED_FOR,
-    &X_REAL_IP,
-    &X_FORWARDED_PROTO,
-    &X_FORWARDED_SCHEME,
-    &X_FORWARDED_HOST,
-    &X_FORWARDED_PORT,
-];
+static HTTP: HeaderValue = HeaderValue::from_static("http");
+static HTTPS: HeaderValue = HeaderValue::from_static("https");
 
-/// Write, as header lines, what `strip_hop_by_hop`, `set_forwarded`, `ensure_request_id` and
-/// `Host` make of the client's `headers` (the same headers, in another order), without building a
-/// map: the client's headers but hop-by-hop ones, those `Connection` lists and those Remora sets,
-/// then Remora's. Returns the `X-Request-ID` sent.
+impl<'a> Forwarded<'a> {
+    /// The headers Remora sets itself, whatever the client sent, with their values (`None`: the
+    /// header is not sent at all): ingress-nginx's defaults.
+    fn headers(&self) -> [(&'static HeaderName, Option<&'a HeaderValue>); 7] {
+        let scheme: &'a HeaderValue = if self.tls { &HTTPS } else { &HTTP };
+        [
+            (&header::HOST, self.host),
+            (&X_FORWARDED_HOST, self.host),
+            (&X_FORWARDED_FOR, Some(self.client_ip)),
+            (&X_REAL_IP, Some(self.client_ip)),
+            (&X_FORWARDED_PROTO, Some(scheme)),
+            (&X_FORWARDED_SCHEME, Some(scheme)),
+            (&X_FORWARDED_PORT, Some(self.port)),
+        ]
+    }
+}
+
+/// Write, as header lines, what `strip_hop_by_hop`, `set_forwarded` and `ensure_request_id`
+/// make of the client's `headers` (the same headers, in another order), without building a map:
+/// the client's headers but hop-by-hop ones, those `Connection` lists and those Remora sets, then
+/// Remora's. Returns the `X-Request-ID` sent.
 pub fn write_upstream(out: &mut Vec<u8>, headers: &HeaderMap, f: &Forwarded<'_>) -> HeaderValue {
     let listed = connection_listed(headers);
+    let set = f.headers();
     let mut request_id = None;
     for (name, value) in headers {
-        if HOP_BY_HOP.contains(name) || SET_BY_REMORA.contains(&name) || listed.contains(name) {
+        if HOP_BY_HOP.contains(name) || set.iter().any(|(n, _)| *n == name) || listed.contains(name)
+        {
             continue;
         }
         if name == X_REQUEST_ID && request_id.is_none() {
@@ -148,16 +159,11 @@ pub fn write_upstream(out: &mut Vec<u8>, headers: &HeaderMap, f: &Forwarded<'_>)
         }
         line(out, name, value);
     }
-    let scheme = HeaderValue::from_static(if f.tls { "https" } else { "http" });
-    if let Some(host) = f.host {
-        line(out, &header::HOST, host);
-        line(out, &X_FORWARDED_HOST, host);
+    for (name, value) in set {
+        if let Some(value) = value {
+            line(out, name, value);
+        }
     }
-    line(out, &X_FORWARDED_FOR, f.client_ip);
-    line(out, &X_REAL_IP, f.client_ip);
-    line(out, &X_FORWARDED_PROTO, &scheme);
-    line(out, &X_FORWARDED_SCHEME, &scheme);
-    line(out, &X_FORWARDED_PORT, f.port);
     request_id.unwrap_or_else(|| {
         let id = new_request_id();
         line(out, &X_REQUEST_ID, &id);
@@ -172,32 +178,22 @@ fn line(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Set the headers ingress-nginx sets by default. Client-supplied values are replaced, not
-/// appended to, because the client is not a trusted proxy (ingress-nginx's default without
-/// `use-forwarded-headers`).
-pub fn set_forwarded(
-    headers: &mut HeaderMap,
-    client_ip: &HeaderValue,
-    host: Option<&HeaderValue>,
-    port: &HeaderValue,
-    tls: bool,
-) {
+/// Set the headers ingress-nginx sets by default (`Host` and the X-Forwarded family).
+/// Client-supplied values are replaced, not appended to, because the client is not a trusted
+/// proxy (ingress-nginx's default without `use-forwarded-headers`).
+pub fn set_forwarded(headers: &mut HeaderMap, f: &Forwarded<'_>) {
     // Up to seven headers are added: make room once rather than growing the map step by step.
     headers.reserve(7);
-    let scheme = HeaderValue::from_static(if tls { "https" } else { "http" });
-    headers.insert(&X_FORWARDED_FOR, client_ip.clone());
-    headers.insert(&X_REAL_IP, client_ip.clone());
-    headers.insert(&X_FORWARDED_PROTO, scheme.clone());
-    headers.insert(&X_FORWARDED_SCHEME, scheme);
-    match host {
-        Some(h) => {
-            headers.insert(&X_FORWARDED_HOST, h.clone());
-        }
-        None => {
-            headers.remove(&X_FORWARDED_HOST);
+    for (name, value) in f.headers() {
+        match value {
+            Some(v) => {
+                headers.insert(name, v.clone());
+            }
+            None => {
+                headers.remove(name);
+            }
         }
     }
-    headers.insert(&X_FORWARDED_PORT, port.clone());
 }
 
 #[cfg(test)]
@@ -244,25 +240,30 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
         let host = HeaderValue::from_static("example.com");
-        set_forwarded(
-            &mut h,
-            &HeaderValue::from_static("127.0.0.9"),
-            Some(&host),
-            &HeaderValue::from_static("8080"),
-            false,
+        let (ip, port) = (
+            HeaderValue::from_static("127.0.0.9"),
+            HeaderValue::from_static("8080"),
         );
+        let forwarded = Forwarded {
+            host: Some(&host),
+            client_ip: &ip,
+            port: &port,
+            tls: false,
+        };
+        set_forwarded(&mut h, &forwarded);
         assert_eq!(h["x-forwarded-for"], "127.0.0.9");
         assert_eq!(h["x-real-ip"], "127.0.0.9");
         assert_eq!(h["x-forwarded-host"], "example.com");
         assert_eq!(h["x-forwarded-port"], "8080");
         assert_eq!(h["x-forwarded-proto"], "http");
-        set_forwarded(
-            &mut h,
-            &HeaderValue::from_static("127.0.0.9"),
-            None,
-            &HeaderValue::from_static("8443"),
-            true,
-        );
+        let port = HeaderValue::from_static("8443");
+        let forwarded = Forwarded {
+            host: None,
+            client_ip: &ip,
+            port: &port,
+            tls: true,
+        };
+        set_forwarded(&mut h, &forwarded);
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-scheme"], "https");
         assert!(h.get("x-forwarded-host").is_none());

@@ -76,7 +76,7 @@ struct Shared {
     /// come from the route's `Location`).
     clients: upstream::Clients,
     /// Idle connections of the lean HTTP/1 client (requests without a body to plain-HTTP pods).
-    h1: Arc<h1::Pool>,
+    h1: h1::Pool,
     config: ProxyConfig,
     generation: AtomicU64,
     ready: AtomicBool,
@@ -94,7 +94,7 @@ impl Proxy {
                 global: Arc::default(),
                 access_log: None,
                 clients,
-                h1: Arc::new(h1::Pool::new(config.pool_idle_timeout)),
+                h1: h1::Pool::new(config.pool_idle_timeout),
                 config,
                 generation: AtomicU64::new(0),
                 ready: AtomicBool::new(false),
