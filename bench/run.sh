@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # The same sticky workload against Remora, HAProxy (`cookie SERVERID insert`) and nginx
 # (`hash $cookie_NAME consistent`), in one run on loopback: same 3 backends, same connections,
-# keep-alive, one worker thread each (and a 2-worker variant). Prints req/s and p50/p99 per proxy
-# and Remora's ratios. Backends are `remora whoami` on 127.0.0.11-13.
+# keep-alive, one worker thread each (and a 2-worker variant). Prints req/s, p50/p99 and CPU time
+# per request (user + system, from /proc) per proxy and Remora's ratios. Backends are `remora
+# whoami` on 127.0.0.11-13.
+#
+# A fourth row, tcp-relay, is HAProxy in `mode tcp` relaying each client connection to one pod:
+# no HTTP at all, so the most any proxy can get from this machine with the same four system calls
+# per request. On a small machine wrk and the pods share the cores with the proxy, so req/s ratios
+# are bounded by that row; CPU per request is what one worker can do with a core of its own.
 #
 #   bench/install.sh            # haproxy, nginx, wrk from the distribution if missing
 #   bench/run.sh                # ROUNDS=3 DURATION=10 CONNECTIONS=50 by default
@@ -23,6 +29,7 @@ BACKEND_PORT=${BACKEND_PORT:-18080}
 REMORA_PORT=${REMORA_PORT:-18100}
 HAPROXY_PORT=${HAPROXY_PORT:-18101}
 NGINX_PORT=${NGINX_PORT:-18102}
+RELAY_PORT=${RELAY_PORT:-18103}
 HOST=bench.example.com
 HEADERS=${HEADERS:-ingress-nginx}
 case $HEADERS in ingress-nginx|none) ;; *) echo "HEADERS is ingress-nginx or none" >&2; exit 1 ;; esac
@@ -154,6 +161,24 @@ $(haproxy_headers)
 CFG
 }
 
+relay_config() { # threads
+  cat > "$WORK/relay.cfg" <<CFG
+global
+  nbthread $1
+  maxconn 4096
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+frontend relay
+  bind 127.0.0.1:$RELAY_PORT
+  default_backend pod
+backend pod
+  server s2 127.0.0.12:$BACKEND_PORT
+CFG
+}
+
 nginx_config() { # workers
   mkdir -p "$WORK/nginx"
   cat > "$WORK/nginx.conf" <<CFG
@@ -201,14 +226,39 @@ start_proxies() { # workers
   nginx_config "$w"
   nginx -c "$WORK/nginx.conf" -g "daemon off;" 2>"$WORK/nginx.log" &
   NGINX_PID=$!
-  PIDS+=("$REMORA_PID" "$HAPROXY_PID" "$NGINX_PID")
+  relay_config "$w"
+  haproxy -f "$WORK/relay.cfg" -db >/dev/null 2>"$WORK/relay.log" &
+  RELAY_PID=$!
+  PIDS+=("$REMORA_PID" "$HAPROXY_PID" "$NGINX_PID" "$RELAY_PID")
   wait_port 127.0.0.1 "$REMORA_PORT"; wait_port 127.0.0.1 "$HAPROXY_PORT"; wait_port 127.0.0.1 "$NGINX_PORT"
+  wait_port 127.0.0.1 "$RELAY_PORT"
 }
 
 stop_proxies() {
-  kill "$REMORA_PID" "$HAPROXY_PID" "$NGINX_PID" 2>/dev/null || true
-  wait "$REMORA_PID" "$HAPROXY_PID" "$NGINX_PID" 2>/dev/null || true
+  kill "$REMORA_PID" "$HAPROXY_PID" "$NGINX_PID" "$RELAY_PID" 2>/dev/null || true
+  wait "$REMORA_PID" "$HAPROXY_PID" "$NGINX_PID" "$RELAY_PID" 2>/dev/null || true
 }
+
+# The processes doing a proxy's work: nginx's are its worker processes.
+proxy_pids() { # proxy
+  case $1 in
+    remora) echo "$REMORA_PID" ;;
+    haproxy) echo "$HAPROXY_PID" ;;
+    nginx) echo "$NGINX_PID" $(pgrep -P "$NGINX_PID" || true) ;;
+    tcp-relay) echo "$RELAY_PID" ;;
+  esac
+}
+
+# User + system CPU time of these processes (all threads), in clock ticks.
+cpu_ticks() { # pids...
+  local total=0 t
+  for p in "$@"; do
+    t=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)
+    total=$((total + t))
+  done
+  echo "$total"
+}
+CLK_TCK=$(getconf CLK_TCK)
 
 # A pinned session cookie for each proxy.
 session_cookie() { # proxy port
@@ -216,51 +266,63 @@ session_cookie() { # proxy port
     remora) curl -s -o /dev/null -c - -H "Host: $HOST" "http://127.0.0.1:$2/" | awk '$6 == "route" { print "route=" $7 }' ;;
     haproxy) echo "SERVERID=s2" ;;
     nginx) echo "route=bench-session-1" ;;
+    tcp-relay) echo "" ;;
   esac
 }
 
-# wrk: "req/s p50_ms p99_ms".
-measure() { # port cookie-or-empty
+# wrk: "req/s p50_ms p99_ms cpu_us_per_request".
+measure() { # proxy port cookie-or-empty
   local args=(-t1 "-c$CONNECTIONS" "-d${DURATION}s" --latency -H "Host: $HOST")
-  [ -n "$2" ] && args+=(-H "Cookie: $2")
-  wrk "${args[@]}" "http://127.0.0.1:$1/" | awk '
+  [ -n "$3" ] && args+=(-H "Cookie: $3")
+  local pids before after out
+  read -r -a pids < <(proxy_pids "$1")
+  before=$(cpu_ticks "${pids[@]}")
+  out=$(wrk "${args[@]}" "http://127.0.0.1:$2/")
+  after=$(cpu_ticks "${pids[@]}")
+  echo "$out" | awk -v ticks=$((after - before)) -v hz="$CLK_TCK" '
     function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
+    /requests in/ { n = $1 }
     /Requests\/sec/ { rps = $2 }
     $1 == "50.000%" || $1 == "50%" { p50 = ms($2) }
     $1 == "99.000%" || $1 == "99%" { p99 = ms($2) }
-    END { printf "%.0f %.2f %.2f\n", rps, p50, p99 }'
+    END { printf "%.0f %.2f %.2f %.2f\n", rps, p50, p99, (n > 0 ? ticks * 1e6 / hz / n : 0) }'
 }
 
 run_variant() { # title workers sticky(1|0)
   local title=$1 workers=$2 sticky=$3
+  local proxies=(remora haproxy nginx tcp-relay)
   start_proxies "$workers"
-  declare -A port=([remora]=$REMORA_PORT [haproxy]=$HAPROXY_PORT [nginx]=$NGINX_PORT)
-  declare -A best_rps best_p50 best_p99
-  for p in remora haproxy nginx; do best_rps[$p]=0; done
+  declare -A port=([remora]=$REMORA_PORT [haproxy]=$HAPROXY_PORT [nginx]=$NGINX_PORT [tcp-relay]=$RELAY_PORT)
+  declare -A best_rps best_p50 best_p99 best_cpu
+  for p in "${proxies[@]}"; do best_rps[$p]=0; done
   for round in $(seq 1 "$ROUNDS"); do
-    for p in remora haproxy nginx; do
+    for p in "${proxies[@]}"; do
       local cookie=""
       [ "$sticky" = 1 ] && cookie=$(session_cookie "$p" "${port[$p]}")
-      read -r rps p50 p99 < <(measure "${port[$p]}" "$cookie")
-      echo "  round $round $p: $rps req/s, p50 ${p50} ms, p99 ${p99} ms" >&2
-      # Keep each proxy's median-ish best round: the highest throughput (the machine is shared).
+      read -r rps p50 p99 cpu < <(measure "$p" "${port[$p]}" "$cookie")
+      echo "  round $round $p: $rps req/s, p50 ${p50} ms, p99 ${p99} ms, CPU ${cpu} us/request" >&2
+      # Keep each proxy's best round: the highest throughput (the machine is shared).
       if [ "$rps" -gt "${best_rps[$p]}" ]; then
-        best_rps[$p]=$rps; best_p50[$p]=$p50; best_p99[$p]=$p99
+        best_rps[$p]=$rps; best_p50[$p]=$p50; best_p99[$p]=$p99; best_cpu[$p]=$cpu
       fi
     done
   done
   stop_proxies
   echo
   echo "== $title (best of $ROUNDS rounds of ${DURATION}s, $CONNECTIONS connections)"
-  printf "%-8s %10s %9s %9s\n" proxy "req/s" "p50 ms" "p99 ms"
-  for p in remora haproxy nginx; do
-    printf "%-8s %10s %9s %9s\n" "$p" "${best_rps[$p]}" "${best_p50[$p]}" "${best_p99[$p]}"
+  printf "%-10s %10s %9s %9s %12s\n" proxy "req/s" "p50 ms" "p99 ms" "CPU us/req"
+  for p in "${proxies[@]}"; do
+    printf "%-10s %10s %9s %9s %12s\n" "$p" "${best_rps[$p]}" "${best_p50[$p]}" "${best_p99[$p]}" "${best_cpu[$p]}"
   done
   local better=haproxy
   [ "${best_rps[nginx]}" -gt "${best_rps[haproxy]}" ] && better=nginx
   awk -v r="${best_rps[remora]}" -v b="${best_rps[$better]}" -v n="$better" \
-      -v rp="${best_p99[remora]}" -v hp="${best_p99[haproxy]}" \
-    'BEGIN { printf "remora / %s req/s: %.2fx   remora / haproxy p99: %.2fx\n", n, r / b, rp / hp }'
+      -v rp="${best_p99[remora]}" -v hp="${best_p99[haproxy]}" -v t="${best_rps[tcp-relay]}" \
+      -v rc="${best_cpu[remora]}" -v hc="${best_cpu[haproxy]}" -v nc="${best_cpu[nginx]}" \
+    'BEGIN {
+      printf "remora / %s req/s: %.2fx (tcp-relay / %s: %.2fx)   remora / haproxy p99: %.2fx\n", n, r / b, n, t / b, rp / hp
+      printf "requests per CPU second: remora / haproxy %.2fx, remora / nginx %.2fx\n", hc / rc, nc / rc
+    }'
 }
 
 echo "Remora $("$REMORA" --version | awk '{print $2}'), $(haproxy -v | head -1 | awk '{print "HAProxy " $3}'), $(nginx -v 2>&1 | sed 's/.*nginx\//nginx /'), $(nproc) cores, HEADERS=$HEADERS"
