@@ -7,8 +7,9 @@
 #
 # A fourth row, tcp-relay, is HAProxy in `mode tcp` relaying each client connection to one pod:
 # no HTTP at all, so the most any proxy can get from this machine with the same four system calls
-# per request. On a small machine wrk and the pods share the cores with the proxy, so req/s ratios
-# are bounded by that row; CPU per request is what one worker can do with a core of its own.
+# per request (to one pod: compare it with the pinned variants). On a small machine wrk and the pods
+# share the cores with the proxy, so req/s ratios are bounded by that row; CPU per request is what
+# one worker can do with a core of its own.
 #
 #   bench/install.sh            # haproxy, nginx, wrk from the distribution if missing
 #   bench/run.sh                # ROUNDS=3 DURATION=10 CONNECTIONS=50 by default
@@ -321,7 +322,7 @@ run_variant() { # title workers sticky(1|0)
       -v rc="${best_cpu[remora]}" -v hc="${best_cpu[haproxy]}" -v nc="${best_cpu[nginx]}" \
     'BEGIN {
       printf "remora / %s req/s: %.2fx (tcp-relay / %s: %.2fx)   remora / haproxy p99: %.2fx\n", n, r / b, n, t / b, rp / hp
-      printf "requests per CPU second: remora / haproxy %.2fx, remora / nginx %.2fx\n", hc / rc, nc / rc
+      if (rc > 0) printf "requests per CPU second: remora / haproxy %.2fx, remora / nginx %.2fx\n", hc / rc, nc / rc
     }'
 }
 
