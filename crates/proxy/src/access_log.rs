@@ -43,7 +43,7 @@ impl RequestLine {
 }
 
 fn text(v: Option<&HeaderValue>) -> &str {
-    v.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("")
+    v.and_then(|v| v.to_str().ok()).unwrap_or("")
 }
 
 impl AccessLog {

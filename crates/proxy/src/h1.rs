@@ -13,6 +13,7 @@
 //! the pod may have closed the idle connection just as it was taken (only idempotent requests take
 //! this path).
 
+use crate::headers::{content_length, has_token};
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Response, StatusCode, Version};
@@ -325,8 +326,8 @@ fn respond(
     buf: BytesMut,
 ) -> Result<Response<H1Body>, Error> {
     let mut keep_alive = match head.version {
-        Version::HTTP_11 => !has_token(&head.headers, header::CONNECTION, "close"),
-        _ => has_token(&head.headers, header::CONNECTION, "keep-alive"),
+        Version::HTTP_11 => !has_token(&head.headers, &header::CONNECTION, "close"),
+        _ => has_token(&head.headers, &header::CONNECTION, "keep-alive"),
     };
     let framing = if *method == Method::HEAD
         || head.status == StatusCode::NO_CONTENT
@@ -368,15 +369,6 @@ fn respond(
     Ok(response)
 }
 
-fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
-    headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
-}
-
 fn last_coding_is_chunked(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::TRANSFER_ENCODING)
@@ -385,25 +377,6 @@ fn last_coding_is_chunked(headers: &HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.rsplit(',').next())
         .is_some_and(|t| t.trim().eq_ignore_ascii_case("chunked"))
-}
-
-/// The declared length; several must agree.
-fn content_length(headers: &HeaderMap) -> Option<u64> {
-    let mut length = None;
-    for v in headers.get_all(header::CONTENT_LENGTH) {
-        for part in v.to_str().ok()?.split(',') {
-            let part = part.trim();
-            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            let n: u64 = part.parse().ok()?;
-            if length.is_some_and(|l| l != n) {
-                return None;
-            }
-            length = Some(n);
-        }
-    }
-    length
 }
 
 struct Conn {
@@ -633,25 +606,8 @@ fn parse_trailers(buf: &mut BytesMut) -> Result<Option<HeaderMap>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::request::Parts;
+    use crate::headers::encode_head;
 
-    /// The request head sent for `parts` (origin-form target, headers as they are).
-    pub fn encode_head(parts: &Parts) -> Vec<u8> {
-        let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let mut head = Vec::with_capacity(256 + parts.headers.len() * 32);
-        head.extend_from_slice(parts.method.as_str().as_bytes());
-        head.push(b' ');
-        head.extend_from_slice(target.as_bytes());
-        head.extend_from_slice(b" HTTP/1.1\r\n");
-        for (name, value) in &parts.headers {
-            head.extend_from_slice(name.as_str().as_bytes());
-            head.extend_from_slice(b": ");
-            head.extend_from_slice(value.as_bytes());
-            head.extend_from_slice(b"\r\n");
-        }
-        head.extend_from_slice(b"\r\n");
-        head
-    }
     use http_body_util::BodyExt;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};

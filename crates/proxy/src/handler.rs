@@ -139,7 +139,9 @@ async fn forward<'t>(
     {
         return r;
     }
-    if let (Some(limit), Some(length)) = (location.body_limit, content_length(req.headers())) {
+    if let (Some(limit), Some(length)) =
+        (location.body_limit, headers::content_length(req.headers()))
+    {
         if length > limit {
             return status(StatusCode::PAYLOAD_TOO_LARGE);
         }
@@ -573,12 +575,8 @@ fn lean_head(
     conn: &Connection,
     host: Option<&HeaderValue>,
 ) -> (Vec<u8>, HeaderValue) {
-    let target = parts.uri.path_and_query().map_or("/", PathAndQuery::as_str);
     let mut head = Vec::with_capacity(320 + parts.headers.len() * 32);
-    head.extend_from_slice(parts.method.as_str().as_bytes());
-    head.push(b' ');
-    head.extend_from_slice(target.as_bytes());
-    head.extend_from_slice(b" HTTP/1.1\r\n");
+    headers::request_line(&mut head, &parts.method, &parts.uri);
     let request_id = headers::write_upstream(&mut head, &parts.headers, &conn.forwarded(host));
     head.extend_from_slice(b"\r\n");
     (head, request_id)
@@ -620,16 +618,6 @@ fn request_host(req: &Request<Incoming>) -> Cow<'_, str> {
     } else {
         Cow::Borrowed(host)
     }
-}
-
-/// The declared body length, if any.
-fn content_length(h: &http::HeaderMap) -> Option<u64> {
-    h.get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
 }
 
 /// The 308 to the same URL over HTTPS (ingress-nginx's `ssl-redirect`), except for ACME HTTP-01
@@ -688,23 +676,6 @@ mod tests {
             .collect();
         out.sort();
         (line, out)
-    }
-
-    /// The head hyper's client would send for prepared parts, as bytes.
-    fn encode(parts: &Parts) -> Vec<u8> {
-        let mut head = format!(
-            "{} {} HTTP/1.1\r\n",
-            parts.method,
-            parts.uri.path_and_query().map_or("/", PathAndQuery::as_str)
-        )
-        .into_bytes();
-        for (name, value) in &parts.headers {
-            head.extend_from_slice(format!("{name}: ").as_bytes());
-            head.extend_from_slice(value.as_bytes());
-            head.extend_from_slice(b"\r\n");
-        }
-        head.extend_from_slice(b"\r\n");
-        head
     }
 
     #[test]
@@ -773,7 +744,11 @@ mod tests {
                 .iter()
                 .any(|(k, v)| *k == "x-request-id" && *v == "from-client")
                 .then_some("from-client");
-            assert_eq!(lines(&lean, kept), lines(&encode(&prepared), kept), "{uri}");
+            assert_eq!(
+                lines(&lean, kept),
+                lines(&headers::encode_head(&prepared), kept),
+                "{uri}"
+            );
             assert!(lines(&lean, Some(""))
                 .1
                 .contains(&format!("x-request-id: {}", id.to_str().unwrap())));

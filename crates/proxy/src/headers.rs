@@ -24,30 +24,51 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// The header names the `Connection` header lists (no allocation without one).
+/// The header names the `Connection` header lists.
 fn connection_listed(headers: &HeaderMap) -> Vec<HeaderName> {
-    if !headers.contains_key(header::CONNECTION) {
-        return Vec::new();
-    }
+    tokens(headers, &header::CONNECTION)
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+        .collect()
+}
+
+/// The comma-separated tokens of every `name` header, trimmed.
+fn tokens<'h>(headers: &'h HeaderMap, name: &HeaderName) -> impl Iterator<Item = &'h str> {
     headers
-        .get_all(header::CONNECTION)
+        .get_all(name)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect()
+        .map(str::trim)
+}
+
+/// Does a `name` header list `token` (in any case)?
+pub fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
+    tokens(headers, name).any(|t| t.eq_ignore_ascii_case(token))
+}
+
+/// The declared body length; several values must agree (`None`: none, or not a valid length).
+pub fn content_length(headers: &HeaderMap) -> Option<u64> {
+    let mut length = None;
+    for v in headers.get_all(header::CONTENT_LENGTH) {
+        for part in v.to_str().ok()?.split(',') {
+            let part = part.trim();
+            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let n: u64 = part.parse().ok()?;
+            if length.is_some_and(|l| l != n) {
+                return None;
+            }
+            length = Some(n);
+        }
+    }
+    length
 }
 
 /// The protocol an HTTP/1.1 request asks to switch to (`Upgrade`, with `upgrade` among the
 /// `Connection` tokens), e.g. `websocket`.
 pub fn upgrade_request(headers: &HeaderMap) -> Option<HeaderValue> {
-    let asks = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
-    if asks {
+    if has_token(headers, &header::CONNECTION, "upgrade") {
         headers.get(header::UPGRADE).cloned()
     } else {
         None
@@ -56,12 +77,7 @@ pub fn upgrade_request(headers: &HeaderMap) -> Option<HeaderValue> {
 
 /// Does the client accept trailers (`TE: trailers`, which gRPC requires and which is hop-by-hop)?
 pub fn accepts_trailers(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::TE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+    has_token(headers, &header::TE, "trailers")
 }
 
 /// Put back the two hop-by-hop headers a protocol switch needs on its next hop.
@@ -146,11 +162,14 @@ impl<'a> Forwarded<'a> {
 /// the client's headers but hop-by-hop ones, those `Connection` lists and those Remora sets, then
 /// Remora's. Returns the `X-Request-ID` sent.
 pub fn write_upstream(out: &mut Vec<u8>, headers: &HeaderMap, f: &Forwarded<'_>) -> HeaderValue {
-    let listed = connection_listed(headers);
+    // The tokens of `Connection` are compared in place: no list of names is built per request.
+    let has_connection = headers.contains_key(header::CONNECTION);
     let set = f.headers();
     let mut request_id = None;
     for (name, value) in headers {
-        if HOP_BY_HOP.contains(name) || set.iter().any(|(n, _)| *n == name) || listed.contains(name)
+        if HOP_BY_HOP.contains(name)
+            || set.iter().any(|(n, _)| *n == name)
+            || (has_connection && has_token(headers, &header::CONNECTION, name.as_str()))
         {
             continue;
         }
@@ -169,6 +188,27 @@ pub fn write_upstream(out: &mut Vec<u8>, headers: &HeaderMap, f: &Forwarded<'_>)
         line(out, &X_REQUEST_ID, &id);
         id
     })
+}
+
+/// `METHOD target HTTP/1.1`, the target in origin form (path and query).
+pub fn request_line(out: &mut Vec<u8>, method: &http::Method, uri: &http::Uri) {
+    let target = uri.path_and_query().map_or("/", |p| p.as_str());
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+}
+
+/// A request head with its headers as they are (what an HTTP/1.1 client writes for `parts`).
+#[cfg(test)]
+pub fn encode_head(parts: &http::request::Parts) -> Vec<u8> {
+    let mut head = Vec::new();
+    request_line(&mut head, &parts.method, &parts.uri);
+    for (name, value) in &parts.headers {
+        line(&mut head, name, value);
+    }
+    head.extend_from_slice(b"\r\n");
+    head
 }
 
 fn line(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {

@@ -60,14 +60,17 @@ impl CorsHeaders {
             .then(|| origin.clone())
     }
 
-    /// Add the CORS headers to a response for a request with this `Origin`, if it is allowed.
-    pub fn add(&self, origin: Option<&HeaderValue>, response: &mut HeaderMap) {
-        if let Some(allow) = self.allowed(origin) {
-            response.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow);
-            for (name, value) in &self.fixed {
-                response.insert(name, value.clone());
-            }
+    /// Add the CORS headers to a response for a request with this `Origin`, if it is allowed
+    /// (then `true`).
+    pub fn add(&self, origin: Option<&HeaderValue>, response: &mut HeaderMap) -> bool {
+        let Some(allow) = self.allowed(origin) else {
+            return false;
+        };
+        response.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow);
+        for (name, value) in &self.fixed {
+            response.insert(name, value.clone());
         }
+        true
     }
 }
 
@@ -98,10 +101,7 @@ pub fn respond<B>(
     if let Some(cors) = cors {
         if req.method() == Method::OPTIONS {
             let mut r = Response::new(Body::Right(Default::default()));
-            cors.add(req.headers().get(header::ORIGIN), r.headers_mut());
-            if r.headers()
-                .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN)
-            {
+            if cors.add(req.headers().get(header::ORIGIN), r.headers_mut()) {
                 *r.status_mut() = StatusCode::NO_CONTENT;
                 r.headers_mut().insert(
                     header::CONTENT_TYPE,
