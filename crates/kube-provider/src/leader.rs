@@ -33,13 +33,13 @@ struct Observed {
 }
 
 /// Take part in the election until `shutdown` resolves; `leader` says whether this replica holds
-/// the Lease. Releases it on the way out.
+/// the Lease. Releases it on the way out; returns whether this replica led until then.
 pub async fn run(
     client: Client,
     config: ElectionConfig,
     leader: watch::Sender<bool>,
     shutdown: impl Future<Output = ()>,
-) {
+) -> bool {
     let api: Api<Lease> = Api::namespaced(client, &config.namespace);
     let mut observed: Option<Observed> = None;
     let mut last_renewal: Option<Instant> = None;
@@ -73,13 +73,38 @@ pub async fn run(
             () = &mut shutdown => break,
         }
     }
-    if *leader.borrow() {
-        leader.send_replace(false);
+    let led = leader.send_replace(false);
+    if led {
         if let Err(e) = release(&api, &config).await {
             tracing::warn!(error = %e, "could not release the Lease");
         } else {
             tracing::info!("released the leadership");
         }
+    }
+    led
+}
+
+/// After this replica let the Lease go: the replica that takes it within `wait`, if any (looked
+/// at every retry period).
+pub async fn successor(client: Client, config: &ElectionConfig, wait: Duration) -> Option<String> {
+    let api: Api<Lease> = Api::namespaced(client, &config.namespace);
+    let deadline = Instant::now() + wait;
+    loop {
+        match api.get_opt(&config.name).await {
+            Ok(lease) => {
+                let holder = lease
+                    .and_then(|l| l.spec?.holder_identity)
+                    .filter(|h| !h.is_empty() && *h != config.identity);
+                if holder.is_some() {
+                    return holder;
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot read the Lease"),
+        }
+        if Instant::now() + config.retry_period > deadline {
+            return None;
+        }
+        tokio::time::sleep(config.retry_period).await;
     }
 }
 

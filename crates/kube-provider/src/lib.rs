@@ -19,5 +19,7 @@ pub use watch::{run, WatchConfig};
 
 /// Leader election; see [`leader`].
 pub use leader::run as elect;
+/// Ingress status removal by the last leader; see [`status`].
+pub use status::clear_on_shutdown as clear_status_on_shutdown;
 /// Ingress status writing; see [`status`].
 pub use status::run as write_status;

@@ -56,6 +56,31 @@ pub async fn run(
     }
 }
 
+/// On the way out of the replica that led: unless another replica takes the Lease within `wait`
+/// (and so keeps the status), nobody will serve the published addresses any more, so they are
+/// removed from the status of the served Ingresses (ingress-nginx's `--update-status-on-shutdown`),
+/// and DNS controllers stop pointing at them.
+pub async fn clear_on_shutdown(
+    client: Client,
+    config: &StatusConfig,
+    election: &crate::ElectionConfig,
+    served: &[ObjectRef],
+    wait: Duration,
+) {
+    if config.publish_service.is_none() && config.publish_addresses.is_empty() {
+        return;
+    }
+    if let Some(next) = crate::leader::successor(client.clone(), election, wait).await {
+        tracing::info!(leader = %next, "another replica leads: the Ingress status stays");
+        return;
+    }
+    for r in served {
+        if let Err(e) = update(&client, r, &[]).await {
+            tracing::warn!(ingress = %r, error = %e, "cannot clear the Ingress status");
+        }
+    }
+}
+
 /// `status.loadBalancer.ingress` entries: `{"ip": ...}` or `{"hostname": ...}`.
 async fn addresses(client: &Client, config: &StatusConfig) -> Result<Vec<Value>, kube::Error> {
     let mut out: Vec<Value> = Vec::new();

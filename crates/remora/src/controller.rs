@@ -53,6 +53,10 @@ pub struct Args {
     /// This replica's name in the election [default: $POD_NAME, else $HOSTNAME, else random].
     #[arg(long, value_name = "NAME")]
     pub election_identity: Option<String>,
+    /// When the leading replica stops and no other takes over, remove the published addresses
+    /// from the status of the served Ingresses (`--update-status-on-shutdown=false`: leave them).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub update_status_on_shutdown: bool,
     /// How often the leader renews the Lease and the others look at it (it expires after 15 s
     /// without renewal).
     #[arg(long, default_value = "2000", value_name = "MS")]
@@ -119,18 +123,19 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
     };
     let elect = tokio::spawn(kube_provider::elect(
         client.clone(),
-        election,
+        election.clone(),
         leader_tx,
         shutdown.clone().wait(),
     ));
     let (served_tx, served) = tokio::sync::watch::channel(Vec::new());
+    let status = kube_provider::StatusConfig {
+        publish_service: args.publish_service.clone(),
+        publish_addresses: args.publish_status_address.clone(),
+        resync: Duration::from_secs(60),
+    };
     tokio::spawn(kube_provider::write_status(
         client.clone(),
-        kube_provider::StatusConfig {
-            publish_service: args.publish_service.clone(),
-            publish_addresses: args.publish_status_address.clone(),
-            resync: Duration::from_secs(60),
-        },
+        status.clone(),
         leader.clone(),
         served,
     ));
@@ -142,7 +147,7 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
         namespaces: args.namespaces.clone(),
         debounce: Duration::from_millis(args.debounce_ms),
     };
-    let watching = kube_provider::run(client, config, |objects| {
+    let watching = kube_provider::run(client.clone(), config, |objects| {
         let applied = pipeline.apply(&objects);
         // Only real changes wake the status and Event writers (endpoint churn re-publishes often).
         served_tx.send_if_modified(|served| replace_if_changed(served, applied.served));
@@ -151,9 +156,20 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
     tokio::select! {
         () = watching => anyhow::bail!("the Kubernetes watchers stopped"),
         () = shutdown.wait() => {
-            // Hand the leadership over (the Lease is released) while requests drain.
-            let _ = elect.await;
-            running.drained().await;
+            // Hand the leadership over (the Lease is released) while requests drain; the last
+            // leader takes its addresses out of the Ingress status.
+            let led = elect.await.unwrap_or(false);
+            let served = served_tx.borrow().clone();
+            let clear_status = async {
+                if led && args.update_status_on_shutdown {
+                    // Long enough for a follower to look at the Lease twice.
+                    let wait = (2 * election.retry_period + Duration::from_secs(1))
+                        .min(election.lease_duration);
+                    kube_provider::clear_status_on_shutdown(client, &status, &election, &served, wait)
+                        .await;
+                }
+            };
+            tokio::join!(clear_status, running.drained());
             Ok(())
         }
     }

@@ -208,7 +208,8 @@ fn lb_status(api: &FakeApi) -> serde_json::Value {
 
 /// Two replicas elect one leader through a Lease; the leader writes the Ingress status
 /// (`--publish-status-address`) and an Event for a bad annotation. When it stops, it releases
-/// the Lease and the other replica takes over and keeps the status right.
+/// the Lease and the other replica takes over and keeps the status right; when that one stops
+/// too, the status is cleared.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_writes_status_and_events_and_hands_over() {
     let pods = pods("web-7d9f8b6c60", 1).await;
@@ -241,7 +242,7 @@ async fn leader_writes_status_and_events_and_hands_over() {
         lease_holder(&api).as_deref() == Some("replica-a")
     })
     .await;
-    let b = replica("replica-b");
+    let mut b = replica("replica-b");
     b.wait_ready().await;
     let want = serde_json::json!([{"ip": "192.0.2.10"}, {"hostname": "lb.example.com"}]);
     eventually("the leader writes the status", || lb_status(&api) == want).await;
@@ -284,6 +285,12 @@ async fn leader_writes_status_and_events_and_hands_over() {
     .await;
     // Both replicas served traffic all along; the follower still does.
     assert_eq!(shop(&b).await.status, 200);
+
+    // The last replica stops: nobody takes over, so its addresses leave the status (as
+    // ingress-nginx's --update-status-on-shutdown does), while they stayed on the hand-over.
+    b.terminate();
+    assert_eq!(b.wait_exit(Duration::from_secs(15)), Some(0));
+    assert_eq!(lb_status(&api), serde_json::json!([]));
 }
 
 /// `remora cookie-secret` (deploy/'s Job) creates the cookie key Secret once; running it again
