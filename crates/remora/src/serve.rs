@@ -172,17 +172,29 @@ pub async fn start(
                 bind(https_addr, true)?.into_std()?,
             ));
         }
+        let mut starting = Vec::with_capacity(workers);
         for (i, (http, https)) in sockets.into_iter().enumerate() {
             let (done, finished) = tokio::sync::oneshot::channel::<()>();
+            let (serving, started) = tokio::sync::oneshot::channel();
             let (p, tls, stop) = (proxy.clone(), tls.clone(), shutdown.clone());
             let released = released.clone();
             std::thread::Builder::new()
                 .name(format!("remora-worker-{i}"))
-                .spawn(move || worker(p, (http, https), tls, stop, done, released))
+                .spawn(move || worker(p, (http, https), tls, stop, serving, done, released))
                 .context("cannot start a worker thread")?;
+            starting.push(started);
             servers.push(tokio::spawn(async move {
                 let _ = finished.await;
             }));
+        }
+        // Every worker accepts on its share of the port before Remora says it is serving: a
+        // worker that could not start would leave its socket taking connections nobody accepts.
+        for (i, started) in starting.into_iter().enumerate() {
+            match started.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => anyhow::bail!("worker {i} cannot serve: {e}"),
+                Err(_) => anyhow::bail!("worker {i} stopped while starting"),
+            }
         }
     }
     let p = proxy.clone();
@@ -218,12 +230,14 @@ fn bind(addr: SocketAddr, shared_port: bool) -> std::io::Result<TcpListener> {
 
 /// One worker thread: its own current-thread runtime serving its HTTP and HTTPS sockets until
 /// shutdown has drained them, then `done`; the runtime keeps running until `released` (the
-/// connections it drives may serve other workers' last requests).
+/// connections it drives may serve other workers' last requests). `serving` says once it accepts
+/// (or why it cannot).
 fn worker(
     proxy: Proxy,
     (http, https): (std::net::TcpListener, std::net::TcpListener),
     tls: std::sync::Arc<proxy::ServerConfig>,
     stop: Shutdown,
+    serving: tokio::sync::oneshot::Sender<Result<(), String>>,
     done: tokio::sync::oneshot::Sender<()>,
     mut released: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -233,19 +247,23 @@ fn worker(
     {
         Ok(r) => r,
         Err(e) => {
-            tracing::error!(error = %e, "cannot start a worker's runtime");
+            let _ = serving.send(Err(format!("cannot start its runtime: {e}")));
             return;
         }
     };
     runtime.block_on(async move {
         match (TcpListener::from_std(http), TcpListener::from_std(https)) {
             (Ok(http), Ok(https)) => {
+                let _ = serving.send(Ok(()));
                 tokio::join!(
                     proxy.serve_http(http, stop.clone().wait()),
                     proxy.serve_https(https, tls, stop.wait()),
                 );
             }
-            (Err(e), _) | (_, Err(e)) => tracing::error!(error = %e, "a worker cannot listen"),
+            (Err(e), _) | (_, Err(e)) => {
+                let _ = serving.send(Err(format!("cannot listen: {e}")));
+                return;
+            }
         }
         let _ = done.send(());
         let _ = released.wait_for(|r| *r).await;
