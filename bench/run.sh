@@ -19,6 +19,13 @@
 # -Proto/-Scheme), so every pod does the same work. HEADERS=none: their bare configurations
 # (Host only), which leaves them less to do than Remora.
 #
+# PIN: whether the proxy under test gets cores of its own (the last ones, one per worker) and wrk
+# and the pods the others, so req/s is what the proxy's workers can do rather than how the
+# scheduler shares the cores. PIN=auto (default): pinned when at least 3 cores are left for wrk
+# and the pods (with fewer, they become the bottleneck: on 2 cores, one core of wrk and pods serves
+# less than any proxy). PIN=1: pinned whenever a core is left. PIN=0: never. The header of each
+# variant says where things ran.
+#
 # Everything listens on loopback and stops by itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +42,13 @@ HOST=bench.example.com
 HEADERS=${HEADERS:-ingress-nginx}
 case $HEADERS in ingress-nginx|none) ;; *) echo "HEADERS is ingress-nginx or none" >&2; exit 1 ;; esac
 
+CORES=$(nproc)
+PIN=${PIN:-auto}
+case $PIN in auto|0|1) ;; *) echo "PIN is auto, 0 or 1" >&2; exit 1 ;; esac
+if [ "$PIN" != 0 ] && ! command -v taskset >/dev/null; then
+  echo "taskset (util-linux) is missing: not pinning" >&2
+  PIN=0
+fi
 for tool in haproxy nginx wrk curl; do
   command -v "$tool" >/dev/null || { echo "$tool is missing: run bench/install.sh" >&2; exit 1; }
 done
@@ -57,10 +71,38 @@ wait_port() { # host port
   echo "nothing listens on $1:$2" >&2; exit 1
 }
 
+# Where processes run: PROXY_RUN prefixes the proxies' commands, LOAD_RUN wrk's (empty when not
+# pinned).
+PROXY_RUN=()
+LOAD_RUN=()
+PLACEMENT="not pinned"
+place() { # workers
+  local load_cpus="0-$((CORES - 1))"
+  PROXY_RUN=()
+  LOAD_RUN=()
+  PLACEMENT="not pinned"
+  local spare=1
+  [ "$PIN" = auto ] && spare=3
+  if [ "$PIN" != 0 ] && [ $((CORES - $1)) -ge "$spare" ]; then
+    local proxy_cpus="$((CORES - $1))-$((CORES - 1))"
+    load_cpus="0-$((CORES - $1 - 1))"
+    PROXY_RUN=(taskset -c "$proxy_cpus")
+    LOAD_RUN=(taskset -c "$load_cpus")
+    PLACEMENT="proxy on cores $proxy_cpus, wrk and pods on $load_cpus"
+  elif [ "$PIN" != 0 ]; then
+    PLACEMENT="not pinned: $1 worker(s) on $CORES cores"
+  fi
+  if [ "$PIN" != 0 ]; then
+    for p in "${POD_PIDS[@]}"; do taskset -a -p -c "$load_cpus" "$p" >/dev/null; done
+  fi
+}
+
 # Backends: three pods.
+POD_PIDS=()
 for i in 1 2 3; do
   MY_POD_NAME="bench-pod-$i" "$REMORA" whoami --listen "127.0.0.1$i:$BACKEND_PORT" >/dev/null 2>&1 &
   PIDS+=($!)
+  POD_PIDS+=($!)
 done
 for i in 1 2 3; do wait_port "127.0.0.1$i" "$BACKEND_PORT"; done
 
@@ -217,18 +259,18 @@ CFG
 
 start_proxies() { # workers
   local w=$1
-  "$REMORA" serve --manifests "$WORK/manifests" --workers "$w" \
+  "${PROXY_RUN[@]}" "$REMORA" serve --manifests "$WORK/manifests" --workers "$w" \
     --listen-http "127.0.0.1:$REMORA_PORT" --listen-https 127.0.0.1:0 --admin 127.0.0.1:0 \
     >/dev/null 2>"$WORK/remora.log" &
   REMORA_PID=$!
   haproxy_config "$w"
-  haproxy -f "$WORK/haproxy.cfg" -db >/dev/null 2>"$WORK/haproxy.log" &
+  "${PROXY_RUN[@]}" haproxy -f "$WORK/haproxy.cfg" -db >/dev/null 2>"$WORK/haproxy.log" &
   HAPROXY_PID=$!
   nginx_config "$w"
-  nginx -c "$WORK/nginx.conf" -g "daemon off;" 2>"$WORK/nginx.log" &
+  "${PROXY_RUN[@]}" nginx -c "$WORK/nginx.conf" -g "daemon off;" 2>"$WORK/nginx.log" &
   NGINX_PID=$!
   relay_config "$w"
-  haproxy -f "$WORK/relay.cfg" -db >/dev/null 2>"$WORK/relay.log" &
+  "${PROXY_RUN[@]}" haproxy -f "$WORK/relay.cfg" -db >/dev/null 2>"$WORK/relay.log" &
   RELAY_PID=$!
   PIDS+=("$REMORA_PID" "$HAPROXY_PID" "$NGINX_PID" "$RELAY_PID")
   wait_port 127.0.0.1 "$REMORA_PORT"; wait_port 127.0.0.1 "$HAPROXY_PORT"; wait_port 127.0.0.1 "$NGINX_PORT"
@@ -278,7 +320,7 @@ measure() { # proxy port cookie-or-empty
   local pids before after out
   read -r -a pids < <(proxy_pids "$1")
   before=$(cpu_ticks "${pids[@]}")
-  out=$(wrk "${args[@]}" "http://127.0.0.1:$2/")
+  out=$("${LOAD_RUN[@]}" wrk "${args[@]}" "http://127.0.0.1:$2/")
   after=$(cpu_ticks "${pids[@]}")
   echo "$out" | awk -v ticks=$((after - before)) -v hz="$CLK_TCK" '
     function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
@@ -292,6 +334,7 @@ measure() { # proxy port cookie-or-empty
 run_variant() { # title workers sticky(1|0)
   local title=$1 workers=$2 sticky=$3
   local proxies=(remora haproxy nginx tcp-relay)
+  place "$workers"
   start_proxies "$workers"
   declare -A port=([remora]=$REMORA_PORT [haproxy]=$HAPROXY_PORT [nginx]=$NGINX_PORT [tcp-relay]=$RELAY_PORT)
   declare -A best_rps best_p50 best_p99 best_cpu
@@ -310,7 +353,7 @@ run_variant() { # title workers sticky(1|0)
   done
   stop_proxies
   echo
-  echo "== $title (best of $ROUNDS rounds of ${DURATION}s, $CONNECTIONS connections)"
+  echo "== $title (best of $ROUNDS rounds of ${DURATION}s, $CONNECTIONS connections; $PLACEMENT)"
   printf "%-10s %10s %9s %9s %12s\n" proxy "req/s" "p50 ms" "p99 ms" "CPU us/req"
   for p in "${proxies[@]}"; do
     printf "%-10s %10s %9s %9s %12s\n" "$p" "${best_rps[$p]}" "${best_p50[$p]}" "${best_p99[$p]}" "${best_cpu[$p]}"
@@ -326,7 +369,7 @@ run_variant() { # title workers sticky(1|0)
     }'
 }
 
-echo "Remora $("$REMORA" --version | awk '{print $2}'), $(haproxy -v | head -1 | awk '{print "HAProxy " $3}'), $(nginx -v 2>&1 | sed 's/.*nginx\//nginx /'), $(nproc) cores, HEADERS=$HEADERS"
+echo "Remora $("$REMORA" --version | awk '{print $2}'), $(haproxy -v | head -1 | awk '{print "HAProxy " $3}'), $(nginx -v 2>&1 | sed 's/.*nginx\//nginx /'), $(nproc) cores, HEADERS=$HEADERS, PIN=$PIN"
 run_variant "pinned session, 1 worker each" 1 1
 run_variant "new sessions (no cookie), 1 worker each" 1 0
 run_variant "pinned session, 2 workers each" 2 1
