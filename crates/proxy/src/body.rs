@@ -1,15 +1,64 @@
-//! Request bodies that can be taken back when the upstream connection never happened.
+//! Request bodies that can be taken back when the upstream connection never happened, and that
+//! say where they stand.
 //!
 //! When connecting to the chosen endpoint fails, the client library drops the request, body
 //! included, before reading a single byte of it. Wrapping the body lets that drop hand the untouched
 //! stream back, so the request can go to another endpoint with its body intact: failover works for
 //! every method without buffering bodies.
+//!
+//! While the body streams, its [`Phase`] tells who is holding the exchange up: the client (nginx's
+//! `client_body_timeout`), the pod not taking more (`proxy-send-timeout`), or, once all of it was
+//! handed over, the pod's response (`proxy-read-timeout`). Each timeout runs between two steps of
+//! progress, as nginx's do, so a slow upload that keeps moving is never cut.
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// Where a request body stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for the client's next bytes.
+    Client,
+    /// The request head or a piece of the body waits for the pod to take it.
+    Upstream,
+    /// All of the body was handed over: the response is awaited.
+    Sent,
+}
+
+/// How long each phase may last without progress (nginx's timeouts, between two steps rather than
+/// for the whole exchange).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The client sends nothing more of the body (`client_body_timeout`).
+    pub client_body: Duration,
+    /// The pod takes nothing more of the request (`proxy-send-timeout`).
+    pub send: Duration,
+    /// After the whole request, the pod sends no response head (`proxy-read-timeout`).
+    pub read: Duration,
+}
+
+impl Limits {
+    pub fn of(&self, phase: Phase) -> Duration {
+        match phase {
+            Phase::Client => self.client_body,
+            Phase::Upstream => self.send,
+            Phase::Sent => self.read,
+        }
+    }
+}
+
+/// The current phase and when it runs out unless something moves.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub phase: Phase,
+    pub deadline: Instant,
+}
 
 /// The body sent upstream.
 pub enum UpstreamBody {
@@ -27,6 +76,22 @@ pub struct Reclaimable {
     slot: Slot,
     /// Bytes the body may still carry (`proxy-body-size`); `None`: no limit.
     remaining: Option<u64>,
+    limits: Limits,
+    progress: watch::Sender<Progress>,
+}
+
+impl Reclaimable {
+    /// Record progress: the new deadline always, a wake-up for whoever watches only when it comes
+    /// sooner than the one they wait for (a later one they find when theirs passes), so pieces of
+    /// a body moving along wake no one.
+    fn enter(&self, phase: Phase) {
+        let deadline = Instant::now() + self.limits.of(phase);
+        self.progress.send_if_modified(|p| {
+            let sooner = deadline < p.deadline;
+            *p = Progress { phase, deadline };
+            sooner
+        });
+    }
 }
 
 /// The body was cut because it went over `proxy-body-size`.
@@ -56,9 +121,9 @@ impl TooLarge {
 }
 
 impl UpstreamBody {
-    /// Wrap a client body, allowed up to `limit` bytes (beyond, it fails with [`TooLarge`]); also
-    /// returns the slot it comes back to if never read.
-    pub fn new(body: Incoming, limit: Option<u64>) -> (Self, Option<Slot>) {
+    /// Wrap a client body, allowed up to `limit` bytes (beyond, it fails with [`TooLarge`]) and
+    /// timed by `limits`; also returns the slot it comes back to if never read.
+    pub fn new(body: Incoming, limit: Option<u64>, limits: Limits) -> (Self, Option<Slot>) {
         if body.is_end_stream() {
             return (UpstreamBody::Empty, None);
         }
@@ -68,8 +133,21 @@ impl UpstreamBody {
             read: false,
             slot: slot.clone(),
             remaining: limit,
+            limits,
+            progress: watch::Sender::new(Progress {
+                phase: Phase::Upstream,
+                deadline: Instant::now() + limits.send,
+            }),
         };
         (UpstreamBody::Stream(body), Some(slot))
+    }
+
+    /// Where the body stands, as it moves; `None`: no body (the response is awaited at once).
+    pub fn progress(&self) -> Option<watch::Receiver<Progress>> {
+        match self {
+            UpstreamBody::Empty => None,
+            UpstreamBody::Stream(r) => Some(r.progress.subscribe()),
+        }
     }
 }
 
@@ -98,11 +176,20 @@ impl Body for UpstreamBody {
                 let Some(inner) = r.inner.as_mut() else {
                     return Poll::Ready(None);
                 };
-                let frame = match Pin::new(inner).poll_frame(cx) {
+                let frame = match Pin::new(&mut *inner).poll_frame(cx) {
                     Poll::Ready(Some(Ok(frame))) => frame,
                     Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
-                    Poll::Ready(None) => return Poll::Ready(None),
-                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(None) => {
+                        r.enter(Phase::Sent);
+                        return Poll::Ready(None);
+                    }
+                    Poll::Pending => {
+                        // Waiting for the client since the first time it had nothing.
+                        if r.progress.borrow().phase != Phase::Client {
+                            r.enter(Phase::Client);
+                        }
+                        return Poll::Pending;
+                    }
                 };
                 if let (Some(remaining), Some(data)) = (r.remaining.as_mut(), frame.data_ref()) {
                     let n = data.len() as u64;
@@ -112,6 +199,8 @@ impl Body for UpstreamBody {
                     }
                     *remaining -= n;
                 }
+                let ended = inner.is_end_stream();
+                r.enter(if ended { Phase::Sent } else { Phase::Upstream });
                 Poll::Ready(Some(Ok(frame)))
             }
         }

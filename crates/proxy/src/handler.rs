@@ -2,7 +2,7 @@
 //! layer over the backend's algorithm), forward (failing over to another endpoint when the chosen
 //! one cannot be reached), set the cookie on the way back.
 
-use crate::body::{TooLarge, UpstreamBody};
+use crate::body::{Limits, Phase, Progress, TooLarge, UpstreamBody};
 use crate::h1::{self, H1Body};
 use crate::headers;
 use crate::metrics::{RouteStats, SessionOutcome};
@@ -269,7 +269,12 @@ async fn forward<'t>(
         connect: Duration::from_secs(u64::from(location.connect_timeout_secs.max(1))),
         read: read_timeout,
     };
-    let (body, slot) = UpstreamBody::new(body, location.body_limit);
+    let limits = Limits {
+        client_body: shared.config.server.client_body_timeout,
+        send: Duration::from_secs(u64::from(location.send_timeout_secs.max(1))),
+        read: read_timeout,
+    };
+    let (body, slot) = UpstreamBody::new(body, location.body_limit, limits);
     let mut too_large = false;
     let mut body = Some(body);
     let mut tried = [usize::MAX; MAX_TRIES];
@@ -290,7 +295,7 @@ async fn forward<'t>(
                 match tokio::time::timeout(read_timeout, exchange).await {
                     Ok(Ok(r)) => Ok(Ok(r.map(Either::Right))),
                     Ok(Err(e)) => Ok(Err(UpstreamError::Lean(e))),
-                    Err(elapsed) => Err(elapsed),
+                    Err(_) => Err(Stalled::Response(read_timeout)),
                 }
             }
             (_, Some(client), _) => {
@@ -306,10 +311,12 @@ async fn forward<'t>(
                     Ok(u) => *upstream.uri_mut() = u,
                     Err(_) => return status(StatusCode::BAD_REQUEST),
                 }
-                match tokio::time::timeout(read_timeout, client.request(upstream)).await {
+                let progress = upstream.body().progress();
+                let exchange = client.request(upstream);
+                match within(exchange, progress, &limits).await {
                     Ok(Ok(r)) => Ok(Ok(r.map(Either::Left))),
                     Ok(Err(e)) => Ok(Err(UpstreamError::Hyper(e))),
-                    Err(elapsed) => Err(elapsed),
+                    Err(stalled) => Err(stalled),
                 }
             }
             _ => break,
@@ -323,9 +330,12 @@ async fn forward<'t>(
                 too_large = matches!(&e, UpstreamError::Hyper(e) if TooLarge::caused(e));
                 e
             }
-            Err(_) => {
-                tracing::warn!(upstream = %authority, "no response in time");
-                return status(StatusCode::GATEWAY_TIMEOUT);
+            Err(stalled) => {
+                tracing::warn!(upstream = %authority, "{stalled}");
+                return status(match stalled {
+                    Stalled::Client(_) => StatusCode::REQUEST_TIMEOUT,
+                    Stalled::Upstream(_) | Stalled::Response(_) => StatusCode::GATEWAY_TIMEOUT,
+                });
             }
         };
         // Failover. A connection that never happened is safe to retry for any method: the body
@@ -342,7 +352,7 @@ async fn forward<'t>(
                     .lock()
                     .ok()
                     .and_then(|mut s| s.take())
-                    .map(|b| UpstreamBody::new(b, location.body_limit).0),
+                    .map(|b| UpstreamBody::new(b, location.body_limit, limits).0),
             }
         } else if idempotent && slot.is_none() {
             Some(UpstreamBody::Empty)
@@ -412,6 +422,65 @@ async fn forward<'t>(
         }
     }
     response.map(Either::Left)
+}
+
+/// Which step stalled, for how long.
+#[derive(Debug, thiserror::Error)]
+enum Stalled {
+    #[error("the client sent no more of the request body for {0:?}")]
+    Client(Duration),
+    #[error("the pod took no more of the request for {0:?}")]
+    Upstream(Duration),
+    #[error("no response in time ({0:?})")]
+    Response(Duration),
+}
+
+impl Stalled {
+    fn in_phase(phase: Phase, limits: &Limits) -> Self {
+        let limit = limits.of(phase);
+        match phase {
+            Phase::Client => Stalled::Client(limit),
+            Phase::Upstream => Stalled::Upstream(limit),
+            Phase::Sent => Stalled::Response(limit),
+        }
+    }
+}
+
+/// Await `exchange` (a request through hyper's client) while its body keeps moving: each phase
+/// has its own limit from its own start. Without a body the response head is awaited for the read
+/// timeout.
+async fn within<F: std::future::Future>(
+    exchange: F,
+    progress: Option<tokio::sync::watch::Receiver<Progress>>,
+    limits: &Limits,
+) -> Result<F::Output, Stalled> {
+    let Some(mut progress) = progress else {
+        return tokio::time::timeout(limits.read, exchange)
+            .await
+            .map_err(|_| Stalled::Response(limits.read));
+    };
+    tokio::pin!(exchange);
+    let sleep = tokio::time::sleep_until(progress.borrow().deadline);
+    tokio::pin!(sleep);
+    // The body wakes us when a deadline comes sooner; once it is gone, its last word stands.
+    let mut watching = true;
+    loop {
+        tokio::select! {
+            output = &mut exchange => return Ok(output),
+            changed = progress.changed(), if watching => {
+                watching = changed.is_ok();
+                sleep.as_mut().reset(progress.borrow().deadline);
+            }
+            () = &mut sleep => {
+                // Progress moves the deadline later without a wake-up: look again.
+                let current = *progress.borrow();
+                if current.deadline <= tokio::time::Instant::now() {
+                    return Err(Stalled::in_phase(current.phase, limits));
+                }
+                sleep.as_mut().reset(current.deadline);
+            }
+        }
+    }
 }
 
 /// Why an upstream request failed, from either client.

@@ -259,6 +259,9 @@ impl Proxy {
 pub struct ServerOptions {
     /// Time a client has to send a complete request head.
     pub header_read_timeout: Duration,
+    /// How long a client streaming a request body may send nothing (nginx's
+    /// `client_body_timeout`); then it gets 408.
+    pub client_body_timeout: Duration,
     /// After shutdown is asked for, how long in-flight requests may take to finish.
     pub shutdown_grace: Duration,
 }
@@ -267,6 +270,7 @@ impl Default for ServerOptions {
     fn default() -> Self {
         Self {
             header_read_timeout: Duration::from_secs(60),
+            client_body_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(10),
         }
     }

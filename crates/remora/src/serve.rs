@@ -61,6 +61,11 @@ pub struct Common {
     /// Ingress, Service, upstream, tries, session outcome, request id) to FILE, or `-` for stdout.
     #[arg(long, value_name = "FILE")]
     pub access_log: Option<PathBuf>,
+    /// How long a client streaming a request body may send nothing before it gets 408 (nginx's
+    /// client_body_timeout).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub client_body_timeout: u64,
     /// The port HTTP to HTTPS redirects point at [default: the port of --listen-https]. Set 443
     /// when a load balancer maps 443 to --listen-https.
     #[arg(long, value_name = "PORT")]
@@ -139,6 +144,7 @@ pub async fn start(
         (http.local_addr()?, https.local_addr()?, admin.local_addr()?);
     let mut config = ProxyConfig::new(key);
     config.https_redirect_port = common.https_redirect_port.unwrap_or(https_addr.port());
+    config.server.client_body_timeout = std::time::Duration::from_secs(common.client_body_timeout);
     let mut proxy = Proxy::new(config).map_err(anyhow::Error::msg)?;
     if let Some(path) = &common.access_log {
         proxy = proxy

@@ -134,6 +134,59 @@ async fn request_bodies_over_proxy_body_size_get_413() {
     let _ = resp.into_body().collect().await;
 }
 
+/// As nginx's, the timeouts run between two steps of progress, not over the whole exchange: an
+/// upload that keeps moving outlasts `proxy-read-timeout`; a pod that takes no more of the body
+/// gets 504 after `proxy-send-timeout`, however long the read timeout; a client that sends no more
+/// of it gets 408 after `--client-body-timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_run_between_steps_of_an_upload() {
+    let (_pods, dir) = one_service("app-7b8c9d-t").await;
+    let ingress = |read: &str, send: &str| {
+        IngressYaml::new("app")
+            .nginx("proxy-read-timeout", read)
+            .nginx("proxy-send-timeout", send)
+            .nginx("proxy-body-size", "0")
+            .rule(None, "/", "app")
+            .build()
+    };
+    dir.write("ing.yaml", &ingress("1", "1"));
+    let remora = Remora::serve(&[dir.path()], &["--client-body-timeout", "1"]);
+    let gap = std::time::Duration::from_millis(300);
+
+    // 8 pieces 300 ms apart: 2.1 s of upload against a read timeout of 1 s.
+    let (status, body, took) = paced_upload(&remora, "/echo-body", 8, 1000, gap, true).await;
+    assert_eq!((status.as_u16(), body.as_str()), (200, "8000"), "{took:?}");
+    assert!(took > std::time::Duration::from_secs(2), "{took:?}");
+
+    // The client stops after one piece: 408 once it has been silent for a second.
+    let (status, _, took) = paced_upload(&remora, "/echo-body", 1, 1000, gap, false).await;
+    assert_eq!(status, 408, "{took:?}");
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+    remora
+        .wait_log("the client sent no more of the request body for 1s")
+        .await;
+
+    // The pod stops reading: once its buffers are full, 504 after a second without progress,
+    // not after the read timeout of 60 s.
+    let previous = remora.generation().await;
+    dir.write("ing.yaml", &ingress("60", "1"));
+    remora.wait_generation_after(previous).await;
+    let (status, _, took) = paced_upload(
+        &remora,
+        "/stall",
+        1024,
+        64 * 1024,
+        std::time::Duration::ZERO,
+        true,
+    )
+    .await;
+    assert_eq!(status, 504, "{took:?}");
+    assert!(took < std::time::Duration::from_secs(30), "{took:?}");
+    remora
+        .wait_log("the pod took no more of the request for 1s")
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_pod_gives_502() {
     let (mut pods, dir) = one_service("app-7b8c9d-d").await;

@@ -90,6 +90,8 @@ async fn start_pod(listener: TcpListener, name: String) -> Pod {
                                 }
                                 Bytes::from(s)
                             }
+                            // Takes no more of the request and never answers.
+                            "/stall" => std::future::pending().await,
                             "/slow" => {
                                 tokio::time::sleep(Duration::from_millis(500)).await;
                                 Bytes::from(format!("Hello \"{name}\"!"))
@@ -542,6 +544,58 @@ impl Resp {
 
 fn client() -> Client<HttpConnector, Full<Bytes>> {
     Client::builder(TokioExecutor::new()).build(HttpConnector::new())
+}
+
+/// Send `frames` as a chunked request body to `path` on Remora (Host app.example.com), one every
+/// `gap`, then end it (or, with `end: false`, keep it open); the response and how long it took.
+pub async fn paced_upload(
+    remora: &Remora,
+    path: &str,
+    frames: usize,
+    frame_len: usize,
+    gap: Duration,
+    end: bool,
+) -> (StatusCode, String, Duration) {
+    use http_body_util::{BodyExt, StreamBody};
+    let (tx, rx) =
+        tokio::sync::mpsc::channel::<Result<hyper::body::Frame<Bytes>, std::io::Error>>(1);
+    tokio::spawn(async move {
+        for _ in 0..frames {
+            let frame = hyper::body::Frame::data(Bytes::from(vec![b'u'; frame_len]));
+            if tx.send(Ok(frame)).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(gap).await;
+        }
+        if !end {
+            // Hold the body open until the request is over.
+            tx.closed().await;
+        }
+    });
+    let frames = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|frame| (frame, rx))
+    });
+    let body = StreamBody::new(frames);
+    let tcp = tokio::net::TcpStream::connect(remora.http).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::post(path)
+        .header("host", "app.example.com")
+        .body(body)
+        .unwrap();
+    let started = std::time::Instant::now();
+    let resp = sender.send_request(req).await.unwrap();
+    let status = resp.status();
+    let text = resp
+        .into_body()
+        .collect()
+        .await
+        .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+        .unwrap_or_default();
+    (status, text, started.elapsed())
 }
 
 /// GET `url` with extra headers (e.g. `("cookie", "a=b")`, `("host", "DOMAIN")`).
