@@ -10,9 +10,13 @@
 //! `client_body_timeout`), the pod not taking more (`proxy-send-timeout`), or, once all of it was
 //! handed over, the pod's response (`proxy-read-timeout`). Each timeout runs between two steps of
 //! progress, as nginx's do, so a slow upload that keeps moving is never cut.
+//!
+//! [`ReadTimeout`] does the same for a response body from hyper's client: a pod that sends nothing
+//! of it for `proxy-read-timeout` ends it (the lean client's bodies time themselves).
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -218,5 +222,77 @@ impl Body for UpstreamBody {
             UpstreamBody::Empty => SizeHint::with_exact(0),
             UpstreamBody::Stream(r) => r.inner.as_ref().map(Body::size_hint).unwrap_or_default(),
         }
+    }
+}
+
+/// A response body that fails when the pod sends nothing of it for `limit` (nginx's
+/// `proxy_read_timeout`, between two reads): the client's connection is then closed rather than
+/// left waiting on a pod that stopped.
+pub struct ReadTimeout<B> {
+    inner: B,
+    limit: Duration,
+    /// Armed when a read has to wait, disarmed by data.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<B> ReadTimeout<B> {
+    pub fn new(inner: B, limit: Duration) -> Self {
+        Self {
+            inner,
+            limit,
+            stalled: None,
+        }
+    }
+}
+
+/// The pod sent nothing of a response body for this long.
+#[derive(Debug)]
+pub struct BodyTimeout(pub Duration);
+
+impl std::fmt::Display for BodyTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "no data from the pod for {:?} within the body", self.0)
+    }
+}
+
+impl std::error::Error for BodyTimeout {}
+
+impl<B> Body for ReadTimeout<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.stalled = None;
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => {
+                let limit = this.limit;
+                let stalled = this
+                    .stalled
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                match stalled.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimeout(limit))))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }

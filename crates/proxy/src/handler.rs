@@ -2,7 +2,7 @@
 //! layer over the backend's algorithm), forward (failing over to another endpoint when the chosen
 //! one cannot be reached), set the cookie on the way back.
 
-use crate::body::{Limits, Phase, Progress, TooLarge, UpstreamBody};
+use crate::body::{Limits, Phase, Progress, ReadTimeout, TooLarge, UpstreamBody};
 use crate::h1::{self, H1Body};
 use crate::headers;
 use crate::metrics::{RouteStats, SessionOutcome};
@@ -29,7 +29,7 @@ use std::time::{Instant, SystemTime};
 /// What the proxy answers with: a pod's response body (from hyper's client, or the lean HTTP/1
 /// client's), or one of its own.
 pub type Body = Either<UpstreamResponse, Full<Bytes>>;
-type UpstreamResponse = Either<Incoming, H1Body>;
+type UpstreamResponse = Either<ReadTimeout<Incoming>, H1Body>;
 
 /// Endpoints tried for one request at most (ingress-nginx `proxy-next-upstream-tries`).
 const MAX_TRIES: usize = 3;
@@ -314,7 +314,9 @@ async fn forward<'t>(
                 let progress = upstream.body().progress();
                 let exchange = client.request(upstream);
                 match within(exchange, progress, &limits).await {
-                    Ok(Ok(r)) => Ok(Ok(r.map(Either::Left))),
+                    Ok(Ok(r)) => Ok(Ok(
+                        r.map(|b| Either::Left(ReadTimeout::new(b, read_timeout)))
+                    )),
                     Ok(Err(e)) => Ok(Err(UpstreamError::Hyper(e))),
                     Err(stalled) => Err(stalled),
                 }

@@ -187,6 +187,43 @@ async fn timeouts_run_between_steps_of_an_upload() {
         .await;
 }
 
+/// A pod that stops sending within a response body (here to a request with a body, which goes
+/// through hyper's client) has it cut after `proxy-read-timeout` without data, as nginx does: the
+/// client gets what came, then the connection ends, instead of waiting forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_silent_within_a_response_body_is_cut_after_the_read_timeout() {
+    use http_body_util::{BodyExt, Full};
+    let (_pods, dir) = one_service("app-7b8c9d-r").await;
+    dir.write(
+        "ing.yaml",
+        &IngressYaml::new("app")
+            .nginx("proxy-read-timeout", "1")
+            .rule(None, "/", "app")
+            .build(),
+    );
+    let remora = Remora::serve(&[dir.path()], &[]);
+    let tcp = tokio::net::TcpStream::connect(remora.http).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::post("/stall-body")
+        .header("host", "app.example.com")
+        .body(Full::new(Bytes::from_static(b"x")))
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert_eq!(&first[..], b"partial");
+    let rest = tokio::time::timeout(std::time::Duration::from_secs(20), body.collect()).await;
+    assert!(
+        matches!(rest, Ok(Err(_))),
+        "the body ends with an error within 20 s"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_pod_gives_502() {
     let (mut pods, dir) = one_service("app-7b8c9d-d").await;

@@ -80,7 +80,20 @@ async fn start_pod(listener: TcpListener, name: String) -> Pod {
                     async move {
                         counter.fetch_add(1, Ordering::Relaxed);
                         if req.uri().path() == "/ws" {
-                            return Ok(websocket_echo(req, name));
+                            return Ok(websocket_echo(req, name).map(BodyExt::boxed));
+                        }
+                        if req.uri().path() == "/stall-body" {
+                            // The head and the start of the body, then nothing more.
+                            let first =
+                                futures_util::stream::iter([Ok::<_, std::convert::Infallible>(
+                                    hyper::body::Frame::data(Bytes::from_static(b"partial")),
+                                )]);
+                            let body =
+                                http_body_util::StreamBody::new(futures_util::StreamExt::chain(
+                                    first,
+                                    futures_util::stream::pending(),
+                                ));
+                            return Ok(http::Response::new(BodyExt::boxed(body)));
                         }
                         let body = match req.uri().path() {
                             "/echo-headers" => {
@@ -107,7 +120,7 @@ async fn start_pod(listener: TcpListener, name: String) -> Pod {
                             }
                             _ => Bytes::from(format!("Hello \"{name}\"!")),
                         };
-                        let mut resp = http::Response::new(Full::new(body));
+                        let mut resp = http::Response::new(Full::new(body).boxed());
                         resp.headers_mut()
                             .insert("x-pod-name", name.parse().unwrap());
                         Ok::<_, std::convert::Infallible>(resp)
