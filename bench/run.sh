@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The same sticky workload against Remora, HAProxy (`cookie SERVERID insert`) and nginx
-# (`hash $cookie_NAME consistent`), in one run on loopback: same 3 backends, same connections,
+# (`hash $cookie_NAME consistent`, setting the cookie for new sessions as the other two do), in one
+# run on loopback: same 3 backends, same connections,
 # keep-alive, one worker thread each (and a 2-worker variant). Prints req/s, p50/p99 and CPU time
 # per request (user + system, from /proc) per proxy and Remora's ratios. Backends are `remora
 # whoami` on 127.0.0.11-13.
@@ -236,8 +237,18 @@ http {
   fastcgi_temp_path $WORK/nginx;
   uwsgi_temp_path $WORK/nginx;
   scgi_temp_path $WORK/nginx;
+  # A request without the cookie starts a session as HAProxy and Remora do: a new key, hashed to
+  # a pod and set as the cookie; with it, the same pod again.
+  map \$cookie_route \$route_key {
+    "" \$request_id;
+    default \$cookie_route;
+  }
+  map \$cookie_route \$route_new_session {
+    "" "route=\$request_id; Path=/; HttpOnly";
+    default "";
+  }
   upstream pods {
-    hash \$cookie_route consistent;
+    hash \$route_key consistent;
     server 127.0.0.11:$BACKEND_PORT;
     server 127.0.0.12:$BACKEND_PORT;
     server 127.0.0.13:$BACKEND_PORT;
@@ -250,6 +261,7 @@ http {
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header Host \$host;
+      add_header Set-Cookie \$route_new_session;
 $(nginx_headers)
     }
   }
@@ -257,8 +269,17 @@ $(nginx_headers)
 CFG
 }
 
+# Something else on a proxy's port would answer in its place: refuse to measure it.
+port_free() { # port
+  if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+    echo "127.0.0.1:$1 is already in use: stop what listens there (or set *_PORT)" >&2
+    exit 1
+  fi
+}
+
 start_proxies() { # workers
   local w=$1
+  for p in "$REMORA_PORT" "$HAPROXY_PORT" "$NGINX_PORT" "$RELAY_PORT"; do port_free "$p"; done
   "${PROXY_RUN[@]}" "$REMORA" serve --manifests "$WORK/manifests" --workers "$w" \
     --listen-http "127.0.0.1:$REMORA_PORT" --listen-https 127.0.0.1:0 --admin 127.0.0.1:0 \
     >/dev/null 2>"$WORK/remora.log" &
@@ -275,6 +296,9 @@ start_proxies() { # workers
   PIDS+=("$REMORA_PID" "$HAPROXY_PID" "$NGINX_PID" "$RELAY_PID")
   wait_port 127.0.0.1 "$REMORA_PORT"; wait_port 127.0.0.1 "$HAPROXY_PORT"; wait_port 127.0.0.1 "$NGINX_PORT"
   wait_port 127.0.0.1 "$RELAY_PORT"
+  for p in "$REMORA_PID" "$HAPROXY_PID" "$NGINX_PID" "$RELAY_PID"; do
+    kill -0 "$p" 2>/dev/null || { echo "a proxy exited at start (logs in $WORK)" >&2; exit 1; }
+  done
 }
 
 stop_proxies() {
