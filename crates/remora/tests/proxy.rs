@@ -119,17 +119,7 @@ async fn request_bodies_over_proxy_body_size_get_413() {
         ])))
     });
     let body = StreamBody::new(futures_util::stream::iter(frames));
-    let tcp = tokio::net::TcpStream::connect(remora.http).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
-    let req = http::Request::post("/echo-body")
-        .header("host", "app.example.com")
-        .body(body)
-        .unwrap();
-    let resp = sender.send_request(req).await.unwrap();
+    let resp = post_to_app(&remora, "/echo-body", body).await;
     assert_eq!(resp.status(), 413);
     let _ = resp.into_body().collect().await;
 }
@@ -202,17 +192,8 @@ async fn a_pod_silent_within_a_response_body_is_cut_after_the_read_timeout() {
             .build(),
     );
     let remora = Remora::serve(&[dir.path()], &[]);
-    let tcp = tokio::net::TcpStream::connect(remora.http).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
-    let req = http::Request::post("/stall-body")
-        .header("host", "app.example.com")
-        .body(Full::new(Bytes::from_static(b"x")))
-        .unwrap();
-    let resp = sender.send_request(req).await.unwrap();
+    let body = Full::new(Bytes::from_static(b"x"));
+    let resp = post_to_app(&remora, "/stall-body", body).await;
     assert_eq!(resp.status(), 200);
     let mut body = resp.into_body();
     let first = body.frame().await.unwrap().unwrap().into_data().unwrap();

@@ -559,6 +559,29 @@ fn client() -> Client<HttpConnector, Full<Bytes>> {
     Client::builder(TokioExecutor::new()).build(HttpConnector::new())
 }
 
+/// POST `body` (streamed as it comes, chunked when its length is unknown) to `path` on Remora with
+/// Host app.example.com, on a connection of its own; the response as it arrives.
+pub async fn post_to_app<B>(
+    remora: &Remora,
+    path: &str,
+    body: B,
+) -> http::Response<hyper::body::Incoming>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let tcp = tokio::net::TcpStream::connect(remora.http).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::post(path)
+        .header("host", "app.example.com")
+        .body(body)
+        .unwrap();
+    sender.send_request(req).await.unwrap()
+}
+
 /// Send `frames` as a chunked request body to `path` on Remora (Host app.example.com), one every
 /// `gap`, then end it (or, with `end: false`, keep it open); the response and how long it took.
 pub async fn paced_upload(
@@ -588,19 +611,8 @@ pub async fn paced_upload(
     let frames = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|frame| (frame, rx))
     });
-    let body = StreamBody::new(frames);
-    let tcp = tokio::net::TcpStream::connect(remora.http).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
-    let req = http::Request::post(path)
-        .header("host", "app.example.com")
-        .body(body)
-        .unwrap();
     let started = std::time::Instant::now();
-    let resp = sender.send_request(req).await.unwrap();
+    let resp = post_to_app(remora, path, StreamBody::new(frames)).await;
     let status = resp.status();
     let text = resp
         .into_body()
