@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # The same sticky workload against Remora, HAProxy (`cookie SERVERID insert`) and nginx
 # (`hash $cookie_NAME consistent`, setting the cookie for new sessions as the other two do), in one
-# run on loopback: same 3 backends, same connections,
-# keep-alive, one worker thread each (and a 2-worker variant). Prints req/s, p50/p99 and CPU time
-# per request (user + system, from /proc) per proxy and Remora's ratios. Backends are `remora
-# whoami` on 127.0.0.11-13.
+# run on loopback: same 3 backends, same connections, keep-alive, one worker thread each (and a
+# 2-worker variant). Prints req/s, p50/p99 and CPU time per request (user + system, from /proc)
+# per proxy and Remora's ratios. Backends are `remora whoami` on 127.0.0.11-13.
 #
 # A fourth row, tcp-relay, is HAProxy in `mode tcp` relaying each client connection to one pod:
 # no HTTP at all, so the most any proxy can get from this machine with the same four system calls
@@ -296,8 +295,16 @@ start_proxies() { # workers
   PIDS+=("$REMORA_PID" "$HAPROXY_PID" "$NGINX_PID" "$RELAY_PID")
   wait_port 127.0.0.1 "$REMORA_PORT"; wait_port 127.0.0.1 "$HAPROXY_PORT"; wait_port 127.0.0.1 "$NGINX_PORT"
   wait_port 127.0.0.1 "$RELAY_PORT"
-  for p in "$REMORA_PID" "$HAPROXY_PID" "$NGINX_PID" "$RELAY_PID"; do
-    kill -0 "$p" 2>/dev/null || { echo "a proxy exited at start (logs in $WORK)" >&2; exit 1; }
+  local name pid
+  for name in remora haproxy nginx relay; do
+    case $name in
+      remora) pid=$REMORA_PID ;; haproxy) pid=$HAPROXY_PID ;; nginx) pid=$NGINX_PID ;; relay) pid=$RELAY_PID ;;
+    esac
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "$name exited at start:" >&2
+      cat "$WORK/$name.log" >&2
+      exit 1
+    fi
   done
 }
 
