@@ -19,7 +19,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -225,22 +225,50 @@ impl Body for UpstreamBody {
     }
 }
 
+/// "Nothing came for `limit`" (nginx's timeouts between two reads): the timer is armed when a read
+/// has to wait and dropped by data, so none exists while data keeps coming.
+pub struct Stall {
+    limit: Duration,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Stall {
+    pub fn new(limit: Duration) -> Self {
+        Self { limit, sleep: None }
+    }
+
+    pub fn limit(&self) -> Duration {
+        self.limit
+    }
+
+    /// Data came.
+    pub fn reset(&mut self) {
+        self.sleep = None;
+    }
+
+    /// A read has to wait: ready once reads have waited `limit` in a row.
+    pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let limit = self.limit;
+        self.sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)))
+            .as_mut()
+            .poll(cx)
+    }
+}
+
 /// A response body that fails when the pod sends nothing of it for `limit` (nginx's
 /// `proxy_read_timeout`, between two reads): the client's connection is then closed rather than
 /// left waiting on a pod that stopped.
 pub struct ReadTimeout<B> {
     inner: B,
-    limit: Duration,
-    /// Armed when a read has to wait, disarmed by data.
-    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+    stall: Stall,
 }
 
 impl<B> ReadTimeout<B> {
     pub fn new(inner: B, limit: Duration) -> Self {
         Self {
             inner,
-            limit,
-            stalled: None,
+            stall: Stall::new(limit),
         }
     }
 }
@@ -272,18 +300,12 @@ where
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
-                this.stalled = None;
+                this.stall.reset();
                 Poll::Ready(frame.map(|f| f.map_err(Into::into)))
             }
             Poll::Pending => {
-                let limit = this.limit;
-                let stalled = this
-                    .stalled
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
-                match stalled.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimeout(limit))))),
-                    Poll::Pending => Poll::Pending,
-                }
+                ready!(this.stall.poll_expired(cx));
+                Poll::Ready(Some(Err(Box::new(BodyTimeout(this.stall.limit())))))
             }
         }
     }

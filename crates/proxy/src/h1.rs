@@ -13,6 +13,7 @@
 //! the pod may have closed the idle connection just as it was taken (only idempotent requests take
 //! this path).
 
+use crate::body::Stall;
 use crate::headers::{content_length, has_token};
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -20,7 +21,6 @@ use http::{Method, Response, StatusCode, Version};
 use hyper::body::{Body, Frame, SizeHint};
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -239,8 +239,7 @@ async fn exchange(
                 stream,
                 pool,
                 addr,
-                read_timeout,
-                stalled: None,
+                stall: Stall::new(read_timeout),
             };
             return Ok(respond(conn, method, parsed, buf)?);
         }
@@ -383,10 +382,9 @@ struct Conn {
     stream: TcpStream,
     pool: Pool,
     addr: SocketAddr,
-    read_timeout: Duration,
-    /// Armed when a read of the body has to wait (not on the fast path, where the body comes with
-    /// the head), disarmed by data.
-    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The pod's silence within the body (no timer on the fast path, where the body comes with
+    /// the head).
+    stall: Stall,
 }
 
 enum Framing {
@@ -446,16 +444,12 @@ impl H1Body {
             match conn.stream.try_read_buf(&mut self.buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if conn.stream.poll_read_ready(cx)?.is_pending() {
-                        let timeout = conn.read_timeout;
-                        let stalled = conn
-                            .stalled
-                            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-                        ready!(stalled.as_mut().poll(cx));
-                        return Poll::Ready(Err(Error::BodyTimeout(timeout)));
+                        ready!(conn.stall.poll_expired(cx));
+                        return Poll::Ready(Err(Error::BodyTimeout(conn.stall.limit())));
                     }
                 }
                 other => {
-                    conn.stalled = None;
+                    conn.stall.reset();
                     if matches!(other, Ok(n) if n == room) {
                         self.chunk = (self.chunk * 2).min(MAX_READ_CHUNK);
                     }

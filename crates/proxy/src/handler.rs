@@ -292,10 +292,10 @@ async fn forward<'t>(
         let sent = match (&lean, client, backend.addrs.get(endpoint)) {
             (Some(head), _, Some(&addr)) => {
                 let exchange = h1::send(shared.h1, addr, &parts.method, head, timeouts);
-                match tokio::time::timeout(read_timeout, exchange).await {
+                match within(exchange, None, &limits).await {
                     Ok(Ok(r)) => Ok(Ok(r.map(Either::Right))),
                     Ok(Err(e)) => Ok(Err(UpstreamError::Lean(e))),
-                    Err(_) => Err(Stalled::Response(read_timeout)),
+                    Err(stalled) => Err(stalled),
                 }
             }
             (_, Some(client), _) => {
@@ -448,9 +448,9 @@ impl Stalled {
     }
 }
 
-/// Await `exchange` (a request through hyper's client) while its body keeps moving: each phase
-/// has its own limit from its own start. Without a body the response head is awaited for the read
-/// timeout.
+/// Await `exchange` (a request to a pod) while its body keeps moving: each phase has its own
+/// limit from its own start. Without a body (`progress` is `None`) the response head is awaited
+/// for the read timeout.
 async fn within<F: std::future::Future>(
     exchange: F,
     progress: Option<tokio::sync::watch::Receiver<Progress>>,
