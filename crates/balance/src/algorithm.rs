@@ -1,15 +1,11 @@
 //! Selection algorithms over an immutable set of endpoints, built once per snapshot.
 //!
 //! An algorithm sees endpoints as indices `0..n` into the backend's endpoint list plus a predicate
-//! saying which of them may be chosen right now; it never sees addresses or cookies.
+//! saying which of them may be chosen right now; it never sees addresses or cookies. Both expose
+//! the same `select(key, allowed)`, as inherent methods: the sticky layer holds one of each and
+//! calls them directly, so a pick is a static call with the predicate inlined.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-
-/// Picks one endpoint index among those `allowed` accepts.
-pub trait Selection: Send + Sync {
-    /// `key` identifies the session or request for algorithms that hash; others ignore it.
-    fn select(&self, key: u64, allowed: &dyn Fn(usize) -> bool) -> Option<usize>;
-}
 
 /// Round robin over the endpoints, skipping those not allowed. The default for routes without
 /// affinity and for new sessions in persistent mode, as in ingress-nginx.
@@ -27,10 +23,10 @@ impl RoundRobin {
             next: AtomicUsize::new(start),
         }
     }
-}
 
-impl Selection for RoundRobin {
-    fn select(&self, _key: u64, allowed: &dyn Fn(usize) -> bool) -> Option<usize> {
+    /// The next endpoint in turn that `allowed` accepts. `_key` is ignored; it is there so that
+    /// both algorithms are called alike.
+    pub fn select(&self, _key: u64, allowed: &impl Fn(usize) -> bool) -> Option<usize> {
         if self.len == 0 {
             return None;
         }
@@ -78,11 +74,9 @@ impl ConsistentHash {
             ring: ring.into_boxed_slice(),
         }
     }
-}
 
-impl Selection for ConsistentHash {
-    /// The first allowed endpoint clockwise from the key's point.
-    fn select(&self, key: u64, allowed: &dyn Fn(usize) -> bool) -> Option<usize> {
+    /// The first endpoint clockwise from `key`'s point that `allowed` accepts.
+    pub fn select(&self, key: u64, allowed: &impl Fn(usize) -> bool) -> Option<usize> {
         if self.ring.is_empty() {
             return None;
         }

@@ -3,19 +3,24 @@
 //! A [`Snapshot`] is immutable once built. It says, for every virtual host, which routes exist and
 //! where they lead, and for every backend (a Service port) which endpoints exist and in what state.
 //! Nothing here does I/O or knows about Kubernetes objects; `translate` is the only producer.
+//!
+//! [`time`] holds the calendar arithmetic shared by the cookie codec and the access log.
 
 mod affinity;
 mod diagnostic;
 mod endpoint;
+mod host;
 mod location;
 mod route;
+pub mod time;
 mod tls;
 
 pub use affinity::{Affinity, AffinityMode, SameSite, DEFAULT_BALANCE_FACTOR, DEFAULT_COOKIE_NAME};
 pub use diagnostic::{Diagnostic, ObjectRef, Severity};
 pub use endpoint::{Backend, BackendId, Endpoint, EndpointId};
+pub use host::{host_name, HostMatch};
 pub use location::{BackendProtocol, Cidr, Cors, Location, Redirect};
-pub use route::{regex_source, Canary, HostMatch, PathType, Route, Target, VirtualHost};
+pub use route::{regex_source, Canary, PathType, Route, Target, VirtualHost};
 pub use tls::{Certificate, HostTls, KeyFormat, PrivateKey};
 
 use serde::Serialize;

@@ -1,44 +1,8 @@
 //! Virtual hosts and the routes inside them, with Kubernetes Ingress matching semantics.
 
-use crate::{Affinity, BackendId, ObjectRef};
+use crate::{Affinity, BackendId, HostMatch, ObjectRef};
 use serde::Serialize;
 use std::sync::Arc;
-
-/// Which `Host` values a virtual host answers.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HostMatch {
-    /// A lowercase host name, compared exactly.
-    Exact(String),
-    /// `*.example.com`, stored as the suffix `.example.com`: matches exactly one more label.
-    Wildcard(String),
-    /// Rules without `host`: any host not matched by another virtual host.
-    Any,
-}
-
-/// As written in an Ingress: `shop.example.com`, `*.example.com`, or `*` for rules without host.
-impl std::fmt::Display for HostMatch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            HostMatch::Exact(h) => f.write_str(h),
-            HostMatch::Wildcard(suffix) => write!(f, "*{suffix}"),
-            HostMatch::Any => f.write_str("*"),
-        }
-    }
-}
-
-impl HostMatch {
-    /// Does this match a lowercase host name without port?
-    pub fn matches(&self, host: &str) -> bool {
-        match self {
-            HostMatch::Exact(h) => h == host,
-            HostMatch::Wildcard(suffix) => host
-                .strip_suffix(suffix.as_str())
-                .is_some_and(|label| !label.is_empty() && !label.contains('.')),
-            HostMatch::Any => true,
-        }
-    }
-}
 
 /// How a route's path is compared with the request path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

@@ -190,7 +190,7 @@ fn rule_host(
 ) -> Option<HostMatch> {
     match rule.host.as_deref().map(str::trim) {
         None | Some("") => Some(HostMatch::Any),
-        Some(h) => match parse_host(h) {
+        Some(h) => match HostMatch::parse(h) {
             Ok(m) => Some(m),
             Err(why) => {
                 diags.warn(object, format!("host \"{h}\" {why}: rule skipped"));
@@ -439,27 +439,4 @@ fn service_ref(b: &IngressBackend) -> Result<(&str, PortRef<'_>), String> {
         return Err("resource backends are not supported".to_owned());
     }
     Err("backend names no service".to_owned())
-}
-
-/// A lowercase host, or a `*.suffix` wildcard, as the Ingress API allows them.
-pub fn parse_host(h: &str) -> Result<HostMatch, &'static str> {
-    let h = h.to_ascii_lowercase();
-    let (wild, name) = match h.strip_prefix("*.") {
-        Some(rest) => (true, rest),
-        None => (false, h.as_str()),
-    };
-    let valid_label = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && l.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    };
-    if name.is_empty() || name.len() > 253 || !name.split('.').all(valid_label) {
-        return Err("is not a valid host name (wildcards must be *.domain)");
-    }
-    Ok(if wild {
-        HostMatch::Wildcard(format!(".{name}"))
-    } else {
-        HostMatch::Exact(h)
-    })
 }

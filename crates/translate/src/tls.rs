@@ -3,7 +3,6 @@
 //! certificate names cover a rule host. A host listed in `spec.tls` whose Secret is missing,
 //! invalid or does not cover it gets the default certificate, with a warning.
 
-use crate::ingress::parse_host;
 use crate::objects::{Ingress, Objects, Secret};
 use crate::Diagnostics;
 use base64::Engine;
@@ -76,7 +75,7 @@ pub fn resolve(
         let hosts: Vec<HostMatch> = tls
             .hosts
             .iter()
-            .filter_map(|h| parse_host(h.trim()).ok())
+            .filter_map(|h| HostMatch::parse(h.trim()).ok())
             .collect();
         let listed = || {
             let names: Vec<String> = hosts.iter().map(ToString::to_string).collect();
@@ -139,7 +138,7 @@ pub fn resolve(
     }
     // Rule hosts not listed in any `hosts`: a certificate of this Ingress that covers them.
     for rule in &ing.spec.rules {
-        let Some(Ok(host)) = rule.host.as_deref().map(|h| parse_host(h.trim())) else {
+        let Some(Ok(host)) = rule.host.as_deref().map(|h| HostMatch::parse(h.trim())) else {
             continue;
         };
         if out.contains_key(&host) {

@@ -9,7 +9,7 @@ pub fn parse(r: &mut Reader<'_>) -> Vec<HostMatch> {
     };
     let mut out = Vec::new();
     for alias in v.split(',').map(str::trim).filter(|a| !a.is_empty()) {
-        match crate::ingress::parse_host(alias) {
+        match model::HostMatch::parse(alias) {
             Ok(h) if !out.contains(&h) => out.push(h),
             Ok(_) => {}
             Err(why) => r.warn("server-alias", format!("alias \"{alias}\" {why}: skipped")),
