@@ -3,8 +3,8 @@
 //! waiting; when the writer falls behind, lines are dropped and counted
 //! (`remora_access_log_dropped_total`), never requests delayed.
 
-use crate::handler::Outcome;
-use crate::metrics::Global;
+use crate::stats::{Global, RouteStats, SessionOutcome};
+use http::uri::Authority;
 use http::{HeaderValue, Request};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -14,6 +14,31 @@ use tokio::sync::mpsc;
 
 /// Lines waiting for the writer at most.
 const QUEUE: usize = 8192;
+
+/// What happened to a request, for its metrics and access log line: filled in by the phases as
+/// they go.
+pub struct Outcome<'t> {
+    pub stats: Option<&'t RouteStats>,
+    pub session: SessionOutcome,
+    /// The endpoint that answered (or was tried last).
+    pub upstream: Option<&'t Authority>,
+    pub tries: u8,
+    /// The `X-Request-ID` sent upstream (the client's, or the one made for it), when the access
+    /// log is on.
+    pub request_id: Option<HeaderValue>,
+}
+
+impl Default for Outcome<'_> {
+    fn default() -> Self {
+        Self {
+            stats: None,
+            session: SessionOutcome::None,
+            upstream: None,
+            tries: 0,
+            request_id: None,
+        }
+    }
+}
 
 pub struct AccessLog {
     tx: mpsc::Sender<String>,
@@ -99,7 +124,7 @@ impl AccessLog {
             host
         };
         let json = serde_json::json!({
-            "time": rfc3339(line.time),
+            "time": model::time::rfc3339(line.time),
             "client": line.client.to_str().unwrap_or(""),
             "method": line.method.as_str(),
             "host": host,
@@ -118,32 +143,5 @@ impl AccessLog {
         if self.tx.try_send(s).is_err() {
             global.access_log_dropped.fetch_add(1, Ordering::Relaxed);
         }
-    }
-}
-
-/// `2026-11-26T06:35:19.123Z`.
-fn rfc3339(t: SystemTime) -> String {
-    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let (y, m, day) = balance::cookie::civil_from_days((secs / 86_400) as i64);
-    let s = secs % 86_400;
-    format!(
-        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        s / 3600,
-        s / 60 % 60,
-        s % 60,
-        d.subsec_millis()
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps() {
-        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_000_519_123);
-        assert_eq!(rfc3339(t), "2026-11-18T11:15:19.123Z");
-        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
     }
 }

@@ -1,6 +1,6 @@
 //! Admin endpoints: liveness, readiness, and what is being served.
 
-use crate::handler::{status, Body};
+use crate::response::{self, status, Body};
 use crate::Proxy;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -53,11 +53,11 @@ pub async fn handle(proxy: Proxy, req: Request<Incoming>) -> Result<Response<Bod
         return Ok(status(StatusCode::METHOD_NOT_ALLOWED));
     }
     Ok(match req.uri().path() {
-        "/healthz" => text(StatusCode::OK, "ok\n"),
-        "/readyz" if proxy.is_ready() => text(StatusCode::OK, "ready\n"),
-        "/readyz" => text(
+        "/healthz" => response::fixed(StatusCode::OK, b"ok\n"),
+        "/readyz" if proxy.is_ready() => response::fixed(StatusCode::OK, b"ready\n"),
+        "/readyz" => response::fixed(
             StatusCode::SERVICE_UNAVAILABLE,
-            "no configuration loaded yet\n",
+            b"no configuration loaded yet\n",
         ),
         "/status" => {
             let table = proxy.table();
@@ -130,14 +130,6 @@ pub async fn handle(proxy: Proxy, req: Request<Incoming>) -> Result<Response<Bod
         }
         _ => status(StatusCode::NOT_FOUND),
     })
-}
-
-fn text(code: StatusCode, body: &'static str) -> Response<Body> {
-    let mut r = Response::new(Either::Right(Full::new(Bytes::from_static(
-        body.as_bytes(),
-    ))));
-    *r.status_mut() = code;
-    r
 }
 
 fn json<T: Serialize>(value: &T) -> Response<Body> {

@@ -2,36 +2,40 @@
 //!
 //! [`Proxy`] owns the current routing [`table::Table`] behind an `ArcSwap`: providers call
 //! [`Proxy::publish`] with each new snapshot (built off the request path), and every request does
-//! exactly one atomic load of it. The request path itself is [`handler`], readable top to bottom.
+//! exactly one atomic load of it. The request path itself is [`handler`]: a short list of phases,
+//! each in its own module.
 
 mod access_log;
 mod admin;
 mod body;
+mod cors;
+mod error;
 mod h1;
 mod handler;
 mod headers;
-mod location;
 mod metrics;
+mod response;
+mod server;
+mod stats;
 mod table;
+mod timeout;
 mod tls;
 mod tunnel;
 mod upstream;
 
 use arc_swap::ArcSwap;
 use balance::CookieKey;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use model::{Diagnostic, Snapshot};
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
+pub use error::Error;
+pub use server::{serve, HttpService, ResponseBody, ServerOptions};
 pub use table::Table;
-pub use tls::DEFAULT_CERTIFICATE_CN;
+pub use tls::{CertificateError, DEFAULT_CERTIFICATE_CN};
 pub use tokio_rustls::rustls::ServerConfig;
 pub use upstream::NoVerify;
 
@@ -70,7 +74,7 @@ pub struct Proxy {
 
 struct Shared {
     table: ArcSwap<Table>,
-    global: Arc<metrics::Global>,
+    global: Arc<stats::Global>,
     access_log: Option<access_log::AccessLog>,
     /// Upstream clients by protocol and connect timeout (the per-route timeouts and protocol
     /// come from the route's `Location`).
@@ -85,9 +89,11 @@ struct Shared {
 }
 
 impl Proxy {
-    pub fn new(config: ProxyConfig) -> Result<Self, String> {
-        let clients = upstream::Clients::new(config.pool_idle_timeout)
-            .map_err(|e| format!("upstream TLS configuration: {e}"))?;
+    /// # Errors
+    /// [`Error::UpstreamTls`] when the TLS client configuration cannot be made.
+    pub fn new(config: ProxyConfig) -> Result<Self, Error> {
+        let clients =
+            upstream::Clients::new(config.pool_idle_timeout).map_err(Error::UpstreamTls)?;
         Ok(Self {
             shared: Arc::new(Shared {
                 table: ArcSwap::from_pointee(Table::empty()),
@@ -104,13 +110,18 @@ impl Proxy {
     }
 
     /// Write a JSON access log line per request to `path` (`-`: stdout). Call before serving.
-    pub async fn with_access_log(mut self, path: std::path::PathBuf) -> Result<Self, String> {
-        let log = access_log::AccessLog::open(path.clone())
-            .await
-            .map_err(|e| format!("cannot open the access log {}: {e}", path.display()))?;
+    ///
+    /// # Errors
+    /// [`Error::AccessLog`] when the file cannot be opened, [`Error::AccessLogAfterStart`] when
+    /// the proxy is already shared.
+    pub async fn with_access_log(mut self, path: std::path::PathBuf) -> Result<Self, Error> {
+        let log = match access_log::AccessLog::open(path.clone()).await {
+            Ok(log) => log,
+            Err(source) => return Err(Error::AccessLog { path, source }),
+        };
         match Arc::get_mut(&mut self.shared) {
             Some(shared) => shared.access_log = Some(log),
-            None => return Err("the access log must be set before the proxy is shared".to_owned()),
+            None => return Err(Error::AccessLogAfterStart),
         }
         Ok(self)
     }
@@ -195,10 +206,12 @@ impl Proxy {
 
     /// The TLS configuration of the HTTPS listener: certificates chosen by SNI from the current
     /// table, a self-signed default one (made here) for the rest.
-    pub fn tls_config(&self) -> Result<Arc<ServerConfig>, String> {
-        let default = tls::default_certificate()
-            .map_err(|e| format!("cannot make the default certificate: {e}"))?;
-        tls::server_config(&self.shared, default).map_err(|e| e.to_string())
+    ///
+    /// # Errors
+    /// [`Error::DefaultCertificate`] or [`Error::ServerTls`] when either cannot be made.
+    pub fn tls_config(&self) -> Result<Arc<ServerConfig>, Error> {
+        let default = tls::default_certificate().map_err(Error::DefaultCertificate)?;
+        tls::server_config(&self.shared, default).map_err(Error::ServerTls)
     }
 
     /// Serve proxied HTTPS (HTTP/1.1 and HTTP/2 by ALPN) on `listener` until `shutdown`.
@@ -251,171 +264,5 @@ impl Proxy {
             hyper::service::service_fn(move |req| admin::handle(proxy.clone(), req))
         })
         .await;
-    }
-}
-
-/// Settings of an accept loop.
-#[derive(Debug, Clone, Copy)]
-pub struct ServerOptions {
-    /// Time a client has to send a complete request head.
-    pub header_read_timeout: Duration,
-    /// How long a client streaming a request body may send nothing (nginx's
-    /// `client_body_timeout`); then it gets 408.
-    pub client_body_timeout: Duration,
-    /// After shutdown is asked for, how long in-flight requests may take to finish.
-    pub shutdown_grace: Duration,
-}
-
-impl Default for ServerOptions {
-    fn default() -> Self {
-        Self {
-            header_read_timeout: Duration::from_secs(60),
-            client_body_timeout: Duration::from_secs(60),
-            shutdown_grace: Duration::from_secs(10),
-        }
-    }
-}
-
-/// A service the accept loops can serve: hyper's bounds for a connection task, named once.
-pub trait HttpService<B>:
-    hyper::service::Service<
-        http::Request<hyper::body::Incoming>,
-        Response = http::Response<B>,
-        Error = std::convert::Infallible,
-        Future: Send + 'static,
-    > + Send
-    + 'static
-{
-}
-
-impl<S, B> HttpService<B> for S where
-    S: hyper::service::Service<
-            http::Request<hyper::body::Incoming>,
-            Response = http::Response<B>,
-            Error = std::convert::Infallible,
-            Future: Send + 'static,
-        > + Send
-        + 'static
-{
-}
-
-/// A response body those services may return.
-pub trait ResponseBody:
-    hyper::body::Body<Data: Send, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
-    + Send
-    + 'static
-{
-}
-
-impl<B> ResponseBody for B where
-    B: hyper::body::Body<Data: Send, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
-        + Send
-        + 'static
-{
-}
-
-/// Accept loop shared by the proxy and admin listeners (and the demo's pods). Connections are
-/// served by hyper's auto builder (HTTP/1.1, and HTTP/2 with prior knowledge or, over TLS, by
-/// ALPN); with `tls`, the handshake must complete within the header read timeout. When `shutdown`
-/// resolves, accepting stops and the call returns once open connections have finished their
-/// in-flight requests, or the grace period is over.
-pub async fn serve<S, B>(
-    listener: TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    shutdown: impl Future<Output = ()>,
-    options: ServerOptions,
-    make_service: impl Fn(SocketAddr) -> S,
-) where
-    S: HttpService<B>,
-    B: ResponseBody,
-{
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(options.header_read_timeout)
-        // One buffer per write (`write`, not a two-part `writev`): a few % more requests per
-        // second on small responses, the same CPU in total on large ones (measured with 64 KiB
-        // and 1 MiB bodies).
-        .writev(false);
-    let builder = Arc::new(builder);
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut connections = tokio::task::JoinSet::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, remote) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        // Reap finished connections so the set only holds open ones.
-        while connections.try_join_next().is_some() {}
-        let _ = stream.set_nodelay(true);
-        let service = make_service(remote);
-        let builder = builder.clone();
-        let stop = stop_rx.clone();
-        let tls = tls.clone();
-        connections.spawn(async move {
-            let Some(acceptor) = tls else {
-                return drive(&builder, stream, service, stop, remote).await;
-            };
-            match tokio::time::timeout(options.header_read_timeout, acceptor.accept(stream)).await {
-                Ok(Ok(stream)) => drive(&builder, stream, service, stop, remote).await,
-                Ok(Err(e)) => tracing::debug!(error = %e, %remote, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
-            }
-        });
-    }
-    // Stop accepting, let open connections finish their in-flight requests (idle keep-alive
-    // connections close at once), and cut whatever is still running after the grace period.
-    drop(listener);
-    let _ = stop_tx.send(true);
-    let drained = tokio::time::timeout(options.shutdown_grace, async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!(
-            open = connections.len(),
-            "grace period over, closing the connections still open"
-        );
-    }
-}
-
-/// Serve one accepted connection until it ends, or, once `stop` fires, until its in-flight
-/// requests are done.
-async fn drive<I, S, B>(
-    builder: &auto::Builder<TokioExecutor>,
-    io: I,
-    service: S,
-    mut stop: watch::Receiver<bool>,
-    remote: SocketAddr,
-) where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    S: HttpService<B>,
-    B: ResponseBody,
-{
-    // With upgrades: a `101 Switching Protocols` hands the connection to the request (WebSocket).
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-    tokio::pin!(conn);
-    tokio::select! {
-        // The connection first: no random branch order per poll.
-        biased;
-        res = conn.as_mut() => {
-            if let Err(e) = res {
-                tracing::debug!(error = %e, %remote, "connection ended with an error");
-            }
-        }
-        _ = stop.changed() => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
-        }
     }
 }

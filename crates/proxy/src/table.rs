@@ -2,14 +2,14 @@
 //! hash maps, per-backend balancers, pre-parsed upstream authorities). Built off the request path,
 //! once per snapshot, and never mutated afterwards except for round-robin counters.
 
-use crate::location::CorsHeaders;
-use crate::metrics::RouteStats;
+use crate::cors::CorsHeaders;
+use crate::stats::RouteStats;
 use crate::upstream::{ClientKey, Clients, UpstreamClient};
 use balance::BackendBalancer;
 use http::uri::Authority;
 use model::{
-    AffinityMode, BackendId, Canary, Certificate, Diagnostic, HostMatch, HostTls, PathType, Route,
-    Snapshot, Target, VirtualHost,
+    AffinityMode, BackendId, Canary, Certificate, Diagnostic, HostMatch, HostTls, Location,
+    PathType, Route, Snapshot, Target, VirtualHost,
 };
 use rustls::sign::CertifiedKey;
 use std::collections::HashMap;
@@ -63,6 +63,13 @@ pub struct Matched<'a> {
     /// Plain HTTP requests of this route are redirected to HTTPS.
     pub https_redirect: bool,
     pub runtime: &'a RouteRuntime,
+}
+
+impl<'a> Matched<'a> {
+    /// What the route's Ingress says of its requests (a canary answers in its primary's).
+    pub fn location(&self) -> &'a Location {
+        &self.target.location
+    }
 }
 
 pub struct BackendRuntime {

@@ -19,23 +19,33 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// Why a certificate could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum CertificateError {
+    #[error(transparent)]
+    Generate(#[from] rcgen::Error),
+    #[error(transparent)]
+    Key(#[from] rustls::Error),
+}
+
 /// A self-signed certificate for hosts without a usable one (and handshakes without SNI), made
 /// once per process, as ingress-nginx's "Fake Certificate".
-pub fn default_certificate() -> Result<Arc<CertifiedKey>, String> {
-    let mut params = rcgen::CertificateParams::new(vec!["ingress.local".to_owned()])
-        .map_err(|e| e.to_string())?;
+pub fn default_certificate() -> Result<Arc<CertifiedKey>, CertificateError> {
+    let mut params = rcgen::CertificateParams::new(vec!["ingress.local".to_owned()])?;
     params
         .distinguished_name
         .push(rcgen::DnType::OrganizationName, "Acme Co");
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, DEFAULT_CERTIFICATE_CN);
-    let key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
-    let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
+    let key = rcgen::KeyPair::generate()?;
+    let cert = params.self_signed(&key)?;
     let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    CertifiedKey::from_der(vec![cert.der().clone()], der, &provider())
-        .map(Arc::new)
-        .map_err(|e| e.to_string())
+    Ok(Arc::new(CertifiedKey::from_der(
+        vec![cert.der().clone()],
+        der,
+        &provider(),
+    )?))
 }
 
 /// The rustls form of a snapshot certificate (validated by translation; `None` if it still fails).

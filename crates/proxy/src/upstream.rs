@@ -14,6 +14,25 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Why a request to a pod failed, from either client.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error(transparent)]
+    Hyper(hyper_util::client::legacy::Error),
+    #[error(transparent)]
+    Lean(crate::h1::Error),
+}
+
+impl UpstreamError {
+    /// The connection never happened: nothing of the request reached the pod.
+    pub fn is_connect(&self) -> bool {
+        match self {
+            UpstreamError::Hyper(e) => e.is_connect(),
+            UpstreamError::Lean(e) => e.is_connect(),
+        }
+    }
+}
+
 pub type UpstreamClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, UpstreamBody>;
 
 /// What makes two routes need different clients.

@@ -1,0 +1,38 @@
+//! What the request path knows of the client connection, computed once per connection.
+
+use crate::headers::Forwarded;
+use http::HeaderValue;
+use std::net::{IpAddr, SocketAddr};
+
+pub struct Connection {
+    /// The client's IP (for `allowlist-source-range`).
+    pub remote: IpAddr,
+    /// The same, as `X-Forwarded-For` / `X-Real-IP` value.
+    pub client_ip: HeaderValue,
+    /// The port the client connected to, as `X-Forwarded-Port` value.
+    pub local_port: HeaderValue,
+    /// The connection is TLS (the HTTPS listener).
+    pub tls: bool,
+}
+
+impl Connection {
+    pub fn new(remote: SocketAddr, local_port: HeaderValue, tls: bool) -> Self {
+        Self {
+            remote: remote.ip(),
+            client_ip: HeaderValue::from_str(&remote.ip().to_string())
+                .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+            local_port,
+            tls,
+        }
+    }
+
+    /// What Remora tells the pod of a request on this connection whose Host is `host`.
+    pub fn forwarded<'a>(&'a self, host: Option<&'a HeaderValue>) -> Forwarded<'a> {
+        Forwarded {
+            host,
+            client_ip: &self.client_ip,
+            port: &self.local_port,
+            tls: self.tls,
+        }
+    }
+}

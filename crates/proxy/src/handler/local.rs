@@ -1,0 +1,74 @@
+//! Phase 2, answer locally: what a route answers without a pod, in nginx's order. The redirect to
+//! HTTPS (`ssl-redirect`), `app-root`, `permanent-redirect`, and the CORS preflight.
+
+use super::route::request_host;
+use super::Connection;
+use crate::response::{self, Body};
+use crate::table::Matched;
+use crate::ProxyConfig;
+use http::header::{self, HeaderValue};
+use http::uri::PathAndQuery;
+use http::{Method, Request, Response, StatusCode, Uri};
+
+/// The proxy's own answer to this request, if the route gives one.
+pub fn answer<B>(
+    route: &Matched<'_>,
+    req: &Request<B>,
+    conn: &Connection,
+    config: &ProxyConfig,
+) -> Option<Response<Body>> {
+    if route.https_redirect && !conn.tls {
+        if let Some(r) = https_redirect(&request_host(req), req.uri(), config.https_redirect_port) {
+            return Some(r);
+        }
+    }
+    // A canary answers in its primary's location.
+    let location = route.location();
+    if let Some(root) = &location.app_root {
+        if req.uri().path() == "/" {
+            let scheme = if conn.tls { "https" } else { "http" };
+            let host = req
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .or_else(|| req.uri().authority().map(|a| a.as_str()))
+                .unwrap_or("");
+            return response::redirect(StatusCode::FOUND, &format!("{scheme}://{host}{root}"));
+        }
+    }
+    if let Some(r) = &location.permanent_redirect {
+        let code = StatusCode::from_u16(r.code).unwrap_or(StatusCode::MOVED_PERMANENTLY);
+        return response::redirect(code, &r.url);
+    }
+    if let Some(cors) = &route.runtime.cors {
+        if req.method() == Method::OPTIONS {
+            let mut r = Response::new(Body::Right(Default::default()));
+            if cors.add(req.headers().get(header::ORIGIN), r.headers_mut()) {
+                *r.status_mut() = StatusCode::NO_CONTENT;
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain charset=UTF-8"),
+                );
+                r.headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+                return Some(r);
+            }
+        }
+    }
+    None
+}
+
+/// The 308 to the same URL over HTTPS (ingress-nginx's `ssl-redirect`), except for ACME HTTP-01
+/// challenges, which must stay reachable over plain HTTP. `None`: no redirect.
+fn https_redirect(host: &str, uri: &Uri, port: u16) -> Option<Response<Body>> {
+    let path = uri.path_and_query().map_or("/", PathAndQuery::as_str);
+    if host.is_empty() || uri.path().starts_with("/.well-known/acme-challenge/") {
+        return None;
+    }
+    let location = if port == 443 {
+        format!("https://{host}{path}")
+    } else {
+        format!("https://{host}:{port}{path}")
+    };
+    response::redirect(StatusCode::PERMANENT_REDIRECT, &location)
+}

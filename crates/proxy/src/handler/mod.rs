@@ -1,0 +1,87 @@
+//! The request path. One load of the routing table, then the phases below in order, each in its
+//! own module with a narrow signature; a phase either hands the request on, answers it, or
+//! rejects it with a [`Reject`], which [`Reject::response`] turns into the status page and log
+//! line in one place. A new policy (auth, rate limit, header filter, mirror) is a new module and
+//! one line in [`phases`].
+//!
+//! 1. [`route`]: the virtual host and route, by host and path.
+//! 2. [`local`]: what the route answers itself (HTTPS redirect, `app-root`,
+//!    `permanent-redirect`, CORS preflight).
+//! 3. [`access`]: whether the client may send this (allow-list, declared body size).
+//! 4. [`pick`]: canary or primary, then the endpoint (sticky layer over the balancer).
+//! 5. [`upstream_request`]: the head the pod gets (rewrite, Host, X-Forwarded-*, request id).
+//! 6. [`forward`]: the exchange with the pod, failing over to other endpoints.
+//! 7. [`respond`]: CORS headers, protocol switch, hop-by-hop headers, session cookie.
+//!
+//! Statistics and the access log line are written by [`handle`] once the response head is known.
+
+mod access;
+mod connection;
+mod forward;
+mod local;
+mod pick;
+mod reject;
+mod respond;
+mod route;
+mod upstream_request;
+
+pub use connection::Connection;
+pub use reject::Reject;
+
+use crate::access_log::{Outcome, RequestLine};
+use crate::response::Body;
+use crate::table::Table;
+use crate::Shared;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub async fn handle(
+    shared: Arc<Shared>,
+    conn: Arc<Connection>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let started = Instant::now();
+    // One load of the current table, kept for the whole request.
+    let table = shared.table.load_full();
+    let line = shared
+        .access_log
+        .as_ref()
+        .map(|_| RequestLine::of(&req, &conn.client_ip));
+    let mut out = Outcome::default();
+    let response = match phases(&shared, &conn, req, &table, &mut out).await {
+        Ok(response) => response,
+        Err(reject) => reject.response(&out),
+    };
+    let elapsed = started.elapsed();
+    let code = response.status().as_u16();
+    if let Some(stats) = out.stats {
+        stats.request(code, elapsed, out.session);
+    }
+    if let (Some(log), Some(line)) = (&shared.access_log, line) {
+        log.write(line, &out, code, elapsed, &shared.global);
+    }
+    Ok(response)
+}
+
+/// The phases of a request, in order.
+async fn phases<'t>(
+    shared: &Shared,
+    conn: &Connection,
+    req: Request<Incoming>,
+    table: &'t Table,
+    out: &mut Outcome<'t>,
+) -> Result<Response<Body>, Reject> {
+    let route = route::find(table, &req)?;
+    out.stats = Some(&route.runtime.stats);
+    if let Some(answer) = local::answer(&route, &req, conn, &shared.config) {
+        return Ok(answer);
+    }
+    access::check(route.location(), &req, conn)?;
+    let mut pick = pick::pick(shared, table, &route, &req, out)?;
+    let (head, body) = upstream_request::prepare(shared, conn, req, &route, out);
+    let response = forward::forward(shared, &route, &head, body, &mut pick, out).await?;
+    Ok(respond::respond(response, &route, head, pick, conn))
+}

@@ -1,0 +1,64 @@
+//! Why a request is not proxied, and the one place its response and log line are made of it
+//! (linkerd2-proxy's rescue, hyper's error kinds). Phases return a [`Reject`]; none picks a status.
+
+use crate::access_log::Outcome;
+use crate::body::TooLarge;
+use crate::response::{self, Body};
+use crate::timeout::Stalled;
+use crate::upstream::UpstreamError;
+use http::{Response, StatusCode};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Reject {
+    #[error("no route for the host and path")]
+    NoRoute,
+    #[error("client address outside allowlist-source-range")]
+    SourceNotAllowed,
+    #[error("declared request body larger than proxy-body-size")]
+    BodyTooLarge,
+    #[error("the route's service does not resolve")]
+    NoBackend,
+    #[error("no endpoint to pick")]
+    NoEndpoint,
+    #[error("no upstream client for the route")]
+    NoClient,
+    #[error("no valid upstream URI for the request")]
+    UpstreamUri,
+    #[error(transparent)]
+    Stalled(#[from] Stalled),
+    /// Every endpoint tried failed; the last one's error (each was logged as it happened).
+    #[error("no endpoint answered")]
+    Upstream(Option<UpstreamError>),
+}
+
+impl Reject {
+    /// The status the client gets.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Reject::NoRoute => StatusCode::NOT_FOUND,
+            Reject::SourceNotAllowed => StatusCode::FORBIDDEN,
+            Reject::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Reject::NoBackend | Reject::NoEndpoint => StatusCode::SERVICE_UNAVAILABLE,
+            Reject::NoClient => StatusCode::BAD_GATEWAY,
+            Reject::UpstreamUri => StatusCode::BAD_REQUEST,
+            Reject::Stalled(Stalled::ClientBody(_)) => StatusCode::REQUEST_TIMEOUT,
+            Reject::Stalled(Stalled::Send(_) | Stalled::ResponseHead(_)) => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
+            // A body cut for its size reaches the pod as an error of the exchange.
+            Reject::Upstream(Some(UpstreamError::Hyper(e))) if TooLarge::caused(e) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            Reject::Upstream(_) => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// The response, and the log line of what deserves one.
+    pub fn response(self, out: &Outcome<'_>) -> Response<Body> {
+        if let Reject::Stalled(stalled) = &self {
+            let upstream = out.upstream.map(|a| a.as_str()).unwrap_or("-");
+            tracing::warn!(upstream, "{stalled}");
+        }
+        response::status(self.status())
+    }
+}

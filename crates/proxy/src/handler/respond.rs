@@ -1,0 +1,56 @@
+//! Phase 7, respond: what Remora adds to the pod's response. CORS headers; a protocol switch the
+//! pod accepted becomes a tunnel between the two connections; hop-by-hop headers dropped; the
+//! session cookie for new and moved sessions.
+
+use super::forward::read_timeout;
+use super::pick::Pick;
+use super::upstream_request::UpstreamHead;
+use super::Connection;
+use crate::headers;
+use crate::response::{Body, UpstreamBody};
+use crate::table::Matched;
+use balance::cookie;
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode};
+use http_body_util::Either;
+
+pub fn respond(
+    mut response: Response<UpstreamBody>,
+    route: &Matched<'_>,
+    head: UpstreamHead,
+    pick: Pick<'_>,
+    conn: &Connection,
+) -> Response<Body> {
+    if let Some(cors) = &route.runtime.cors {
+        cors.add(head.origin.as_ref(), response.headers_mut());
+    }
+    let switched = match head.upgrade {
+        Some((_, downstream)) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+            let protocol = response.headers().get(header::UPGRADE).cloned();
+            let upstream = hyper::upgrade::on(&mut response);
+            // nginx closes a WebSocket idle for `proxy-read-timeout`; so does Remora.
+            let idle = read_timeout(route.location());
+            tokio::spawn(crate::tunnel::run(downstream, upstream, idle));
+            protocol
+        }
+        _ => None,
+    };
+    headers::strip_hop_by_hop(response.headers_mut());
+    if let Some(protocol) = switched {
+        headers::set_upgrade(response.headers_mut(), protocol);
+    }
+    if let (Some(a), Some(value)) = (pick.affinity, pick.set_cookie) {
+        let traits = cookie::RequestTraits {
+            tls: conn.tls,
+            user_agent: head
+                .parts
+                .headers
+                .get(header::USER_AGENT)
+                .map(HeaderValue::as_bytes),
+        };
+        if let Ok(v) = HeaderValue::from_str(&cookie::set_cookie(a, &value, pick.now, traits)) {
+            response.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    response.map(Either::Left)
+}

@@ -1,0 +1,205 @@
+//! Phase 5, the upstream request: the head the pod gets. Same method, path, query and body;
+//! `rewrite-target` applied; Host kept (from `:authority` for HTTP/2 clients); hop-by-hop headers
+//! dropped, but for a protocol switch (WebSocket), whose `Upgrade` goes on to the pod; the
+//! X-Forwarded family and X-Request-ID set.
+//!
+//! Idempotent requests without a body to plain-HTTP pods (most traffic) take the lean HTTP/1
+//! client, whose head is written straight from the client's; the others hyper's client, with the
+//! head rewritten in place.
+
+use super::Connection;
+use crate::access_log::Outcome;
+use crate::headers;
+use crate::table::Matched;
+use crate::Shared;
+use http::header::{self, HeaderValue};
+use http::request::Parts;
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Method, Request, Uri, Version};
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+
+/// The request as it goes to the pod, its body apart.
+pub struct UpstreamHead {
+    /// The head for hyper's client (rewritten in place), or, with `lean`, the client's as it came.
+    pub parts: Parts,
+    /// The lean client's encoded head, when the request takes it.
+    pub lean: Option<Vec<u8>>,
+    /// The protocol an HTTP/1.1 client asks to switch to, and its side of the switch.
+    pub upgrade: Option<(HeaderValue, OnUpgrade)>,
+    /// The request's `Origin`, for the CORS headers of the response.
+    pub origin: Option<HeaderValue>,
+    /// A retry may send it again after the pod saw it (nginx's `proxy_next_upstream`).
+    pub idempotent: bool,
+}
+
+/// The head the pod gets, and the body that goes with it.
+pub fn prepare(
+    shared: &Shared,
+    conn: &Connection,
+    mut req: Request<Incoming>,
+    route: &Matched<'_>,
+    out: &mut Outcome<'_>,
+) -> (UpstreamHead, Incoming) {
+    let location = route.location();
+    let upgrade = match headers::upgrade_request(req.headers()) {
+        Some(protocol) if req.version() == Version::HTTP_11 => {
+            Some((protocol, hyper::upgrade::on(&mut req)))
+        }
+        _ => None,
+    };
+    let grpc_trailers = location.protocol.http2() && headers::accepts_trailers(req.headers());
+    let (mut parts, body) = req.into_parts();
+    // CORS response headers depend on the request's `Origin` only.
+    let origin = route
+        .runtime
+        .cors
+        .as_ref()
+        .and_then(|_| parts.headers.get(header::ORIGIN).cloned());
+    // The Host the pod gets, taken before any rewrite.
+    let host = upstream_host(&parts);
+    if let (Some(target), Some(re)) = (&location.rewrite_target, &route.runtime.regex) {
+        let rewritten = rewrite(target, re, parts.uri.path(), parts.uri.query());
+        if let Some(uri) = rewritten.and_then(|p| Uri::try_from(p).ok()) {
+            parts.uri = uri;
+        }
+    }
+    let idempotent = is_idempotent(&parts.method);
+    let lean = if !location.protocol.tls()
+        && !location.protocol.http2()
+        && upgrade.is_none()
+        && idempotent
+        && hyper::body::Body::is_end_stream(&body)
+    {
+        let (head, request_id) = lean_head(&parts, conn, host.as_ref());
+        if shared.access_log.is_some() {
+            out.request_id = Some(request_id);
+        }
+        Some(head)
+    } else {
+        rewrite_head(&mut parts, conn, host.as_ref());
+        if shared.access_log.is_some() {
+            out.request_id = parts.headers.get("x-request-id").cloned();
+        }
+        if let Some((protocol, _)) = &upgrade {
+            headers::set_upgrade(&mut parts.headers, protocol.clone());
+        }
+        if location.protocol.http2() {
+            parts.version = Version::HTTP_2;
+            if grpc_trailers {
+                parts
+                    .headers
+                    .insert(header::TE, HeaderValue::from_static("trailers"));
+            }
+        }
+        None
+    };
+    let head = UpstreamHead {
+        parts,
+        lean,
+        upgrade,
+        origin,
+        idempotent,
+    };
+    (head, body)
+}
+
+impl UpstreamHead {
+    /// The request for hyper's client to the pod at `authority`, with `body`; `None`: the URI
+    /// cannot be made.
+    pub fn to_pod<B>(&self, authority: &Authority, tls: bool, body: B) -> Option<Request<B>> {
+        let mut request = Request::from_parts(clone_parts(&self.parts), body);
+        let mut uri = std::mem::take(request.uri_mut()).into_parts();
+        uri.scheme = Some(if tls { Scheme::HTTPS } else { Scheme::HTTP });
+        uri.authority = Some(authority.clone());
+        *request.uri_mut() = Uri::from_parts(uri).ok()?;
+        Some(request)
+    }
+}
+
+/// The `Host` sent upstream: the client's, or the URI's authority (HTTP/2 `:authority`,
+/// absolute-form requests).
+fn upstream_host(parts: &Parts) -> Option<HeaderValue> {
+    parts.headers.get(header::HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    })
+}
+
+/// Rewrite the client's request head for the upstream: HTTP/1.1, origin-form URI, `host` as
+/// `Host`, hop-by-hop headers dropped, X-Forwarded-* and X-Request-ID set.
+fn rewrite_head(parts: &mut Parts, conn: &Connection, host: Option<&HeaderValue>) {
+    let path = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    parts.uri = Uri::from(path);
+    parts.version = Version::HTTP_11;
+    headers::strip_hop_by_hop(&mut parts.headers);
+    headers::set_forwarded(&mut parts.headers, &conn.forwarded(host));
+    headers::ensure_request_id(&mut parts.headers);
+}
+
+/// The lean client's request head, written from the client's without rewriting it in place: the
+/// same request line and headers `rewrite_head` would leave (see `headers::write_upstream`), and
+/// the X-Request-ID it carries.
+fn lean_head(
+    parts: &Parts,
+    conn: &Connection,
+    host: Option<&HeaderValue>,
+) -> (Vec<u8>, HeaderValue) {
+    let mut head = Vec::with_capacity(320 + parts.headers.len() * 32);
+    headers::request_line(&mut head, &parts.method, &parts.uri);
+    let request_id = headers::write_upstream(&mut head, &parts.headers, &conn.forwarded(host));
+    head.extend_from_slice(b"\r\n");
+    (head, request_id)
+}
+
+/// The parts of a request head that are sent upstream (extensions stay behind).
+fn clone_parts(p: &Parts) -> Parts {
+    let (mut parts, ()) = Request::new(()).into_parts();
+    parts.method = p.method.clone();
+    parts.uri = p.uri.clone();
+    parts.version = p.version;
+    parts.headers = p.headers.clone();
+    parts
+}
+
+fn is_idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+/// nginx's `rewrite "<route regex>" <target> break;`: when the route's regex matches the path, the
+/// upstream path becomes `target` with `$1`..`$9` replaced by its captures; the query string is
+/// kept (after the target's own, if it has one).
+fn rewrite(target: &str, re: &regex::Regex, path: &str, query: Option<&str>) -> Option<String> {
+    let caps = re.captures(path)?;
+    let mut out = String::with_capacity(target.len() + path.len());
+    let mut chars = target.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, chars.peek().and_then(|d| d.to_digit(10))) {
+            ('$', Some(n)) => {
+                chars.next();
+                out.push_str(caps.get(n as usize).map_or("", |m| m.as_str()));
+            }
+            _ => out.push(c),
+        }
+    }
+    if !out.starts_with('/') {
+        out.insert(0, '/');
+    }
+    if let Some(q) = query {
+        out.push(if out.contains('?') { '&' } else { '?' });
+        out.push_str(q);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests;
