@@ -5,13 +5,18 @@
 //! Nothing here knows about routing: objects go out as [`translate::Objects`], exactly as if they
 //! had been read from manifest files, so both modes serve the same configuration for the same
 //! objects. Besides: leader election (`leader`), Ingress status (`status`) and Events (`events`),
-//! which only the leader writes.
+//! which only the leader writes; and reaching the cluster (`cluster`): the client from a
+//! kubeconfig or in-cluster, `NAMESPACE/NAME` arguments, the pod's own namespace and name.
 
+mod cluster;
 mod events;
 mod leader;
 mod status;
 mod watch;
 
+pub use cluster::{
+    client, namespaced_name, pod_name, pod_namespace, ClientError, SERVICE_ACCOUNT_NAMESPACE_FILE,
+};
 pub use events::Events;
 pub use leader::ElectionConfig;
 pub use status::StatusConfig;

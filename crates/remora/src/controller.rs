@@ -1,10 +1,11 @@
 //! `remora controller`: the Kubernetes provider feeding the proxy. Same data path and flags as
-//! `serve`; only where the objects come from differs.
+//! `serve`; only where the objects come from differs. This module owns the flags and the wiring:
+//! the client, watchers, leader election, status and Events all come from `kube_provider`, and
+//! the serving from [`crate::runtime`].
 
 use crate::pipeline::Pipeline;
-use crate::serve::{self, Common};
+use crate::runtime::{self, Common};
 use crate::shutdown::Shutdown;
-use anyhow::Context;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -38,7 +39,7 @@ pub struct Args {
     pub debounce_ms: u64,
     /// Write this Service's addresses (load balancer, else external IPs, else cluster IP) into
     /// the status of the served Ingresses.
-    #[arg(long, value_name = "NAMESPACE/NAME", value_parser = namespaced_name)]
+    #[arg(long, value_name = "NAMESPACE/NAME", value_parser = kube_provider::namespaced_name)]
     pub publish_service: Option<(String, String)>,
     /// Write these addresses (IPs or host names, comma-separated or repeated) into the status of
     /// the served Ingresses.
@@ -65,46 +66,20 @@ pub struct Args {
     pub common: Common,
 }
 
-pub fn namespaced_name(s: &str) -> Result<(String, String), String> {
-    match s.split_once('/') {
-        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
-            Ok((ns.to_owned(), name.to_owned()))
-        }
-        _ => Err("expected NAMESPACE/NAME".to_owned()),
-    }
-}
-
-/// The namespace of the Lease.
-fn election_namespace(args: &Args) -> String {
-    args.election_namespace
-        .clone()
-        .or_else(|| std::env::var("POD_NAMESPACE").ok())
-        .or_else(|| {
-            std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace").ok()
-        })
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "default".to_owned())
-}
-
-/// This replica's name in the Lease.
+/// This replica's name in the Lease: its pod's name, else a random one.
 fn identity(args: &Args) -> String {
-    args.election_identity
-        .clone()
-        .or_else(|| std::env::var("POD_NAME").ok())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .filter(|s| !s.is_empty())
+    kube_provider::pod_name(args.election_identity.as_deref())
         .unwrap_or_else(|| format!("remora-{:016x}", balance::random_u64()))
 }
 
 pub async fn run(mut args: Args) -> anyhow::Result<()> {
     let shutdown = Shutdown::on_signals();
-    let client = kube_client(args.kubeconfig.as_deref()).await?;
+    let client = kube_provider::client(args.kubeconfig.as_deref()).await?;
     // Behind the controller's Service, clients reach HTTPS on 443 whatever the container port.
     args.common.https_redirect_port.get_or_insert(443);
     let running =
-        serve::start(args.listen_http, args.listen_https, &args.common, &shutdown).await?;
-    let mut options = serve::options(&args.common);
+        runtime::start(args.listen_http, args.listen_https, &args.common, &shutdown).await?;
+    let mut options = runtime::options(&args.common);
     options.controller = Some(args.controller_class.clone());
     options.watch_ingress_without_class = args.watch_ingress_without_class;
     let mut pipeline = Pipeline::new(running.proxy.clone(), options);
@@ -115,7 +90,7 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
     let identity = identity(&args);
     let (leader_tx, leader) = tokio::sync::watch::channel(false);
     let election = kube_provider::ElectionConfig {
-        namespace: election_namespace(&args),
+        namespace: kube_provider::pod_namespace(args.election_namespace.as_deref()),
         name: args.election_id.clone(),
         identity: identity.clone(),
         lease_duration: Duration::from_secs(15),
@@ -181,22 +156,4 @@ fn replace_if_changed<T: PartialEq>(current: &mut T, new: T) -> bool {
     }
     *current = new;
     true
-}
-
-/// A client from `--kubeconfig`, else the standard rules (in-cluster, `$KUBECONFIG`,
-/// `~/.kube/config`).
-pub async fn kube_client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let file = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("cannot read the kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
-                .await
-                .with_context(|| format!("invalid kubeconfig {}", path.display()))?
-        }
-        None => kube::Config::infer()
-            .await
-            .context("no Kubernetes configuration found (in-cluster, $KUBECONFIG or ~/.kube/config); use --kubeconfig")?,
-    };
-    kube::Client::try_from(config).context("cannot build the Kubernetes client")
 }

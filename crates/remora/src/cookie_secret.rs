@@ -2,7 +2,6 @@
 //! replica to mount (deploy/ runs it as a Job). An existing Secret is left as it is, so the key, and
 //! with it every session cookie, survives re-deployments.
 
-use crate::controller::kube_client;
 use anyhow::Context;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
@@ -17,7 +16,7 @@ pub const DATA_KEY: &str = "cookie-secret";
 #[derive(clap::Args)]
 pub struct Args {
     /// The Secret to create if it does not exist.
-    #[arg(long, value_name = "NAMESPACE/NAME", value_parser = crate::controller::namespaced_name)]
+    #[arg(long, value_name = "NAMESPACE/NAME", value_parser = kube_provider::namespaced_name)]
     pub secret: (String, String),
     /// Kubeconfig file [default: in-cluster service account, else $KUBECONFIG or ~/.kube/config].
     #[arg(long, value_name = "FILE")]
@@ -25,7 +24,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let client = kube_client(args.kubeconfig.as_deref()).await?;
+    let client = kube_provider::client(args.kubeconfig.as_deref()).await?;
     let (namespace, name) = &args.secret;
     let api: Api<Secret> = Api::namespaced(client, namespace);
     if api

@@ -8,7 +8,7 @@
 //! are started and stopped, and routing follows.
 
 use crate::pipeline::Pipeline;
-use crate::serve::{self, Common};
+use crate::runtime::{self, Common};
 use crate::shutdown::Shutdown;
 use anyhow::{bail, Context};
 use files::{Manifests, Watcher};
@@ -70,8 +70,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         None => None,
     };
     let running =
-        serve::start(args.listen_http, args.listen_https, &args.common, &shutdown).await?;
-    let mut pipeline = Pipeline::new(running.proxy.clone(), serve::options(&args.common));
+        runtime::start(args.listen_http, args.listen_https, &args.common, &shutdown).await?;
+    let mut pipeline = Pipeline::new(running.proxy.clone(), runtime::options(&args.common));
     let mut cluster = Cluster::new(args.first_pod_ip);
 
     let stopped = cluster.sync(&objects, false).await;
@@ -125,7 +125,7 @@ fn publish(pipeline: &mut Pipeline, cluster: &Cluster, objects: &Objects) {
     pipeline.apply(&with_slices);
 }
 
-fn print_banner(args: &Args, running: &serve::Running, cluster: &Cluster, objects: &Objects) {
+fn print_banner(args: &Args, running: &runtime::Running, cluster: &Cluster, objects: &Objects) {
     let source = match &args.manifests {
         Some(p) => format!("{} (edits are applied live)", p.display()),
         None => "seed 002, what-is-my-pod (built in)".to_owned(),

@@ -5,6 +5,7 @@ mod controller;
 mod cookie_secret;
 mod demo;
 mod pipeline;
+mod runtime;
 mod secret;
 mod serve;
 mod shutdown;
@@ -63,7 +64,7 @@ fn main() -> ExitCode {
         .init();
     // Serving commands: a current-thread runtime for the control plane (and, with one worker,
     // the whole request path on that thread); more workers get threads and runtimes of their own
-    // (`serve::start`), no work-stealing machinery anywhere. The others: the multi-thread
+    // (`runtime::start`), no work-stealing machinery anywhere. The others: the multi-thread
     // scheduler.
     let mut runtime = if cli.command.serves() {
         tokio::runtime::Builder::new_current_thread()

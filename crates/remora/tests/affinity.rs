@@ -27,6 +27,29 @@ fn ingress(name: &str, path: &str, service: &str, annotations: &[(&str, &str)]) 
         .build()
 }
 
+/// The EndpointSlice of `web` listing `pods`, with explicit `(ready, serving, terminating)`
+/// conditions for some of them (by index; the others are ready).
+fn web_slice(pods: &[&Pod], conditions: &[(usize, bool, bool, bool)]) -> String {
+    slice_yaml_with("web", "default", Some("http"), pods, conditions)
+}
+
+/// A directory serving the Service `web` through the Ingress `web` on `/` (cookie affinity and
+/// `annotations`), its EndpointSlice being `slice`.
+fn web_dir(annotations: &[(&str, &str)], slice: &str) -> Dir {
+    let dir = Dir::new();
+    dir.write("svc.yaml", SERVICE);
+    dir.write("ing.yaml", &ingress("web", "/", "web", annotations));
+    dir.write("slice.yaml", slice);
+    dir
+}
+
+/// Remora serving [`web_dir`]; the directory, to change it.
+fn serve_web(annotations: &[(&str, &str)], slice: &str) -> (Dir, Remora) {
+    let dir = web_dir(annotations, slice);
+    let remora = Remora::serve(&[dir.path()], &[]);
+    (dir, remora)
+}
+
 /// Pin `n` sessions; returns each session with the pod it reached.
 async fn pin_sessions(remora: &Remora, n: usize) -> Vec<(Session, String)> {
     let mut out = Vec::new();
@@ -67,40 +90,21 @@ async fn replay(
 async fn persistent_sessions_survive_scaling_and_repin_once_when_their_pod_is_gone() {
     let pods = pods("web-6d4f8c7b9-p", 6).await;
     let refs: Vec<&Pod> = pods.iter().collect();
-    let dir = Dir::new();
-    dir.write("svc.yaml", SERVICE);
-    dir.write(
-        "ing.yaml",
-        &ingress("web", "/", "web", &[("affinity-mode", "persistent")]),
+    let (dir, remora) = serve_web(
+        &[("affinity-mode", "persistent")],
+        &web_slice(&refs[..5], &[]),
     );
-    dir.write(
-        "slice.yaml",
-        &slice_yaml("web", "default", Some("http"), &refs[..5]),
-    );
-    let remora = Remora::serve(&[dir.path()], &[]);
     let mut sessions = pin_sessions(&remora, 60).await;
 
-    // 5 -> 6: nobody moves.
-    let g = remora.generation().await;
-    dir.write(
-        "slice.yaml",
-        &slice_yaml("web", "default", Some("http"), &refs[..6]),
-    );
-    remora.wait_generation_after(g).await;
-    let (moved, recookied, _) = replay(&remora, &mut sessions).await;
-    println!("persistent 5 -> 6: {moved}/60 sessions moved");
-    assert_eq!((moved, recookied), (0, 0));
-
-    // 6 -> 5 (the new pod goes): nobody moves.
-    let g = remora.generation().await;
-    dir.write(
-        "slice.yaml",
-        &slice_yaml("web", "default", Some("http"), &refs[..5]),
-    );
-    remora.wait_generation_after(g).await;
-    let (moved, recookied, _) = replay(&remora, &mut sessions).await;
-    println!("persistent 6 -> 5: {moved}/60 sessions moved");
-    assert_eq!((moved, recookied), (0, 0));
+    // 5 -> 6, then 6 -> 5 (the new pod goes): nobody moves.
+    for (what, endpoints) in [("5 -> 6", &refs[..6]), ("6 -> 5", &refs[..5])] {
+        remora
+            .rewrite(&dir, "slice.yaml", &web_slice(endpoints, &[]))
+            .await;
+        let (moved, recookied, _) = replay(&remora, &mut sessions).await;
+        println!("persistent {what}: {moved}/60 sessions moved");
+        assert_eq!((moved, recookied), (0, 0), "{what}");
+    }
 
     // Pod 0 goes: only its sessions move, get a fresh cookie once, then stick again.
     let on_zero = sessions
@@ -108,12 +112,9 @@ async fn persistent_sessions_survive_scaling_and_repin_once_when_their_pod_is_go
         .filter(|(_, p)| p.contains("-p-0\""))
         .count();
     assert!(on_zero > 0);
-    let g = remora.generation().await;
-    dir.write(
-        "slice.yaml",
-        &slice_yaml("web", "default", Some("http"), &refs[1..5]),
-    );
-    remora.wait_generation_after(g).await;
+    remora
+        .rewrite(&dir, "slice.yaml", &web_slice(&refs[1..5], &[]))
+        .await;
     let (moved, recookied, _) = replay(&remora, &mut sessions).await;
     assert_eq!((moved, recookied), (on_zero, on_zero));
     let (moved, recookied, _) = replay(&remora, &mut sessions).await;
@@ -124,14 +125,7 @@ async fn persistent_sessions_survive_scaling_and_repin_once_when_their_pod_is_go
 async fn balanced_sessions_move_about_one_in_six_on_scale_out_and_back_on_scale_in() {
     let pods = pods("web-6d4f8c7b9-b", 6).await;
     let refs: Vec<&Pod> = pods.iter().collect();
-    let dir = Dir::new();
-    dir.write("svc.yaml", SERVICE);
-    dir.write("ing.yaml", &ingress("web", "/", "web", &[]));
-    dir.write(
-        "slice.yaml",
-        &slice_yaml("web", "default", Some("http"), &refs[..5]),
-    );
-    let remora = Remora::serve(&[dir.path()], &[]);
+    let (dir, remora) = serve_web(&[], &web_slice(&refs[..5], &[]));
     let n = 300;
     let mut sessions = pin_sessions(&remora, n).await;
     let before: Vec<String> = sessions.iter().map(|(_, p)| p.clone()).collect();
@@ -145,12 +139,9 @@ async fn balanced_sessions_move_about_one_in_six_on_scale_out_and_back_on_scale_
         "new sessions spread over all pods: {per_pod:?}"
     );
 
-    let g = remora.generation().await;
-    dir.write(
-        "slice.yaml",
-        &slice_yaml("web", "default", Some("http"), &refs[..6]),
-    );
-    remora.wait_generation_after(g).await;
+    remora
+        .rewrite(&dir, "slice.yaml", &web_slice(&refs[..6], &[]))
+        .await;
     let (moved, recookied, moved_to) = replay(&remora, &mut sessions).await;
     let fraction = moved as f64 / n as f64;
     println!(
@@ -164,12 +155,9 @@ async fn balanced_sessions_move_about_one_in_six_on_scale_out_and_back_on_scale_
         [&format!("Hello \"{}\"!", pods[5].name)]
     );
 
-    let g = remora.generation().await;
-    dir.write(
-        "slice.yaml",
-        &slice_yaml("web", "default", Some("http"), &refs[..5]),
-    );
-    remora.wait_generation_after(g).await;
+    remora
+        .rewrite(&dir, "slice.yaml", &web_slice(&refs[..5], &[]))
+        .await;
     replay(&remora, &mut sessions).await;
     let after: Vec<String> = sessions.iter().map(|(_, p)| p.clone()).collect();
     assert_eq!(
@@ -206,15 +194,16 @@ async fn cookies_that_cannot_be_honoured_get_a_new_pick_and_a_fresh_cookie() {
             )
         ),
     );
-    dir.write(
-        "slice.yaml",
-        &format!(
+    // `web` on `web_pods`, `other` on every pod.
+    let slices = |web_pods: &[&Pod]| {
+        format!(
             "{}---\n{}",
-            slice_yaml("web", "default", Some("http"), &refs),
+            web_slice(web_pods, &[]),
             slice_yaml("other", "default", Some("http"), &refs)
                 .replace("other-abcde", "other-fghij")
-        ),
-    );
+        )
+    };
+    dir.write("slice.yaml", &slices(&refs));
     let remora = Remora::serve(&[dir.path()], &[]);
     let good = get(&remora.url("/"), &[]).await.cookie().unwrap().1;
     let foreign = get(&remora.url("/other"), &[]).await.cookie().unwrap().1;
@@ -265,17 +254,9 @@ async fn cookies_that_cannot_be_honoured_get_a_new_pick_and_a_fresh_cookie() {
         .filter(|(i, _)| *i != pinned_pod)
         .map(|(_, p)| *p)
         .collect();
-    let g = remora.generation().await;
-    dir.write(
-        "slice.yaml",
-        &format!(
-            "{}---\n{}",
-            slice_yaml("web", "default", Some("http"), &remaining),
-            slice_yaml("other", "default", Some("http"), &refs)
-                .replace("other-abcde", "other-fghij")
-        ),
-    );
-    remora.wait_generation_after(g).await;
+    remora
+        .rewrite(&dir, "slice.yaml", &slices(&remaining))
+        .await;
     let r = get(&remora.url("/"), &[("cookie", &format!("sid={good}"))]).await;
     assert_eq!(r.status, 200);
     assert_ne!(r.body, pinned.body);
@@ -289,24 +270,11 @@ async fn cookies_that_cannot_be_honoured_get_a_new_pick_and_a_fresh_cookie() {
 async fn not_ready_endpoints_get_no_new_sessions_and_draining_ones_keep_theirs() {
     let pods = pods("web-6d4f8c7b9-r", 3).await;
     let refs: Vec<&Pod> = pods.iter().collect();
-    let dir = Dir::new();
-    dir.write("svc.yaml", SERVICE);
-    dir.write(
-        "ing.yaml",
-        &ingress("web", "/", "web", &[("affinity-mode", "persistent")]),
-    );
     // Pod 2 is not ready.
-    dir.write(
-        "slice.yaml",
-        &slice_yaml_with(
-            "web",
-            "default",
-            Some("http"),
-            &refs,
-            &[(2, false, false, false)],
-        ),
+    let (dir, remora) = serve_web(
+        &[("affinity-mode", "persistent")],
+        &web_slice(&refs, &[(2, false, false, false)]),
     );
-    let remora = Remora::serve(&[dir.path()], &[]);
     let sessions = pin_sessions(&remora, 30).await;
     assert!(sessions.iter().all(|(_, p)| !p.contains(&pods[2].name)));
     let on_zero: Vec<Session> = sessions
@@ -317,18 +285,8 @@ async fn not_ready_endpoints_get_no_new_sessions_and_draining_ones_keep_theirs()
     assert!(!on_zero.is_empty());
 
     // Pod 0 terminates but still serves: its sessions stay, new sessions go elsewhere.
-    let g = remora.generation().await;
-    dir.write(
-        "slice.yaml",
-        &slice_yaml_with(
-            "web",
-            "default",
-            Some("http"),
-            &refs,
-            &[(0, false, true, true), (2, true, true, false)],
-        ),
-    );
-    remora.wait_generation_after(g).await;
+    let slice = web_slice(&refs, &[(0, false, true, true), (2, true, true, false)]);
+    remora.rewrite(&dir, "slice.yaml", &slice).await;
     for mut s in on_zero {
         let r = s.get(&remora.url("/")).await;
         assert!(
@@ -362,10 +320,7 @@ async fn no_endpoints_missing_service_and_no_route() {
             "  - host: ghost.example\n    http:\n      paths:\n      - path: /ghost",
         ),
     );
-    dir.write(
-        "slice.yaml",
-        &slice_yaml("web", "default", Some("http"), &[]),
-    );
+    dir.write("slice.yaml", &web_slice(&[], &[]));
     let remora = Remora::serve(&[dir.path()], &[]);
     let r = get(&remora.url("/"), &[]).await;
     assert_eq!(r.status, 503, "zero endpoints");
@@ -393,18 +348,11 @@ async fn a_dead_pinned_pod_fails_over_and_the_session_repins_once() {
     ] {
         let mut pods = pods("web-6d4f8c7b9-f", 3).await;
         let refs: Vec<&Pod> = pods.iter().collect();
-        let dir = Dir::new();
-        dir.write("svc.yaml", SERVICE);
         let mut annotations = vec![("affinity-mode", mode)];
         if let Some(c) = change_on_failure {
             annotations.push(("session-cookie-change-on-failure", c));
         }
-        dir.write("ing.yaml", &ingress("web", "/", "web", &annotations));
-        dir.write(
-            "slice.yaml",
-            &slice_yaml("web", "default", Some("http"), &refs),
-        );
-        let remora = Remora::serve(&[dir.path()], &[]);
+        let (_dir, remora) = serve_web(&annotations, &web_slice(&refs, &[]));
         let mut sessions = pin_sessions(&remora, 12).await;
         let victim = pods
             .iter()
@@ -415,12 +363,7 @@ async fn a_dead_pinned_pod_fails_over_and_the_session_repins_once() {
         for (s, pod) in sessions.iter_mut() {
             let was_on_victim = pod.contains(&victim_name);
             // A POST with a body: connect failures are retried for any method, body intact.
-            let cookie = s
-                .cookies
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join("; ");
+            let cookie = s.cookie_header();
             let r = request(
                 "POST",
                 &remora.url("/echo-body"),
@@ -472,16 +415,7 @@ async fn replicas_sharing_a_secret_honour_each_others_cookies() {
     let pods = pods("web-6d4f8c7b9-s", 4).await;
     let refs: Vec<&Pod> = pods.iter().collect();
     for mode in ["persistent", "balanced"] {
-        let dir = Dir::new();
-        dir.write("svc.yaml", SERVICE);
-        dir.write(
-            "ing.yaml",
-            &ingress("web", "/", "web", &[("affinity-mode", mode)]),
-        );
-        dir.write(
-            "slice.yaml",
-            &slice_yaml("web", "default", Some("http"), &refs),
-        );
+        let dir = web_dir(&[("affinity-mode", mode)], &web_slice(&refs, &[]));
         let secrets = Dir::new();
         let shared = secrets.write("shared", "0123456789abcdef-shared-secret\n");
         let other = secrets.write("other", "another-secret-of-enough-length");

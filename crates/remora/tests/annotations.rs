@@ -12,16 +12,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 
 /// One Service `web` with one pod, and these Ingresses.
 async fn setup(ingresses: &[String]) -> (Vec<Pod>, Dir, Remora) {
-    let pods = pods("web-6c7d8e9f4a", 1).await;
-    let dir = Dir::new();
-    dir.write("svc.yaml", &service_yaml("web"));
-    dir.write(
-        "slice.yaml",
-        &slice_yaml("web", "default", None, &pods.iter().collect::<Vec<_>>()),
-    );
-    dir.write("ing.yaml", &ingresses.join("---\n"));
-    let remora = Remora::serve(&[dir.path()], &[]);
-    (pods, dir, remora)
+    serve_service("web", "web-6c7d8e9f4a", 1, ingresses).await
 }
 
 fn ing(name: &str, host: &str, path: &str, annotations: &[(&str, &str)]) -> String {

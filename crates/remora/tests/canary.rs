@@ -55,6 +55,19 @@ async fn setup(primary: &[(&str, &str)], canary: &[(&str, &str)]) -> Setup {
     }
 }
 
+impl Setup {
+    /// Replace the canary Ingress by one with these annotations, and wait until it is served.
+    async fn set_canary(&self, annotations: &[(&str, &str)]) {
+        self.remora
+            .rewrite(
+                &self.dir,
+                "canary.yaml",
+                &ingress("canary", "preview", annotations),
+            )
+            .await;
+    }
+}
+
 fn is_canary(r: &Resp) -> bool {
     assert_eq!(r.status, 200, "{}", r.body);
     r.body.contains("preview-")
@@ -64,6 +77,21 @@ async fn get_foo(s: &Setup, headers: &[(&str, &str)]) -> Resp {
     let mut h = vec![("host", "foo.com")];
     h.extend_from_slice(headers);
     get(&s.remora.url("/"), &h).await
+}
+
+/// Requests with these extra headers, each with whether the canary must answer it.
+type Routes<'a> = [(&'a [(&'a str, &'a str)], bool)];
+
+/// Send each request of `routes` and assert the side that answers it.
+async fn assert_routes(s: &Setup, routes: &Routes<'_>) {
+    for (headers, canary) in routes {
+        let side = if *canary { "canary" } else { "primary" };
+        assert_eq!(
+            is_canary(&get_foo(s, headers).await),
+            *canary,
+            "{headers:?}: expected the {side}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -78,44 +106,35 @@ async fn header_then_cookie_then_weight() {
         ],
     )
     .await;
-    assert!(!is_canary(&get_foo(&s, &[]).await), "weight 0: primary");
-    assert!(is_canary(
-        &get_foo(&s, &[("CanaryByHeader", "always")]).await
-    ));
-    assert!(!is_canary(
-        &get_foo(&s, &[("CanaryByHeader", "never")]).await
-    ));
-    assert!(is_canary(
-        &get_foo(&s, &[("cookie", "CanaryByCookie=always")]).await
-    ));
-    assert!(!is_canary(
-        &get_foo(&s, &[("cookie", "CanaryByCookie=never")]).await
-    ));
-    // The header wins over the cookie.
-    assert!(!is_canary(
-        &get_foo(
-            &s,
-            &[
-                ("CanaryByHeader", "never"),
-                ("cookie", "CanaryByCookie=always")
-            ]
-        )
-        .await
-    ));
-    assert!(is_canary(
-        &get_foo(
-            &s,
-            &[
-                ("CanaryByHeader", "always"),
-                ("cookie", "CanaryByCookie=never")
-            ]
-        )
-        .await
-    ));
-    // Other values fall through to the weight.
-    assert!(!is_canary(
-        &get_foo(&s, &[("CanaryByHeader", "badvalue")]).await
-    ));
+    assert_routes(
+        &s,
+        &[
+            // Weight 0: primary.
+            (&[], false),
+            (&[("CanaryByHeader", "always")], true),
+            (&[("CanaryByHeader", "never")], false),
+            (&[("cookie", "CanaryByCookie=always")], true),
+            (&[("cookie", "CanaryByCookie=never")], false),
+            // The header wins over the cookie.
+            (
+                &[
+                    ("CanaryByHeader", "never"),
+                    ("cookie", "CanaryByCookie=always"),
+                ],
+                false,
+            ),
+            (
+                &[
+                    ("CanaryByHeader", "always"),
+                    ("cookie", "CanaryByCookie=never"),
+                ],
+                true,
+            ),
+            // Other values fall through to the weight.
+            (&[("CanaryByHeader", "badvalue")], false),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,33 +148,29 @@ async fn header_value_and_pattern() {
         ],
     )
     .await;
-    assert!(is_canary(
-        &get_foo(&s, &[("CanaryByHeader", "DoCanary")]).await
-    ));
-    assert!(
-        !is_canary(&get_foo(&s, &[("CanaryByHeader", "always")]).await),
-        "with a value, only the value counts"
-    );
-    let g = s.remora.generation().await;
-    s.dir.write(
-        "canary.yaml",
-        &ingress(
-            "canary",
-            "preview",
-            &[
-                ("canary", "true"),
-                ("canary-by-header", "CanaryByHeader"),
-                ("canary-by-header-pattern", "^Do.*ary$"),
-            ],
-        ),
-    );
-    s.remora.wait_generation_after(g).await;
-    assert!(is_canary(
-        &get_foo(&s, &[("CanaryByHeader", "DoCanary")]).await
-    ));
-    assert!(!is_canary(
-        &get_foo(&s, &[("CanaryByHeader", "NoCanary")]).await
-    ));
+    assert_routes(
+        &s,
+        &[
+            (&[("CanaryByHeader", "DoCanary")], true),
+            // With a value, only the value counts.
+            (&[("CanaryByHeader", "always")], false),
+        ],
+    )
+    .await;
+    s.set_canary(&[
+        ("canary", "true"),
+        ("canary-by-header", "CanaryByHeader"),
+        ("canary-by-header-pattern", "^Do.*ary$"),
+    ])
+    .await;
+    assert_routes(
+        &s,
+        &[
+            (&[("CanaryByHeader", "DoCanary")], true),
+            (&[("CanaryByHeader", "NoCanary")], false),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,16 +179,8 @@ async fn weight_splits_traffic() {
     for _ in 0..10 {
         assert!(is_canary(&get_foo(&s, &[]).await), "weight 100: canary");
     }
-    let g = s.remora.generation().await;
-    s.dir.write(
-        "canary.yaml",
-        &ingress(
-            "canary",
-            "preview",
-            &[("canary", "true"), ("canary-weight", "30")],
-        ),
-    );
-    s.remora.wait_generation_after(g).await;
+    s.set_canary(&[("canary", "true"), ("canary-weight", "30")])
+        .await;
     let mut canary = 0;
     for _ in 0..400 {
         if is_canary(&get_foo(&s, &[]).await) {
@@ -195,16 +202,8 @@ async fn sticky_sessions_stay_on_their_side() {
     assert!(is_canary(&r));
     assert_eq!(r.cookie().unwrap().0, "route");
 
-    let g = s.remora.generation().await;
-    s.dir.write(
-        "canary.yaml",
-        &ingress(
-            "canary",
-            "preview",
-            &[("canary", "true"), ("canary-weight", "0")],
-        ),
-    );
-    s.remora.wait_generation_after(g).await;
+    s.set_canary(&[("canary", "true"), ("canary-weight", "0")])
+        .await;
     let mut on_primary = Session::with_host("foo.com");
     let r = on_primary.get(&s.remora.url("/")).await;
     assert!(!is_canary(&r));
@@ -217,16 +216,8 @@ async fn sticky_sessions_stay_on_their_side() {
         assert!(r.cookie().is_none());
     }
 
-    let g = s.remora.generation().await;
-    s.dir.write(
-        "canary.yaml",
-        &ingress(
-            "canary",
-            "preview",
-            &[("canary", "true"), ("canary-weight", "100")],
-        ),
-    );
-    s.remora.wait_generation_after(g).await;
+    s.set_canary(&[("canary", "true"), ("canary-weight", "100")])
+        .await;
     for _ in 0..5 {
         assert!(
             !is_canary(&on_primary.get(&s.remora.url("/")).await),
@@ -250,20 +241,12 @@ async fn legacy_behaviour_ignores_sessions() {
     .await;
     let mut session = Session::with_host("foo.com");
     assert!(is_canary(&session.get(&s.remora.url("/")).await));
-    let g = s.remora.generation().await;
-    s.dir.write(
-        "canary.yaml",
-        &ingress(
-            "canary",
-            "preview",
-            &[
-                ("canary", "true"),
-                ("canary-weight", "0"),
-                ("affinity-canary-behavior", "legacy"),
-            ],
-        ),
-    );
-    s.remora.wait_generation_after(g).await;
+    s.set_canary(&[
+        ("canary", "true"),
+        ("canary-weight", "0"),
+        ("affinity-canary-behavior", "legacy"),
+    ])
+    .await;
     assert!(
         !is_canary(&session.get(&s.remora.url("/")).await),
         "legacy: weight 0 sends the session to the primary"

@@ -30,16 +30,7 @@ fn ingress_to(
 
 /// The suite's BeforeEach: an echo deployment with 2 replicas.
 async fn setup(replicas: usize, ingresses: &[String]) -> (Vec<Pod>, Dir, Remora) {
-    let pods = pods("echo-6b7c8d9f5b", replicas).await;
-    let dir = Dir::new();
-    dir.write("svc.yaml", &service_yaml("echo"));
-    dir.write(
-        "slice.yaml",
-        &slice_yaml("echo", "default", None, &pods.iter().collect::<Vec<_>>()),
-    );
-    dir.write("ing.yaml", &ingresses.join("---\n"));
-    let remora = Remora::serve(&[dir.path()], &[]);
-    (pods, dir, remora)
+    serve_service("echo", "echo-6b7c8d9f5b", replicas, ingresses).await
 }
 
 async fn get_host(remora: &Remora, host: &str, path: &str) -> Resp {
@@ -53,93 +44,255 @@ fn set_cookie(r: &Resp) -> String {
 const SERVERID: (&str, &str) = ("session-cookie-name", "SERVERID");
 const COOKIE: (&str, &str) = ("affinity", "cookie");
 
+/// A request of a case and what its response must show.
+struct Get {
+    /// The Host header; empty: none (the client sends the address it connects to).
+    host: &'static str,
+    path: &'static str,
+    status: u16,
+    /// Each of these is in the `Set-Cookie` headers.
+    has: Vec<&'static str>,
+    /// None of these is.
+    lacks: Vec<&'static str>,
+    /// There is no `Set-Cookie` at all.
+    no_cookie: bool,
+}
+
+/// `GET path` with Host `host`, answered 200.
+fn get_ok(host: &'static str, path: &'static str) -> Get {
+    Get {
+        host,
+        path,
+        status: 200,
+        has: Vec::new(),
+        lacks: Vec::new(),
+        no_cookie: false,
+    }
+}
+
+impl Get {
+    fn status(mut self, status: u16) -> Self {
+        self.status = status;
+        self
+    }
+
+    fn has(mut self, text: &'static str) -> Self {
+        self.has.push(text);
+        self
+    }
+
+    fn lacks(mut self, text: &'static str) -> Self {
+        self.lacks.push(text);
+        self
+    }
+
+    fn no_cookie(mut self) -> Self {
+        self.no_cookie = true;
+        self
+    }
+}
+
+/// Send `g` and assert everything it expects (`it` names the case in failures); the response.
+async fn check(remora: &Remora, it: &str, g: &Get) -> Resp {
+    let r = if g.host.is_empty() {
+        get(&remora.url(g.path), &[]).await
+    } else {
+        get_host(remora, g.host, g.path).await
+    };
+    let (host, path, c) = (g.host, g.path, set_cookie(&r));
+    assert_eq!(r.status, g.status, "{it}: GET {host}{path}");
+    for text in &g.has {
+        assert!(
+            c.contains(text),
+            "{it}: GET {host}{path}: expected {text:?} in Set-Cookie {c:?}"
+        );
+    }
+    for text in &g.lacks {
+        assert!(
+            !c.contains(text),
+            "{it}: GET {host}{path}: expected no {text:?} in Set-Cookie {c:?}"
+        );
+    }
+    if g.no_cookie {
+        assert!(
+            r.set_cookies().is_empty(),
+            "{it}: GET {host}{path}: expected no Set-Cookie, got {c:?}"
+        );
+    }
+    r
+}
+
+/// The cases of affinity.go that are the suite's set-up with some Ingresses, then requests
+/// asserting status and `Set-Cookie`: one row each, named by upstream's `It`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn should_set_sticky_cookie_serverid() {
-    let (_p, _d, remora) = setup(
-        2,
-        &[single_ingress(
-            "sticky",
-            "/",
-            "sticky.foo.com",
-            &[COOKIE, SERVERID],
-        )],
-    )
-    .await;
-    let r = get_host(&remora, "sticky.foo.com", "/").await;
-    assert_eq!(r.status, 200);
-    assert!(set_cookie(&r).contains("SERVERID="));
+async fn affinity_cookie_attributes() {
+    // Upstream's "last one wins" bug (#14042) must not happen: each path gets its own cookie Path.
+    let more_than_one_rule = single_ingress("morethanonerule", "/something", "morethanonerule.foo.com", &[COOKIE, SERVERID]).replace(
+        "      - path: /something\n",
+        "      - path: /somewhereelse\n        pathType: Prefix\n        backend:\n          service:\n            name: echo\n            port:\n              number: 80\n      - path: /something\n",
+    );
+    let cases: Vec<(&str, Vec<String>, Vec<Get>)> = vec![
+        (
+            "should set sticky cookie SERVERID",
+            vec![single_ingress(
+                "sticky",
+                "/",
+                "sticky.foo.com",
+                &[COOKIE, SERVERID],
+            )],
+            vec![get_ok("sticky.foo.com", "/").has("SERVERID=")],
+        ),
+        (
+            "should set the path to /something on the generated cookie",
+            vec![single_ingress(
+                "path",
+                "/something",
+                "path.foo.com",
+                &[COOKIE, SERVERID],
+            )],
+            vec![get_ok("path.foo.com", "/something").has("Path=/something")],
+        ),
+        (
+            "does not set the path to / on the generated cookie if there's more than one rule \
+             referring to the same backend",
+            vec![more_than_one_rule],
+            vec![
+                get_ok("morethanonerule.foo.com", "/something").has("Path=/something"),
+                get_ok("morethanonerule.foo.com", "/somewhereelse").has("Path=/somewhereelse"),
+            ],
+        ),
+        (
+            "should set cookie with domain",
+            vec![single_ingress(
+                "cookiedomain",
+                "/",
+                "cookiedomain.foo.com",
+                &[
+                    COOKIE,
+                    ("session-cookie-name", "DomainCookie"),
+                    ("session-cookie-domain", "foo.bar"),
+                ],
+            )],
+            vec![get_ok("cookiedomain.foo.com", "/").has("Domain=foo.bar")],
+        ),
+        (
+            "should not set cookie without domain annotation",
+            vec![single_ingress(
+                "cookienodomain",
+                "/",
+                "cookienodomain.foo.com",
+                &[COOKIE, ("session-cookie-name", "NoDomainCookie")],
+            )],
+            vec![get_ok("cookienodomain.foo.com", "/")
+                .has("NoDomainCookie=")
+                .lacks("; Domain")],
+        ),
+        (
+            "should work with use-regex annotation and session-cookie-path",
+            vec![single_ingress(
+                "useregex.foo.com",
+                "/foo/.*",
+                "useregex.foo.com",
+                &[
+                    COOKIE,
+                    SERVERID,
+                    ("use-regex", "true"),
+                    ("session-cookie-path", "/foo/bar"),
+                ],
+            )],
+            vec![
+                get_ok("useregex.foo.com", "/foo/bar")
+                    .has("Path=/foo/bar")
+                    .has("SERVERID="),
+                // And the path really is a regex: `/foo/.*` does not match `/foo` (a prefix
+                // would).
+                get_ok("useregex.foo.com", "/foo").status(404),
+            ],
+        ),
+        (
+            "should not set affinity across all server locations when using separate ingresses",
+            vec![
+                single_ingress("ingress1", "/foo/bar", "separate.foo.com", &[COOKIE]),
+                single_ingress("ingress2", "/foo", "separate.foo.com", &[]),
+            ],
+            vec![
+                get_ok("separate.foo.com", "/foo").no_cookie(),
+                get_ok("separate.foo.com", "/foo/bar").has("Path=/foo/bar"),
+            ],
+        ),
+        (
+            "should set sticky cookie without host",
+            vec![single_ingress(
+                "default-no-host",
+                "/",
+                "",
+                &[COOKIE, SERVERID],
+            )],
+            vec![get_ok("", "/").has("SERVERID=")],
+        ),
+        (
+            "should work with server-alias annotation",
+            vec![single_ingress(
+                "alias",
+                "/bar",
+                "foo.com",
+                &[COOKIE, SERVERID, ("server-alias", "a1.foo.com,a2.foo.com")],
+            )],
+            ["foo.com", "a1.foo.com", "a2.foo.com"]
+                .map(|host| get_ok(host, "/bar").has("SERVERID="))
+                .into(),
+        ),
+        (
+            "should set secure in cookie with provided true annotation on http",
+            vec![single_ingress(
+                "secure",
+                "/bar",
+                "foo.com",
+                &[COOKIE, SERVERID, ("session-cookie-secure", "true")],
+            )],
+            vec![get_ok("foo.com", "/bar").has("; Secure")],
+        ),
+        (
+            "should not set secure in cookie with provided false annotation on http",
+            vec![single_ingress(
+                "secure",
+                "/bar",
+                "foo.com",
+                &[COOKIE, SERVERID, ("session-cookie-secure", "false")],
+            )],
+            vec![get_ok("foo.com", "/bar").lacks("; Secure")],
+        ),
+    ];
+    for (it, ingresses, gets) in cases {
+        let (_p, _d, remora) = setup(2, &ingresses).await;
+        for g in &gets {
+            check(&remora, it, g).await;
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn should_change_cookie_name_on_ingress_definition_change() {
-    let (_p, dir, remora) = setup(
-        2,
-        &[single_ingress(
+    let it = "should change cookie name on ingress definition change";
+    let ingress = |name| {
+        single_ingress(
             "change",
             "/",
             "change.foo.com",
-            &[COOKIE, SERVERID],
-        )],
+            &[COOKIE, ("session-cookie-name", name)],
+        )
+    };
+    let (_p, dir, remora) = setup(2, &[ingress("SERVERID")]).await;
+    check(&remora, it, &get_ok("change.foo.com", "/").has("SERVERID")).await;
+    remora
+        .rewrite(&dir, "ing.yaml", &ingress("OTHERCOOKIENAME"))
+        .await;
+    check(
+        &remora,
+        it,
+        &get_ok("change.foo.com", "/").has("OTHERCOOKIENAME"),
     )
     .await;
-    let r = get_host(&remora, "change.foo.com", "/").await;
-    assert_eq!(r.status, 200);
-    assert!(set_cookie(&r).contains("SERVERID"));
-    let g = remora.generation().await;
-    dir.write(
-        "ing.yaml",
-        &single_ingress(
-            "change",
-            "/",
-            "change.foo.com",
-            &[COOKIE, ("session-cookie-name", "OTHERCOOKIENAME")],
-        ),
-    );
-    remora.wait_generation_after(g).await;
-    let r = get_host(&remora, "change.foo.com", "/").await;
-    assert_eq!(r.status, 200);
-    assert!(set_cookie(&r).contains("OTHERCOOKIENAME"));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn should_set_the_path_to_something_on_the_generated_cookie() {
-    let (_p, _d, remora) = setup(
-        2,
-        &[single_ingress(
-            "path",
-            "/something",
-            "path.foo.com",
-            &[COOKIE, SERVERID],
-        )],
-    )
-    .await;
-    let r = get_host(&remora, "path.foo.com", "/something").await;
-    assert_eq!(r.status, 200);
-    assert!(set_cookie(&r).contains("Path=/something"));
-}
-
-/// Upstream's "last one wins" bug (#14042) must not happen: each path gets its own cookie Path.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn does_not_set_the_path_to_slash_if_more_than_one_rule_refers_to_the_same_backend() {
-    let ing = single_ingress("morethanonerule", "/something", "morethanonerule.foo.com", &[COOKIE, SERVERID]).replace(
-        "      - path: /something\n",
-        "      - path: /somewhereelse\n        pathType: Prefix\n        backend:\n          service:\n            name: echo\n            port:\n              number: 80\n      - path: /something\n",
-    );
-    let (_p, _d, remora) = setup(2, &[ing]).await;
-    let r = get_host(&remora, "morethanonerule.foo.com", "/something").await;
-    assert_eq!(r.status, 200);
-    assert!(
-        set_cookie(&r).contains("Path=/something"),
-        "{}",
-        set_cookie(&r)
-    );
-    let r = get_host(&remora, "morethanonerule.foo.com", "/somewhereelse").await;
-    assert_eq!(r.status, 200);
-    assert!(
-        set_cookie(&r).contains("Path=/somewhereelse"),
-        "{}",
-        set_cookie(&r)
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,8 +314,12 @@ async fn should_set_cookie_with_expires() {
     )
     .await;
     let before = SystemTime::now();
-    let r = get_host(&remora, "cookieexpires.foo.com", "/").await;
-    assert_eq!(r.status, 200);
+    let r = check(
+        &remora,
+        "should set cookie with expires",
+        &get_ok("cookieexpires.foo.com", "/").has("Max-Age=259200"),
+    )
+    .await;
     // Upstream compares to the minute ("Mon, 02-Jan-06 15:04"); either minute around the request.
     let minute = |t: SystemTime| {
         let secs = t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() + 172_800;
@@ -175,51 +332,6 @@ async fn should_set_cookie_with_expires() {
     assert!(
         expected.iter().any(|m| c.contains(&format!("Expires={m}"))),
         "{c} vs {expected:?}"
-    );
-    assert!(c.contains("Max-Age=259200"));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn should_set_cookie_with_domain() {
-    let annotations = [
-        COOKIE,
-        ("session-cookie-name", "DomainCookie"),
-        ("session-cookie-domain", "foo.bar"),
-    ];
-    let (_p, _d, remora) = setup(
-        2,
-        &[single_ingress(
-            "cookiedomain",
-            "/",
-            "cookiedomain.foo.com",
-            &annotations,
-        )],
-    )
-    .await;
-    let r = get_host(&remora, "cookiedomain.foo.com", "/").await;
-    assert_eq!(r.status, 200);
-    assert!(set_cookie(&r).contains("Domain=foo.bar"));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn should_not_set_cookie_without_domain_annotation() {
-    let annotations = [COOKIE, ("session-cookie-name", "NoDomainCookie")];
-    let (_p, _d, remora) = setup(
-        2,
-        &[single_ingress(
-            "cookienodomain",
-            "/",
-            "cookienodomain.foo.com",
-            &annotations,
-        )],
-    )
-    .await;
-    let r = get_host(&remora, "cookienodomain.foo.com", "/").await;
-    assert_eq!(r.status, 200);
-    let c = set_cookie(&r);
-    assert!(
-        c.contains("NoDomainCookie=") && !c.contains("; Domain"),
-        "{c}"
     );
 }
 
@@ -236,112 +348,15 @@ async fn should_warn_user_when_use_regex_is_true_and_session_cookie_path_is_not_
         )],
     )
     .await;
-    let r = get_host(&remora, "useregexwarn.foo.com", "/foo/bar").await;
-    assert_eq!(r.status, 200);
+    check(
+        &remora,
+        "should warn user when use-regex is true and session-cookie-path is not set",
+        &get_ok("useregexwarn.foo.com", "/foo/bar"),
+    )
+    .await;
     remora
         .wait_log("session-cookie-path should be set when use-regex is true")
         .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn should_work_with_use_regex_annotation_and_session_cookie_path() {
-    let annotations = [
-        COOKIE,
-        SERVERID,
-        ("use-regex", "true"),
-        ("session-cookie-path", "/foo/bar"),
-    ];
-    let (_p, _d, remora) = setup(
-        2,
-        &[single_ingress(
-            "useregex.foo.com",
-            "/foo/.*",
-            "useregex.foo.com",
-            &annotations,
-        )],
-    )
-    .await;
-    let r = get_host(&remora, "useregex.foo.com", "/foo/bar").await;
-    assert_eq!(r.status, 200);
-    let c = set_cookie(&r);
-    assert!(c.contains("Path=/foo/bar"), "{c}");
-    assert!(c.contains("SERVERID="), "{c}");
-    // And the path really is a regex: `/foo/.*` does not match `/foo` (a prefix would).
-    assert_eq!(
-        get_host(&remora, "useregex.foo.com", "/foo").await.status,
-        404
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn should_not_set_affinity_across_all_server_locations_when_using_separate_ingresses() {
-    let ing1 = single_ingress("ingress1", "/foo/bar", "separate.foo.com", &[COOKIE]);
-    let ing2 = single_ingress("ingress2", "/foo", "separate.foo.com", &[]);
-    let (_p, _d, remora) = setup(2, &[ing1, ing2]).await;
-    let r = get_host(&remora, "separate.foo.com", "/foo").await;
-    assert_eq!(r.status, 200);
-    assert!(r.set_cookies().is_empty(), "{:?}", r.set_cookies());
-    let r = get_host(&remora, "separate.foo.com", "/foo/bar").await;
-    assert_eq!(r.status, 200);
-    assert!(set_cookie(&r).contains("Path=/foo/bar"));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn should_set_sticky_cookie_without_host() {
-    let (_p, _d, remora) = setup(
-        2,
-        &[single_ingress(
-            "default-no-host",
-            "/",
-            "",
-            &[COOKIE, SERVERID],
-        )],
-    )
-    .await;
-    let r = get(&remora.url("/"), &[]).await;
-    assert_eq!(r.status, 200);
-    assert!(set_cookie(&r).contains("SERVERID="));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn should_work_with_server_alias_annotation() {
-    let annotations = [COOKIE, SERVERID, ("server-alias", "a1.foo.com,a2.foo.com")];
-    let (_p, _d, remora) = setup(
-        2,
-        &[single_ingress("alias", "/bar", "foo.com", &annotations)],
-    )
-    .await;
-    for host in ["foo.com", "a1.foo.com", "a2.foo.com"] {
-        let r = get_host(&remora, host, "/bar").await;
-        assert_eq!(r.status, 200, "{host}");
-        assert!(set_cookie(&r).contains("SERVERID="), "{host}");
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn should_set_secure_in_cookie_with_provided_true_annotation_on_http() {
-    let annotations = [COOKIE, SERVERID, ("session-cookie-secure", "true")];
-    let (_p, _d, remora) = setup(
-        2,
-        &[single_ingress("secure", "/bar", "foo.com", &annotations)],
-    )
-    .await;
-    let r = get_host(&remora, "foo.com", "/bar").await;
-    assert_eq!(r.status, 200);
-    assert!(set_cookie(&r).contains("; Secure"));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn should_not_set_secure_in_cookie_with_provided_false_annotation_on_http() {
-    let annotations = [COOKIE, SERVERID, ("session-cookie-secure", "false")];
-    let (_p, _d, remora) = setup(
-        2,
-        &[single_ingress("secure", "/bar", "foo.com", &annotations)],
-    )
-    .await;
-    let r = get_host(&remora, "foo.com", "/bar").await;
-    assert_eq!(r.status, 200);
-    assert!(!set_cookie(&r).contains("; Secure"));
 }
 
 /// `framework.NewSingleIngressWithTLS`: the host in `spec.tls` with a Secret holding a certificate
@@ -389,13 +404,21 @@ async fn balanced_affinity_mode_should_balance() {
         &mode_annotations("balanced"),
     );
     let (_p, _d, remora) = setup(5, &[ing]).await;
-    let r = get_host(&remora, "affinity-mode-balance.com", "/").await;
-    assert_eq!(r.status, 200);
-    assert!(set_cookie(&r).contains("hello-cookie="));
+    check(
+        &remora,
+        "Balanced affinity mode should balance",
+        &get_ok("affinity-mode-balance.com", "/").has("hello-cookie="),
+    )
+    .await;
     let diags = remora.status().await["diagnostics"].clone();
     for d in diags.as_array().unwrap() {
         assert_eq!(d["severity"], "info", "unexpected warning: {d}");
     }
+}
+
+/// `GET /` on `host`, sending `cookies`.
+async fn with_cookies(remora: &Remora, host: &str, cookies: &str) -> Resp {
+    get(&remora.url("/"), &[("host", host), ("cookie", cookies)]).await
 }
 
 /// affinitymode.go "Check persistent affinity mode": scale up ten times one replica at a time, the
@@ -424,23 +447,16 @@ async fn check_persistent_affinity_mode() {
     let raw = first.set_cookies()[0].clone();
     let cookies: String = raw.split(';').map(str::trim).collect::<Vec<_>>().join("; ");
     let original = first.body.clone();
+    let again = || with_cookies(&remora, host, &cookies);
     for n in 6..=15 {
-        let g = remora.generation().await;
-        dir.write("slice.yaml", &slice(&all[..n]));
-        remora.wait_generation_after(g).await;
-        let r = get(&remora.url("/"), &[("host", host), ("cookie", &cookies)]).await;
-        assert_eq!(r.body, original, "after scaling to {n}");
+        remora.rewrite(&dir, "slice.yaml", &slice(&all[..n])).await;
+        assert_eq!(again().await.body, original, "after scaling to {n}");
     }
-    let g = remora.generation().await;
-    dir.write("slice.yaml", &slice(&[]));
-    remora.wait_generation_after(g).await;
-    let r = get(&remora.url("/"), &[("host", host), ("cookie", &cookies)]).await;
-    assert_eq!(r.status, 503);
+    remora.rewrite(&dir, "slice.yaml", &slice(&[])).await;
+    assert_eq!(again().await.status, 503);
     let new_pods = all.split_off(15);
-    let g = remora.generation().await;
-    dir.write("slice.yaml", &slice(&new_pods));
-    remora.wait_generation_after(g).await;
-    let r = get(&remora.url("/"), &[("host", host), ("cookie", &cookies)]).await;
+    remora.rewrite(&dir, "slice.yaml", &slice(&new_pods)).await;
+    let r = again().await;
     assert_eq!(r.status, 200);
     assert_ne!(r.body, original);
 }
@@ -492,10 +508,8 @@ async fn canary_setup(canary_annotations: &[(&str, &str)]) -> (Vec<Pod>, Dir, Re
     (all, dir, remora)
 }
 
-/// The first request, forced to the canary by its header, gets the affinity cookie; 50 requests
-/// with that cookie and no header stay on the canary although its weight is 1%.
-async fn always_routes_to_canary_once_affinitized(canary_annotations: &[(&str, &str)]) {
-    let (_p, _d, remora) = canary_setup(canary_annotations).await;
+/// A request forced to the canary by its header: answered by the canary.
+async fn forced_to_canary(remora: &Remora) -> Resp {
     let forced = get(
         &remora.url("/info"),
         &[("host", "foo"), ("ForceCanary", "yes")],
@@ -503,6 +517,14 @@ async fn always_routes_to_canary_once_affinitized(canary_annotations: &[(&str, &
     .await;
     assert_eq!(forced.status, 200);
     assert!(forced.body.contains("echo-canary"), "{}", forced.body);
+    forced
+}
+
+/// The first request, forced to the canary by its header, gets the affinity cookie; 50 requests
+/// with that cookie and no header stay on the canary although its weight is 1%.
+async fn always_routes_to_canary_once_affinitized(canary_annotations: &[(&str, &str)]) {
+    let (_p, _d, remora) = canary_setup(canary_annotations).await;
+    let forced = forced_to_canary(&remora).await;
     let (name, value) = forced
         .cookie()
         .expect("the canary sets the affinity cookie");
@@ -548,13 +570,7 @@ async fn routes_traffic_to_either_mainline_or_canary_backend_legacy() {
         ("affinity-canary-behavior", "legacy"),
     ])
     .await;
-    let forced = get(
-        &remora.url("/info"),
-        &[("host", "foo"), ("ForceCanary", "yes")],
-    )
-    .await;
-    assert_eq!(forced.status, 200);
-    assert!(forced.body.contains("echo-canary"), "{}", forced.body);
+    let forced = forced_to_canary(&remora).await;
     assert!(
         !set_cookie(&forced).contains("aff="),
         "legacy: no affinity cookie from the canary: {}",

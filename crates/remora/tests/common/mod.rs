@@ -321,6 +321,27 @@ pub fn seed_000_dir(pods: &[Pod]) -> Dir {
     dir
 }
 
+/// The usual set-up: `replicas` pods named `<pod_prefix>-<i>` behind the Service `service` (port
+/// 80, its EndpointSlice listing them), the `ingresses`, and Remora serving the directory that
+/// holds them (`svc.yaml`, `slice.yaml`, `ing.yaml`).
+pub async fn serve_service(
+    service: &str,
+    pod_prefix: &str,
+    replicas: usize,
+    ingresses: &[String],
+) -> (Vec<Pod>, Dir, Remora) {
+    let pods = pods(pod_prefix, replicas).await;
+    let dir = Dir::new();
+    dir.write("svc.yaml", &service_yaml(service));
+    dir.write(
+        "slice.yaml",
+        &slice_yaml(service, "default", None, &pods.iter().collect::<Vec<_>>()),
+    );
+    dir.write("ing.yaml", &ingresses.join("---\n"));
+    let remora = Remora::serve(&[dir.path()], &[]);
+    (pods, dir, remora)
+}
+
 /// A running `remora serve` (or `demo`) process, killed on drop.
 pub struct Remora {
     child: Child,
@@ -505,6 +526,14 @@ impl Remora {
         }
     }
 
+    /// Write `content` to the file `name` of `dir` (a directory this process serves) and wait
+    /// (bounded) until the configuration it makes is published.
+    pub async fn rewrite(&self, dir: &Dir, name: &str, content: &str) {
+        let g = self.generation().await;
+        dir.write(name, content);
+        self.wait_generation_after(g).await;
+    }
+
     /// Wait (bounded) until stderr has a line containing `text`.
     pub async fn wait_log(&self, text: &str) {
         let started = Instant::now();
@@ -665,13 +694,17 @@ impl Session {
         }
     }
 
-    pub async fn get(&mut self, url: &str) -> Resp {
-        let cookie = self
-            .cookies
+    /// The `Cookie` header this session sends (empty when it holds none).
+    pub fn cookie_header(&self) -> String {
+        self.cookies
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
-            .join("; ");
+            .join("; ")
+    }
+
+    pub async fn get(&mut self, url: &str) -> Resp {
+        let cookie = self.cookie_header();
         let mut headers = Vec::new();
         if !cookie.is_empty() {
             headers.push(("cookie", cookie.as_str()));

@@ -1,0 +1,269 @@
+//! The serving runtime shared by the commands that proxy traffic (`serve`, `controller`, `demo`):
+//! their common options ([`Common`]), and [`start`]: the cookie key, the listeners (one pair per
+//! worker on a shared port, SO_REUSEPORT), the worker threads each with a runtime of its own, the
+//! admin endpoints, the line that says Remora is serving ([`Running::announce`]), and the drain
+//! after shutdown ([`Running::drained`]). Where the objects come from is each command's own
+//! business; they all end in a [`crate::pipeline::Pipeline`] fed with [`options`].
+
+use crate::shutdown::Shutdown;
+use anyhow::Context;
+use proxy::{Proxy, ProxyConfig};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tokio::net::{TcpListener, TcpSocket};
+
+/// Options shared by `serve`, `controller` and `demo`.
+#[derive(clap::Args)]
+pub struct Common {
+    /// Address of the admin endpoints (/healthz, /readyz, /status, /snapshot).
+    #[arg(long, default_value = "127.0.0.1:10254", value_name = "ADDR")]
+    pub admin: SocketAddr,
+    /// Threads serving proxied traffic, each with its own runtime, listening sockets
+    /// (SO_REUSEPORT) and upstream connections; with more than one, the control plane and admin
+    /// endpoints run on a thread of their own [default: the number of cores].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: Option<u16>,
+    /// Serve only Ingresses of this class (spec.ingressClassName or the kubernetes.io/ingress.class
+    /// annotation). Repeatable. Without it, every Ingress is served.
+    #[arg(long = "ingress-class", value_name = "NAME")]
+    pub ingress_classes: Vec<String>,
+    /// File holding the secret that signs session cookies. Replicas given the same secret honour
+    /// each other's cookies. Without it, a random key is used for the life of the process.
+    #[arg(long, value_name = "FILE")]
+    pub cookie_secret_file: Option<PathBuf>,
+    /// Bounded load for balanced affinity: a new session never goes to an endpoint above this
+    /// many times the mean (0 turns the bound off). Per Ingress:
+    /// `remora.dev/session-balance-factor`.
+    #[arg(long, default_value_t = 1.25, value_name = "FACTOR", value_parser = balance_factor)]
+    pub session_balance_factor: f64,
+    /// Redirect plain HTTP to HTTPS (308) on hosts with TLS, unless an Ingress says
+    /// `ssl-redirect: "false"` (ingress-nginx's default too).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub default_ssl_redirect: bool,
+    /// Write a JSON line per request (time, client, method, host, path, status, duration,
+    /// Ingress, Service, upstream, tries, session outcome, request id) to FILE, or `-` for stdout.
+    #[arg(long, value_name = "FILE")]
+    pub access_log: Option<PathBuf>,
+    /// How long a client streaming a request body may send nothing before it gets 408 (nginx's
+    /// client_body_timeout).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub client_body_timeout: u64,
+    /// The port HTTP to HTTPS redirects point at [default: the port of --listen-https]. Set 443
+    /// when a load balancer maps 443 to --listen-https.
+    #[arg(long, value_name = "PORT")]
+    pub https_redirect_port: Option<u16>,
+}
+
+fn balance_factor(s: &str) -> Result<f64, String> {
+    let f: f64 = s.parse().map_err(|_| format!("{s} is not a number"))?;
+    if f == 0.0 || (1.0..=100.0).contains(&f) {
+        Ok(f)
+    } else {
+        Err("expected 0 (off) or a factor from 1 to 100".to_owned())
+    }
+}
+
+impl Common {
+    /// Worker threads serving proxied traffic.
+    pub fn workers(&self) -> usize {
+        self.workers.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get()),
+            usize::from,
+        )
+    }
+}
+
+/// Bound listeners and the running proxy, shared by `serve`, `controller` and `demo`.
+pub struct Running {
+    pub proxy: Proxy,
+    pub http: SocketAddr,
+    pub https: SocketAddr,
+    pub admin: SocketAddr,
+    servers: Vec<tokio::task::JoinHandle<()>>,
+    /// Lets worker runtimes stop once every worker has drained: until then they keep driving
+    /// the upstream connections other workers may still be using.
+    release: tokio::sync::watch::Sender<bool>,
+}
+
+impl Running {
+    /// Print the line tests and scripts wait for: everything is bound and a configuration is
+    /// served.
+    pub fn announce(&self) {
+        println!(
+            "remora: serving http on {}, https on {} (admin on {})",
+            self.http, self.https, self.admin
+        );
+    }
+
+    /// Wait for the servers to finish after shutdown (in-flight requests complete, bounded by the
+    /// grace period).
+    pub async fn drained(self) {
+        for s in self.servers {
+            let _ = s.await;
+        }
+        let _ = self.release.send(true);
+    }
+}
+
+/// Bind the listeners and start serving (with an empty table until the first publish).
+pub async fn start(
+    listen_http: SocketAddr,
+    listen_https: SocketAddr,
+    common: &Common,
+    shutdown: &Shutdown,
+) -> anyhow::Result<Running> {
+    let key = crate::secret::load(common.cookie_secret_file.as_deref())?;
+    let workers = common.workers();
+    let shared_port = workers > 1;
+    let http = bind(listen_http, shared_port)
+        .with_context(|| format!("cannot listen on {listen_http} (--listen-http)"))?;
+    let https = bind(listen_https, shared_port)
+        .with_context(|| format!("cannot listen on {listen_https} (--listen-https)"))?;
+    let admin = TcpListener::bind(common.admin)
+        .await
+        .with_context(|| format!("cannot listen on {} (--admin)", common.admin))?;
+    let (http_addr, https_addr, admin_addr) =
+        (http.local_addr()?, https.local_addr()?, admin.local_addr()?);
+    let mut config = ProxyConfig::new(key);
+    config.https_redirect_port = common.https_redirect_port.unwrap_or(https_addr.port());
+    config.server.client_body_timeout = std::time::Duration::from_secs(common.client_body_timeout);
+    let mut proxy = Proxy::new(config)?;
+    if let Some(path) = &common.access_log {
+        proxy = proxy.with_access_log(path.clone()).await?;
+    }
+    let tls = proxy.tls_config()?;
+    let mut servers = Vec::new();
+    let (release, released) = tokio::sync::watch::channel(false);
+    if workers == 1 {
+        // Everything on this thread.
+        let p = proxy.clone();
+        let stop = shutdown.clone();
+        servers.push(tokio::spawn(async move {
+            p.serve_http(http, stop.wait()).await
+        }));
+        let p = proxy.clone();
+        let tls = tls.clone();
+        let stop = shutdown.clone();
+        servers.push(tokio::spawn(async move {
+            p.serve_https(https, tls, stop.wait()).await
+        }));
+    } else {
+        // One pair of listening sockets per worker on the same ports: the kernel spreads new
+        // connections over them, and each worker serves its own without handing anything over.
+        let mut sockets = vec![(http.into_std()?, https.into_std()?)];
+        for _ in 1..workers {
+            sockets.push((
+                bind(http_addr, true)?.into_std()?,
+                bind(https_addr, true)?.into_std()?,
+            ));
+        }
+        let mut starting = Vec::with_capacity(workers);
+        for (i, (http, https)) in sockets.into_iter().enumerate() {
+            let (done, finished) = tokio::sync::oneshot::channel::<()>();
+            let (serving, started) = tokio::sync::oneshot::channel();
+            let (p, tls, stop) = (proxy.clone(), tls.clone(), shutdown.clone());
+            let released = released.clone();
+            std::thread::Builder::new()
+                .name(format!("remora-worker-{i}"))
+                .spawn(move || worker(p, (http, https), tls, stop, serving, done, released))
+                .context("cannot start a worker thread")?;
+            starting.push(started);
+            servers.push(tokio::spawn(async move {
+                let _ = finished.await;
+            }));
+        }
+        // Every worker accepts on its share of the port before Remora says it is serving: a
+        // worker that could not start would leave its socket taking connections nobody accepts.
+        for (i, started) in starting.into_iter().enumerate() {
+            match started.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => anyhow::bail!("worker {i} cannot serve: {e}"),
+                Err(_) => anyhow::bail!("worker {i} stopped while starting"),
+            }
+        }
+    }
+    let p = proxy.clone();
+    let stop = shutdown.clone();
+    servers.push(tokio::spawn(async move {
+        p.serve_admin(admin, stop.wait()).await
+    }));
+    Ok(Running {
+        proxy,
+        http: http_addr,
+        https: https_addr,
+        admin: admin_addr,
+        servers,
+        release,
+    })
+}
+
+/// A listening socket; `shared_port`: other sockets may listen on the same port (SO_REUSEPORT),
+/// one per worker.
+fn bind(addr: SocketAddr, shared_port: bool) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    if shared_port {
+        socket.set_reuseport(true)?;
+    }
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// One worker thread: its own current-thread runtime serving its HTTP and HTTPS sockets until
+/// shutdown has drained them, then `done`; the runtime keeps running until `released` (the
+/// connections it drives may serve other workers' last requests). `serving` says once it accepts
+/// (or why it cannot).
+fn worker(
+    proxy: Proxy,
+    (http, https): (std::net::TcpListener, std::net::TcpListener),
+    tls: std::sync::Arc<proxy::ServerConfig>,
+    stop: Shutdown,
+    serving: tokio::sync::oneshot::Sender<Result<(), String>>,
+    done: tokio::sync::oneshot::Sender<()>,
+    mut released: tokio::sync::watch::Receiver<bool>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = serving.send(Err(format!("cannot start its runtime: {e}")));
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        match (TcpListener::from_std(http), TcpListener::from_std(https)) {
+            (Ok(http), Ok(https)) => {
+                let _ = serving.send(Ok(()));
+                tokio::join!(
+                    proxy.serve_http(http, stop.clone().wait()),
+                    proxy.serve_https(https, tls, stop.wait()),
+                );
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                let _ = serving.send(Err(format!("cannot listen: {e}")));
+                return;
+            }
+        }
+        let _ = done.send(());
+        let _ = released.wait_for(|r| *r).await;
+    });
+}
+
+/// The translation options the common flags set.
+pub fn options(common: &Common) -> translate::Options {
+    translate::Options {
+        ingress_classes: common.ingress_classes.clone(),
+        controller: None,
+        watch_ingress_without_class: false,
+        session_balance_factor: (common.session_balance_factor >= 1.0)
+            .then(|| (common.session_balance_factor * 100.0).round() as u32),
+        default_ssl_redirect: common.default_ssl_redirect,
+    }
+}
