@@ -13,6 +13,7 @@
 #
 #   bench/install.sh            # haproxy, nginx, wrk from the distribution if missing
 #   bench/run.sh                # ROUNDS=3 DURATION=10 CONNECTIONS=50 by default
+#   REMORA=/tmp/old/remora bench/run.sh   # measure another build of Remora
 #
 # HEADERS=ingress-nginx (default): HAProxy and nginx send the pods the request headers
 # ingress-nginx sends and Remora sends (X-Request-ID, X-Real-IP, X-Forwarded-For/-Host/-Port/
@@ -52,8 +53,13 @@ fi
 for tool in haproxy nginx wrk curl; do
   command -v "$tool" >/dev/null || { echo "$tool is missing: run bench/install.sh" >&2; exit 1; }
 done
-cargo build --release -q -p remora
-REMORA=target/release/remora
+# REMORA=path/to/remora measures that build (e.g. an earlier commit's, to compare); by default
+# this tree's, built here.
+if [ -z "${REMORA:-}" ]; then
+  cargo build --release -q -p remora
+  REMORA=target/release/remora
+fi
+[ -x "$REMORA" ] || { echo "$REMORA is not an executable" >&2; exit 1; }
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {

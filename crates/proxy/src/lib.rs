@@ -252,7 +252,8 @@ impl Proxy {
         .await;
     }
 
-    /// Serve the admin endpoints (`/healthz`, `/readyz`, `/status`, `/snapshot`) until `shutdown`.
+    /// Serve the admin endpoints (the dashboard at `/`, `/metrics`, `/healthz`, `/readyz`,
+    /// `/status`, `/snapshot`) until `shutdown`.
     pub async fn serve_admin(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let proxy = self.clone();
         let options = ServerOptions {
