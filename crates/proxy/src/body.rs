@@ -57,17 +57,35 @@ impl Reclaimable {
 #[error("request body larger than proxy-body-size")]
 pub struct TooLarge;
 
+/// The client's body could not be read (malformed chunked framing, or the client went away):
+/// the client's fault, not the pod's.
+#[derive(Debug, thiserror::Error)]
+#[error("the client's request body: {0}")]
+pub struct ClientBodyError(#[source] hyper::Error);
+
+impl ClientBodyError {
+    /// Was this (upstream request) error caused by the client's body?
+    pub fn caused(error: &(dyn std::error::Error + 'static)) -> bool {
+        caused_by::<ClientBodyError>(error)
+    }
+}
+
+/// Does `E` stand anywhere in the chain of `error`?
+fn caused_by<E: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.is::<E>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
 impl TooLarge {
     /// Was this (upstream request) error caused by a body cut for being too large?
     pub fn caused(error: &(dyn std::error::Error + 'static)) -> bool {
-        let mut cause = Some(error);
-        while let Some(e) = cause {
-            if e.is::<TooLarge>() {
-                return true;
-            }
-            cause = e.source();
-        }
-        false
+        caused_by::<TooLarge>(error)
     }
 }
 
@@ -133,7 +151,9 @@ impl Body for UpstreamBody {
                 };
                 let frame = match Pin::new(&mut *inner).poll_frame(cx) {
                     Poll::Ready(Some(Ok(frame))) => frame,
-                    Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
+                    Poll::Ready(Some(Err(e))) => {
+                        return Poll::Ready(Some(Err(Box::new(ClientBodyError(e)))))
+                    }
                     Poll::Ready(None) => {
                         r.enter(Waiting::Response);
                         return Poll::Ready(None);

@@ -66,12 +66,31 @@ pub fn content_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 /// The protocol an HTTP/1.1 request asks to switch to (`Upgrade`, with `upgrade` among the
-/// `Connection` tokens), e.g. `websocket`.
+/// `Connection` tokens), e.g. `websocket`. A switch to `h2c` is never relayed: the tunnel would
+/// carry requests to any path of the pod past routing and its controls (h2c smuggling); such a
+/// request goes on as a plain one, its `Upgrade` dropped with the other hop-by-hop headers.
 pub fn upgrade_request(headers: &HeaderMap) -> Option<HeaderValue> {
-    if has_token(headers, &header::CONNECTION, "upgrade") {
-        headers.get(header::UPGRADE).cloned()
-    } else {
-        None
+    if !has_token(headers, &header::CONNECTION, "upgrade")
+        || has_token(headers, &header::UPGRADE, "h2c")
+    {
+        return None;
+    }
+    headers.get(header::UPGRADE).cloned()
+}
+
+/// A header name with an underscore: nginx ignores these by default (`underscores_in_headers
+/// off`), since CGI-style pods read `X_Forwarded_For` as the `X-Forwarded-For` Remora sets.
+pub fn underscored(name: &HeaderName) -> bool {
+    name.as_str().as_bytes().contains(&b'_')
+}
+
+/// Remove the headers [`underscored`] names.
+pub fn drop_underscored(headers: &mut HeaderMap) {
+    if headers.keys().any(underscored) {
+        let names: Vec<HeaderName> = headers.keys().filter(|n| underscored(n)).cloned().collect();
+        for name in names {
+            headers.remove(name);
+        }
     }
 }
 
@@ -157,11 +176,17 @@ impl<'a> Forwarded<'a> {
     }
 }
 
-/// Write, as header lines, what `strip_hop_by_hop`, `set_forwarded` and `ensure_request_id`
-/// make of the client's `headers` (the same headers, in another order), without building a map:
-/// the client's headers but hop-by-hop ones, those `Connection` lists and those Remora sets, then
-/// Remora's. Returns the `X-Request-ID` sent.
-pub fn write_upstream(out: &mut Vec<u8>, headers: &HeaderMap, f: &Forwarded<'_>) -> HeaderValue {
+/// Write, as header lines, what `strip_hop_by_hop`, `set_forwarded`, `ensure_request_id` and
+/// (unless `underscores` are kept) `drop_underscored` make of the client's `headers` (the same
+/// headers, in another order), without building a map: the client's headers but hop-by-hop ones,
+/// those `Connection` lists and those Remora sets, then Remora's. Returns the `X-Request-ID`
+/// sent.
+pub fn write_upstream(
+    out: &mut Vec<u8>,
+    headers: &HeaderMap,
+    f: &Forwarded<'_>,
+    underscores: bool,
+) -> HeaderValue {
     // The tokens of `Connection` are compared in place: no list of names is built per request.
     let has_connection = headers.contains_key(header::CONNECTION);
     let set = f.headers();
@@ -169,6 +194,7 @@ pub fn write_upstream(out: &mut Vec<u8>, headers: &HeaderMap, f: &Forwarded<'_>)
     for (name, value) in headers {
         if HOP_BY_HOP.contains(name)
             || set.iter().any(|(n, _)| *n == name)
+            || (!underscores && underscored(name))
             || (has_connection && has_token(headers, &header::CONNECTION, name.as_str()))
         {
             continue;

@@ -53,6 +53,10 @@ pub struct ProxyConfig {
     pub server: ServerOptions,
     /// The HTTPS port clients are redirected to (`ssl-redirect`); 443 is left out of the URL.
     pub https_redirect_port: u16,
+    /// Request headers whose names have underscores go to the pods (nginx's
+    /// `underscores_in_headers`, ingress-nginx's `enable-underscores-in-headers`); by default
+    /// they are dropped.
+    pub underscores_in_headers: bool,
 }
 
 impl ProxyConfig {
@@ -62,6 +66,7 @@ impl ProxyConfig {
             pool_idle_timeout: Duration::from_secs(60),
             server: ServerOptions::default(),
             https_redirect_port: 443,
+            underscores_in_headers: false,
         }
     }
 }

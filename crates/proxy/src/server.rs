@@ -1,20 +1,33 @@
 //! The accept loop every listener runs (proxy, admin, the demo's pods): hyper's auto builder per
-//! connection (HTTP/1.1, and HTTP/2 with prior knowledge or, over TLS, by ALPN), the TLS handshake
-//! within the header timeout, and graceful shutdown with a grace period.
+//! connection (HTTP/1.1, and HTTP/2 with prior knowledge or, over TLS, by ALPN), and graceful
+//! shutdown with a grace period.
+//!
+//! No client holds a connection without sending a request: the TLS handshake, and then the first
+//! request head, whatever the protocol (the bytes that tell HTTP/1 from HTTP/2, the HTTP/2 preface
+//! and first HEADERS), must each come within the header timeout (nginx's
+//! `client_header_timeout`); hyper bounds the later HTTP/1 heads, and so how long a keep-alive
+//! connection may idle. HTTP/2 connections are pinged, so dead peers are found.
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+/// How often an HTTP/2 connection is pinged, and how long the answer may take before the
+/// connection is taken for dead.
+const H2_PING_INTERVAL: Duration = Duration::from_secs(30);
+const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Settings of an accept loop.
 #[derive(Debug, Clone, Copy)]
 pub struct ServerOptions {
-    /// Time a client has to send a complete request head.
+    /// Time a client has to complete the TLS handshake, then each request head (nginx's
+    /// `client_header_timeout`); also how long an HTTP/1 keep-alive connection may idle.
     pub header_read_timeout: Duration,
     /// How long a client streaming a request body may send nothing (nginx's
     /// `client_body_timeout`); then it gets 408.
@@ -95,9 +108,15 @@ pub async fn serve<S, B>(
         // second on small responses, the same CPU in total on large ones (measured with 64 KiB
         // and 1 MiB bodies).
         .writev(false);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(H2_PING_INTERVAL)
+        .keep_alive_timeout(H2_PING_TIMEOUT);
     let builder = Arc::new(builder);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
+    let mut failures = AcceptFailures::default();
     tokio::pin!(shutdown);
     loop {
         let (stream, remote) = tokio::select! {
@@ -105,7 +124,7 @@ pub async fn serve<S, B>(
                 Ok(a) => a,
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
+                    failures.record(&e, connections.len());
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -120,11 +139,14 @@ pub async fn serve<S, B>(
         let stop = stop_rx.clone();
         let tls = tls.clone();
         connections.spawn(async move {
+            let header_timeout = options.header_read_timeout;
             let Some(acceptor) = tls else {
-                return drive(&builder, stream, service, stop, remote).await;
+                return drive(&builder, stream, service, stop, remote, header_timeout).await;
             };
-            match tokio::time::timeout(options.header_read_timeout, acceptor.accept(stream)).await {
-                Ok(Ok(stream)) => drive(&builder, stream, service, stop, remote).await,
+            match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => {
+                    drive(&builder, stream, service, stop, remote, header_timeout).await
+                }
                 Ok(Err(e)) => tracing::debug!(error = %e, %remote, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
             }
@@ -146,33 +168,106 @@ pub async fn serve<S, B>(
     }
 }
 
+/// Failed accepts, logged at most once per [`AcceptFailures::EVERY`] with how many there were:
+/// out of descriptors, a warning every 50 ms would flood the log when it matters most.
+#[derive(Default)]
+struct AcceptFailures {
+    last: Option<tokio::time::Instant>,
+    since: u64,
+}
+
+impl AcceptFailures {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    fn record(&mut self, error: &std::io::Error, open: usize) {
+        self.since += 1;
+        let now = tokio::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|at| now.duration_since(at) < Self::EVERY)
+        {
+            return;
+        }
+        tracing::warn!(
+            %error,
+            failed = self.since,
+            open_connections = open,
+            "accept failed (out of file descriptors? raise the limit, e.g. ulimit -n)"
+        );
+        self.last = Some(now);
+        self.since = 0;
+    }
+}
+
 /// Serve one accepted connection until it ends, or, once `stop` fires, until its in-flight
-/// requests are done.
+/// requests are done. A connection whose first request head has not come within
+/// `header_timeout` is closed.
 async fn drive<I, S, B>(
     builder: &auto::Builder<TokioExecutor>,
     io: I,
     service: S,
     mut stop: watch::Receiver<bool>,
     remote: SocketAddr,
+    header_timeout: Duration,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     S: HttpService<B>,
     B: ResponseBody,
 {
+    let seen = Arc::new(AtomicBool::new(false));
+    let service = FirstRequest {
+        inner: service,
+        seen: seen.clone(),
+    };
     // With upgrades: a `101 Switching Protocols` hands the connection to the request (WebSocket).
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
-    tokio::select! {
-        // The connection first: no random branch order per poll.
-        biased;
-        res = conn.as_mut() => {
-            if let Err(e) = res {
-                tracing::debug!(error = %e, %remote, "connection ended with an error");
+    let first_head = tokio::time::sleep(header_timeout);
+    tokio::pin!(first_head);
+    let mut waiting = true;
+    loop {
+        tokio::select! {
+            // The connection first: no random branch order per poll.
+            biased;
+            res = conn.as_mut() => {
+                if let Err(e) = res {
+                    tracing::debug!(error = %e, %remote, "connection ended with an error");
+                }
+                return;
+            }
+            _ = stop.changed() => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+                return;
+            }
+            () = &mut first_head, if waiting => {
+                if !seen.load(Ordering::Relaxed) {
+                    tracing::debug!(%remote, ?header_timeout, "no request head in time, closed");
+                    return;
+                }
+                waiting = false;
             }
         }
-        _ = stop.changed() => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
-        }
+    }
+}
+
+/// The service of a connection, noting that a request head came (no wake-up: the first-head
+/// timer looks when it fires).
+struct FirstRequest<S> {
+    inner: S,
+    seen: Arc<AtomicBool>,
+}
+
+impl<S, R> hyper::service::Service<R> for FirstRequest<S>
+where
+    S: hyper::service::Service<R>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn call(&self, req: R) -> Self::Future {
+        self.seen.store(true, Ordering::Relaxed);
+        self.inner.call(req)
     }
 }

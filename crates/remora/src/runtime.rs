@@ -49,6 +49,17 @@ pub struct Common {
     #[arg(long, default_value_t = 60, value_name = "SECONDS",
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub client_body_timeout: u64,
+    /// How long a client may take to complete the TLS handshake, then each request head (nginx's
+    /// client_header_timeout): a connection that sends nothing, or only part of a head, is closed.
+    /// Also how long an idle HTTP/1 keep-alive connection is kept.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub client_header_timeout: u64,
+    /// Pass request headers whose names have underscores to the pods (ingress-nginx's
+    /// enable-underscores-in-headers). By default they are dropped, as nginx does: CGI-style pods
+    /// read X_Forwarded_For as X-Forwarded-For.
+    #[arg(long)]
+    pub enable_underscores_in_headers: bool,
     /// The port HTTP to HTTPS redirects point at [default: the port of --listen-https]. Set 443
     /// when a load balancer maps 443 to --listen-https.
     #[arg(long, value_name = "PORT")]
@@ -128,6 +139,9 @@ pub async fn start(
     let mut config = ProxyConfig::new(key);
     config.https_redirect_port = common.https_redirect_port.unwrap_or(https_addr.port());
     config.server.client_body_timeout = std::time::Duration::from_secs(common.client_body_timeout);
+    config.server.header_read_timeout =
+        std::time::Duration::from_secs(common.client_header_timeout);
+    config.underscores_in_headers = common.enable_underscores_in_headers;
     let mut proxy = Proxy::new(config)?;
     if let Some(path) = &common.access_log {
         proxy = proxy.with_access_log(path.clone()).await?;

@@ -4,6 +4,8 @@
 //! line in one place. A new policy (auth, rate limit, header filter, mirror) is a new module and
 //! one line in [`phases`].
 //!
+//! 0. [`head`]: what no server may accept (missing or duplicate `Host`, HTTP/2 `host` against
+//!    `:authority`).
 //! 1. [`route`]: the virtual host and route, by host and path.
 //! 2. [`local`]: what the route answers itself (HTTPS redirect, `app-root`,
 //!    `permanent-redirect`, CORS preflight).
@@ -18,6 +20,7 @@
 mod access;
 mod connection;
 mod forward;
+mod head;
 mod local;
 mod pick;
 mod reject;
@@ -74,6 +77,7 @@ async fn phases<'t>(
     table: &'t Table,
     out: &mut Outcome<'t>,
 ) -> Result<Response<Body>, Reject> {
+    head::check(&req)?;
     let route = route::find(table, &req)?;
     out.stats = Some(&route.runtime.stats);
     if let Some(answer) = local::answer(&route, &req, conn, &shared.config) {

@@ -2,7 +2,7 @@
 //! (linkerd2-proxy's rescue, hyper's error kinds). Phases return a [`Reject`]; none picks a status.
 
 use crate::access_log::Outcome;
-use crate::body::TooLarge;
+use crate::body::{ClientBodyError, TooLarge};
 use crate::response::{self, Body};
 use crate::timeout::Stalled;
 use crate::upstream::UpstreamError;
@@ -10,6 +10,9 @@ use http::{Response, StatusCode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Reject {
+    /// A request head no server may accept.
+    #[error("malformed request: {0}")]
+    BadHead(&'static str),
     #[error("no route for the host and path")]
     NoRoute,
     #[error("client address outside allowlist-source-range")]
@@ -35,6 +38,7 @@ impl Reject {
     /// The status the client gets.
     pub fn status(&self) -> StatusCode {
         match self {
+            Reject::BadHead(_) => StatusCode::BAD_REQUEST,
             Reject::NoRoute => StatusCode::NOT_FOUND,
             Reject::SourceNotAllowed => StatusCode::FORBIDDEN,
             Reject::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -45,9 +49,13 @@ impl Reject {
             Reject::Stalled(Stalled::Send(_) | Stalled::ResponseHead(_)) => {
                 StatusCode::GATEWAY_TIMEOUT
             }
-            // A body cut for its size reaches the pod as an error of the exchange.
+            // A body cut for its size, or that the client framed wrong (a malformed chunk), reaches
+            // the pod as an error of the exchange.
             Reject::Upstream(Some(UpstreamError::Hyper(e))) if TooLarge::caused(e) => {
                 StatusCode::PAYLOAD_TOO_LARGE
+            }
+            Reject::Upstream(Some(UpstreamError::Hyper(e))) if ClientBodyError::caused(e) => {
+                StatusCode::BAD_REQUEST
             }
             Reject::Upstream(_) => StatusCode::BAD_GATEWAY,
         }
@@ -55,9 +63,13 @@ impl Reject {
 
     /// The response, and the log line of what deserves one.
     pub fn response(self, out: &Outcome<'_>) -> Response<Body> {
-        if let Reject::Stalled(stalled) = &self {
-            let upstream = out.upstream.map(|a| a.as_str()).unwrap_or("-");
-            tracing::warn!(upstream, "{stalled}");
+        match &self {
+            Reject::Stalled(stalled) => {
+                let upstream = out.upstream.map(|a| a.as_str()).unwrap_or("-");
+                tracing::warn!(upstream, "{stalled}");
+            }
+            Reject::BadHead(why) => tracing::debug!("{why}: 400"),
+            _ => {}
         }
         response::status(self.status())
     }

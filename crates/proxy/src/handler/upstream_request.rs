@@ -71,13 +71,19 @@ pub fn prepare(
         && idempotent
         && hyper::body::Body::is_end_stream(&body)
     {
-        let (head, request_id) = lean_head(&parts, conn, host.as_ref());
+        let underscores = shared.config.underscores_in_headers;
+        let (head, request_id) = lean_head(&parts, conn, host.as_ref(), underscores);
         if shared.access_log.is_some() {
             out.request_id = Some(request_id);
         }
         Some(head)
     } else {
-        rewrite_head(&mut parts, conn, host.as_ref());
+        rewrite_head(
+            &mut parts,
+            conn,
+            host.as_ref(),
+            shared.config.underscores_in_headers,
+        );
         if shared.access_log.is_some() {
             out.request_id = parts.headers.get("x-request-id").cloned();
         }
@@ -117,20 +123,26 @@ impl UpstreamHead {
     }
 }
 
-/// The `Host` sent upstream: the client's, or the URI's authority (HTTP/2 `:authority`,
-/// absolute-form requests).
+/// The `Host` sent upstream: the one that chose the route. The URI's authority (an absolute-form
+/// target, whose `Host` a server must ignore, RFC 9112 3.2.2; HTTP/2 `:authority`), else the
+/// client's `Host`.
 fn upstream_host(parts: &Parts) -> Option<HeaderValue> {
-    parts.headers.get(header::HOST).cloned().or_else(|| {
-        parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    })
+    parts
+        .uri
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        .or_else(|| parts.headers.get(header::HOST).cloned())
 }
 
 /// Rewrite the client's request head for the upstream: HTTP/1.1, origin-form URI, `host` as
-/// `Host`, hop-by-hop headers dropped, X-Forwarded-* and X-Request-ID set.
-fn rewrite_head(parts: &mut Parts, conn: &Connection, host: Option<&HeaderValue>) {
+/// `Host`, hop-by-hop headers dropped (and those with underscores, unless kept), X-Forwarded-*
+/// and X-Request-ID set.
+fn rewrite_head(
+    parts: &mut Parts,
+    conn: &Connection,
+    host: Option<&HeaderValue>,
+    underscores: bool,
+) {
     let path = parts
         .uri
         .path_and_query()
@@ -139,6 +151,9 @@ fn rewrite_head(parts: &mut Parts, conn: &Connection, host: Option<&HeaderValue>
     parts.uri = Uri::from(path);
     parts.version = Version::HTTP_11;
     headers::strip_hop_by_hop(&mut parts.headers);
+    if !underscores {
+        headers::drop_underscored(&mut parts.headers);
+    }
     headers::set_forwarded(&mut parts.headers, &conn.forwarded(host));
     headers::ensure_request_id(&mut parts.headers);
 }
@@ -150,10 +165,16 @@ fn lean_head(
     parts: &Parts,
     conn: &Connection,
     host: Option<&HeaderValue>,
+    underscores: bool,
 ) -> (Vec<u8>, HeaderValue) {
     let mut head = Vec::with_capacity(320 + parts.headers.len() * 32);
     headers::request_line(&mut head, &parts.method, &parts.uri);
-    let request_id = headers::write_upstream(&mut head, &parts.headers, &conn.forwarded(host));
+    let request_id = headers::write_upstream(
+        &mut head,
+        &parts.headers,
+        &conn.forwarded(host),
+        underscores,
+    );
     head.extend_from_slice(b"\r\n");
     (head, request_id)
 }

@@ -26,6 +26,14 @@ fn lines(head: &[u8], keep: Option<&str>) -> (String, Vec<String>) {
     (line, out)
 }
 
+/// The request id the client sent that the pod must get as is.
+fn kept_id(headers: &[(&str, &str)]) -> Option<&'static str> {
+    headers
+        .iter()
+        .any(|(k, v)| *k == "x-request-id" && *v == "from-client")
+        .then_some("from-client")
+}
+
 #[test]
 fn the_lean_head_carries_what_rewrite_head_makes_of_the_request() {
     let conn = Connection::new(
@@ -70,6 +78,18 @@ fn the_lean_head_carries_what_rewrite_head_makes_of_the_request() {
             vec![("user-agent", "t")],
         ),
         (
+            "/underscores",
+            vec![
+                ("host", "a.example.com"),
+                ("x_forwarded_for", "6.6.6.6"),
+                ("x-kept", "1"),
+            ],
+        ),
+        (
+            "http://public.example.com/absolute",
+            vec![("host", "private.example.com")],
+        ),
+        (
             "/listed-id",
             vec![
                 ("host", "a.example.com"),
@@ -85,13 +105,17 @@ fn the_lean_head_carries_what_rewrite_head_makes_of_the_request() {
         }
         let (parts, ()) = req.body(()).unwrap().into_parts();
         let host = upstream_host(&parts);
-        let (lean, id) = lean_head(&parts, &conn, host.as_ref());
+        let (lean, id) = lean_head(&parts, &conn, host.as_ref(), false);
         let mut prepared = clone_parts(&parts);
-        rewrite_head(&mut prepared, &conn, host.as_ref());
-        let kept = headers
-            .iter()
-            .any(|(k, v)| *k == "x-request-id" && *v == "from-client")
-            .then_some("from-client");
+        rewrite_head(&mut prepared, &conn, host.as_ref(), false);
+        assert!(
+            !lines(&lean, kept_id(&headers))
+                .1
+                .iter()
+                .any(|l| l.contains('_')),
+            "{uri}: underscores dropped"
+        );
+        let kept = kept_id(&headers);
         assert_eq!(
             lines(&lean, kept),
             lines(&headers::encode_head(&prepared), kept),
@@ -127,4 +151,23 @@ fn rewrite_with_captures_and_query() {
         Some("/$")
     );
     assert_eq!(rewrite("/$2", &re, "/else", None), None);
+}
+
+#[test]
+fn the_target_authority_is_the_host_the_pod_gets() {
+    // RFC 9112 3.2.2: with an absolute-form target, Host is ignored; it chose the route.
+    let (parts, ()) = Request::builder()
+        .uri("http://public.example.com/x")
+        .header("host", "private.example.com")
+        .body(())
+        .unwrap()
+        .into_parts();
+    assert_eq!(upstream_host(&parts).unwrap(), "public.example.com");
+    let (parts, ()) = Request::builder()
+        .uri("/x")
+        .header("host", "private.example.com")
+        .body(())
+        .unwrap()
+        .into_parts();
+    assert_eq!(upstream_host(&parts).unwrap(), "private.example.com");
 }
