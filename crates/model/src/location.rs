@@ -1,5 +1,6 @@
 //! How a route is proxied, from the Ingress's annotations: ingress-nginx's per-location settings
-//! (protocol, timeouts, body size, rewrites, redirects, source allow-list, CORS).
+//! (protocol, timeouts, body size, rewrites, redirects, source allow- and deny-lists, CORS), and
+//! whether the route is denied outright.
 
 use serde::Serialize;
 use std::net::IpAddr;
@@ -13,7 +14,7 @@ pub struct Location {
     pub connect_timeout_secs: u32,
     /// `proxy-read-timeout`, seconds (60): the upstream's response head must come within it.
     pub read_timeout_secs: u32,
-    /// `proxy-send-timeout`, seconds (60). Accepted; Remora sets no separate send timeout.
+    /// `proxy-send-timeout`, seconds (60): how long the pod may take no more of a request.
     pub send_timeout_secs: u32,
     /// `proxy-body-size` in bytes (1 MiB); `None`: no limit (`"0"`).
     pub body_limit: Option<u64>,
@@ -31,9 +32,20 @@ pub struct Location {
     /// get 403.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allow_sources: Option<Vec<Cidr>>,
+    /// `denylist-source-range`: these client networks get 403 (checked before the allow-list).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deny_sources: Option<Vec<Cidr>>,
     /// `enable-cors` and the `cors-*` family.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cors: Option<Cors>,
+    /// `limit-rps` / `limit-rpm`: requests per client address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+    /// Why every request of the route is answered 503 instead of proxied (ingress-nginx's
+    /// `Denied`): a security annotation Remora cannot honour, or one with a value that cannot be
+    /// honoured. Serving the route without the control would fail open.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub denied: Option<String>,
 }
 
 impl Default for Location {
@@ -48,7 +60,10 @@ impl Default for Location {
             app_root: None,
             permanent_redirect: None,
             allow_sources: None,
+            deny_sources: None,
             cors: None,
+            rate_limit: None,
+            denied: None,
         }
     }
 }
@@ -89,6 +104,24 @@ impl BackendProtocol {
             BackendProtocol::Grpc | BackendProtocol::Grpcs | BackendProtocol::H2c
         )
     }
+}
+
+/// ingress-nginx's request rate limits (`limit_req ... nodelay`): per client address, per replica;
+/// a client over the limit gets 503.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct RateLimit {
+    /// The limits' state is shared by every route of this Ingress (`namespace/name`), as
+    /// ingress-nginx's zone is.
+    pub zone: String,
+    /// `limit-rps`: requests per second (0: none).
+    pub rps: u32,
+    /// `limit-rpm`: requests per minute (0: none).
+    pub rpm: u32,
+    /// `limit-burst-multiplier` (5): how many times the rate may come at once.
+    pub burst_multiplier: u32,
+    /// `limit-allowlist` (`limit-whitelist`): client networks never limited.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<Cidr>,
 }
 
 /// A redirect answered by the proxy itself.

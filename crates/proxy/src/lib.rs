@@ -13,6 +13,7 @@ mod error;
 mod h1;
 mod handler;
 mod headers;
+mod limit;
 mod metrics;
 mod response;
 mod server;

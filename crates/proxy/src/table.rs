@@ -3,13 +3,14 @@
 //! once per snapshot, and never mutated afterwards except for round-robin counters.
 
 use crate::cors::CorsHeaders;
+use crate::limit::Limiter;
 use crate::stats::RouteStats;
 use crate::upstream::{ClientKey, Clients, UpstreamClient};
 use balance::BackendBalancer;
 use http::uri::Authority;
 use model::{
     AffinityMode, BackendId, Canary, Certificate, Diagnostic, HostMatch, HostTls, Location,
-    PathType, Route, Snapshot, Target, VirtualHost,
+    PathType, RateLimit, Route, Snapshot, Target, VirtualHost,
 };
 use rustls::sign::CertifiedKey;
 use std::collections::HashMap;
@@ -27,6 +28,9 @@ pub struct Table {
     hosts: Vec<HostRuntime>,
     /// The rustls form of each snapshot certificate, same order (`None`: unusable).
     keys: Vec<Option<Arc<CertifiedKey>>>,
+    /// The request rate limits of each zone (Ingress) with limits, carried over to the next
+    /// table while the limits stay the same, so a reload does not reset them.
+    limiters: HashMap<RateLimit, Arc<Limiter>>,
 }
 
 /// What one virtual host needs at request time besides the snapshot.
@@ -50,6 +54,8 @@ pub struct RouteRuntime {
     pub client: Option<UpstreamClient>,
     /// The route's CORS response headers.
     pub cors: Option<CorsHeaders>,
+    /// The request rate limits of the route's Ingress.
+    pub limiter: Option<Arc<Limiter>>,
     /// Statistics of the target, and of the canary if the route has one.
     pub stats: Arc<RouteStats>,
     pub canary_stats: Option<Arc<RouteStats>>,
@@ -186,6 +192,17 @@ impl Table {
                 .or_insert_with(|| Arc::new(RouteStats::new(ingress, service)))
                 .clone()
         };
+        let mut limiters: HashMap<RateLimit, Arc<Limiter>> = HashMap::new();
+        let mut limiter_of = |limit: &RateLimit| -> Arc<Limiter> {
+            if let Some(l) = limiters.get(limit) {
+                return l.clone();
+            }
+            let l = previous
+                .and_then(|t| t.limiters.get(limit).cloned())
+                .unwrap_or_else(|| Arc::new(Limiter::new(limit)));
+            limiters.insert(limit.clone(), l.clone());
+            l
+        };
         let mut runtime = |target: &Target, route: Option<&Route>| RouteRuntime {
             // Translation dropped the paths and patterns that do not compile.
             regex: route
@@ -196,6 +213,7 @@ impl Table {
                 .and_then(|p| regex::Regex::new(p).ok()),
             client: clients.map(|pool| pool.get(ClientKey::of(&target.location))),
             cors: target.location.cors.as_ref().map(CorsHeaders::new),
+            limiter: target.location.rate_limit.as_ref().map(&mut limiter_of),
             stats: stats_of(target),
             canary_stats: route
                 .and_then(|r| r.canary.as_ref())
@@ -220,6 +238,7 @@ impl Table {
         Self {
             hosts,
             keys,
+            limiters,
             snapshot: Arc::new(snapshot),
             diagnostics: Arc::new(diagnostics),
             generation,

@@ -345,3 +345,43 @@ async fn backend_protocol_https_and_grpc() {
         "hello via /helloworld.Greeter/SayHello te=Some(\"trailers\")"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_rate_limits_per_client() {
+    let two_paths = IngressYaml::new("limited")
+        .nginx_all(&[("limit-rpm", "1"), ("limit-burst-multiplier", "2")])
+        .rule(Some("limited.example.com"), "/a", "web")
+        .rule(Some("limited.example.com"), "/b", "web")
+        .build();
+    let (_p, _d, remora) = setup(&[
+        two_paths,
+        ing(
+            "exempt",
+            "exempt.example.com",
+            "/",
+            &[("limit-rpm", "1"), ("limit-allowlist", "127.0.0.0/8")],
+        ),
+        ing("free", "free.example.com", "/", &[]),
+    ])
+    .await;
+    // 1 per minute with a burst of 1 x 2: three at once, then 503 (ingress-nginx's
+    // limit-req-status-code), whichever path of the Ingress and worker they reach.
+    let mut codes = Vec::new();
+    for path in ["/a", "/b", "/a", "/b", "/a", "/b"] {
+        codes.push(
+            get(&remora.url(path), &[("host", "limited.example.com")])
+                .await
+                .status,
+        );
+    }
+    assert_eq!(codes, [200, 200, 200, 503, 503, 503]);
+    for host in ["exempt.example.com", "free.example.com"] {
+        for _ in 0..10 {
+            assert_eq!(
+                get(&remora.url("/"), &[("host", host)]).await.status,
+                200,
+                "{host}"
+            );
+        }
+    }
+}

@@ -9,7 +9,8 @@
 //! 1. [`route`]: the virtual host and route, by host and path.
 //! 2. [`local`]: what the route answers itself (HTTPS redirect, `app-root`,
 //!    `permanent-redirect`, CORS preflight).
-//! 3. [`access`]: whether the client may send this (allow-list, declared body size).
+//! 3. [`limit`]: the request rate per client address; [`access`]: whether the client may send
+//!    this (denied route, deny- and allow-lists, declared body size).
 //! 4. [`pick`]: canary or primary, then the endpoint (sticky layer over the balancer).
 //! 5. [`upstream_request`]: the head the pod gets (rewrite, Host, X-Forwarded-*, request id).
 //! 6. [`forward`]: the exchange with the pod, failing over to other endpoints.
@@ -21,6 +22,7 @@ mod access;
 mod connection;
 mod forward;
 mod head;
+mod limit;
 mod local;
 mod pick;
 mod reject;
@@ -83,6 +85,7 @@ async fn phases<'t>(
     if let Some(answer) = local::answer(&route, &req, conn, &shared.config) {
         return Ok(answer);
     }
+    limit::check(&route, conn)?;
     access::check(route.location(), &req, conn)?;
     let mut pick = pick::pick(shared, table, &route, &req, out)?;
     let (head, body) = upstream_request::prepare(shared, conn, req, &route, out);

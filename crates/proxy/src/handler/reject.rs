@@ -15,7 +15,12 @@ pub enum Reject {
     BadHead(&'static str),
     #[error("no route for the host and path")]
     NoRoute,
-    #[error("client address outside allowlist-source-range")]
+    /// The route carries a security annotation Remora cannot honour (see `Location::denied`).
+    #[error("the route is denied")]
+    Denied,
+    #[error("client over the route's request rate")]
+    RateLimited,
+    #[error("client address denied by the route's source ranges")]
     SourceNotAllowed,
     #[error("declared request body larger than proxy-body-size")]
     BodyTooLarge,
@@ -42,7 +47,9 @@ impl Reject {
             Reject::NoRoute => StatusCode::NOT_FOUND,
             Reject::SourceNotAllowed => StatusCode::FORBIDDEN,
             Reject::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Reject::NoBackend | Reject::NoEndpoint => StatusCode::SERVICE_UNAVAILABLE,
+            Reject::Denied | Reject::RateLimited | Reject::NoBackend | Reject::NoEndpoint => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Reject::NoClient => StatusCode::BAD_GATEWAY,
             Reject::UpstreamUri => StatusCode::BAD_REQUEST,
             Reject::Stalled(Stalled::ClientBody(_)) => StatusCode::REQUEST_TIMEOUT,

@@ -1,18 +1,19 @@
-//! `allowlist-source-range` (and its older name `whitelist-source-range`): the client networks
-//! allowed; other clients get 403. An invalid entry makes the route refuse every client until it
-//! is fixed: failing open would expose what the list protects.
+//! Client networks: `allowlist-source-range` (and its older name `whitelist-source-range`), the
+//! networks allowed, other clients get 403; `denylist-source-range`, networks that get 403 (checked
+//! first, as nginx's `deny` lines come before its `allow` lines). An invalid entry never fails
+//! open: in an allow-list it makes the route refuse every client (403), in a deny-list it denies
+//! the route (503, as ingress-nginx), until it is fixed.
 
 use super::Reader;
 use model::{Cidr, Location};
 
 pub fn parse(r: &mut Reader<'_>, loc: &mut Location) {
-    let allow = r.text("allowlist-source-range");
-    let white = r.text("whitelist-source-range");
-    let (name, value) = match (allow, white) {
-        (Some(a), _) => ("allowlist-source-range", a),
-        (None, Some(w)) => ("whitelist-source-range", w),
-        (None, None) => return,
-    };
+    parse_allow(r, loc);
+    parse_deny(r, loc);
+}
+
+/// The networks of a comma-separated list, or the entries that are none.
+pub(super) fn networks(value: &str) -> Result<Vec<Cidr>, Vec<String>> {
     let mut nets = Vec::new();
     let mut bad = Vec::new();
     for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -21,15 +22,54 @@ pub fn parse(r: &mut Reader<'_>, loc: &mut Location) {
             None => bad.push(item.to_owned()),
         }
     }
-    if !bad.is_empty() {
-        r.warn(
-            name,
-            format!(
-                "invalid network(s) {}: every request of this Ingress gets 403 until the list is fixed",
-                bad.join(", ")
-            ),
-        );
-        nets.clear();
+    if bad.is_empty() {
+        Ok(nets)
+    } else {
+        Err(bad)
     }
+}
+
+fn parse_deny(r: &mut Reader<'_>, loc: &mut Location) {
+    let name = "denylist-source-range";
+    let Some(value) = r.text(name) else {
+        return;
+    };
+    match networks(&value) {
+        Ok(nets) => loc.deny_sources = Some(nets),
+        Err(bad) => {
+            let reason = format!("{name}: invalid network(s) {}", bad.join(", "));
+            r.warn(
+                name,
+                format!(
+                    "invalid network(s) {}: every request of this Ingress gets 503 until the list is fixed",
+                    bad.join(", ")
+                ),
+            );
+            loc.denied.get_or_insert(reason);
+        }
+    }
+}
+
+fn parse_allow(r: &mut Reader<'_>, loc: &mut Location) {
+    let allow = r.text("allowlist-source-range");
+    let white = r.text("whitelist-source-range");
+    let (name, value) = match (allow, white) {
+        (Some(a), _) => ("allowlist-source-range", a),
+        (None, Some(w)) => ("whitelist-source-range", w),
+        (None, None) => return,
+    };
+    let nets = match networks(&value) {
+        Ok(nets) => nets,
+        Err(bad) => {
+            r.warn(
+                name,
+                format!(
+                    "invalid network(s) {}: every request of this Ingress gets 403 until the list is fixed",
+                    bad.join(", ")
+                ),
+            );
+            Vec::new()
+        }
+    };
     loc.allow_sources = Some(nets);
 }

@@ -5,8 +5,10 @@
 mod affinity;
 mod alias;
 mod allowlist;
+mod auth;
 mod canary;
 mod cors;
+mod limit;
 mod proxy;
 mod redirect;
 mod rewrite;
@@ -38,8 +40,8 @@ pub struct IngressAnnotations {
     /// `use-regex: "true"` (or `rewrite-target`): the paths of every host of this Ingress are
     /// regular expressions.
     pub use_regex: bool,
-    /// How its routes are proxied (protocol, timeouts, body size, rewrites, redirects, allow-list,
-    /// CORS).
+    /// How its routes are proxied (protocol, timeouts, body size, rewrites, redirects, source
+    /// lists, CORS), or that they are denied.
     pub location: std::sync::Arc<model::Location>,
 }
 
@@ -62,6 +64,8 @@ pub fn parse(
     proxy::parse(&mut r, &mut location);
     redirect::parse(&mut r, &mut location);
     allowlist::parse(&mut r, &mut location);
+    auth::parse(&mut r, &mut location);
+    limit::parse(&mut r, &mut location);
     cors::parse(&mut r, &mut location);
     let parsed = IngressAnnotations {
         affinity: affinity::parse(&mut r),
@@ -96,6 +100,11 @@ pub struct Reader<'a> {
 }
 
 impl Reader<'_> {
+    /// The Ingress whose annotations these are.
+    pub fn object(&self) -> &ObjectRef {
+        self.object
+    }
+
     /// The value of `nginx.ingress.kubernetes.io/<name>`, trimmed; marks it as known.
     pub fn get(&mut self, name: &str) -> Option<&str> {
         self.get_full(format!("{PREFIX}{name}"))

@@ -1,11 +1,28 @@
 //! The proxy family: `backend-protocol`, `proxy-connect-timeout`, `proxy-read-timeout`,
 //! `proxy-send-timeout`, `proxy-body-size`. Same names, values and defaults as ingress-nginx.
+//!
+//! nginx's buffer settings mean nothing for a proxy that streams bodies both ways with bounded
+//! memory, so they are accepted quietly rather than reported as unsupported.
 
 use super::Reader;
 use model::{BackendProtocol, Location};
 
+/// nginx buffer and temporary-file settings: nothing to do for a streaming proxy.
+const BUFFERING: [&str; 7] = [
+    "proxy-buffering",
+    "proxy-buffers-number",
+    "proxy-buffer-size",
+    "proxy-busy-buffers-size",
+    "proxy-max-temp-file-size",
+    "proxy-request-buffering",
+    "client-body-buffer-size",
+];
+
 /// Fill the proxy settings of `loc` from the annotations.
 pub fn parse(r: &mut Reader<'_>, loc: &mut Location) {
+    for name in BUFFERING {
+        r.get(name);
+    }
     if let Some(v) = r.text("backend-protocol") {
         loc.protocol = match v.to_ascii_uppercase().as_str() {
             "HTTP" | "AUTO_HTTP" => BackendProtocol::Http,

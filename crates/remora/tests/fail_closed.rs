@@ -1,0 +1,130 @@
+//! Security annotations never serve a route open, through the real binary: an Ingress asking for
+//! authentication Remora cannot do yet answers 503 (as ingress-nginx answers a location it cannot
+//! configure) and says why in `/status`; `denylist-source-range` is honoured before the
+//! allow-list, and an invalid one denies the route.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use common::*;
+
+fn ing(name: &str, host: &str, annotations: &[(&str, &str)]) -> String {
+    IngressYaml::new(name)
+        .nginx_all(annotations)
+        .rule(Some(host), "/", "web")
+        .build()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_annotations_fail_closed() {
+    let (_pods, _dir, remora) = serve_service(
+        "web",
+        "web-6c7d8e9f4a",
+        1,
+        &[
+            ing("open", "open.example.com", &[]),
+            ing(
+                "external",
+                "external.example.com",
+                &[("auth-url", "http://127.0.0.1:9/check")],
+            ),
+            ing(
+                "basic",
+                "basic.example.com",
+                &[("auth-type", "basic"), ("auth-secret", "htpasswd")],
+            ),
+            ing(
+                "mtls",
+                "mtls.example.com",
+                &[
+                    ("auth-tls-secret", "default/ca"),
+                    ("auth-tls-verify-client", "on"),
+                ],
+            ),
+            ing(
+                "mtls-off",
+                "mtls-off.example.com",
+                &[
+                    ("auth-tls-secret", "default/ca"),
+                    ("auth-tls-verify-client", "off"),
+                ],
+            ),
+            ing(
+                "denied-here",
+                "deny-local.example.com",
+                // The deny-list wins over an allow-list that also matches, as nginx's `deny` lines
+                // come first.
+                &[
+                    ("denylist-source-range", "127.0.0.0/8"),
+                    ("allowlist-source-range", "127.0.0.0/8"),
+                ],
+            ),
+            ing(
+                "denied-elsewhere",
+                "deny-other.example.com",
+                &[("denylist-source-range", "10.0.0.0/8, 192.168.0.0/16")],
+            ),
+            ing(
+                "deny-typo",
+                "deny-typo.example.com",
+                &[("denylist-source-range", "127.0.0.0/8, 300.1.2.3")],
+            ),
+        ],
+    )
+    .await;
+    let cases = [
+        ("open.example.com", 200, "no security annotation"),
+        ("external.example.com", 503, "auth-url is not served open"),
+        ("basic.example.com", 503, "auth-type is not served open"),
+        (
+            "mtls.example.com",
+            503,
+            "auth-tls-secret is not served open",
+        ),
+        (
+            "mtls-off.example.com",
+            200,
+            "verification off enforces nothing",
+        ),
+        ("deny-local.example.com", 403, "denylist before allowlist"),
+        ("deny-other.example.com", 200, "client outside the denylist"),
+        (
+            "deny-typo.example.com",
+            503,
+            "an invalid denylist fails closed",
+        ),
+    ];
+    for (host, want, why) in cases {
+        for method in ["GET", "POST", "OPTIONS"] {
+            let r = request(
+                method,
+                &remora.url("/"),
+                &[("host", host)],
+                bytes::Bytes::from_static(b"x"),
+            )
+            .await;
+            assert_eq!(r.status, want, "{method} {host}: {why}");
+            if want != 200 {
+                assert!(
+                    !r.body.contains("web-6c7d8e9f4a"),
+                    "{method} {host}: the pod answered: {}",
+                    r.body
+                );
+            }
+        }
+    }
+    let status = remora.status().await;
+    let said = |ingress: &str, annotation: &str| {
+        status["diagnostics"].as_array().unwrap().iter().any(|d| {
+            d["object"]
+                .as_str()
+                .is_some_and(|o| o.ends_with(&format!("/{ingress}")))
+                && d["annotation"] == format!("nginx.ingress.kubernetes.io/{annotation}")
+                && d["message"].as_str().unwrap().contains("503")
+        })
+    };
+    assert!(said("external", "auth-url"), "{status}");
+    assert!(said("basic", "auth-type"), "{status}");
+    assert!(said("mtls", "auth-tls-secret"), "{status}");
+    assert!(said("deny-typo", "denylist-source-range"), "{status}");
+}
