@@ -24,10 +24,18 @@ pub struct Location {
     /// `app-root`: requests for `/` are redirected (302) here.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub app_root: Option<String>,
+    /// `temporal-redirect` (with `temporal-redirect-code`, default 302), else
     /// `permanent-redirect` (with `permanent-redirect-code`, default 301): every request is
     /// redirected.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub permanent_redirect: Option<Redirect>,
+    pub redirect: Option<Redirect>,
+    /// `upstream-vhost`: the `Host` the pod gets instead of the client's (nginx's
+    /// `proxy_set_header Host`); `X-Forwarded-Host` keeps the client's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_vhost: Option<String>,
+    /// `x-forwarded-prefix`: sent to the pod as `X-Forwarded-Prefix`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forwarded_prefix: Option<String>,
     /// `allowlist-source-range` / `whitelist-source-range`: only these client networks; others
     /// get 403.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -58,7 +66,9 @@ impl Default for Location {
             body_limit: Some(1024 * 1024),
             rewrite_target: None,
             app_root: None,
-            permanent_redirect: None,
+            redirect: None,
+            upstream_vhost: None,
+            forwarded_prefix: None,
             allow_sources: None,
             deny_sources: None,
             cors: None,

@@ -112,6 +112,7 @@ static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host"
 static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 static X_FORWARDED_SCHEME: HeaderName = HeaderName::from_static("x-forwarded-scheme");
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
 
 /// Keep the client's `X-Request-ID`, or set a new one (32 hex digits, like nginx's
 /// `$request_id`), as ingress-nginx does by default (`generate-request-id`).
@@ -151,6 +152,10 @@ fn new_request_id() -> HeaderValue {
 pub struct Forwarded<'a> {
     /// `Host` (and `X-Forwarded-Host`); `None`: the client sent neither Host nor authority.
     pub host: Option<&'a HeaderValue>,
+    /// The route's `upstream-vhost`: the pod's `Host` instead (`X-Forwarded-Host` stays `host`).
+    pub vhost: Option<&'a HeaderValue>,
+    /// The route's `x-forwarded-prefix`; without it the client's header passes as it is.
+    pub prefix: Option<&'a HeaderValue>,
     pub client_ip: &'a HeaderValue,
     pub port: &'a HeaderValue,
     pub tls: bool,
@@ -165,7 +170,7 @@ impl<'a> Forwarded<'a> {
     fn headers(&self) -> [(&'static HeaderName, Option<&'a HeaderValue>); 7] {
         let scheme: &'a HeaderValue = if self.tls { &HTTPS } else { &HTTP };
         [
-            (&header::HOST, self.host),
+            (&header::HOST, self.vhost.or(self.host)),
             (&X_FORWARDED_HOST, self.host),
             (&X_FORWARDED_FOR, Some(self.client_ip)),
             (&X_REAL_IP, Some(self.client_ip)),
@@ -195,6 +200,7 @@ pub fn write_upstream(
         if HOP_BY_HOP.contains(name)
             || set.iter().any(|(n, _)| *n == name)
             || (!underscores && underscored(name))
+            || (f.prefix.is_some() && name == X_FORWARDED_PREFIX)
             || (has_connection && has_token(headers, &header::CONNECTION, name.as_str()))
         {
             continue;
@@ -208,6 +214,9 @@ pub fn write_upstream(
         if let Some(value) = value {
             line(out, name, value);
         }
+    }
+    if let Some(prefix) = f.prefix {
+        line(out, &X_FORWARDED_PREFIX, prefix);
     }
     request_id.unwrap_or_else(|| {
         let id = new_request_id();
@@ -259,6 +268,9 @@ pub fn set_forwarded(headers: &mut HeaderMap, f: &Forwarded<'_>) {
                 headers.remove(name);
             }
         }
+    }
+    if let Some(prefix) = f.prefix {
+        headers.insert(&X_FORWARDED_PREFIX, prefix.clone());
     }
 }
 
@@ -312,6 +324,8 @@ mod tests {
         );
         let forwarded = Forwarded {
             host: Some(&host),
+            vhost: None,
+            prefix: None,
             client_ip: &ip,
             port: &port,
             tls: false,
@@ -325,6 +339,8 @@ mod tests {
         let port = HeaderValue::from_static("8443");
         let forwarded = Forwarded {
             host: None,
+            vhost: None,
+            prefix: None,
             client_ip: &ip,
             port: &port,
             tls: true,

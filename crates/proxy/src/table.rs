@@ -8,6 +8,7 @@ use crate::stats::RouteStats;
 use crate::upstream::{ClientKey, Clients, UpstreamClient};
 use balance::BackendBalancer;
 use http::uri::Authority;
+use http::HeaderValue;
 use model::{
     AffinityMode, BackendId, Canary, Certificate, Diagnostic, HostMatch, HostTls, Location,
     PathType, RateLimit, Route, Snapshot, Target, VirtualHost,
@@ -56,9 +57,30 @@ pub struct RouteRuntime {
     pub cors: Option<CorsHeaders>,
     /// The request rate limits of the route's Ingress.
     pub limiter: Option<Arc<Limiter>>,
+    /// Header values the route sets on requests to its pods.
+    pub headers: RouteHeaders,
     /// Statistics of the target, and of the canary if the route has one.
     pub stats: Arc<RouteStats>,
     pub canary_stats: Option<Arc<RouteStats>>,
+}
+
+/// Header values a route sets on requests to its pods, parsed once per table.
+#[derive(Default)]
+pub struct RouteHeaders {
+    /// `upstream-vhost`: the pod's `Host`.
+    pub vhost: Option<HeaderValue>,
+    /// `x-forwarded-prefix`.
+    pub prefix: Option<HeaderValue>,
+}
+
+impl RouteHeaders {
+    fn of(location: &Location) -> Self {
+        let value = |v: &Option<String>| v.as_deref().and_then(|v| HeaderValue::from_str(v).ok());
+        Self {
+            vhost: value(&location.upstream_vhost),
+            prefix: value(&location.forwarded_prefix),
+        }
+    }
 }
 
 /// What a request matched: its route's target, the route's canary if it has one, and the route's
@@ -214,6 +236,7 @@ impl Table {
             client: clients.map(|pool| pool.get(ClientKey::of(&target.location))),
             cors: target.location.cors.as_ref().map(CorsHeaders::new),
             limiter: target.location.rate_limit.as_ref().map(&mut limiter_of),
+            headers: RouteHeaders::of(&target.location),
             stats: stats_of(target),
             canary_stats: route
                 .and_then(|r| r.canary.as_ref())

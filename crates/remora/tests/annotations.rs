@@ -385,3 +385,57 @@ async fn request_rate_limits_per_client() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temporal_redirect_upstream_vhost_and_forwarded_prefix() {
+    let (_p, _d, remora) = setup(&[
+        ing(
+            "maintenance",
+            "maintenance.example.com",
+            "/",
+            &[
+                ("temporal-redirect", "https://status.example.com/"),
+                ("permanent-redirect", "https://new.example.com/"),
+            ],
+        ),
+        ing(
+            "vhost",
+            "vhost.example.com",
+            "/",
+            &[
+                ("upstream-vhost", "internal.default.svc"),
+                ("x-forwarded-prefix", "/shop"),
+            ],
+        ),
+    ])
+    .await;
+    let r = get(&remora.url("/x"), &[("host", "maintenance.example.com")]).await;
+    assert_eq!(
+        r.status, 302,
+        "temporal-redirect wins over permanent-redirect"
+    );
+    assert_eq!(r.headers["location"], "https://status.example.com/");
+    // Both upstream paths: the lean client's (GET) and hyper's (a body).
+    for method in ["GET", "POST"] {
+        let r = request(
+            method,
+            &remora.url("/echo-headers"),
+            &[
+                ("host", "vhost.example.com"),
+                ("x-forwarded-prefix", "/spoof"),
+            ],
+            Bytes::from_static(b"x"),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{method}");
+        let lines: Vec<&str> = r.body.lines().collect();
+        for want in [
+            "host: internal.default.svc",
+            "x-forwarded-host: vhost.example.com",
+            "x-forwarded-prefix: /shop",
+        ] {
+            assert!(lines.contains(&want), "{method}: {want} in {lines:?}");
+        }
+        assert!(!r.body.contains("/spoof"), "{method}: {}", r.body);
+    }
+}

@@ -1,6 +1,7 @@
 //! What the request path knows of the client connection, computed once per connection.
 
 use crate::headers::Forwarded;
+use crate::table::RouteHeaders;
 use http::HeaderValue;
 use std::net::{IpAddr, SocketAddr};
 
@@ -26,10 +27,17 @@ impl Connection {
         }
     }
 
-    /// What Remora tells the pod of a request on this connection whose Host is `host`.
-    pub fn forwarded<'a>(&'a self, host: Option<&'a HeaderValue>) -> Forwarded<'a> {
+    /// What Remora tells the pod of a request on this connection whose Host is `host`, on a route
+    /// that may set the pod's Host (`vhost`) and `X-Forwarded-Prefix`.
+    pub fn forwarded<'a>(
+        &'a self,
+        host: Option<&'a HeaderValue>,
+        route: &'a RouteHeaders,
+    ) -> Forwarded<'a> {
         Forwarded {
             host,
+            vhost: route.vhost.as_ref(),
+            prefix: route.prefix.as_ref(),
             client_ip: &self.client_ip,
             port: &self.local_port,
             tls: self.tls,

@@ -1,5 +1,6 @@
 //! Phase 2, answer locally: what a route answers without a pod, in nginx's order. The redirect to
-//! HTTPS (`ssl-redirect`), `app-root`, `permanent-redirect`, and the CORS preflight.
+//! HTTPS (`ssl-redirect`), `app-root`, `temporal-redirect` or `permanent-redirect`, and the CORS
+//! preflight.
 
 use super::route::request_host;
 use super::Connection;
@@ -36,7 +37,7 @@ pub fn answer<B>(
             return response::redirect(StatusCode::FOUND, &format!("{scheme}://{host}{root}"));
         }
     }
-    if let Some(r) = &location.permanent_redirect {
+    if let Some(r) = &location.redirect {
         let code = StatusCode::from_u16(r.code).unwrap_or(StatusCode::MOVED_PERMANENTLY);
         return response::redirect(code, &r.url);
     }

@@ -9,7 +9,7 @@
 
 use super::Connection;
 use crate::access_log::Outcome;
-use crate::headers;
+use crate::headers::{self, Forwarded};
 use crate::table::Matched;
 use crate::Shared;
 use http::header::{self, HeaderValue};
@@ -72,18 +72,15 @@ pub fn prepare(
         && hyper::body::Body::is_end_stream(&body)
     {
         let underscores = shared.config.underscores_in_headers;
-        let (head, request_id) = lean_head(&parts, conn, host.as_ref(), underscores);
+        let forwarded = conn.forwarded(host.as_ref(), &route.runtime.headers);
+        let (head, request_id) = lean_head(&parts, &forwarded, underscores);
         if shared.access_log.is_some() {
             out.request_id = Some(request_id);
         }
         Some(head)
     } else {
-        rewrite_head(
-            &mut parts,
-            conn,
-            host.as_ref(),
-            shared.config.underscores_in_headers,
-        );
+        let forwarded = conn.forwarded(host.as_ref(), &route.runtime.headers);
+        rewrite_head(&mut parts, &forwarded, shared.config.underscores_in_headers);
         if shared.access_log.is_some() {
             out.request_id = parts.headers.get("x-request-id").cloned();
         }
@@ -134,15 +131,10 @@ fn upstream_host(parts: &Parts) -> Option<HeaderValue> {
         .or_else(|| parts.headers.get(header::HOST).cloned())
 }
 
-/// Rewrite the client's request head for the upstream: HTTP/1.1, origin-form URI, `host` as
-/// `Host`, hop-by-hop headers dropped (and those with underscores, unless kept), X-Forwarded-*
-/// and X-Request-ID set.
-fn rewrite_head(
-    parts: &mut Parts,
-    conn: &Connection,
-    host: Option<&HeaderValue>,
-    underscores: bool,
-) {
+/// Rewrite the client's request head for the upstream: HTTP/1.1, origin-form URI, hop-by-hop
+/// headers dropped (and those with underscores, unless kept), Host, X-Forwarded-* and
+/// X-Request-ID set.
+fn rewrite_head(parts: &mut Parts, forwarded: &Forwarded<'_>, underscores: bool) {
     let path = parts
         .uri
         .path_and_query()
@@ -154,7 +146,7 @@ fn rewrite_head(
     if !underscores {
         headers::drop_underscored(&mut parts.headers);
     }
-    headers::set_forwarded(&mut parts.headers, &conn.forwarded(host));
+    headers::set_forwarded(&mut parts.headers, forwarded);
     headers::ensure_request_id(&mut parts.headers);
 }
 
@@ -163,18 +155,12 @@ fn rewrite_head(
 /// the X-Request-ID it carries.
 fn lean_head(
     parts: &Parts,
-    conn: &Connection,
-    host: Option<&HeaderValue>,
+    forwarded: &Forwarded<'_>,
     underscores: bool,
 ) -> (Vec<u8>, HeaderValue) {
     let mut head = Vec::with_capacity(320 + parts.headers.len() * 32);
     headers::request_line(&mut head, &parts.method, &parts.uri);
-    let request_id = headers::write_upstream(
-        &mut head,
-        &parts.headers,
-        &conn.forwarded(host),
-        underscores,
-    );
+    let request_id = headers::write_upstream(&mut head, &parts.headers, forwarded, underscores);
     head.extend_from_slice(b"\r\n");
     (head, request_id)
 }

@@ -1,5 +1,6 @@
 //! The proxy family: `backend-protocol`, `proxy-connect-timeout`, `proxy-read-timeout`,
-//! `proxy-send-timeout`, `proxy-body-size`. Same names, values and defaults as ingress-nginx.
+//! `proxy-send-timeout`, `proxy-body-size`, and the headers the pod gets: `upstream-vhost` (its
+//! `Host`), `x-forwarded-prefix`. Same names, values and defaults as ingress-nginx.
 //!
 //! nginx's buffer settings mean nothing for a proxy that streams bodies both ways with bounded
 //! memory, so they are accepted quietly rather than reported as unsupported.
@@ -23,6 +24,8 @@ pub fn parse(r: &mut Reader<'_>, loc: &mut Location) {
     for name in BUFFERING {
         r.get(name);
     }
+    loc.upstream_vhost = header_value(r, "upstream-vhost", "a host name");
+    loc.forwarded_prefix = header_value(r, "x-forwarded-prefix", "a path");
     if let Some(v) = r.text("backend-protocol") {
         loc.protocol = match v.to_ascii_uppercase().as_str() {
             "HTTP" | "AUTO_HTTP" => BackendProtocol::Http,
@@ -86,6 +89,17 @@ fn size(v: &str) -> Option<u64> {
         _ => return None,
     };
     n.checked_mul(scale)
+}
+
+/// A value sent as a request header: printable, without spaces.
+fn header_value(r: &mut Reader<'_>, name: &str, what: &str) -> Option<String> {
+    let v = r.text(name)?;
+    if v.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+        Some(v)
+    } else {
+        r.warn(name, format!("\"{v}\" is not {what}: ignored"));
+        None
+    }
 }
 
 #[cfg(test)]

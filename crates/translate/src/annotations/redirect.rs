@@ -1,32 +1,50 @@
-//! `permanent-redirect` and `permanent-redirect-code`: every request of the Ingress is answered
-//! with a redirect, as ingress-nginx does.
+//! `temporal-redirect` (with `temporal-redirect-code`, default 302) and `permanent-redirect` (with
+//! `permanent-redirect-code`, default 301): every request of the Ingress is answered with a
+//! redirect, as ingress-nginx does; the temporal one wins when both are set.
 
 use super::Reader;
 use model::{Location, Redirect};
 
 pub fn parse(r: &mut Reader<'_>, loc: &mut Location) {
-    let code = match r.uint::<u32>("permanent-redirect-code", "an HTTP status from 300 to 308") {
-        Some(c @ 300..=308) => c as u16,
+    let temporal = redirect(r, "temporal-redirect", 300..=307, 302);
+    let permanent = redirect(r, "permanent-redirect", 300..=308, 301);
+    loc.redirect = temporal.or(permanent);
+}
+
+/// The redirect of `name` and `name-code` (in `codes`, else `default`).
+fn redirect(
+    r: &mut Reader<'_>,
+    name: &str,
+    codes: std::ops::RangeInclusive<u32>,
+    default: u16,
+) -> Option<Redirect> {
+    let code_name = format!("{name}-code");
+    let expected = format!("an HTTP status from {} to {}", codes.start(), codes.end());
+    let code = match r.uint::<u32>(&code_name, &expected) {
+        Some(c) if codes.contains(&c) => c as u16,
         Some(c) => {
             r.warn(
-                "permanent-redirect-code",
-                format!("{c} is not a redirect status (300-308): using 301"),
+                &code_name,
+                format!(
+                    "{c} is not a redirect status ({}-{}): using {default}",
+                    codes.start(),
+                    codes.end()
+                ),
             );
-            301
+            default
         }
-        None => 301,
+        None => default,
     };
-    let Some(url) = r.text("permanent-redirect") else {
-        return;
-    };
+    let url = r.text(name)?;
     let valid = url.starts_with("https://") || url.starts_with("http://") || url.starts_with('/');
     if valid && !url.contains(char::is_whitespace) && http_header_safe(&url) {
-        loc.permanent_redirect = Some(Redirect { url, code });
+        Some(Redirect { url, code })
     } else {
         r.warn(
-            "permanent-redirect",
+            name,
             format!("\"{url}\" is not an http(s) URL or absolute path: ignored"),
         );
+        None
     }
 }
 

@@ -1,6 +1,7 @@
 //! The two ways a head goes to a pod say the same, and `rewrite-target` makes nginx's paths.
 
 use super::*;
+use crate::table::RouteHeaders;
 use http::header::HeaderValue;
 
 /// Request line and sorted header lines of a head; a generated X-Request-ID (not `keep`) is
@@ -97,25 +98,53 @@ fn the_lean_head_carries_what_rewrite_head_makes_of_the_request() {
                 ("x-request-id", "dropped"),
             ],
         ),
+        (
+            "/prefixed",
+            vec![("host", "a.example.com"), ("x-forwarded-prefix", "/spoof")],
+        ),
     ];
-    for (uri, headers) in cases {
-        let mut req = Request::builder().uri(uri);
-        for (k, v) in &headers {
+    let plain = RouteHeaders::default();
+    let set = RouteHeaders {
+        vhost: Some(HeaderValue::from_static("internal.default.svc")),
+        prefix: Some(HeaderValue::from_static("/api")),
+    };
+    for (route, (uri, headers)) in [&plain, &set]
+        .into_iter()
+        .flat_map(|r| cases.iter().map(move |c| (r, c)))
+    {
+        let mut req = Request::builder().uri(*uri);
+        for (k, v) in headers {
             req = req.header(*k, *v);
         }
         let (parts, ()) = req.body(()).unwrap().into_parts();
         let host = upstream_host(&parts);
-        let (lean, id) = lean_head(&parts, &conn, host.as_ref(), false);
+        let forwarded = conn.forwarded(host.as_ref(), route);
+        let (lean, id) = lean_head(&parts, &forwarded, false);
         let mut prepared = clone_parts(&parts);
-        rewrite_head(&mut prepared, &conn, host.as_ref(), false);
+        rewrite_head(&mut prepared, &forwarded, false);
+        if route.vhost.is_some() {
+            let sent = lines(&lean, Some("")).1;
+            assert!(
+                sent.contains(&"host: internal.default.svc".to_owned()),
+                "{uri}: {sent:?}"
+            );
+            assert!(
+                sent.contains(&"x-forwarded-prefix: /api".to_owned()),
+                "{uri}: {sent:?}"
+            );
+            if let Some(h) = host.as_ref() {
+                let xfh = format!("x-forwarded-host: {}", h.to_str().unwrap());
+                assert!(sent.contains(&xfh), "{uri}: {sent:?}");
+            }
+        }
         assert!(
-            !lines(&lean, kept_id(&headers))
+            !lines(&lean, kept_id(headers))
                 .1
                 .iter()
                 .any(|l| l.contains('_')),
             "{uri}: underscores dropped"
         );
-        let kept = kept_id(&headers);
+        let kept = kept_id(headers);
         assert_eq!(
             lines(&lean, kept),
             lines(&headers::encode_head(&prepared), kept),
