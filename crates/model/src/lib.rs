@@ -19,7 +19,9 @@ pub use affinity::{Affinity, AffinityMode, SameSite, DEFAULT_BALANCE_FACTOR, DEF
 pub use diagnostic::{Diagnostic, ObjectRef, Severity};
 pub use endpoint::{Backend, BackendId, Endpoint, EndpointId};
 pub use host::{host_name, HostMatch};
-pub use location::{BackendProtocol, Cidr, Cors, Location, RateLimit, Redirect};
+pub use location::{
+    BackendProtocol, BasicAuth, Cidr, Cors, ExternalAuth, Location, RateLimit, Redirect,
+};
 pub use route::{regex_source, Canary, PathType, Route, Target, VirtualHost};
 pub use tls::{Certificate, HostTls, KeyFormat, PrivateKey};
 

@@ -46,6 +46,12 @@ pub struct Location {
     /// `enable-cors` and the `cors-*` family.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cors: Option<Cors>,
+    /// `auth-type: basic` with `auth-secret`: clients must send one of these users' passwords.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub basic_auth: Option<BasicAuth>,
+    /// `auth-url` and its family: each request is first asked of an authentication service.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_auth: Option<ExternalAuth>,
     /// `limit-rps` / `limit-rpm`: requests per client address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
@@ -72,6 +78,8 @@ impl Default for Location {
             allow_sources: None,
             deny_sources: None,
             cors: None,
+            basic_auth: None,
+            external_auth: None,
             rate_limit: None,
             denied: None,
         }
@@ -114,6 +122,47 @@ impl BackendProtocol {
             BackendProtocol::Grpc | BackendProtocol::Grpcs | BackendProtocol::H2c
         )
     }
+}
+
+/// HTTP basic authentication (`auth-type: basic`): ingress-nginx's `auth_basic` with the users of
+/// the `auth-secret` (htpasswd lines of its `auth` key, or one key per user with `auth-secret-type:
+/// auth-map`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct BasicAuth {
+    /// `auth-realm`, in the `WWW-Authenticate` challenge.
+    pub realm: String,
+    /// The Secret the users come from (`namespace/name`), for logs.
+    pub secret: String,
+    /// User name and password hash (bcrypt, apr1, `{SHA}` or crypt), in the Secret's order.
+    #[serde(skip)]
+    pub users: Vec<(String, String)>,
+}
+
+/// External authentication (`auth-url`): ingress-nginx's `auth_request` to a service such as
+/// oauth2-proxy. A 2xx answer lets the request through; 401 and 403 are the client's answer (401
+/// becomes a redirect to `auth-signin` when set); anything else, or no answer, is 500.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct ExternalAuth {
+    /// `auth-url`: `http(s)://...`, may use `$host`, `$scheme`, `$request_uri`,
+    /// `$escaped_request_uri` and `$request_id`.
+    pub url: String,
+    /// `auth-method` (default GET).
+    pub method: String,
+    /// `auth-signin`: where a 401 sends the client (same variables as `url`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signin: Option<String>,
+    /// `auth-signin-redirect-param` (`rd`): the query parameter that carries the original URL.
+    pub signin_redirect_param: String,
+    /// `auth-response-headers`: headers of the service's answer passed on to the pod.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub response_headers: Vec<String>,
+    /// `auth-request-redirect`: the `X-Auth-Request-Redirect` sent to the service (default: the
+    /// request URI).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_redirect: Option<String>,
+    /// `auth-always-set-cookie`: the service's `Set-Cookie` goes on every response, not only on
+    /// successful ones.
+    pub always_set_cookie: bool,
 }
 
 /// ingress-nginx's request rate limits (`limit_req ... nodelay`): per client address, per replica;

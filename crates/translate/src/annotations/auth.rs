@@ -1,6 +1,6 @@
-//! Authentication annotations, which Remora cannot honour yet: basic and digest authentication
-//! (`auth-type` with `auth-secret`), external authentication (`auth-url`) and client certificates
-//! (`auth-tls-secret`). An Ingress that asks for one of them is denied (every request 503, as
+//! Authentication annotations, which Remora cannot honour yet: external authentication
+//! (`auth-url`) and client certificates (`auth-tls-secret`); basic authentication is
+//! `basic_auth.rs`. An Ingress that asks for one of them is denied (every request 503, as
 //! ingress-nginx answers a location it cannot configure), never served without the control;
 //! a warning names the annotation.
 //!
@@ -19,12 +19,7 @@ struct Family {
     companions: &'static [&'static str],
 }
 
-const FAMILIES: [Family; 3] = [
-    Family {
-        key: "auth-type",
-        what: "basic and digest authentication",
-        companions: &["auth-secret", "auth-secret-type", "auth-realm"],
-    },
+const FAMILIES: [Family; 2] = [
     Family {
         key: "auth-url",
         what: "external authentication",

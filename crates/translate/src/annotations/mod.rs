@@ -6,6 +6,7 @@ mod affinity;
 mod alias;
 mod allowlist;
 mod auth;
+mod basic_auth;
 mod canary;
 mod cors;
 mod limit;
@@ -64,6 +65,7 @@ pub fn parse(
     proxy::parse(&mut r, &mut location);
     redirect::parse(&mut r, &mut location);
     allowlist::parse(&mut r, &mut location);
+    basic_auth::parse(&mut r, &mut location);
     auth::parse(&mut r, &mut location);
     limit::parse(&mut r, &mut location);
     cors::parse(&mut r, &mut location);
