@@ -10,6 +10,7 @@ mod admin;
 mod body;
 mod cors;
 mod error;
+mod external_auth;
 mod h1;
 mod handler;
 mod headers;

@@ -3,6 +3,7 @@
 //! once per snapshot, and never mutated afterwards except for round-robin counters.
 
 use crate::cors::CorsHeaders;
+use crate::external_auth::AuthRuntime;
 use crate::limit::Limiter;
 use crate::stats::RouteStats;
 use crate::upstream::{ClientKey, Clients, UpstreamClient};
@@ -10,8 +11,8 @@ use balance::BackendBalancer;
 use http::uri::Authority;
 use http::HeaderValue;
 use model::{
-    AffinityMode, BackendId, Canary, Certificate, Diagnostic, HostMatch, HostTls, Location,
-    PathType, RateLimit, Route, Snapshot, Target, VirtualHost,
+    AffinityMode, BackendId, BackendProtocol, Canary, Certificate, Diagnostic, HostMatch, HostTls,
+    Location, PathType, RateLimit, Route, Snapshot, Target, VirtualHost,
 };
 use rustls::sign::CertifiedKey;
 use std::collections::HashMap;
@@ -59,6 +60,8 @@ pub struct RouteRuntime {
     pub limiter: Option<Arc<Limiter>>,
     /// Header values the route sets on requests to its pods.
     pub headers: RouteHeaders,
+    /// `auth-url`: the service every request is first asked of.
+    pub external_auth: Option<Box<AuthRuntime>>,
     /// Statistics of the target, and of the canary if the route has one.
     pub stats: Arc<RouteStats>,
     pub canary_stats: Option<Arc<RouteStats>>,
@@ -237,6 +240,13 @@ impl Table {
             cors: target.location.cors.as_ref().map(CorsHeaders::new),
             limiter: target.location.rate_limit.as_ref().map(&mut limiter_of),
             headers: RouteHeaders::of(&target.location),
+            external_auth: target.location.external_auth.as_ref().map(|auth| {
+                let key = ClientKey {
+                    protocol: BackendProtocol::Http,
+                    connect_timeout_secs: target.location.connect_timeout_secs,
+                };
+                Box::new(AuthRuntime::new(auth, clients.map(|c| c.get(key))))
+            }),
             stats: stats_of(target),
             canary_stats: route
                 .and_then(|r| r.canary.as_ref())

@@ -1,6 +1,6 @@
 //! Security annotations never serve a route open, through the real binary: an Ingress asking for
-//! authentication Remora cannot do yet answers 503 (as ingress-nginx answers a location it cannot
-//! configure) and says why in `/status`; `denylist-source-range` is honoured before the
+//! authentication Remora cannot do (yet, or with these values) answers 503 (as ingress-nginx
+//! answers a location it cannot configure) and says why in `/status`; `denylist-source-range` is honoured before the
 //! allow-list, and an invalid one denies the route.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -26,7 +26,7 @@ async fn security_annotations_fail_closed() {
             ing(
                 "external",
                 "external.example.com",
-                &[("auth-url", "http://127.0.0.1:9/check")],
+                &[("auth-url", "ftp://127.0.0.1:9/check")],
             ),
             ing(
                 "basic",
@@ -74,7 +74,11 @@ async fn security_annotations_fail_closed() {
     .await;
     let cases = [
         ("open.example.com", 200, "no security annotation"),
-        ("external.example.com", 503, "auth-url is not served open"),
+        (
+            "external.example.com",
+            503,
+            "an auth-url that cannot be used is not served open",
+        ),
         ("basic.example.com", 503, "auth-type is not served open"),
         (
             "mtls.example.com",

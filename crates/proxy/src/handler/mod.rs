@@ -11,6 +11,7 @@
 //!    `permanent-redirect`, CORS preflight).
 //! 3. [`limit`]: the request rate per client address; [`access`]: whether the client may send
 //!    this (denied route, deny- and allow-lists, declared body size).
+//!    [`external_auth`]: the authentication service's answer (`auth-url`).
 //! 4. [`pick`]: canary or primary, then the endpoint (sticky layer over the balancer).
 //! 5. [`upstream_request`]: the head the pod gets (rewrite, Host, X-Forwarded-*, request id).
 //! 6. [`forward`]: the exchange with the pod, failing over to other endpoints.
@@ -20,6 +21,7 @@
 
 mod access;
 mod connection;
+mod external_auth;
 mod forward;
 mod head;
 mod limit;
@@ -75,7 +77,7 @@ pub async fn handle(
 async fn phases<'t>(
     shared: &Shared,
     conn: &Connection,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     table: &'t Table,
     out: &mut Outcome<'t>,
 ) -> Result<Response<Body>, Reject> {
@@ -87,8 +89,12 @@ async fn phases<'t>(
     }
     limit::check(&route, conn)?;
     access::check(route.location(), &req, conn)?;
+    let grant = external_auth::check(&route, conn, &mut req).await?;
+    if let Some(grant) = &grant {
+        grant.apply(req.headers_mut());
+    }
     let mut pick = pick::pick(shared, table, &route, &req, out)?;
     let (head, body) = upstream_request::prepare(shared, conn, req, &route, out);
     let response = forward::forward(shared, &route, &head, body, &mut pick, out).await?;
-    Ok(respond::respond(response, &route, head, pick, conn))
+    Ok(respond::respond(response, &route, head, pick, conn, grant))
 }

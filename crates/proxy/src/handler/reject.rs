@@ -18,6 +18,12 @@ pub enum Reject {
     /// The route carries a security annotation Remora cannot honour (see `Location::denied`).
     #[error("the route is denied")]
     Denied,
+    /// The authentication service's answer (401, 403, or the 302 to `auth-signin`).
+    #[error("refused by the authentication service ({})", .0.status)]
+    Auth(super::external_auth::Denial),
+    /// The authentication service could not be asked, or answered something else.
+    #[error("the authentication service did not answer 2xx, 401 or 403")]
+    AuthUnavailable,
     #[error("client over the route's request rate")]
     RateLimited,
     #[error("client address denied by the route's source ranges")]
@@ -44,6 +50,8 @@ impl Reject {
     pub fn status(&self) -> StatusCode {
         match self {
             Reject::BadHead(_) => StatusCode::BAD_REQUEST,
+            Reject::Auth(denial) => denial.status,
+            Reject::AuthUnavailable => StatusCode::INTERNAL_SERVER_ERROR,
             Reject::NoRoute => StatusCode::NOT_FOUND,
             Reject::SourceNotAllowed => StatusCode::FORBIDDEN,
             Reject::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -77,6 +85,13 @@ impl Reject {
             }
             Reject::BadHead(why) => tracing::debug!("{why}: 400"),
             _ => {}
+        }
+        if let Reject::Auth(denial) = self {
+            let mut r = response::status(denial.status);
+            for (name, value) in denial.headers {
+                r.headers_mut().append(name, value);
+            }
+            return r;
         }
         response::status(self.status())
     }

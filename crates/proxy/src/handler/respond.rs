@@ -1,7 +1,8 @@
 //! Phase 7, respond: what Remora adds to the pod's response. CORS headers; a protocol switch the
 //! pod accepted becomes a tunnel between the two connections; hop-by-hop headers dropped; the
-//! session cookie for new and moved sessions.
+//! session cookie for new and moved sessions; the authentication service's cookies.
 
+use super::external_auth::Grant;
 use super::forward::read_timeout;
 use super::pick::Pick;
 use super::upstream_request::UpstreamHead;
@@ -20,6 +21,7 @@ pub fn respond(
     head: UpstreamHead,
     pick: Pick<'_>,
     conn: &Connection,
+    grant: Option<Grant>,
 ) -> Response<Body> {
     if let Some(cors) = &route.runtime.cors {
         cors.add(head.origin.as_ref(), response.headers_mut());
@@ -50,6 +52,13 @@ pub fn respond(
         };
         if let Ok(v) = HeaderValue::from_str(&cookie::set_cookie(a, &value, pick.now, traits)) {
             response.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    if let Some(grant) = grant {
+        if grant.sets_cookies_on(response.status()) {
+            for cookie in grant.cookies {
+                response.headers_mut().append(header::SET_COOKIE, cookie);
+            }
         }
     }
     response.map(Either::Left)

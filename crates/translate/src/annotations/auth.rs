@@ -1,6 +1,5 @@
-//! Authentication annotations, which Remora cannot honour yet: external authentication
-//! (`auth-url`) and client certificates (`auth-tls-secret`); basic authentication is
-//! `basic_auth.rs`. An Ingress that asks for one of them is denied (every request 503, as
+//! Authentication annotations Remora cannot honour yet: client certificates (`auth-tls-secret`).
+//! Basic authentication is `basic_auth.rs`, external authentication `external_auth.rs`. An Ingress that asks for one of them is denied (every request 503, as
 //! ingress-nginx answers a location it cannot configure), never served without the control;
 //! a warning names the annotation.
 //!
@@ -19,38 +18,17 @@ struct Family {
     companions: &'static [&'static str],
 }
 
-const FAMILIES: [Family; 2] = [
-    Family {
-        key: "auth-url",
-        what: "external authentication",
-        companions: &[
-            "auth-method",
-            "auth-signin",
-            "auth-signin-redirect-param",
-            "auth-response-headers",
-            "auth-request-redirect",
-            "auth-always-set-cookie",
-            "auth-cache-key",
-            "auth-cache-duration",
-            "auth-keepalive",
-            "auth-keepalive-share-vars",
-            "auth-keepalive-requests",
-            "auth-keepalive-timeout",
-            "auth-proxy-set-headers",
-        ],
-    },
-    Family {
-        key: "auth-tls-secret",
-        what: "client certificate authentication",
-        companions: &[
-            "auth-tls-verify-client",
-            "auth-tls-verify-depth",
-            "auth-tls-error-page",
-            "auth-tls-pass-certificate-to-upstream",
-            "auth-tls-match-cn",
-        ],
-    },
-];
+const FAMILIES: [Family; 1] = [Family {
+    key: "auth-tls-secret",
+    what: "client certificate authentication",
+    companions: &[
+        "auth-tls-verify-client",
+        "auth-tls-verify-depth",
+        "auth-tls-error-page",
+        "auth-tls-pass-certificate-to-upstream",
+        "auth-tls-match-cn",
+    ],
+}];
 
 pub fn parse(r: &mut Reader<'_>, loc: &mut Location) {
     for family in &FAMILIES {

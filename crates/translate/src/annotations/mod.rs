@@ -9,6 +9,7 @@ mod auth;
 mod basic_auth;
 mod canary;
 mod cors;
+mod external_auth;
 mod limit;
 mod proxy;
 mod redirect;
@@ -66,6 +67,7 @@ pub fn parse(
     redirect::parse(&mut r, &mut location);
     allowlist::parse(&mut r, &mut location);
     basic_auth::parse(&mut r, &mut location);
+    external_auth::parse(&mut r, &mut location);
     auth::parse(&mut r, &mut location);
     limit::parse(&mut r, &mut location);
     cors::parse(&mut r, &mut location);

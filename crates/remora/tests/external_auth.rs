@@ -1,0 +1,209 @@
+//! `auth-url` through the real binary against a real authentication service on loopback, as
+//! ingress-nginx's external-auth e2e cases: 2xx lets the request through with the service's
+//! response headers, 401 (with its challenge, or a redirect to `auth-signin`) and 403 go back to
+//! the client, anything else or no service is 500; never the pod without the service's yes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use bytes::Bytes;
+use common::*;
+use http_body_util::Full;
+use hyper_util::rt::TokioIo;
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpListener;
+
+/// What the service saw of each request: path and query, and headers as `name: value`.
+type Seen = Arc<Mutex<Vec<(String, Vec<String>)>>>;
+
+/// An authentication service: the `session` cookie decides (good: 202 with X-User and a refreshed
+/// cookie; forbidden: 403; broken: 500; none: 401 with a Bearer challenge).
+async fn auth_service() -> (std::net::SocketAddr, Seen) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen: Seen = Arc::default();
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let svc =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let headers: Vec<String> = req
+                            .headers()
+                            .iter()
+                            .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap_or("?")))
+                            .collect();
+                        let cookie = req
+                            .headers()
+                            .get("cookie")
+                            .map(|c| c.to_str().unwrap_or("").to_owned())
+                            .unwrap_or_default();
+                        log.lock().unwrap().push((req.uri().to_string(), headers));
+                        let mut r =
+                            http::Response::new(Full::new(Bytes::from_static(b"auth says")));
+                        if cookie.contains("session=good") {
+                            *r.status_mut() = http::StatusCode::ACCEPTED;
+                            r.headers_mut().insert("x-user", "alice".parse().unwrap());
+                            r.headers_mut()
+                                .insert("set-cookie", "session=good2; Path=/".parse().unwrap());
+                        } else if cookie.contains("session=forbidden") {
+                            *r.status_mut() = http::StatusCode::FORBIDDEN;
+                            r.headers_mut()
+                                .insert("set-cookie", "tried=1".parse().unwrap());
+                        } else if cookie.contains("session=broken") {
+                            *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+                        } else {
+                            *r.status_mut() = http::StatusCode::UNAUTHORIZED;
+                            r.headers_mut().insert(
+                                "www-authenticate",
+                                "Bearer realm=\"test\"".parse().unwrap(),
+                            );
+                        }
+                        async move { Ok::<_, std::convert::Infallible>(r) }
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+fn ing(name: &str, host: &str, annotations: &[(&str, &str)]) -> String {
+    IngressYaml::new(name)
+        .nginx_all(annotations)
+        .rule(Some(host), "/", "web")
+        .build()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_authentication_as_ingress_nginx() {
+    let (auth, seen) = auth_service().await;
+    let url = format!("http://{auth}/auth");
+    let vars_url = format!("http://{auth}/check?h=$host&u=$escaped_request_uri");
+    let (_pods, _dir, remora) = serve_service(
+        "web",
+        "web-6c7d8e9f4a",
+        1,
+        &[
+            ing(
+                "protected",
+                "protected.example.com",
+                &[("auth-url", &url), ("auth-response-headers", "X-User")],
+            ),
+            ing(
+                "signin",
+                "signin.example.com",
+                &[
+                    ("auth-url", &url),
+                    ("auth-signin", "https://login.example.com/start"),
+                ],
+            ),
+            ing(
+                "down",
+                "down.example.com",
+                &[("auth-url", "http://127.0.0.1:9/auth")],
+            ),
+            ing("vars", "vars.example.com", &[("auth-url", &vars_url)]),
+        ],
+    )
+    .await;
+    let at = |host: &'static str, cookie: &'static str| {
+        let mut h = vec![("host", host), ("x-user", "mallory")];
+        if !cookie.is_empty() {
+            h.push(("cookie", cookie));
+        }
+        h
+    };
+
+    // No session: the service's 401 and challenge; the pod never sees the request.
+    let r = get(
+        &remora.url("/echo-headers"),
+        &at("protected.example.com", ""),
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.headers["www-authenticate"], "Bearer realm=\"test\"");
+    assert!(!r.body.contains("x-user"), "{}", r.body);
+
+    // A good session: through, with the service's X-User (not the client's) and its cookie.
+    let r = get(
+        &remora.url("/echo-headers?a=1"),
+        &at("protected.example.com", "session=good"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("x-user: alice\n"), "{}", r.body);
+    assert!(!r.body.contains("mallory"), "{}", r.body);
+    assert_eq!(r.set_cookies(), ["session=good2; Path=/"]);
+    let pod_id = r
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix("x-request-id: "))
+        .unwrap()
+        .to_owned();
+    let (uri, headers) = seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(uri, "/auth");
+    for want in [
+        "x-original-url: http://protected.example.com/echo-headers?a=1".to_owned(),
+        "x-original-method: GET".to_owned(),
+        "x-auth-request-redirect: /echo-headers?a=1".to_owned(),
+        "x-sent-from: nginx-ingress-controller".to_owned(),
+        "cookie: session=good".to_owned(),
+        format!("x-request-id: {pod_id}"),
+    ] {
+        assert!(headers.contains(&want), "{want} in {headers:?}");
+    }
+
+    // A request with a body: asked without it, then proxied with it.
+    let r = request(
+        "POST",
+        &remora.url("/echo-body"),
+        &at("protected.example.com", "session=good"),
+        Bytes::from_static(b"12345"),
+    )
+    .await;
+    assert_eq!((r.status.as_u16(), r.body.as_str()), (200, "5"));
+
+    // 403 goes back; a cookie of the service's only with auth-always-set-cookie.
+    let r = get(
+        &remora.url("/"),
+        &at("protected.example.com", "session=forbidden"),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert!(r.set_cookies().is_empty());
+    // Anything else from the service, or no service: 500, never the pod.
+    let r = get(
+        &remora.url("/"),
+        &at("protected.example.com", "session=broken"),
+    )
+    .await;
+    assert_eq!(r.status, 500);
+    let r = get(&remora.url("/"), &at("down.example.com", "session=good")).await;
+    assert_eq!(r.status, 500);
+
+    // With auth-signin, a 401 is a redirect carrying the original URL (ingress-nginx's rd).
+    let r = get(
+        &remora.url("/echo-headers?a=1"),
+        &at("signin.example.com", ""),
+    )
+    .await;
+    assert_eq!(r.status, 302);
+    assert_eq!(
+        r.headers["location"],
+        "https://login.example.com/start?rd=http://signin.example.com%2Fecho-headers%3Fa%3D1"
+    );
+
+    // Variables in the URL.
+    let r = get(
+        &remora.url("/x%20y"),
+        &at("vars.example.com", "session=good"),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let (uri, _) = seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(uri, "/check?h=vars.example.com&u=%2Fx%2520y");
+}
