@@ -52,6 +52,9 @@ pub struct Location {
     /// `auth-url` and its family: each request is first asked of an authentication service.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external_auth: Option<ExternalAuth>,
+    /// `enable-access-log` (true): its requests get access log lines.
+    #[serde(skip_serializing_if = "is_true")]
+    pub access_log: bool,
     /// `limit-rps` / `limit-rpm`: requests per client address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
@@ -80,10 +83,15 @@ impl Default for Location {
             cors: None,
             basic_auth: None,
             external_auth: None,
+            access_log: true,
             rate_limit: None,
             denied: None,
         }
     }
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 impl Location {

@@ -26,6 +26,8 @@ pub struct Outcome<'t> {
     /// The `X-Request-ID` sent upstream (the client's, or the one made for it), when the access
     /// log is on.
     pub request_id: Option<HeaderValue>,
+    /// The route keeps its requests out of the access log (`enable-access-log: "false"`).
+    pub unlogged: bool,
 }
 
 impl Default for Outcome<'_> {
@@ -36,6 +38,7 @@ impl Default for Outcome<'_> {
             upstream: None,
             tries: 0,
             request_id: None,
+            unlogged: false,
         }
     }
 }

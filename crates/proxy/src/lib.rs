@@ -59,6 +59,9 @@ pub struct ProxyConfig {
     /// `underscores_in_headers`, ingress-nginx's `enable-underscores-in-headers`); by default
     /// they are dropped.
     pub underscores_in_headers: bool,
+    /// The pods' `Server` header goes to clients (ingress-nginx's `allow-backend-server-header`);
+    /// by default it is dropped, as nginx does.
+    pub backend_server_header: bool,
 }
 
 impl ProxyConfig {
@@ -69,6 +72,7 @@ impl ProxyConfig {
             server: ServerOptions::default(),
             https_redirect_port: 443,
             underscores_in_headers: false,
+            backend_server_header: false,
         }
     }
 }

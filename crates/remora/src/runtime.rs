@@ -60,10 +60,19 @@ pub struct Common {
     /// read X_Forwarded_For as X-Forwarded-For.
     #[arg(long)]
     pub enable_underscores_in_headers: bool,
+    /// Pass the pods' Server header to clients (ingress-nginx's allow-backend-server-header). By
+    /// default it is dropped, as nginx does.
+    #[arg(long)]
+    pub allow_backend_server_header: bool,
     /// The port HTTP to HTTPS redirects point at [default: the port of --listen-https]. Set 443
     /// when a load balancer maps 443 to --listen-https.
     #[arg(long, value_name = "PORT")]
     pub https_redirect_port: Option<u16>,
+    /// Let annotations name objects of other namespaces (`auth-secret: namespace/name`), as
+    /// ingress-nginx's allow-cross-namespace-resources. By default an Ingress that does is denied
+    /// (503), as ingress-nginx denies it.
+    #[arg(long)]
+    pub allow_cross_namespace_resources: bool,
 }
 
 fn balance_factor(s: &str) -> Result<f64, String> {
@@ -142,6 +151,7 @@ pub async fn start(
     config.server.header_read_timeout =
         std::time::Duration::from_secs(common.client_header_timeout);
     config.underscores_in_headers = common.enable_underscores_in_headers;
+    config.backend_server_header = common.allow_backend_server_header;
     let mut proxy = Proxy::new(config)?;
     if let Some(path) = &common.access_log {
         proxy = proxy.with_access_log(path.clone()).await?;
@@ -279,5 +289,6 @@ pub fn options(common: &Common) -> translate::Options {
         session_balance_factor: (common.session_balance_factor >= 1.0)
             .then(|| (common.session_balance_factor * 100.0).round() as u32),
         default_ssl_redirect: common.default_ssl_redirect,
+        allow_cross_namespace_resources: common.allow_cross_namespace_resources,
     }
 }

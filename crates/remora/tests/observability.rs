@@ -133,7 +133,23 @@ async fn access_log_has_one_json_line_per_request() {
     let logs = Dir::new();
     let path = logs.path().join("access.log");
     let path_arg = path.display().to_string();
-    let (_p, _d, remora) = setup(&["--access-log", &path_arg]).await;
+    let (_p, dir, remora) = setup(&["--access-log", &path_arg]).await;
+    // An Ingress whose requests are kept out of the log (enable-access-log: "false").
+    let generation = remora.generation().await;
+    dir.write(
+        "quiet.yaml",
+        &IngressYaml::new("quiet")
+            .nginx("enable-access-log", "false")
+            .rule(Some("quiet.example.com"), "/", "web")
+            .build(),
+    );
+    remora.wait_generation_after(generation).await;
+    assert_eq!(
+        get(&remora.url("/"), &[("host", "quiet.example.com")])
+            .await
+            .status,
+        200
+    );
     let mut session = Session::with_host("shop.example.com");
     session.get(&remora.url("/a?x=1")).await;
     session.get(&remora.url("/b")).await;
@@ -158,6 +174,10 @@ async fn access_log_has_one_json_line_per_request() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     };
+    assert!(
+        lines.iter().all(|l| l["host"] != "quiet.example.com"),
+        "{lines:?}"
+    );
     assert_eq!(lines[0]["path"], "/a?x=1");
     assert_eq!(lines[0]["host"], "shop.example.com");
     assert_eq!(lines[0]["status"], 200);

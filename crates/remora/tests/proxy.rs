@@ -441,3 +441,35 @@ async fn workers_share_the_port_and_keep_pod_connections() {
     assert!(r.body.is_empty());
     assert_eq!(get(&remora.url("/"), &[]).await.status, 200);
 }
+
+/// nginx hides the pod's `Server` header (proxy_hide_header's default); so does Remora, unless
+/// --allow-backend-server-header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pods_server_header_is_hidden_unless_allowed() {
+    let (_pods, dir) = one_service("app-7b8c9d-s").await;
+    let hidden = Remora::serve(&[dir.path()], &[]);
+    let shown = Remora::serve(&[dir.path()], &["--allow-backend-server-header"]);
+    for method in ["GET", "POST"] {
+        let r = request(
+            method,
+            &hidden.url("/server-header"),
+            &[],
+            Bytes::from_static(b"x"),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{method}");
+        assert!(
+            r.headers.get("server").is_none(),
+            "{method}: {:?}",
+            r.headers
+        );
+        let r = request(
+            method,
+            &shown.url("/server-header"),
+            &[],
+            Bytes::from_static(b"x"),
+        )
+        .await;
+        assert_eq!(r.headers["server"], "pod-server/1.0", "{method}");
+    }
+}

@@ -67,7 +67,7 @@ pub async fn handle(
     if let Some(stats) = out.stats {
         stats.request(code, elapsed, out.session);
     }
-    if let (Some(log), Some(line)) = (&shared.access_log, line) {
+    if let (Some(log), Some(line), false) = (&shared.access_log, line, out.unlogged) {
         log.write(line, &out, code, elapsed, &shared.global);
     }
     Ok(response)
@@ -84,6 +84,7 @@ async fn phases<'t>(
     head::check(&req)?;
     let route = route::find(table, &req)?;
     out.stats = Some(&route.runtime.stats);
+    out.unlogged = !route.location().access_log;
     if let Some(answer) = local::answer(&route, &req, conn, &shared.config) {
         return Ok(answer);
     }
@@ -96,5 +97,13 @@ async fn phases<'t>(
     let mut pick = pick::pick(shared, table, &route, &req, out)?;
     let (head, body) = upstream_request::prepare(shared, conn, req, &route, out);
     let response = forward::forward(shared, &route, &head, body, &mut pick, out).await?;
-    Ok(respond::respond(response, &route, head, pick, conn, grant))
+    Ok(respond::respond(
+        response,
+        &route,
+        head,
+        pick,
+        conn,
+        grant,
+        &shared.config,
+    ))
 }

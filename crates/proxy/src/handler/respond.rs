@@ -1,4 +1,5 @@
-//! Phase 7, respond: what Remora adds to the pod's response. CORS headers; a protocol switch the
+//! Phase 7, respond: what Remora makes of the pod's response. The pod's `Server` dropped; CORS
+//! headers; a protocol switch the
 //! pod accepted becomes a tunnel between the two connections; hop-by-hop headers dropped; the
 //! session cookie for new and moved sessions; the authentication service's cookies.
 
@@ -10,6 +11,7 @@ use super::Connection;
 use crate::headers;
 use crate::response::{Body, UpstreamBody};
 use crate::table::Matched;
+use crate::ProxyConfig;
 use balance::cookie;
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
@@ -22,7 +24,12 @@ pub fn respond(
     pick: Pick<'_>,
     conn: &Connection,
     grant: Option<Grant>,
+    config: &ProxyConfig,
 ) -> Response<Body> {
+    if !config.backend_server_header {
+        // nginx hides the upstream's `Server` (proxy_hide_header's default).
+        response.headers_mut().remove(header::SERVER);
+    }
     if let Some(cors) = &route.runtime.cors {
         cors.add(head.origin.as_ref(), response.headers_mut());
     }

@@ -103,6 +103,14 @@ async fn start_pod(listener: TcpListener, name: String) -> Pod {
                                 }
                                 Bytes::from(s)
                             }
+                            "/server-header" => {
+                                let mut resp = http::Response::new(
+                                    Full::new(Bytes::from_static(b"served")).boxed(),
+                                );
+                                resp.headers_mut()
+                                    .insert("server", "pod-server/1.0".parse().unwrap());
+                                return Ok(resp);
+                            }
                             // Takes no more of the request and never answers.
                             "/stall" => std::future::pending().await,
                             "/slow" => {

@@ -1,6 +1,6 @@
 //! The proxy family: `backend-protocol`, `proxy-connect-timeout`, `proxy-read-timeout`,
 //! `proxy-send-timeout`, `proxy-body-size`, and the headers the pod gets: `upstream-vhost` (its
-//! `Host`), `x-forwarded-prefix`. Same names, values and defaults as ingress-nginx.
+//! `Host`), `x-forwarded-prefix`; `enable-access-log`. Same names, values and defaults as ingress-nginx.
 //!
 //! nginx's buffer settings mean nothing for a proxy that streams bodies both ways with bounded
 //! memory, so they are accepted quietly rather than reported as unsupported.
@@ -23,6 +23,9 @@ const BUFFERING: [&str; 7] = [
 pub fn parse(r: &mut Reader<'_>, loc: &mut Location) {
     for name in BUFFERING {
         r.get(name);
+    }
+    if let Some(on) = r.bool("enable-access-log") {
+        loc.access_log = on;
     }
     loc.upstream_vhost = header_value(r, "upstream-vhost", "a host name");
     loc.forwarded_prefix = header_value(r, "x-forwarded-prefix", "a path");
