@@ -31,7 +31,7 @@ pub struct BackendBalancer {
     /// Endpoint id -> index, for endpoints that may still serve pinned sessions.
     by_id: HashMap<u64, usize>,
     round_robin: RoundRobin,
-    /// Only built when a route to this backend uses balanced affinity.
+    /// Only built when a route to this backend uses balanced affinity or `upstream-hash-by`.
     ring: Option<ConsistentHash>,
     /// Sessions placed on each endpoint, halved by [`BackendBalancer::decay`]: the load that
     /// bounded placement compares against its mean.
@@ -106,6 +106,16 @@ impl BackendBalancer {
     /// A pick for a request without affinity: round robin over ready endpoints.
     pub fn pick(&self) -> Option<usize> {
         self.pick_excluding(&[])
+    }
+
+    /// A pick for a request of a route that hashes (`upstream-hash-by`): the endpoint the ring maps
+    /// `key` to among those that take new requests, so the same key keeps reaching the same pod
+    /// while it exists; round robin when the balancer has no ring.
+    pub fn pick_hashed(&self, key: u64) -> Option<usize> {
+        match &self.ring {
+            Some(ring) => ring.select(key, &|i| self.endpoints[i].accepts_new()),
+            None => self.pick(),
+        }
     }
 
     /// Same, avoiding the endpoints a failed request already tried.

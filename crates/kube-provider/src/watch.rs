@@ -44,8 +44,12 @@ pub async fn run(client: Client, config: WatchConfig, mut publish: impl FnMut(Ob
         config.namespaces.iter().cloned().map(Some).collect()
     };
     let all = watcher::Config::default();
-    // Only TLS Secrets: the others are none of an ingress controller's business.
+    // Only the Secrets annotations and `spec.tls` can name: TLS ones, and Opaque ones (the users
+    // of `auth-secret`). The others (service account tokens, Helm releases, registry
+    // credentials) are none of an ingress controller's business. A field selector takes one
+    // value, so one watcher per type.
     let tls_only = watcher::Config::default().fields("type=kubernetes.io/tls");
+    let opaque_only = watcher::Config::default().fields("type=Opaque");
     let mut stores = Stores {
         ingresses: Vec::new(),
         classes: watch(Api::all(client.clone()), all.clone(), &changed),
@@ -66,6 +70,9 @@ pub async fn run(client: Client, config: WatchConfig, mut publish: impl FnMut(Ob
         stores
             .secrets
             .push(watch(api(&client, ns), tls_only.clone(), &changed));
+        stores
+            .secrets
+            .push(watch(api(&client, ns), opaque_only.clone(), &changed));
     }
     stores.wait_until_ready().await;
     tracing::info!("initial sync done");

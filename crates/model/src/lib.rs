@@ -11,6 +11,7 @@ mod diagnostic;
 mod endpoint;
 mod host;
 mod location;
+mod password;
 mod route;
 pub mod time;
 mod tls;
@@ -22,6 +23,7 @@ pub use host::{host_name, HostMatch};
 pub use location::{
     BackendProtocol, BasicAuth, Cidr, Cors, ExternalAuth, Location, RateLimit, Redirect,
 };
+pub use password::PasswordScheme;
 pub use route::{regex_source, Canary, PathType, Route, Target, VirtualHost};
 pub use tls::{Certificate, HostTls, KeyFormat, PrivateKey};
 

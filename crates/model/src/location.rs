@@ -52,6 +52,10 @@ pub struct Location {
     /// `auth-url` and its family: each request is first asked of an authentication service.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external_auth: Option<ExternalAuth>,
+    /// `upstream-hash-by`: requests are placed by consistent hashing of this nginx expression
+    /// (`$request_uri`, `$http_x_user`...) instead of round robin; cookie affinity comes first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_hash_by: Option<String>,
     /// `enable-access-log` (true): its requests get access log lines.
     #[serde(skip_serializing_if = "is_true")]
     pub access_log: bool,
@@ -83,6 +87,7 @@ impl Default for Location {
             cors: None,
             basic_auth: None,
             external_auth: None,
+            upstream_hash_by: None,
             access_log: true,
             rate_limit: None,
             denied: None,

@@ -7,12 +7,14 @@
 
 mod access_log;
 mod admin;
+mod basic_auth;
 mod body;
 mod cors;
 mod error;
 mod external_auth;
 mod h1;
 mod handler;
+mod hash_key;
 mod headers;
 mod limit;
 mod metrics;

@@ -19,11 +19,12 @@ pub type UpstreamBody = Either<ResponseBodyTimeout<Incoming>, H1Body>;
 
 /// A short plain-text status page, like ingress-nginx's default pages.
 pub fn status(code: StatusCode) -> Response<Body> {
-    let text = format!(
-        "{} {}\n",
-        code.as_u16(),
-        code.canonical_reason().unwrap_or("")
-    );
+    let reason = match code {
+        // nginx's page says so (and ingress-nginx's tests look for it).
+        StatusCode::UNAUTHORIZED => "Authorization Required",
+        _ => code.canonical_reason().unwrap_or(""),
+    };
+    let text = format!("{} {reason}\n", code.as_u16());
     let mut r = Response::new(Either::Right(Full::new(Bytes::from(text))));
     *r.status_mut() = code;
     r.headers_mut().insert(

@@ -2,8 +2,10 @@
 //! hash maps, per-backend balancers, pre-parsed upstream authorities). Built off the request path,
 //! once per snapshot, and never mutated afterwards except for round-robin counters.
 
+use crate::basic_auth::BasicAuthRuntime;
 use crate::cors::CorsHeaders;
 use crate::external_auth::AuthRuntime;
+use crate::hash_key::HashKey;
 use crate::limit::Limiter;
 use crate::stats::RouteStats;
 use crate::upstream::{ClientKey, Clients, UpstreamClient};
@@ -17,6 +19,10 @@ use model::{
 use rustls::sign::CertifiedKey;
 use std::collections::HashMap;
 use std::sync::Arc;
+
+/// ingress-nginx's `no-auth-locations` default: ACME HTTP-01 challenges are answered without
+/// authentication.
+const NO_AUTH_LOCATION: &str = "/.well-known/acme-challenge";
 
 pub struct Table {
     pub snapshot: Arc<Snapshot>,
@@ -60,6 +66,11 @@ pub struct RouteRuntime {
     pub limiter: Option<Arc<Limiter>>,
     /// Header values the route sets on requests to its pods.
     pub headers: RouteHeaders,
+    /// `auth-type: basic`: the users whose passwords let requests through (shared by the routes
+    /// of an Ingress). `None` also on ACME HTTP-01 paths, as ingress-nginx's `no-auth-locations`.
+    pub basic_auth: Option<Arc<BasicAuthRuntime>>,
+    /// `upstream-hash-by`: the key that places requests without affinity.
+    pub hash_key: Option<HashKey>,
     /// `auth-url`: the service every request is first asked of.
     pub external_auth: Option<Box<AuthRuntime>>,
     /// Statistics of the target, and of the canary if the route has one.
@@ -149,15 +160,40 @@ impl Table {
                 HostMatch::Any => any = Some(i),
             }
         }
-        // A ring is only worth its memory where some route uses balanced affinity.
+        // A ring is only worth its memory where some route uses balanced affinity, or hashes
+        // (`upstream-hash-by`, the primary's location: a canary answers in it).
         let mut needs_ring = vec![false; snapshot.backends.len()];
-        for t in snapshot.hosts.iter().flat_map(targets) {
-            if let (Some(BackendId(b)), Some(a)) = (t.backend, &t.affinity) {
-                if a.mode == AffinityMode::Balanced {
-                    if let Some(n) = needs_ring.get_mut(b as usize) {
-                        *n = true;
+        let mut ring_for = |t: &Target| {
+            if let Some(n) = t
+                .backend
+                .and_then(|BackendId(b)| needs_ring.get_mut(b as usize))
+            {
+                *n = true;
+            }
+        };
+        for vh in &snapshot.hosts {
+            for t in targets(vh) {
+                if t.affinity
+                    .as_ref()
+                    .is_some_and(|a| a.mode == AffinityMode::Balanced)
+                {
+                    ring_for(t);
+                }
+            }
+            for r in &vh.routes {
+                if r.target.location.upstream_hash_by.is_some() {
+                    ring_for(&r.target);
+                    if let Some(c) = &r.canary {
+                        ring_for(&c.target);
                     }
                 }
+            }
+            if let Some(t) = vh
+                .default
+                .as_ref()
+                .filter(|t| t.location.upstream_hash_by.is_some())
+            {
+                ring_for(t);
             }
         }
         let backends = snapshot
@@ -228,6 +264,21 @@ impl Table {
             limiters.insert(limit.clone(), l.clone());
             l
         };
+        let mut basic_auths: HashMap<model::BasicAuth, Arc<BasicAuthRuntime>> = HashMap::new();
+        let mut basic_auth_of = |target: &Target, route: Option<&Route>| {
+            let auth = target.location.basic_auth.as_ref()?;
+            // ingress-nginx's `no-auth-locations` (default `/.well-known/acme-challenge`): the
+            // locations whose path starts so are never authenticated, so certificates renew.
+            if route.is_some_and(|r| r.path.starts_with(NO_AUTH_LOCATION)) {
+                return None;
+            }
+            if let Some(runtime) = basic_auths.get(auth) {
+                return Some(runtime.clone());
+            }
+            let runtime = Arc::new(BasicAuthRuntime::new(auth));
+            basic_auths.insert(auth.clone(), runtime.clone());
+            Some(runtime)
+        };
         let mut runtime = |target: &Target, route: Option<&Route>| RouteRuntime {
             // Translation dropped the paths and patterns that do not compile.
             regex: route
@@ -240,6 +291,12 @@ impl Table {
             cors: target.location.cors.as_ref().map(CorsHeaders::new),
             limiter: target.location.rate_limit.as_ref().map(&mut limiter_of),
             headers: RouteHeaders::of(&target.location),
+            basic_auth: basic_auth_of(target, route),
+            hash_key: target
+                .location
+                .upstream_hash_by
+                .as_deref()
+                .map(HashKey::parse),
             external_auth: target.location.external_auth.as_ref().map(|auth| {
                 let key = ClientKey {
                     protocol: BackendProtocol::Http,

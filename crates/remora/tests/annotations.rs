@@ -439,3 +439,37 @@ async fn temporal_redirect_upstream_vhost_and_forwarded_prefix() {
         assert!(!r.body.contains("/spoof"), "{method}: {}", r.body);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_hash_by_keeps_a_key_on_one_pod() {
+    let (pods, _d, remora) = serve_service(
+        "web",
+        "web-6c7d8e9f4b",
+        3,
+        &[ing(
+            "hashed",
+            "hashed.example.com",
+            "/",
+            &[("upstream-hash-by", "$arg_user")],
+        )],
+    )
+    .await;
+    let pod_of = |r: &Resp| r.headers["x-pod-name"].to_str().unwrap().to_owned();
+    let mut placed = std::collections::BTreeMap::new();
+    for user in 0..30 {
+        let url = remora.url(&format!("/?user={user}&n=1"));
+        let first = pod_of(&get(&url, &[("host", "hashed.example.com")]).await);
+        for n in 2..4 {
+            let url = remora.url(&format!("/?n={n}&user={user}"));
+            let again = pod_of(&get(&url, &[("host", "hashed.example.com")]).await);
+            assert_eq!(again, first, "user {user} moved");
+        }
+        placed.insert(user, first);
+    }
+    let used: std::collections::BTreeSet<&String> = placed.values().collect();
+    assert_eq!(
+        used.len(),
+        pods.len(),
+        "keys spread over every pod: {placed:?}"
+    );
+}

@@ -1,7 +1,8 @@
 //! Security annotations never serve a route open, through the real binary: an Ingress asking for
-//! authentication Remora cannot do (yet, or with these values) answers 503 (as ingress-nginx
-//! answers a location it cannot configure) and says why in `/status`; `denylist-source-range` is honoured before the
-//! allow-list, and an invalid one denies the route.
+//! authentication Remora cannot do (yet, or with these values, such as basic authentication whose
+//! Secret is missing) answers 503 (as ingress-nginx answers a location it cannot configure) and
+//! says why in `/status`; `denylist-source-range` is honoured before the allow-list, and an
+//! invalid one denies the route.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -79,7 +80,11 @@ async fn security_annotations_fail_closed() {
             503,
             "an auth-url that cannot be used is not served open",
         ),
-        ("basic.example.com", 503, "auth-type is not served open"),
+        (
+            "basic.example.com",
+            503,
+            "basic authentication whose Secret is missing is not served open",
+        ),
         (
             "mtls.example.com",
             503,
@@ -128,7 +133,7 @@ async fn security_annotations_fail_closed() {
         })
     };
     assert!(said("external", "auth-url"), "{status}");
-    assert!(said("basic", "auth-type"), "{status}");
+    assert!(said("basic", "auth-secret"), "{status}");
     assert!(said("mtls", "auth-tls-secret"), "{status}");
     assert!(said("deny-typo", "denylist-source-range"), "{status}");
 }

@@ -39,6 +39,9 @@ pub struct Options {
     /// Redirect plain HTTP to HTTPS on hosts with TLS unless an Ingress says `ssl-redirect:
     /// "false"` (ingress-nginx's `ssl-redirect` ConfigMap key, default true).
     pub default_ssl_redirect: bool,
+    /// Annotations may name objects of other namespaces (`auth-secret: namespace/name`);
+    /// ingress-nginx's `allow-cross-namespace-resources` ConfigMap key, default false.
+    pub allow_cross_namespace_resources: bool,
 }
 
 impl Default for Options {
@@ -49,6 +52,7 @@ impl Default for Options {
             watch_ingress_without_class: false,
             session_balance_factor: Some(model::DEFAULT_BALANCE_FACTOR),
             default_ssl_redirect: true,
+            allow_cross_namespace_resources: false,
         }
     }
 }
@@ -80,7 +84,13 @@ pub fn translate(objects: &Objects, options: &Options) -> Translation {
     let mut canaries = Vec::new();
     for ing in served {
         let object = ObjectRef::new("Ingress", ing.metadata.namespace(), &ing.metadata.name);
-        let ann = annotations::parse(&ing.metadata.annotations, &object, options, &mut diags);
+        let ann = annotations::parse(
+            &ing.metadata.annotations,
+            &object,
+            options,
+            objects,
+            &mut diags,
+        );
         match &ann.canary {
             Some(_) => canaries.push((ing, object, ann)),
             None => {

@@ -51,6 +51,8 @@ struct FixtureOptions {
     controller: Option<String>,
     #[serde(default)]
     watch_ingress_without_class: bool,
+    #[serde(default)]
+    allow_cross_namespace_resources: bool,
 }
 
 struct Fixture {
@@ -113,6 +115,7 @@ fn load(name: &str, input: &Path) -> Result<Fixture, String> {
             options.ingress_classes = o.ingress_classes;
             options.controller = o.controller;
             options.watch_ingress_without_class = o.watch_ingress_without_class;
+            options.allow_cross_namespace_resources = o.allow_cross_namespace_resources;
             continue;
         }
         docs.push(doc);

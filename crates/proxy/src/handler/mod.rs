@@ -7,12 +7,14 @@
 //! 0. [`head`]: what no server may accept (missing or duplicate `Host`, HTTP/2 `host` against
 //!    `:authority`).
 //! 1. [`route`]: the virtual host and route, by host and path.
-//! 2. [`local`]: what the route answers itself (HTTPS redirect, `app-root`,
-//!    `permanent-redirect`, CORS preflight).
-//! 3. [`limit`]: the request rate per client address; [`access`]: whether the client may send
-//!    this (denied route, deny- and allow-lists, declared body size).
-//!    [`external_auth`]: the authentication service's answer (`auth-url`).
-//! 4. [`pick`]: canary or primary, then the endpoint (sticky layer over the balancer).
+//! 2. [`local`]: what the route answers itself (HTTPS redirect, `app-root`, `temporal-redirect`
+//!    and `permanent-redirect`, CORS preflight).
+//! 3. Who may: [`limit`], the request rate per client address (503); [`access`], a denied route
+//!    (503), deny- and allow-lists (403), the declared body size (413); [`basic_auth`], a user's
+//!    password (`auth-type: basic`, 401); [`external_auth`], the authentication service's answer
+//!    (`auth-url`: 401, 403 or a redirect to sign in, 500 without an answer).
+//! 4. [`pick`]: canary or primary, then the endpoint (sticky layer over the balancer, or the ring
+//!    by `upstream-hash-by`).
 //! 5. [`upstream_request`]: the head the pod gets (rewrite, Host, X-Forwarded-*, request id).
 //! 6. [`forward`]: the exchange with the pod, failing over to other endpoints.
 //! 7. [`respond`]: CORS headers, protocol switch, hop-by-hop headers, session cookie.
@@ -20,6 +22,7 @@
 //! Statistics and the access log line are written by [`handle`] once the response head is known.
 
 mod access;
+mod basic_auth;
 mod connection;
 mod external_auth;
 mod forward;
@@ -90,11 +93,12 @@ async fn phases<'t>(
     }
     limit::check(&route, conn)?;
     access::check(route.location(), &req, conn)?;
+    basic_auth::check(&route, &req).await?;
     let grant = external_auth::check(&route, conn, &mut req).await?;
     if let Some(grant) = &grant {
         grant.apply(req.headers_mut());
     }
-    let mut pick = pick::pick(shared, table, &route, &req, out)?;
+    let mut pick = pick::pick(shared, table, &route, &req, conn, out)?;
     let (head, body) = upstream_request::prepare(shared, conn, req, &route, out);
     let response = forward::forward(shared, &route, &head, body, &mut pick, out).await?;
     Ok(respond::respond(

@@ -1,8 +1,8 @@
 //! Phase 4, pick: the canary or the primary target (as ingress-nginx decides), then the endpoint:
-//! the sticky layer over the backend's balancer when the target has affinity, its balancer
-//! otherwise. On failover, [`Pick::fail_over`] moves to another endpoint and re-pins the session.
+//! the sticky layer over the backend's balancer when the target has affinity; else the ring, by
+//! the route's `upstream-hash-by` key; else round robin. On failover, [`Pick::fail_over`] moves to another endpoint and re-pins the session.
 
-use super::Reject;
+use super::{Connection, Reject};
 use crate::access_log::Outcome;
 use crate::stats::SessionOutcome;
 use crate::table::{BackendRuntime, Matched, RouteRuntime, Table};
@@ -32,6 +32,7 @@ pub fn pick<'t, B>(
     table: &'t Table,
     route: &Matched<'t>,
     req: &Request<B>,
+    conn: &Connection,
     out: &mut Outcome<'t>,
 ) -> Result<Pick<'t>, Reject> {
     let target = match route.canary {
@@ -56,7 +57,13 @@ pub fn pick<'t, B>(
         .ok_or(Reject::NoBackend)?;
     let affinity = target.affinity.as_deref();
     let Some(a) = affinity else {
-        let endpoint = backend.balancer.pick().ok_or(Reject::NoEndpoint)?;
+        let endpoint = match &route.runtime.hash_key {
+            Some(key) => backend
+                .balancer
+                .pick_hashed(key.hash(req, conn.remote, conn.tls)),
+            None => backend.balancer.pick(),
+        }
+        .ok_or(Reject::NoEndpoint)?;
         return Ok(Pick {
             backend,
             affinity,

@@ -24,6 +24,10 @@ pub enum Reject {
     /// The authentication service could not be asked, or answered something else.
     #[error("the authentication service did not answer 2xx, 401 or 403")]
     AuthUnavailable,
+    /// No valid credentials of a user of the route's basic authentication (`auth-type: basic`);
+    /// the `WWW-Authenticate` challenge that goes with the 401.
+    #[error("no valid credentials for the route's basic authentication")]
+    Unauthorized(http::HeaderValue),
     #[error("client over the route's request rate")]
     RateLimited,
     #[error("client address denied by the route's source ranges")]
@@ -53,6 +57,7 @@ impl Reject {
             Reject::Auth(denial) => denial.status,
             Reject::AuthUnavailable => StatusCode::INTERNAL_SERVER_ERROR,
             Reject::NoRoute => StatusCode::NOT_FOUND,
+            Reject::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Reject::SourceNotAllowed => StatusCode::FORBIDDEN,
             Reject::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Reject::Denied | Reject::RateLimited | Reject::NoBackend | Reject::NoEndpoint => {
@@ -91,6 +96,12 @@ impl Reject {
             for (name, value) in denial.headers {
                 r.headers_mut().append(name, value);
             }
+            return r;
+        }
+        if let Reject::Unauthorized(challenge) = self {
+            let mut r = response::status(StatusCode::UNAUTHORIZED);
+            r.headers_mut()
+                .insert(http::header::WWW_AUTHENTICATE, challenge);
             return r;
         }
         response::status(self.status())

@@ -1,7 +1,7 @@
 //! Phase 5, the upstream request: the head the pod gets. Same method, path, query and body;
 //! `rewrite-target` applied; Host kept (from `:authority` for HTTP/2 clients); hop-by-hop headers
 //! dropped, but for a protocol switch (WebSocket), whose `Upgrade` goes on to the pod; the
-//! X-Forwarded family and X-Request-ID set.
+//! X-Forwarded family and X-Request-ID set; the credentials of basic authentication dropped.
 //!
 //! Idempotent requests without a body to plain-HTTP pods (most traffic) take the lean HTTP/1
 //! client, whose head is written straight from the client's; the others hyper's client, with the
@@ -50,6 +50,10 @@ pub fn prepare(
     };
     let grpc_trailers = location.protocol.http2() && headers::accepts_trailers(req.headers());
     let (mut parts, body) = req.into_parts();
+    // ingress-nginx's `proxy_set_header Authorization ""` where basic authentication took them.
+    if route.runtime.basic_auth.is_some() {
+        parts.headers.remove(header::AUTHORIZATION);
+    }
     // CORS response headers depend on the request's `Origin` only.
     let origin = route
         .runtime

@@ -6,6 +6,7 @@ mod affinity;
 mod alias;
 mod allowlist;
 mod auth;
+mod balance;
 mod basic_auth;
 mod canary;
 mod cors;
@@ -52,12 +53,14 @@ pub fn parse(
     annotations: &BTreeMap<String, String>,
     object: &ObjectRef,
     options: &crate::Options,
+    objects: &crate::Objects,
     diags: &mut Diagnostics,
 ) -> IngressAnnotations {
     let mut r = Reader {
         annotations,
         object,
         options,
+        objects,
         diags,
         used: BTreeSet::new(),
     };
@@ -70,6 +73,7 @@ pub fn parse(
     external_auth::parse(&mut r, &mut location);
     auth::parse(&mut r, &mut location);
     limit::parse(&mut r, &mut location);
+    balance::parse(&mut r, &mut location);
     cors::parse(&mut r, &mut location);
     let parsed = IngressAnnotations {
         affinity: affinity::parse(&mut r),
@@ -98,6 +102,8 @@ pub struct Reader<'a> {
     annotations: &'a BTreeMap<String, String>,
     object: &'a ObjectRef,
     pub options: &'a crate::Options,
+    /// What the annotations may refer to (the Secret of `auth-secret`).
+    pub objects: &'a crate::Objects,
     diags: &'a mut Diagnostics,
     /// Full names of the annotations some family read.
     used: BTreeSet<String>,
