@@ -282,14 +282,6 @@ async fn basic_auth_as_ingress_nginx() {
     assert_eq!(r.status, 503, "{}", r.body);
 }
 
-const CLASS: &str = "apiVersion: networking.k8s.io/v1
-kind: IngressClass
-metadata:
-  name: remora
-spec:
-  controller: remora.dev/ingress-controller
-";
-
 /// In controller mode the users come from the Opaque Secrets Remora watches (besides TLS ones);
 /// Secrets of other types are not read, so an Ingress naming one is denied.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

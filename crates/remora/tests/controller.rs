@@ -9,14 +9,6 @@ use common::apiserver::FakeApi;
 use common::*;
 use std::time::{Duration, Instant};
 
-const CLASS: &str = "apiVersion: networking.k8s.io/v1
-kind: IngressClass
-metadata:
-  name: remora
-spec:
-  controller: remora.dev/ingress-controller
-";
-
 fn ingress() -> String {
     IngressYaml::new("web")
         .nginx("affinity", "cookie")

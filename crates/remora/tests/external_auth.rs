@@ -71,13 +71,6 @@ async fn auth_service() -> (std::net::SocketAddr, Seen) {
     (addr, seen)
 }
 
-fn ing(name: &str, host: &str, annotations: &[(&str, &str)]) -> String {
-    IngressYaml::new(name)
-        .nginx_all(annotations)
-        .rule(Some(host), "/", "web")
-        .build()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn external_authentication_as_ingress_nginx() {
     let (auth, seen) = auth_service().await;
@@ -88,12 +81,12 @@ async fn external_authentication_as_ingress_nginx() {
         "web-6c7d8e9f4a",
         1,
         &[
-            ing(
+            web_ingress(
                 "protected",
                 "protected.example.com",
                 &[("auth-url", &url), ("auth-response-headers", "X-User")],
             ),
-            ing(
+            web_ingress(
                 "signin",
                 "signin.example.com",
                 &[
@@ -101,12 +94,12 @@ async fn external_authentication_as_ingress_nginx() {
                     ("auth-signin", "https://login.example.com/start"),
                 ],
             ),
-            ing(
+            web_ingress(
                 "down",
                 "down.example.com",
                 &[("auth-url", "http://127.0.0.1:9/auth")],
             ),
-            ing("vars", "vars.example.com", &[("auth-url", &vars_url)]),
+            web_ingress("vars", "vars.example.com", &[("auth-url", &vars_url)]),
         ],
     )
     .await;

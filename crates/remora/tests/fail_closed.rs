@@ -9,13 +9,6 @@
 mod common;
 use common::*;
 
-fn ing(name: &str, host: &str, annotations: &[(&str, &str)]) -> String {
-    IngressYaml::new(name)
-        .nginx_all(annotations)
-        .rule(Some(host), "/", "web")
-        .build()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn security_annotations_fail_closed() {
     let (_pods, _dir, remora) = serve_service(
@@ -23,18 +16,18 @@ async fn security_annotations_fail_closed() {
         "web-6c7d8e9f4a",
         1,
         &[
-            ing("open", "open.example.com", &[]),
-            ing(
+            web_ingress("open", "open.example.com", &[]),
+            web_ingress(
                 "external",
                 "external.example.com",
                 &[("auth-url", "ftp://127.0.0.1:9/check")],
             ),
-            ing(
+            web_ingress(
                 "basic",
                 "basic.example.com",
                 &[("auth-type", "basic"), ("auth-secret", "htpasswd")],
             ),
-            ing(
+            web_ingress(
                 "mtls",
                 "mtls.example.com",
                 &[
@@ -42,7 +35,7 @@ async fn security_annotations_fail_closed() {
                     ("auth-tls-verify-client", "on"),
                 ],
             ),
-            ing(
+            web_ingress(
                 "mtls-off",
                 "mtls-off.example.com",
                 &[
@@ -50,7 +43,7 @@ async fn security_annotations_fail_closed() {
                     ("auth-tls-verify-client", "off"),
                 ],
             ),
-            ing(
+            web_ingress(
                 "denied-here",
                 "deny-local.example.com",
                 // The deny-list wins over an allow-list that also matches, as nginx's `deny` lines
@@ -60,12 +53,12 @@ async fn security_annotations_fail_closed() {
                     ("allowlist-source-range", "127.0.0.0/8"),
                 ],
             ),
-            ing(
+            web_ingress(
                 "denied-elsewhere",
                 "deny-other.example.com",
                 &[("denylist-source-range", "10.0.0.0/8, 192.168.0.0/16")],
             ),
-            ing(
+            web_ingress(
                 "deny-typo",
                 "deny-typo.example.com",
                 &[("denylist-source-range", "127.0.0.0/8, 300.1.2.3")],

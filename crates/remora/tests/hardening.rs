@@ -34,13 +34,6 @@ fn pod_saw(response: &str) -> Vec<String> {
     body.lines().map(str::to_ascii_lowercase).collect()
 }
 
-fn ing(name: &str, host: &str, annotations: &[(&str, &str)]) -> String {
-    IngressYaml::new(name)
-        .nginx_all(annotations)
-        .rule(Some(host), "/", "web")
-        .build()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn framing_hosts_tunnels_and_underscores() {
     let (_pods, _dir, remora) = serve_service(
@@ -48,8 +41,8 @@ async fn framing_hosts_tunnels_and_underscores() {
         "web-6c7d8e9f4a",
         1,
         &[
-            ing("public", "public.example.com", &[]),
-            ing(
+            web_ingress("public", "public.example.com", &[]),
+            web_ingress(
                 "private",
                 "private.example.com",
                 &[("allowlist-source-range", "10.0.0.0/8")],
@@ -144,15 +137,14 @@ async fn framing_hosts_tunnels_and_underscores() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_without_a_request_head_are_closed() {
-    let pods = pods("web-6c7d8e9f4a", 1).await;
-    let dir = Dir::new();
-    dir.write("svc.yaml", &service_yaml("web"));
-    dir.write(
-        "slice.yaml",
-        &slice_yaml("web", "default", None, &pods.iter().collect::<Vec<_>>()),
-    );
-    dir.write("ing.yaml", &ing("public", "public.example.com", &[]));
-    let remora = Remora::serve(&[dir.path()], &["--client-header-timeout", "1"]);
+    let (_pods, _dir, remora) = serve_service_with(
+        "web",
+        "web-6c7d8e9f4a",
+        1,
+        &[web_ingress("public", "public.example.com", &[])],
+        &["--client-header-timeout", "1"],
+    )
+    .await;
     // Nothing at all (the protocol is never told), part of the HTTP/2 preface, part of an HTTP/1
     // head, and an HTTP/2 connection that never sends a request: each is closed after the
     // timeout instead of being held.

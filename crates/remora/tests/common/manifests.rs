@@ -103,3 +103,23 @@ impl IngressYaml {
         s
     }
 }
+
+/// An Ingress `name` sending every path of `host` to the Service `web`, with these
+/// `nginx.ingress.kubernetes.io/` annotations.
+#[allow(dead_code)]
+pub fn web_ingress(name: &str, host: &str, annotations: &[(&str, &str)]) -> String {
+    IngressYaml::new(name)
+        .nginx_all(annotations)
+        .rule(Some(host), "/", "web")
+        .build()
+}
+
+/// Remora's IngressClass, as the controller tests install it.
+#[allow(dead_code)]
+pub const CLASS: &str = "apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata:
+  name: remora
+spec:
+  controller: remora.dev/ingress-controller
+";

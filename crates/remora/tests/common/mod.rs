@@ -338,6 +338,17 @@ pub async fn serve_service(
     replicas: usize,
     ingresses: &[String],
 ) -> (Vec<Pod>, Dir, Remora) {
+    serve_service_with(service, pod_prefix, replicas, ingresses, &[]).await
+}
+
+/// The same, with more arguments for `remora serve`.
+pub async fn serve_service_with(
+    service: &str,
+    pod_prefix: &str,
+    replicas: usize,
+    ingresses: &[String],
+    extra: &[&str],
+) -> (Vec<Pod>, Dir, Remora) {
     let pods = pods(pod_prefix, replicas).await;
     let dir = Dir::new();
     dir.write("svc.yaml", &service_yaml(service));
@@ -346,7 +357,7 @@ pub async fn serve_service(
         &slice_yaml(service, "default", None, &pods.iter().collect::<Vec<_>>()),
     );
     dir.write("ing.yaml", &ingresses.join("---\n"));
-    let remora = Remora::serve(&[dir.path()], &[]);
+    let remora = Remora::serve(&[dir.path()], extra);
     (pods, dir, remora)
 }
 
