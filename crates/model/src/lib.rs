@@ -21,7 +21,8 @@ pub use diagnostic::{Diagnostic, ObjectRef, Severity};
 pub use endpoint::{Backend, BackendId, Endpoint, EndpointId};
 pub use host::{host_name, HostMatch};
 pub use location::{
-    BackendProtocol, BasicAuth, Cidr, Cors, ExternalAuth, Location, RateLimit, Redirect,
+    BackendProtocol, BasicAuth, Cidr, Cors, ExternalAuth, Location, NextUpstream, RateLimit,
+    Redirect,
 };
 pub use password::PasswordScheme;
 pub use route::{regex_source, Canary, PathType, Route, Target, VirtualHost};

@@ -56,6 +56,9 @@ pub struct Location {
     /// (`$request_uri`, `$http_x_user`...) instead of round robin; cookie affinity comes first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_hash_by: Option<String>,
+    /// `proxy-next-upstream`, `-tries`, `-timeout`: when a request goes on to another endpoint.
+    #[serde(skip_serializing_if = "NextUpstream::is_default")]
+    pub next_upstream: NextUpstream,
     /// `enable-access-log` (true): its requests get access log lines.
     #[serde(skip_serializing_if = "is_true")]
     pub access_log: bool,
@@ -88,6 +91,7 @@ impl Default for Location {
             basic_auth: None,
             external_auth: None,
             upstream_hash_by: None,
+            next_upstream: NextUpstream::default(),
             access_log: true,
             rate_limit: None,
             denied: None,
@@ -134,6 +138,45 @@ impl BackendProtocol {
             self,
             BackendProtocol::Grpc | BackendProtocol::Grpcs | BackendProtocol::H2c
         )
+    }
+}
+
+/// nginx's `proxy_next_upstream` (ingress-nginx's default `error timeout`), with
+/// `proxy_next_upstream_tries` (3) and `proxy_next_upstream_timeout` (0: none).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct NextUpstream {
+    /// After an error with the endpoint (connection refused or reset, invalid response).
+    pub error: bool,
+    /// After a timeout connecting, or waiting for the response head.
+    pub timeout: bool,
+    /// After these response statuses (`http_502`...), the response dropped.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub statuses: Vec<u16>,
+    /// Also requests that are not idempotent, once sent (`non_idempotent`). A request whose body
+    /// was streamed is never sent again (it is not kept), but one that never reached a pod is.
+    pub non_idempotent: bool,
+    /// Endpoints tried at most, the first included (0: as many as there are, up to 16).
+    pub tries: u32,
+    /// No other endpoint is tried once this many seconds have passed (0: no limit).
+    pub timeout_secs: u32,
+}
+
+impl Default for NextUpstream {
+    fn default() -> Self {
+        Self {
+            error: true,
+            timeout: true,
+            statuses: Vec::new(),
+            non_idempotent: false,
+            tries: 3,
+            timeout_secs: 0,
+        }
+    }
+}
+
+impl NextUpstream {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
     }
 }
 

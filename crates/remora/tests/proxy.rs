@@ -473,3 +473,66 @@ async fn the_pods_server_header_is_hidden_unless_allowed() {
         assert_eq!(r.headers["server"], "pod-server/1.0", "{method}");
     }
 }
+
+/// `proxy-next-upstream`, as nginx's: by default (`error timeout`) a pod that does not answer
+/// within `proxy-read-timeout` is left for another; listed statuses (`http_502`) are retried too;
+/// `-tries: 1` retries nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn next_upstream_on_timeouts_statuses_and_tries() {
+    let ingress = |name: &str, host: &str, annotations: &[(&str, &str)]| {
+        let mut all = vec![("proxy-read-timeout", "1")];
+        all.extend_from_slice(annotations);
+        web_ingress(name, host, &all)
+    };
+    let (pods, _dir, remora) = serve_service(
+        "web",
+        "web-8d9e0f1a2b",
+        3,
+        &[
+            ingress("default", "default.example.com", &[]),
+            ingress(
+                "statuses",
+                "statuses.example.com",
+                &[("proxy-next-upstream", "error timeout http_502")],
+            ),
+            ingress(
+                "errors-only",
+                "errors.example.com",
+                &[("proxy-next-upstream", "error")],
+            ),
+            ingress(
+                "once",
+                "once.example.com",
+                &[("proxy-next-upstream-tries", "1")],
+            ),
+        ],
+    )
+    .await;
+    let first = &pods[0].name;
+    // Three requests in a row reach each of the three pods once (round robin).
+    let codes = |host: &'static str, path: String| {
+        let url = remora.url(&path);
+        async move {
+            let mut codes = Vec::new();
+            for _ in 0..3 {
+                codes.push(get(&url, &[("host", host)]).await.status.as_u16());
+            }
+            codes
+        }
+    };
+    // A pod that never answers: after the read timeout, another pod answers (default), or 504.
+    let stall = format!("/stall-if/{first}");
+    let default_codes = codes("default.example.com", stall.clone()).await;
+    assert_eq!(default_codes, [200, 200, 200], "the stalled pod was left");
+    let errors_codes = codes("errors.example.com", stall.clone()).await;
+    assert!(errors_codes.contains(&504), "{errors_codes:?}");
+    // A pod answering 502: passed on by default, retried with http_502.
+    let fail = format!("/fail-if/{first}");
+    let default_codes = codes("default.example.com", fail.clone()).await;
+    assert!(default_codes.contains(&502), "{default_codes:?}");
+    let retried = codes("statuses.example.com", fail.clone()).await;
+    assert_eq!(retried, [200, 200, 200]);
+    // One try: the stalled pod's timeout is the client's.
+    let once = codes("once.example.com", stall).await;
+    assert!(once.contains(&504), "{once:?}");
+}

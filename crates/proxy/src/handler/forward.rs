@@ -1,10 +1,12 @@
 //! Phase 6, forward: send the request to the picked endpoint and await the response head within
-//! the exchange's timeouts; when the endpoint fails, fail over to another, at most
-//! [`MAX_TRIES`] endpoints in all (ingress-nginx's `proxy-next-upstream-tries`).
+//! the exchange's timeouts; when the endpoint fails, fail over to another, as the route's
+//! `proxy-next-upstream` says (ingress-nginx's default `error timeout`, 3 tries, no time limit).
 //!
 //! A connection that never happened is safe to retry for any method: the body was not read and
-//! comes back through its slot. Other errors (the pod closed or reset the connection) are retried
-//! only for idempotent requests without a body, as nginx's `proxy_next_upstream error` does.
+//! comes back through its slot. Other errors (the pod closed or reset the connection), a response
+//! head that did not come in time, or a listed status (`http_502`...) are retried only for requests
+//! without a body that are idempotent (or with `non_idempotent`), as nginx's
+//! `proxy_next_upstream` does; a streamed body is never kept to be sent again.
 
 use super::pick::Pick;
 use super::upstream_request::UpstreamHead;
@@ -14,17 +16,26 @@ use crate::body::UpstreamBody as RequestBody;
 use crate::h1;
 use crate::response::UpstreamBody;
 use crate::table::Matched;
-use crate::timeout::{await_response, ExchangeTimeouts, ResponseBodyTimeout};
+use crate::timeout::{await_response, ExchangeTimeouts, ResponseBodyTimeout, Stalled};
 use crate::upstream::UpstreamError;
 use crate::Shared;
 use http::Response;
 use http_body_util::Either;
 use hyper::body::Incoming;
 use model::Location;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// Endpoints tried for one request at most (ingress-nginx `proxy-next-upstream-tries`).
-const MAX_TRIES: usize = 3;
+/// Endpoints tried for one request at most, whatever `proxy-next-upstream-tries` says.
+const MAX_TRIES: usize = 16;
+
+/// Why an endpoint did not answer the request.
+enum Failure {
+    Error(UpstreamError),
+    /// The response head did not come in time.
+    Timeout(Stalled),
+    /// It answered with a status `proxy-next-upstream` lists.
+    Status,
+}
 
 /// The route's `proxy-read-timeout`: for the response head, between two reads of its body, and
 /// for an idle protocol switch.
@@ -55,11 +66,20 @@ pub async fn forward<'t>(
         send: Duration::from_secs(u64::from(location.send_timeout_secs.max(1))),
         read,
     };
+    let next = &location.next_upstream;
+    let tries = match next.tries {
+        0 => MAX_TRIES,
+        n => (n as usize).min(MAX_TRIES),
+    };
+    let deadline = (next.timeout_secs > 0)
+        .then(|| Instant::now() + Duration::from_secs(u64::from(next.timeout_secs)));
     let (body, slot) = RequestBody::new(body, location.body_limit, timeouts);
+    // Sent again after the pod saw it: only without a body, and idempotent unless allowed.
+    let replayable = slot.is_none() && (head.idempotent || next.non_idempotent);
     let mut body = Some(body);
     let mut tried = [usize::MAX; MAX_TRIES];
-    let mut last_error = None;
-    for attempt in 0..MAX_TRIES {
+    let mut last = None;
+    for attempt in 0..tries {
         tried[attempt] = pick.endpoint;
         let Some(authority) = pick.backend.authorities.get(pick.endpoint) else {
             break;
@@ -73,9 +93,8 @@ pub async fn forward<'t>(
             (Some(lean), _, Some(&addr)) => {
                 let exchange = h1::send(shared.h1, addr, &head.parts.method, lean, lean_timeouts);
                 await_response(exchange, None, &timeouts)
-                    .await?
-                    .map(|r| r.map(Either::Right))
-                    .map_err(UpstreamError::Lean)
+                    .await
+                    .map(|r| r.map(|r| r.map(Either::Right)).map_err(UpstreamError::Lean))
             }
             (_, Some(client), _) => {
                 let request = head
@@ -83,54 +102,101 @@ pub async fn forward<'t>(
                     .ok_or(Reject::UpstreamUri)?;
                 let progress = request.body().progress();
                 await_response(client.request(request), progress, &timeouts)
-                    .await?
-                    .map(|r| r.map(|b| Either::Left(ResponseBodyTimeout::new(b, read))))
-                    .map_err(UpstreamError::Hyper)
+                    .await
+                    .map(|r| {
+                        r.map(|r| r.map(|b| Either::Left(ResponseBodyTimeout::new(b, read))))
+                            .map_err(UpstreamError::Hyper)
+                    })
             }
             _ => break,
         };
-        let error = match sent {
-            Ok(response) => return Ok(response),
-            Err(e) => e,
-        };
-        let retry_body = if error.is_connect() {
-            if let Some(stats) = out.stats {
-                stats.connect_error();
+        let failure = match sent {
+            Ok(Ok(response)) if next.statuses.contains(&response.status().as_u16()) => {
+                // Only worth dropping if another endpoint can take the request.
+                let status = response.status();
+                if !replayable || attempt + 1 == tries || past(deadline) {
+                    return Ok(response);
+                }
+                let Some(moved) = pick.fail_over(&shared.config.cookie_key, &tried[..=attempt])
+                else {
+                    return Ok(response);
+                };
+                tracing::warn!(upstream = %authority, %status, "upstream answered a status proxy-next-upstream lists, trying another");
+                failed_over(out, moved);
+                body = Some(RequestBody::Empty);
+                last = Some(Failure::Status);
+                continue;
             }
-            match &slot {
-                None => Some(RequestBody::Empty),
-                Some(slot) => slot
-                    .lock()
-                    .ok()
-                    .and_then(|mut s| s.take())
-                    .map(|b| RequestBody::new(b, location.body_limit, timeouts).0),
-            }
-        } else if head.idempotent && slot.is_none() {
-            Some(RequestBody::Empty)
-        } else {
-            None
+            Ok(Ok(response)) => return Ok(response),
+            Ok(Err(e)) => Failure::Error(e),
+            Err(stalled @ Stalled::ResponseHead(_)) => Failure::Timeout(stalled),
+            Err(stalled) => return Err(stalled.into()),
         };
-        tracing::warn!(
-            upstream = %authority,
-            error = %error,
-            cause = ?std::error::Error::source(&error),
-            retry = retry_body.is_some(),
-            "upstream request failed"
-        );
-        last_error = Some(error);
+        let retry_body = match &failure {
+            Failure::Error(e) if e.is_connect() => {
+                if let Some(stats) = out.stats {
+                    stats.connect_error();
+                }
+                match &slot {
+                    _ if !next.error && !next.timeout => None,
+                    None => Some(RequestBody::Empty),
+                    Some(slot) => slot
+                        .lock()
+                        .ok()
+                        .and_then(|mut s| s.take())
+                        .map(|b| RequestBody::new(b, location.body_limit, timeouts).0),
+                }
+            }
+            Failure::Error(_) if next.error && replayable => Some(RequestBody::Empty),
+            Failure::Timeout(_) if next.timeout && replayable => Some(RequestBody::Empty),
+            _ => None,
+        };
+        match &failure {
+            Failure::Error(error) => tracing::warn!(
+                upstream = %authority,
+                error = %error,
+                cause = ?std::error::Error::source(error),
+                retry = retry_body.is_some(),
+                "upstream request failed"
+            ),
+            // The last one is logged with its rejection.
+            Failure::Timeout(stalled) if retry_body.is_some() => {
+                tracing::warn!(upstream = %authority, retry = true, "{stalled}")
+            }
+            Failure::Timeout(_) => {}
+            Failure::Status => {}
+        }
+        last = Some(failure);
         let Some(retry_body) = retry_body else {
             break;
         };
+        if past(deadline) {
+            break;
+        }
         let Some(moved) = pick.fail_over(&shared.config.cookie_key, &tried[..=attempt]) else {
             break;
         };
-        if let Some(stats) = out.stats {
-            stats.retry();
-        }
-        if moved {
-            out.session = crate::stats::SessionOutcome::Repinned;
-        }
+        failed_over(out, moved);
         body = Some(retry_body);
     }
-    Err(Reject::Upstream(last_error))
+    Err(match last {
+        Some(Failure::Timeout(stalled)) => Reject::Stalled(stalled),
+        Some(Failure::Error(e)) => Reject::Upstream(Some(e)),
+        Some(Failure::Status) | None => Reject::Upstream(None),
+    })
+}
+
+/// Has the time to fail over (`proxy-next-upstream-timeout`) run out?
+fn past(deadline: Option<Instant>) -> bool {
+    deadline.is_some_and(|d| Instant::now() >= d)
+}
+
+/// Count the retry; a moved session is re-pinned.
+fn failed_over(out: &mut Outcome<'_>, moved: bool) {
+    if let Some(stats) = out.stats {
+        stats.retry();
+    }
+    if moved {
+        out.session = crate::stats::SessionOutcome::Repinned;
+    }
 }

@@ -79,6 +79,20 @@ async fn start_pod(listener: TcpListener, name: String) -> Pod {
                     let counter = counter.clone();
                     async move {
                         counter.fetch_add(1, Ordering::Relaxed);
+                        // `/fail-if/<pod>`: 502 from that pod, hello from the others;
+                        // `/stall-if/<pod>`: that pod never answers.
+                        if let Some(who) = req.uri().path().strip_prefix("/fail-if/") {
+                            if who == name {
+                                let mut r = http::Response::new(
+                                    Full::new(Bytes::from_static(b"bad gateway")).boxed(),
+                                );
+                                *r.status_mut() = StatusCode::BAD_GATEWAY;
+                                return Ok(r);
+                            }
+                        }
+                        if req.uri().path().strip_prefix("/stall-if/") == Some(name.as_str()) {
+                            std::future::pending::<()>().await;
+                        }
                         if req.uri().path() == "/ws" {
                             return Ok(websocket_echo(req, name).map(BodyExt::boxed));
                         }

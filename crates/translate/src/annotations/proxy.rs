@@ -1,6 +1,7 @@
 //! The proxy family: `backend-protocol`, `proxy-connect-timeout`, `proxy-read-timeout`,
-//! `proxy-send-timeout`, `proxy-body-size`, and the headers the pod gets: `upstream-vhost` (its
-//! `Host`), `x-forwarded-prefix`; `enable-access-log`. Same names, values and defaults as ingress-nginx.
+//! `proxy-send-timeout`, `proxy-body-size`, `proxy-next-upstream` (with `-tries`, `-timeout`),
+//! and the headers the pod gets: `upstream-vhost` (its `Host`), `x-forwarded-prefix`;
+//! `enable-access-log`. Same names, values and defaults as ingress-nginx.
 //!
 //! nginx's buffer settings mean nothing for a proxy that streams bodies both ways with bounded
 //! memory, so they are accepted quietly rather than reported as unsupported.
@@ -24,6 +25,7 @@ pub fn parse(r: &mut Reader<'_>, loc: &mut Location) {
     for name in BUFFERING {
         r.get(name);
     }
+    next_upstream(r, loc);
     if let Some(on) = r.bool("enable-access-log") {
         loc.access_log = on;
     }
@@ -92,6 +94,53 @@ fn size(v: &str) -> Option<u64> {
         _ => return None,
     };
     n.checked_mul(scale)
+}
+
+/// `proxy-next-upstream` (space-separated, as nginx's directive), `-tries`, `-timeout`.
+fn next_upstream(r: &mut Reader<'_>, loc: &mut Location) {
+    let next = &mut loc.next_upstream;
+    if let Some(list) = r.text("proxy-next-upstream") {
+        let (mut error, mut timeout, mut statuses, mut non_idempotent) =
+            (false, false, Vec::new(), false);
+        let mut unknown = Vec::new();
+        for token in list.split_whitespace() {
+            match token {
+                "error" | "invalid_header" => error = true,
+                "timeout" => timeout = true,
+                "non_idempotent" => non_idempotent = true,
+                "off" => {}
+                _ => match token
+                    .strip_prefix("http_")
+                    .and_then(|c| c.parse::<u16>().ok())
+                    .filter(|c| [500, 502, 503, 504, 403, 404, 429].contains(c))
+                {
+                    Some(code) => statuses.push(code),
+                    None => unknown.push(token.to_owned()),
+                },
+            }
+        }
+        if list.split_whitespace().any(|t| t == "off") {
+            (error, timeout, statuses, non_idempotent) = (false, false, Vec::new(), false);
+        }
+        if !unknown.is_empty() {
+            r.warn(
+                "proxy-next-upstream",
+                format!("unknown value(s) {} ignored", unknown.join(", ")),
+            );
+        }
+        statuses.sort_unstable();
+        statuses.dedup();
+        next.error = error;
+        next.timeout = timeout;
+        next.statuses = statuses;
+        next.non_idempotent = non_idempotent;
+    }
+    if let Some(n) = r.uint("proxy-next-upstream-tries", "a number of tries") {
+        next.tries = n;
+    }
+    if let Some(n) = r.uint("proxy-next-upstream-timeout", "a number of seconds") {
+        next.timeout_secs = n;
+    }
 }
 
 /// A value sent as a request header: printable, without spaces.
