@@ -175,6 +175,7 @@ fn merge(into: &mut Objects, from: Objects) {
     into.endpoints.extend(from.endpoints);
     into.secrets.extend(from.secrets);
     into.ingress_classes.extend(from.ingress_classes);
+    into.config_maps.extend(from.config_maps);
     into.deployments.extend(from.deployments);
 }
 

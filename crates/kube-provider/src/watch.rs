@@ -1,7 +1,7 @@
 //! Reflectors over the kinds translation reads, and the debounced loop that publishes them.
 
 use futures_util::StreamExt;
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::runtime::reflector::{self, Store};
@@ -21,6 +21,9 @@ pub struct WatchConfig {
     pub namespaces: Vec<String>,
     /// Changes that come within this long of each other are published together.
     pub debounce: Duration,
+    /// The ingress-nginx ConfigMap of global settings (`--configmap`): namespace and name. Only
+    /// that one is watched.
+    pub configmap: Option<(String, String)>,
 }
 
 /// The caches of every watched kind (one per namespace for namespaced kinds).
@@ -30,6 +33,8 @@ struct Stores {
     services: Vec<Store<Service>>,
     slices: Vec<Store<EndpointSlice>>,
     secrets: Vec<Store<Secret>>,
+    /// At most one: the `--configmap` one.
+    config_maps: Vec<Store<ConfigMap>>,
 }
 
 /// Start the watchers; once every cache holds a full list, call `publish` with all objects, then
@@ -56,7 +61,14 @@ pub async fn run(client: Client, config: WatchConfig, mut publish: impl FnMut(Ob
         services: Vec::new(),
         slices: Vec::new(),
         secrets: Vec::new(),
+        config_maps: Vec::new(),
     };
+    if let Some((namespace, name)) = &config.configmap {
+        // One object: a field selector on its name, in its namespace (whatever --namespace says).
+        let one = watcher::Config::default().fields(&format!("metadata.name={name}"));
+        let api = Api::namespaced(client.clone(), namespace);
+        stores.config_maps.push(watch(api, one, &changed));
+    }
     for ns in &scopes {
         stores
             .ingresses
@@ -124,6 +136,7 @@ impl Stores {
         all_ready(&self.services).await;
         all_ready(&self.slices).await;
         all_ready(&self.secrets).await;
+        all_ready(&self.config_maps).await;
     }
 
     /// Everything cached, as translation's input.
@@ -134,6 +147,7 @@ impl Stores {
         add_all(&mut objects, &self.services);
         add_all(&mut objects, &self.slices);
         add_all(&mut objects, &self.secrets);
+        add_all(&mut objects, &self.config_maps);
         objects.sort();
         objects
     }

@@ -56,7 +56,13 @@ impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.object)?;
         if let Some(a) = &self.annotation {
-            write!(f, " annotation {a}")?;
+            // A ConfigMap's diagnostics name one of its keys.
+            let what = if self.object.kind == "ConfigMap" {
+                "key"
+            } else {
+                "annotation"
+            };
+            write!(f, " {what} {a}")?;
         }
         write!(f, ": {}", self.message)
     }

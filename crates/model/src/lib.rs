@@ -41,6 +41,27 @@ pub struct Snapshot {
     /// Certificates referenced by [`VirtualHost::tls`].
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub certificates: Vec<Certificate>,
+    /// Proxy-wide settings of the ingress-nginx ConfigMap (`--configmap`).
+    #[serde(skip_serializing_if = "Settings::is_default")]
+    pub settings: Settings,
+}
+
+/// Proxy-wide settings with no annotation, from the ingress-nginx ConfigMap; `None`: the command
+/// line's value. Carried in the snapshot so a changed ConfigMap takes effect on reload.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Settings {
+    /// `allow-backend-server-header`: the pods' `Server` header goes to clients.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_backend_server_header: Option<bool>,
+    /// `enable-underscores-in-headers`: request headers with underscores go to the pods.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enable_underscores_in_headers: Option<bool>,
+}
+
+impl Settings {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 impl Snapshot {

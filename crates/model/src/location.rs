@@ -29,6 +29,10 @@ pub struct Location {
     /// redirected.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redirect: Option<Redirect>,
+    /// `from-to-www-redirect`: this (generated) host redirects every request to that one, keeping
+    /// the scheme, port and path (ingress-nginx's redirect server).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirect_to_host: Option<String>,
     /// `upstream-vhost`: the `Host` the pod gets instead of the client's (nginx's
     /// `proxy_set_header Host`); `X-Forwarded-Host` keeps the client's.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -65,6 +69,9 @@ pub struct Location {
     /// `limit-rps` / `limit-rpm`: requests per client address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
+    /// The status of requests over the rate limit: the ConfigMap's `limit-req-status-code` (503).
+    #[serde(skip_serializing_if = "is_503")]
+    pub limit_req_status_code: u16,
     /// Why every request of the route is answered 503 instead of proxied (ingress-nginx's
     /// `Denied`): a security annotation Remora cannot honour, or one with a value that cannot be
     /// honoured. Serving the route without the control would fail open.
@@ -83,6 +90,7 @@ impl Default for Location {
             rewrite_target: None,
             app_root: None,
             redirect: None,
+            redirect_to_host: None,
             upstream_vhost: None,
             forwarded_prefix: None,
             allow_sources: None,
@@ -94,6 +102,7 @@ impl Default for Location {
             next_upstream: NextUpstream::default(),
             access_log: true,
             rate_limit: None,
+            limit_req_status_code: 503,
             denied: None,
         }
     }
@@ -101,6 +110,10 @@ impl Default for Location {
 
 fn is_true(b: &bool) -> bool {
     *b
+}
+
+fn is_503(code: &u16) -> bool {
+    *code == 503
 }
 
 impl Location {

@@ -90,6 +90,7 @@ fn snapshot() -> Snapshot {
         hosts,
         backends,
         certificates: Vec::new(),
+        settings: Default::default(),
     }
 }
 

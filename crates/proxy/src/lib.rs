@@ -59,10 +59,10 @@ pub struct ProxyConfig {
     pub https_redirect_port: u16,
     /// Request headers whose names have underscores go to the pods (nginx's
     /// `underscores_in_headers`, ingress-nginx's `enable-underscores-in-headers`); by default
-    /// they are dropped.
+    /// they are dropped. The snapshot's `settings` (the ConfigMap) win when they say.
     pub underscores_in_headers: bool,
     /// The pods' `Server` header goes to clients (ingress-nginx's `allow-backend-server-header`);
-    /// by default it is dropped, as nginx does.
+    /// by default it is dropped, as nginx does. The snapshot's `settings` win when they say.
     pub backend_server_header: bool,
 }
 

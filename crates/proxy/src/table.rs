@@ -105,6 +105,8 @@ pub struct Matched<'a> {
     /// Plain HTTP requests of this route are redirected to HTTPS.
     pub https_redirect: bool,
     pub runtime: &'a RouteRuntime,
+    /// The proxy-wide settings of the table's snapshot (from the ConfigMap).
+    pub settings: &'a model::Settings,
 }
 
 impl<'a> Matched<'a> {
@@ -380,12 +382,14 @@ impl Table {
                 canary: r.canary.as_deref(),
                 https_redirect: r.https_redirect,
                 runtime,
+                settings: &self.snapshot.settings,
             }),
             None => Some(Matched {
                 target: vh.default.as_ref()?,
                 canary: None,
                 https_redirect: false,
                 runtime: rt.default.as_ref()?,
+                settings: &self.snapshot.settings,
             }),
         }
     }

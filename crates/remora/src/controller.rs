@@ -121,6 +121,7 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
     let config = kube_provider::WatchConfig {
         namespaces: args.namespaces.clone(),
         debounce: Duration::from_millis(args.debounce_ms),
+        configmap: args.common.configmap.clone(),
     };
     let watching = kube_provider::run(client.clone(), config, |objects| {
         let applied = pipeline.apply(&objects);

@@ -73,6 +73,13 @@ pub struct Common {
     /// (503), as ingress-nginx denies it.
     #[arg(long)]
     pub allow_cross_namespace_resources: bool,
+    /// The ingress-nginx ConfigMap of global settings: the defaults of proxy-body-size, the proxy
+    /// timeouts, proxy-next-upstream, ssl-redirect..., which annotations override, and
+    /// limit-req-status-code, allow-backend-server-header, enable-underscores-in-headers (over
+    /// their flags). A manifest in the files (serve, demo), watched in the cluster (controller).
+    /// Without it, ingress-nginx's defaults.
+    #[arg(long, value_name = "NAMESPACE/NAME", value_parser = kube_provider::namespaced_name)]
+    pub configmap: Option<(String, String)>,
 }
 
 fn balance_factor(s: &str) -> Result<f64, String> {
@@ -290,5 +297,6 @@ pub fn options(common: &Common) -> translate::Options {
             .then(|| (common.session_balance_factor * 100.0).round() as u32),
         default_ssl_redirect: common.default_ssl_redirect,
         allow_cross_namespace_resources: common.allow_cross_namespace_resources,
+        configmap: common.configmap.clone(),
     }
 }

@@ -473,3 +473,101 @@ async fn upstream_hash_by_keeps_a_key_on_one_pod() {
         "keys spread over every pod: {placed:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_to_www_redirect_as_ingress_nginx() {
+    let (_p, _d, remora) = setup(&[
+        ing(
+            "www",
+            "www.example.com",
+            "/",
+            &[("from-to-www-redirect", "true")],
+        ),
+        ing(
+            "bare",
+            "shop.example.com",
+            "/",
+            &[("from-to-www-redirect", "true")],
+        ),
+        // www.taken.example.com is served by its own Ingress: no redirect from it.
+        ing(
+            "taken",
+            "taken.example.com",
+            "/",
+            &[("from-to-www-redirect", "true")],
+        ),
+        ing("taken-www", "www.taken.example.com", "/", &[]),
+    ])
+    .await;
+    let port = remora.http.port();
+    let r = get(&remora.url("/cart/?id=1"), &[("host", "example.com")]).await;
+    assert_eq!(r.status, 308);
+    assert_eq!(
+        r.headers["location"],
+        format!("http://www.example.com:{port}/cart/?id=1").as_str()
+    );
+    let r = get(&remora.url("/a/"), &[("host", "www.shop.example.com")]).await;
+    assert_eq!(r.status, 308);
+    assert_eq!(
+        r.headers["location"],
+        format!("http://shop.example.com:{port}/a").as_str(),
+        "a trailing / is taken off, as ingress-nginx's redirect server does"
+    );
+    assert_eq!(
+        get(&remora.url("/"), &[("host", "www.example.com")])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        get(&remora.url("/"), &[("host", "www.taken.example.com")])
+            .await
+            .status,
+        200
+    );
+}
+
+/// `service-upstream`: the Service's cluster IP is the one endpoint (here the address of the
+/// second pod, standing in for kube-proxy's virtual IP), whatever the EndpointSlices list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_upstream_sends_to_the_cluster_ip() {
+    let pods = pods("web-9a8b7c6d5e", 3).await;
+    let dir = Dir::new();
+    let port = pods[1].addr.port();
+    dir.write(
+        "svc.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  clusterIP: {}\n  ports:\n  - port: {port}\n",
+            pods[1].ip()
+        ),
+    );
+    dir.write(
+        "slice.yaml",
+        &slice_yaml("web", "default", None, &pods.iter().collect::<Vec<_>>()),
+    );
+    let ingress = |name: &str, host: &str, annotations: &[(&str, &str)]| {
+        web_ingress(name, host, annotations).replace("number: 80", &format!("number: {port}"))
+    };
+    dir.write(
+        "ing.yaml",
+        &[
+            ingress("vip", "vip.example.com", &[("service-upstream", "true")]),
+            ingress("pods", "pods.example.com", &[]),
+        ]
+        .join("---\n"),
+    );
+    let remora = Remora::serve(&[dir.path()], &[]);
+    let pod_of = |r: &Resp| r.headers["x-pod-name"].to_str().unwrap().to_owned();
+    let mut vip = std::collections::BTreeSet::new();
+    let mut spread = std::collections::BTreeSet::new();
+    for _ in 0..6 {
+        vip.insert(pod_of(
+            &get(&remora.url("/"), &[("host", "vip.example.com")]).await,
+        ));
+        spread.insert(pod_of(
+            &get(&remora.url("/"), &[("host", "pods.example.com")]).await,
+        ));
+    }
+    assert_eq!(vip.into_iter().collect::<Vec<_>>(), [pods[1].name.clone()]);
+    assert_eq!(spread.len(), 3, "without it, the pods themselves");
+}

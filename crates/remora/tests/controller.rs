@@ -383,3 +383,54 @@ async fn namespace_scope_and_publish_service() {
     .await;
     assert!(status("other").is_null(), "not ours: {}", status("other"));
 }
+
+/// `--configmap`: only that ConfigMap is watched (by name, in its namespace); missing, the
+/// defaults; created or changed, the next configuration uses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follows_the_configmap() {
+    let pods = pods("web-7f8e9d0c1b", 1).await;
+    let api = FakeApi::start().await;
+    seed(&api, &[&pods[0]]);
+    let decoy = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other\n  namespace: ingress-nginx\ndata:\n  proxy-body-size: 1k\n";
+    api.apply(decoy);
+    let dir = Dir::new();
+    let remora = controller(&api, &dir, &["--configmap", "ingress-nginx/remora"]);
+    remora.wait_ready().await;
+    remora
+        .wait_log("ConfigMap ingress-nginx/remora: not found")
+        .await;
+    let url = remora.url("/echo-body");
+    let post = |len: usize| {
+        request(
+            "POST",
+            &url,
+            &[("host", "shop.example.com")],
+            bytes::Bytes::from(vec![b'x'; len]),
+        )
+    };
+    assert_eq!(post(4096).await.status, 200);
+    // Other objects change too (status, Leases): wait for the body limit, not for a generation.
+    let until = |len: usize, status: u16| {
+        let post = &post;
+        async move {
+            let started = Instant::now();
+            while post(len).await.status != status {
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "{len} bytes: never {status}"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    api.apply(&decoy.replace("name: other", "name: remora"));
+    until(4096, 413).await;
+    assert_eq!(post(1024).await.status, 200);
+    api.apply(
+        &decoy
+            .replace("name: other", "name: remora")
+            .replace("1k", "8k"),
+    );
+    until(4096, 200).await;
+    assert_eq!(post(16384).await.status, 413);
+}

@@ -67,12 +67,15 @@ impl<'a> Backends<'a> {
     }
 
     /// The backend for `namespace/service:port`, or `None` (requests get 503) with a warning on
-    /// `object` saying why.
+    /// `object` saying why. With `service_upstream` (ingress-nginx's `service-upstream`), its one
+    /// endpoint is the Service's cluster IP and port instead of the pods (a Service without one:
+    /// its pods, with a warning).
     pub fn resolve(
         &mut self,
         namespace: &str,
         service: &str,
         port: PortRef<'_>,
+        service_upstream: bool,
         object: &ObjectRef,
         diags: &mut Diagnostics,
     ) -> Option<BackendId> {
@@ -101,11 +104,36 @@ impl<'a> Backends<'a> {
             );
             return None;
         };
-        let name = format!("{namespace}/{service}:{}", sp.port);
+        let cluster_ip = svc
+            .spec
+            .cluster_ip
+            .as_deref()
+            .and_then(|ip| ip.parse::<IpAddr>().ok())
+            .filter(|_| service_upstream);
+        if service_upstream && cluster_ip.is_none() {
+            diags.warn(
+                object,
+                format!("service-upstream: Service {namespace}/{service} has no cluster IP (headless, or not set in the manifest): its pods are used"),
+            );
+        }
+        let name = match cluster_ip {
+            Some(_) => format!("{namespace}/{service}:{} (service-upstream)", sp.port),
+            None => format!("{namespace}/{service}:{}", sp.port),
+        };
         let id = match self.ids.get(&name) {
             Some(id) => *id,
             None => {
-                let endpoints = self.collect(namespace, service, sp, object, diags);
+                let endpoints = match (cluster_ip, u16::try_from(sp.port)) {
+                    (Some(ip), Ok(port)) => vec![Endpoint {
+                        id: endpoint_id(&name, ip, None),
+                        addr: SocketAddr::new(ip, port),
+                        ready: true,
+                        serving: true,
+                        terminating: false,
+                        pod: None,
+                    }],
+                    _ => self.collect(namespace, service, sp, object, diags),
+                };
                 let id = BackendId(self.list.len() as u32);
                 self.list.push(Backend {
                     name: name.clone(),

@@ -46,6 +46,54 @@ pub struct RedirectRule {
 pub struct HostTable(BTreeMap<HostMatch, HostEntry>);
 
 impl HostTable {
+    /// ingress-nginx's `from-to-www-redirect` for the exact hosts of `ing`: the other name
+    /// (`www.` added or taken off) gets a virtual host that redirects every request to the rule's
+    /// host, unless some Ingress serves that name already (then a warning).
+    pub fn redirect_from_to_www(
+        &mut self,
+        ing: &Ingress,
+        object: &ObjectRef,
+        diags: &mut Diagnostics,
+    ) {
+        for rule in &ing.spec.rules {
+            let Some(HostMatch::Exact(to)) = rule
+                .host
+                .as_deref()
+                .and_then(|h| HostMatch::parse(h.trim()).ok())
+            else {
+                continue;
+            };
+            let from = match to.strip_prefix("www.") {
+                Some(bare) => bare.to_owned(),
+                None => format!("www.{to}"),
+            };
+            let key = HostMatch::Exact(from.clone());
+            if self.0.contains_key(&key) {
+                diags.warn(
+                    object,
+                    format!("from-to-www-redirect: {from} is served by an Ingress already, it does not redirect to {to}"),
+                );
+                continue;
+            }
+            let location = model::Location {
+                redirect_to_host: Some(to.clone()),
+                ..model::Location::default()
+            };
+            self.0.insert(
+                key,
+                HostEntry {
+                    default: Some(Target {
+                        backend: None,
+                        affinity: None,
+                        location: Arc::new(location),
+                        ingress: object.clone(),
+                    }),
+                    ..HostEntry::default()
+                },
+            );
+        }
+    }
+
     pub fn finish(self, diags: &mut Diagnostics) -> Vec<VirtualHost> {
         self.0
             .into_iter()
@@ -376,10 +424,14 @@ struct Cx<'a, 'b> {
 impl Cx<'_, '_> {
     fn target(&mut self, backend: &IngressBackend, route_path: &str) -> Target {
         let resolved = match service_ref(backend) {
-            Ok((svc, port)) => {
-                self.backends
-                    .resolve(self.namespace, svc, port, self.object, self.diags)
-            }
+            Ok((svc, port)) => self.backends.resolve(
+                self.namespace,
+                svc,
+                port,
+                self.ann.service_upstream,
+                self.object,
+                self.diags,
+            ),
             Err(why) => {
                 self.diags
                     .warn(self.object, format!("{why}: requests get 503"));

@@ -7,11 +7,13 @@
 //!
 //! Modules: [`objects`] (the input types), `class` (which Ingresses are ours), `ingress` (rules and
 //! paths into routes), `backends` (Service ports and EndpointSlices into backends), `annotations`
-//! (one module per annotation family), `tls` (the `spec.tls` section).
+//! (one module per annotation family), `tls` (the `spec.tls` section), `configmap` (the global
+//! ingress-nginx ConfigMap: defaults the annotations override, proxy-wide settings).
 
 mod annotations;
 mod backends;
 mod class;
+mod configmap;
 mod ingress;
 pub mod objects;
 mod tls;
@@ -42,6 +44,9 @@ pub struct Options {
     /// Annotations may name objects of other namespaces (`auth-secret: namespace/name`);
     /// ingress-nginx's `allow-cross-namespace-resources` ConfigMap key, default false.
     pub allow_cross_namespace_resources: bool,
+    /// The ingress-nginx ConfigMap read for global settings (`--configmap`), as namespace and
+    /// name. `None`: ingress-nginx's defaults.
+    pub configmap: Option<(String, String)>,
 }
 
 impl Default for Options {
@@ -53,6 +58,7 @@ impl Default for Options {
             session_balance_factor: Some(model::DEFAULT_BALANCE_FACTOR),
             default_ssl_redirect: true,
             allow_cross_namespace_resources: false,
+            configmap: None,
         }
     }
 }
@@ -71,6 +77,7 @@ pub struct Translation {
 /// Translate every served Ingress into one snapshot.
 pub fn translate(objects: &Objects, options: &Options) -> Translation {
     let mut diags = Diagnostics::default();
+    let defaults = configmap::read(objects, options, &mut diags);
     let served = class::served_ingresses(objects, options, &mut diags);
     let mut served_refs: Vec<ObjectRef> = served
         .iter()
@@ -82,6 +89,8 @@ pub fn translate(objects: &Objects, options: &Options) -> Translation {
     let mut certificates = tls::Certificates::new(objects);
     // Primaries first, then canaries, which attach to the routes of the primaries.
     let mut canaries = Vec::new();
+    // Ingresses with `from-to-www-redirect`: their redirects go where no Ingress serves.
+    let mut www = Vec::new();
     for ing in served {
         let object = ObjectRef::new("Ingress", ing.metadata.namespace(), &ing.metadata.name);
         let ann = annotations::parse(
@@ -89,6 +98,7 @@ pub fn translate(objects: &Objects, options: &Options) -> Translation {
             &object,
             options,
             objects,
+            &defaults,
             &mut diags,
         );
         match &ann.canary {
@@ -96,8 +106,8 @@ pub fn translate(objects: &Objects, options: &Options) -> Translation {
             None => {
                 let tls = tls::resolve(ing, &object, &mut certificates, &mut diags);
                 let ssl = ingress::RedirectRule {
-                    with_tls: ann.ssl.redirect.unwrap_or(options.default_ssl_redirect),
-                    force: ann.ssl.force,
+                    with_tls: ann.ssl.redirect.unwrap_or(defaults.ssl_redirect),
+                    force: ann.ssl.force.unwrap_or(defaults.force_ssl_redirect),
                 };
                 ingress::add(
                     ing,
@@ -109,16 +119,23 @@ pub fn translate(objects: &Objects, options: &Options) -> Translation {
                     &mut hosts,
                     &mut diags,
                 );
+                if ann.from_to_www {
+                    www.push((ing, object));
+                }
             }
         }
     }
     for (ing, object, ann) in &canaries {
         ingress::add_canary(ing, object, ann, &mut backends, &mut hosts, &mut diags);
     }
+    for (ing, object) in www {
+        hosts.redirect_from_to_www(ing, &object, &mut diags);
+    }
     let snapshot = Snapshot {
         hosts: hosts.finish(&mut diags),
         backends: backends.finish(),
         certificates: certificates.finish(),
+        settings: defaults.settings,
     };
     Translation {
         snapshot,

@@ -36,6 +36,10 @@ pub struct Objects {
     pub secrets: Vec<Secret>,
     #[serde(default, deserialize_with = "null_default")]
     pub ingress_classes: Vec<IngressClass>,
+    /// `v1/ConfigMap`: only the one `Options::configmap` names is read (ingress-nginx's global
+    /// configuration).
+    #[serde(default, deserialize_with = "null_default")]
+    pub config_maps: Vec<ConfigMap>,
     /// Not used by translation. Kept because the demo, standing in for a cluster, turns them into
     /// pods and EndpointSlices.
     #[serde(default, deserialize_with = "null_default")]
@@ -54,6 +58,7 @@ impl Objects {
         self.endpoints.sort_by_key(|o| key(&o.metadata));
         self.secrets.sort_by_key(|o| key(&o.metadata));
         self.ingress_classes.sort_by_key(|o| key(&o.metadata));
+        self.config_maps.sort_by_key(|o| key(&o.metadata));
         self.deployments.sort_by_key(|o| key(&o.metadata));
     }
 }
@@ -218,6 +223,9 @@ pub struct ServiceSpec {
     pub selector: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_name: Option<String>,
+    /// `None` (the string) for a headless Service.
+    #[serde(default, rename = "clusterIP", skip_serializing_if = "Option::is_none")]
+    pub cluster_ip: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -346,6 +354,19 @@ pub struct Secret {
     pub string_data: BTreeMap<String, String>,
 }
 
+/// A `v1` ConfigMap: string values by key (`binaryData` is not read).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConfigMap {
+    #[serde(default, deserialize_with = "null_default")]
+    pub metadata: ObjectMeta,
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub data: BTreeMap<String, String>,
+}
+
 /// A `networking.k8s.io/v1` IngressClass: which controller serves the Ingresses of the class.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct IngressClass {
@@ -434,7 +455,7 @@ impl std::error::Error for DecodeError {}
 
 impl Objects {
     /// Add one manifest document. `kind: List` adds its items. Kinds translation does not use
-    /// (Namespace, ConfigMap...) are skipped quietly; an empty document adds nothing. Returns the
+    /// (Namespace, ServiceAccount...) are skipped quietly; an empty document adds nothing. Returns the
     /// number of objects taken.
     pub fn add_document(&mut self, doc: serde_json::Value) -> Result<usize, DecodeError> {
         if doc.is_null() {
@@ -484,6 +505,7 @@ impl Objects {
             ("discovery.k8s.io", "EndpointSlice") => take!(endpoint_slices),
             ("", "Endpoints") => take!(endpoints),
             ("", "Secret") => take!(secrets),
+            ("", "ConfigMap") => take!(config_maps),
             ("networking.k8s.io", "IngressClass") => take!(ingress_classes),
             ("apps" | "extensions", "Deployment") => take!(deployments),
             (_, "List") => {

@@ -166,8 +166,13 @@ items:
     spec: {}
 "#,
     ));
-    assert_eq!(result, Ok(2));
+    assert_eq!(result, Ok(3));
     assert_eq!(objects.services.len(), 1);
+    assert_eq!(objects.config_maps.len(), 1);
+    assert_eq!(
+        objects.config_maps[0].data.get("a").map(String::as_str),
+        Some("b")
+    );
     assert_eq!(objects.ingresses.len(), 1);
 }
 
@@ -221,7 +226,7 @@ fn list_whose_items_are_not_a_list_is_an_error_on_items() {
 fn unused_kinds_and_unknown_groups_are_skipped_quietly() {
     for doc in [
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
-        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "v"}}),
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "c"}}),
         json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "deny"}}),
         json!({"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": {"name": "c"}}),
         // An Ingress of a group that never had Ingresses is not ours either.

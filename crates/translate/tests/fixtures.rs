@@ -53,6 +53,9 @@ struct FixtureOptions {
     watch_ingress_without_class: bool,
     #[serde(default)]
     allow_cross_namespace_resources: bool,
+    /// `NAMESPACE/NAME` of the ingress-nginx ConfigMap (`--configmap`).
+    #[serde(default)]
+    configmap: Option<String>,
 }
 
 struct Fixture {
@@ -116,6 +119,10 @@ fn load(name: &str, input: &Path) -> Result<Fixture, String> {
             options.controller = o.controller;
             options.watch_ingress_without_class = o.watch_ingress_without_class;
             options.allow_cross_namespace_resources = o.allow_cross_namespace_resources;
+            options.configmap = o.configmap.map(|c| match c.split_once('/') {
+                Some((ns, name)) => (ns.to_owned(), name.to_owned()),
+                None => ("default".to_owned(), c),
+            });
             continue;
         }
         docs.push(doc);

@@ -1,5 +1,5 @@
 //! Phase 2, answer locally: what a route answers without a pod, in nginx's order. The redirect to
-//! HTTPS (`ssl-redirect`), `app-root`, `temporal-redirect` or `permanent-redirect`, and the CORS
+//! HTTPS (`ssl-redirect`), `from-to-www-redirect`, `app-root`, `temporal-redirect` or `permanent-redirect`, and the CORS
 //! preflight.
 
 use super::route::request_host;
@@ -25,6 +25,9 @@ pub fn answer<B>(
     }
     // A canary answers in its primary's location.
     let location = route.location();
+    if let Some(to) = &location.redirect_to_host {
+        return www_redirect(to, req.uri(), conn);
+    }
     if let Some(root) = &location.app_root {
         if req.uri().path() == "/" {
             let scheme = if conn.tls { "https" } else { "http" };
@@ -72,4 +75,17 @@ fn https_redirect(host: &str, uri: &Uri, port: u16) -> Option<Response<Body>> {
         format!("https://{host}:{port}{path}")
     };
     response::redirect(StatusCode::PERMANENT_REDIRECT, &location)
+}
+
+/// ingress-nginx's `from-to-www-redirect` server: 308 to the same scheme, port and request URI on
+/// the other name, a trailing `/` taken off (its `ngx_srv_redirect.lua`).
+fn www_redirect(to: &str, uri: &Uri, conn: &Connection) -> Option<Response<Body>> {
+    let scheme = if conn.tls { "https" } else { "http" };
+    let port = conn.local_port.to_str().unwrap_or("80");
+    let target = uri.path_and_query().map_or("/", PathAndQuery::as_str);
+    let target = target.strip_suffix('/').unwrap_or(target);
+    response::redirect(
+        StatusCode::PERMANENT_REDIRECT,
+        &format!("{scheme}://{to}:{port}{target}"),
+    )
 }

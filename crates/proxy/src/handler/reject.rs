@@ -28,8 +28,9 @@ pub enum Reject {
     /// the `WWW-Authenticate` challenge that goes with the 401.
     #[error("no valid credentials for the route's basic authentication")]
     Unauthorized(http::HeaderValue),
+    /// With the status to answer (`limit-req-status-code`, 503 by default).
     #[error("client over the route's request rate")]
-    RateLimited,
+    RateLimited(StatusCode),
     #[error("client address denied by the route's source ranges")]
     SourceNotAllowed,
     #[error("declared request body larger than proxy-body-size")]
@@ -60,7 +61,8 @@ impl Reject {
             Reject::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Reject::SourceNotAllowed => StatusCode::FORBIDDEN,
             Reject::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Reject::Denied | Reject::RateLimited | Reject::NoBackend | Reject::NoEndpoint => {
+            Reject::RateLimited(status) => *status,
+            Reject::Denied | Reject::NoBackend | Reject::NoEndpoint => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Reject::NoClient => StatusCode::BAD_GATEWAY,

@@ -26,7 +26,11 @@ pub fn respond(
     grant: Option<Grant>,
     config: &ProxyConfig,
 ) -> Response<Body> {
-    if !config.backend_server_header {
+    let server_header = route
+        .settings
+        .allow_backend_server_header
+        .unwrap_or(config.backend_server_header);
+    if !server_header {
         // nginx hides the upstream's `Server` (proxy_hide_header's default).
         response.headers_mut().remove(header::SERVER);
     }

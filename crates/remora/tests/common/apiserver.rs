@@ -56,6 +56,13 @@ const KINDS: &[Kind] = &[
         namespaced: true,
     },
     Kind {
+        kind: "ConfigMap",
+        api_version: "v1",
+        prefix: "/api/v1",
+        plural: "configmaps",
+        namespaced: true,
+    },
+    Kind {
         kind: "EndpointSlice",
         api_version: "discovery.k8s.io/v1",
         prefix: "/apis/discovery.k8s.io/v1",

@@ -11,11 +11,11 @@ mod basic_auth;
 mod canary;
 mod cors;
 mod external_auth;
-mod limit;
-mod proxy;
+pub(crate) mod limit;
+pub(crate) mod proxy;
 mod redirect;
 mod rewrite;
-mod ssl;
+pub(crate) mod ssl;
 
 pub use affinity::AffinitySpec;
 pub use canary::CanarySpec;
@@ -36,6 +36,10 @@ pub struct IngressAnnotations {
     pub affinity: Option<AffinitySpec>,
     /// `ssl-redirect` and `force-ssl-redirect`.
     pub ssl: SslRedirect,
+    /// `from-to-www-redirect`: `www.` of each host (or the host without it) redirects to it.
+    pub from_to_www: bool,
+    /// `service-upstream`: the Service's cluster IP is the one endpoint, not its pods.
+    pub service_upstream: bool,
     /// `server-alias`: more hosts that answer like the Ingress's own.
     pub server_aliases: Vec<model::HostMatch>,
     /// Set when the Ingress is a canary (`canary: "true"`).
@@ -48,23 +52,18 @@ pub struct IngressAnnotations {
     pub location: std::sync::Arc<model::Location>,
 }
 
-/// Parse the annotations of one Ingress, reporting invalid and unsupported ones.
+/// Parse the annotations of one Ingress, reporting invalid and unsupported ones. `defaults`: the
+/// settings of the ConfigMap (`--configmap`), which the annotations override.
 pub fn parse(
     annotations: &BTreeMap<String, String>,
     object: &ObjectRef,
     options: &crate::Options,
     objects: &crate::Objects,
+    defaults: &crate::configmap::Defaults,
     diags: &mut Diagnostics,
 ) -> IngressAnnotations {
-    let mut r = Reader {
-        annotations,
-        object,
-        options,
-        objects,
-        diags,
-        used: BTreeSet::new(),
-    };
-    let mut location = model::Location::default();
+    let mut r = Reader::new(annotations, object, options, objects, diags);
+    let mut location = defaults.location.clone();
     let use_regex = rewrite::parse(&mut r, &mut location);
     proxy::parse(&mut r, &mut location);
     redirect::parse(&mut r, &mut location);
@@ -79,6 +78,8 @@ pub fn parse(
         affinity: affinity::parse(&mut r),
         ssl: ssl::parse(&mut r),
         server_aliases: alias::parse(&mut r),
+        from_to_www: r.bool("from-to-www-redirect").unwrap_or(false),
+        service_upstream: r.bool("service-upstream").unwrap_or(false),
         canary: canary::parse(&mut r),
         use_regex,
         location: std::sync::Arc::new(location),
@@ -97,8 +98,12 @@ fn parse_bool(v: &str) -> Option<bool> {
     }
 }
 
-/// Reads annotations by short name (without prefix) and remembers which ones were read.
+/// Reads annotations by short name (without prefix) and remembers which ones were read. The
+/// same parsers read the ConfigMap's keys ([`Reader::unprefixed`]), so a value means the same in
+/// both.
 pub struct Reader<'a> {
+    /// `nginx.ingress.kubernetes.io/` for annotations, empty for ConfigMap keys.
+    prefix: &'static str,
     annotations: &'a BTreeMap<String, String>,
     object: &'a ObjectRef,
     pub options: &'a crate::Options,
@@ -109,7 +114,31 @@ pub struct Reader<'a> {
     used: BTreeSet<String>,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
+    pub fn new(
+        annotations: &'a BTreeMap<String, String>,
+        object: &'a ObjectRef,
+        options: &'a crate::Options,
+        objects: &'a crate::Objects,
+        diags: &'a mut Diagnostics,
+    ) -> Self {
+        Self {
+            prefix: PREFIX,
+            annotations,
+            object,
+            options,
+            objects,
+            diags,
+            used: BTreeSet::new(),
+        }
+    }
+
+    /// A reader of keys without prefix: a ConfigMap's data.
+    pub fn unprefixed(mut self) -> Self {
+        self.prefix = "";
+        self
+    }
+
     /// The Ingress whose annotations these are.
     pub fn object(&self) -> &ObjectRef {
         self.object
@@ -117,7 +146,7 @@ impl Reader<'_> {
 
     /// The value of `nginx.ingress.kubernetes.io/<name>`, trimmed; marks it as known.
     pub fn get(&mut self, name: &str) -> Option<&str> {
-        self.get_full(format!("{PREFIX}{name}"))
+        self.get_full(format!("{}{name}", self.prefix))
     }
 
     /// The value of `remora.dev/<name>`, trimmed; marks it as known.
@@ -129,7 +158,7 @@ impl Reader<'_> {
     /// depends on an annotation another family (or none yet) owns.
     pub fn peek(&self, name: &str) -> Option<&str> {
         self.annotations
-            .get(&format!("{PREFIX}{name}"))
+            .get(&format!("{}{name}", self.prefix))
             .map(|v| v.trim())
     }
 
@@ -142,7 +171,7 @@ impl Reader<'_> {
     /// A boolean as ingress-nginx parses it (`strconv.ParseBool`); invalid values warn and read as
     /// absent.
     pub fn bool(&mut self, name: &str) -> Option<bool> {
-        self.bool_full(format!("{PREFIX}{name}"))
+        self.bool_full(format!("{}{name}", self.prefix))
     }
 
     /// Same for `remora.dev/<name>`.
@@ -189,7 +218,7 @@ impl Reader<'_> {
     }
 
     pub fn warn(&mut self, name: &str, message: impl Into<String>) {
-        let full = format!("{PREFIX}{name}");
+        let full = format!("{}{name}", self.prefix);
         self.warn_full(&full, message);
     }
 
@@ -200,7 +229,7 @@ impl Reader<'_> {
     }
 
     pub fn info(&mut self, name: &str, message: impl Into<String>) {
-        let full = format!("{PREFIX}{name}");
+        let full = format!("{}{name}", self.prefix);
         self.diags
             .push(Severity::Info, self.object, Some(&full), message);
     }

@@ -10,7 +10,7 @@ use super::Reader;
 use model::{BackendProtocol, Location};
 
 /// nginx buffer and temporary-file settings: nothing to do for a streaming proxy.
-const BUFFERING: [&str; 7] = [
+pub(crate) const BUFFERING: [&str; 7] = [
     "proxy-buffering",
     "proxy-buffers-number",
     "proxy-buffer-size",
@@ -26,6 +26,18 @@ pub fn parse(r: &mut Reader<'_>, loc: &mut Location) {
         r.get(name);
     }
     next_upstream(r, loc);
+    // Remora speaks HTTP/1.1 to pods (or HTTP/2 with backend-protocol), with keep-alive.
+    match r.text("proxy-http-version").as_deref() {
+        None | Some("1.1") => {}
+        Some("1.0") => r.warn(
+            "proxy-http-version",
+            "HTTP/1.0 to pods is not supported: HTTP/1.1 is used",
+        ),
+        Some(other) => r.warn(
+            "proxy-http-version",
+            format!("invalid value \"{other}\" (expected 1.0 or 1.1): HTTP/1.1 is used"),
+        ),
+    }
     if let Some(on) = r.bool("enable-access-log") {
         loc.access_log = on;
     }

@@ -1,0 +1,139 @@
+//! ingress-nginx's global ConfigMap (`--configmap`) through the real binary: its values are the
+//! defaults the annotations override, proxy-wide settings, and a changed ConfigMap takes effect on
+//! reload without a restart.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use bytes::Bytes;
+use common::*;
+
+fn config_map(data: &[(&str, &str)]) -> String {
+    let mut y = String::from(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: remora\n  namespace: ingress-nginx\ndata:\n",
+    );
+    for (k, v) in data {
+        y.push_str(&format!("  {k}: \"{v}\"\n"));
+    }
+    y
+}
+
+async fn post(remora: &Remora, host: &str, path: &str, len: usize) -> u16 {
+    request(
+        "POST",
+        &remora.url(path),
+        &[("host", host)],
+        Bytes::from(vec![b'x'; len]),
+    )
+    .await
+    .status
+    .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configmap_defaults_annotations_override_and_reload() {
+    let (_pods, dir, remora) = serve_service_with(
+        "web",
+        "web-5c6d7e8f9a",
+        1,
+        &[
+            web_ingress("plain", "plain.example.com", &[]),
+            web_ingress("big", "big.example.com", &[("proxy-body-size", "1m")]),
+            web_ingress(
+                "limited",
+                "limited.example.com",
+                &[("limit-rpm", "1"), ("limit-burst-multiplier", "1")],
+            ),
+        ],
+        &["--configmap", "ingress-nginx/remora"],
+    )
+    .await;
+    remora.wait_ready().await;
+    // Not there yet: one warning, ingress-nginx's defaults (1m).
+    remora
+        .wait_log("ConfigMap ingress-nginx/remora: not found")
+        .await;
+    assert_eq!(
+        post(&remora, "plain.example.com", "/echo-body", 4096).await,
+        200
+    );
+    let hidden = get(
+        &remora.url("/server-header"),
+        &[("host", "plain.example.com")],
+    )
+    .await;
+    assert!(
+        hidden.headers.get("server").is_none(),
+        "{:?}",
+        hidden.headers
+    );
+
+    // The ConfigMap appears: 1k for routes without the annotation; the annotation's 1m wins.
+    remora
+        .rewrite(
+            &dir,
+            "cm.yaml",
+            &config_map(&[
+                ("proxy-body-size", "1k"),
+                ("limit-req-status-code", "429"),
+                ("allow-backend-server-header", "true"),
+            ]),
+        )
+        .await;
+    assert_eq!(
+        post(&remora, "plain.example.com", "/echo-body", 1024).await,
+        200
+    );
+    assert_eq!(
+        post(&remora, "plain.example.com", "/echo-body", 4096).await,
+        413
+    );
+    assert_eq!(
+        post(&remora, "big.example.com", "/echo-body", 4096).await,
+        200
+    );
+    let shown = get(
+        &remora.url("/server-header"),
+        &[("host", "plain.example.com")],
+    )
+    .await;
+    assert!(shown.headers.get("server").is_some(), "{:?}", shown.headers);
+    // Over the rate: limit-req-status-code, not 503.
+    let mut codes = Vec::new();
+    for _ in 0..5 {
+        codes.push(
+            get(&remora.url("/"), &[("host", "limited.example.com")])
+                .await
+                .status
+                .as_u16(),
+        );
+    }
+    assert_eq!(codes[0], 200, "{codes:?}");
+    assert_eq!(codes[4], 429, "{codes:?}");
+    assert!(codes.iter().all(|c| [200, 429].contains(c)), "{codes:?}");
+
+    // Changed in place: the next configuration uses it, same process.
+    let pid = remora.pid();
+    remora
+        .rewrite(&dir, "cm.yaml", &config_map(&[("proxy-body-size", "8k")]))
+        .await;
+    assert_eq!(remora.pid(), pid);
+    assert_eq!(
+        post(&remora, "plain.example.com", "/echo-body", 4096).await,
+        200
+    );
+    assert_eq!(
+        post(&remora, "plain.example.com", "/echo-body", 16384).await,
+        413
+    );
+    let hidden = get(
+        &remora.url("/server-header"),
+        &[("host", "plain.example.com")],
+    )
+    .await;
+    assert!(
+        hidden.headers.get("server").is_none(),
+        "{:?}",
+        hidden.headers
+    );
+}

@@ -1,0 +1,108 @@
+//! ingress-nginx's global ConfigMap (`--configmap NAMESPACE/NAME`): the defaults the annotations
+//! of every Ingress override, and proxy-wide settings. Each value is read by the same parser as
+//! the annotation of the same name (a [`Reader`] without prefix), so it means the same in both;
+//! an invalid value is one warning and ingress-nginx's default, and the keys Remora does not
+//! support yet are listed in one warning.
+
+use crate::annotations::{proxy, ssl, Reader};
+use crate::{Diagnostics, Objects, Options};
+use model::{Location, ObjectRef, Settings};
+use std::collections::BTreeMap;
+
+/// Keys with an annotation of the same name: the ConfigMap sets the default it overrides.
+const ROUTE_KEYS: [&str; 9] = [
+    "proxy-body-size",
+    "proxy-connect-timeout",
+    "proxy-read-timeout",
+    "proxy-send-timeout",
+    "proxy-next-upstream",
+    "proxy-next-upstream-tries",
+    "proxy-next-upstream-timeout",
+    "ssl-redirect",
+    "force-ssl-redirect",
+];
+
+/// Keys with no annotation.
+const GLOBAL_KEYS: [&str; 4] = [
+    "limit-req-status-code",
+    "allow-backend-server-header",
+    "enable-underscores-in-headers",
+    "server-tokens",
+];
+
+/// What the ConfigMap says, with the command line's values where it says nothing.
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    /// The settings of a route whose Ingress has no annotation.
+    pub location: Location,
+    /// `ssl-redirect` (else `--default-ssl-redirect`).
+    pub ssl_redirect: bool,
+    /// `force-ssl-redirect` (false).
+    pub force_ssl_redirect: bool,
+    /// The proxy-wide settings, carried in the snapshot.
+    pub settings: Settings,
+}
+
+/// Read the ConfigMap `options.configmap` names, if any. A missing one is a warning, and the
+/// defaults are used.
+pub fn read(objects: &Objects, options: &Options, diags: &mut Diagnostics) -> Defaults {
+    let mut defaults = Defaults {
+        location: Location::default(),
+        ssl_redirect: options.default_ssl_redirect,
+        force_ssl_redirect: false,
+        settings: Settings::default(),
+    };
+    let Some((namespace, name)) = &options.configmap else {
+        return defaults;
+    };
+    let object = ObjectRef::new("ConfigMap", namespace, name);
+    let found = objects
+        .config_maps
+        .iter()
+        .find(|c| c.metadata.namespace() == namespace && c.metadata.name == *name);
+    let Some(config_map) = found else {
+        diags.warn(&object, "not found: ingress-nginx's defaults are used");
+        return defaults;
+    };
+    let known = |k: &str| {
+        ROUTE_KEYS.contains(&k) || GLOBAL_KEYS.contains(&k) || proxy::BUFFERING.contains(&k)
+    };
+    let (data, unknown): (BTreeMap<String, String>, BTreeMap<String, String>) = config_map
+        .data
+        .clone()
+        .into_iter()
+        .partition(|(k, _)| known(k));
+    let mut r = Reader::new(&data, &object, options, objects, diags).unprefixed();
+    // Only the keys above are in `data`: the parser of the annotations reads what it knows.
+    proxy::parse(&mut r, &mut defaults.location);
+    let ssl = ssl::parse(&mut r);
+    defaults.ssl_redirect = ssl.redirect.unwrap_or(defaults.ssl_redirect);
+    defaults.force_ssl_redirect = ssl.force.unwrap_or(false);
+    let status = "an HTTP status from 400 to 599";
+    if let Some(code) = r.uint::<u16>("limit-req-status-code", status) {
+        if (400..=599).contains(&code) {
+            defaults.location.limit_req_status_code = code;
+        } else {
+            r.warn(
+                "limit-req-status-code",
+                format!("invalid value \"{code}\": expected {status}, using 503"),
+            );
+        }
+    }
+    defaults.settings.allow_backend_server_header = r.bool("allow-backend-server-header");
+    defaults.settings.enable_underscores_in_headers = r.bool("enable-underscores-in-headers");
+    if r.bool("server-tokens") == Some(true) {
+        r.warn(
+            "server-tokens",
+            "\"true\" is not supported by Remora, which never announces its version: ignored",
+        );
+    }
+    if !unknown.is_empty() {
+        let keys: Vec<&str> = unknown.keys().map(String::as_str).collect();
+        diags.warn(
+            &object,
+            format!("keys not supported by Remora, ignored: {}", keys.join(", ")),
+        );
+    }
+    defaults
+}
