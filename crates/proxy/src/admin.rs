@@ -1,4 +1,5 @@
-//! Admin endpoints: liveness, readiness, and what is being served.
+//! Admin endpoints: liveness, readiness, metrics, and what is being served (`/status`,
+//! `/snapshot`: behind `--admin-token-file` when it is given).
 
 use crate::response::{self, status, Body};
 use crate::Proxy;
@@ -52,7 +53,16 @@ pub async fn handle(proxy: Proxy, req: Request<Incoming>) -> Result<Response<Bod
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return Ok(status(StatusCode::METHOD_NOT_ALLOWED));
     }
-    Ok(match req.uri().path() {
+    let path = req.uri().path();
+    if matches!(path, "/status" | "/snapshot") && !authorized(&proxy, &req) {
+        let mut r = status(StatusCode::UNAUTHORIZED);
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"remora admin\""),
+        );
+        return Ok(r);
+    }
+    Ok(match path {
         "/healthz" => response::fixed(StatusCode::OK, b"ok\n"),
         "/readyz" if proxy.is_ready() => response::fixed(StatusCode::OK, b"ready\n"),
         "/readyz" => response::fixed(
@@ -130,6 +140,24 @@ pub async fn handle(proxy: Proxy, req: Request<Incoming>) -> Result<Response<Bod
         }
         _ => status(StatusCode::NOT_FOUND),
     })
+}
+
+/// Does the request carry the admin token, when there is one? Compared in constant time.
+fn authorized<B>(proxy: &Proxy, req: &Request<B>) -> bool {
+    let Some(token) = proxy.shared.config.admin_token.as_deref() else {
+        return true;
+    };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    given.len() == token.len()
+        && bool::from(subtle::ConstantTimeEq::ct_eq(
+            given.as_bytes(),
+            token.as_bytes(),
+        ))
 }
 
 fn json<T: Serialize>(value: &T) -> Response<Body> {

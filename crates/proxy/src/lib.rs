@@ -57,6 +57,10 @@ pub struct ProxyConfig {
     pub server: ServerOptions,
     /// The HTTPS port clients are redirected to (`ssl-redirect`); 443 is left out of the URL.
     pub https_redirect_port: u16,
+    /// With a token, the admin endpoints that show the configuration (`/status`, `/snapshot`)
+    /// answer only requests that carry it (`Authorization: Bearer TOKEN`); the probes, `/metrics`
+    /// and the dashboard page itself stay open.
+    pub admin_token: Option<String>,
     /// Request headers whose names have underscores go to the pods (nginx's
     /// `underscores_in_headers`, ingress-nginx's `enable-underscores-in-headers`); by default
     /// they are dropped. The snapshot's `settings` (the ConfigMap) win when they say.
@@ -73,6 +77,7 @@ impl ProxyConfig {
             pool_idle_timeout: Duration::from_secs(60),
             server: ServerOptions::default(),
             https_redirect_port: 443,
+            admin_token: None,
             underscores_in_headers: false,
             backend_server_header: false,
         }

@@ -6,7 +6,7 @@
 //! business; they all end in a [`crate::pipeline::Pipeline`] fed with [`options`].
 
 use crate::shutdown::Shutdown;
-use anyhow::Context;
+use anyhow::{bail, Context};
 use proxy::{Proxy, ProxyConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -60,6 +60,11 @@ pub struct Common {
     /// read X_Forwarded_For as X-Forwarded-For.
     #[arg(long)]
     pub enable_underscores_in_headers: bool,
+    /// A file holding a token (one line) that /status and /snapshot of the admin port require
+    /// (`Authorization: Bearer TOKEN`; the dashboard: open it as /#token=TOKEN). /healthz,
+    /// /readyz and /metrics stay open for probes and Prometheus.
+    #[arg(long, value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
     /// Pass the pods' Server header to clients (ingress-nginx's allow-backend-server-header). By
     /// default it is dropped, as nginx does.
     #[arg(long)]
@@ -159,6 +164,15 @@ pub async fn start(
         std::time::Duration::from_secs(common.client_header_timeout);
     config.underscores_in_headers = common.enable_underscores_in_headers;
     config.backend_server_header = common.allow_backend_server_header;
+    if let Some(path) = &common.admin_token_file {
+        let token = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read --admin-token-file {}", path.display()))?;
+        let token = token.trim();
+        if token.is_empty() {
+            bail!("--admin-token-file {} is empty", path.display());
+        }
+        config.admin_token = Some(token.to_owned());
+    }
     let mut proxy = Proxy::new(config)?;
     if let Some(path) = &common.access_log {
         proxy = proxy.with_access_log(path.clone()).await?;

@@ -276,3 +276,31 @@ async fn dashboard_renders_in_headless_chromium() {
     assert!(dom.contains("badge ready"), "endpoint state badges: {dom}");
     assert!(dom.contains("generation 1"), "summary line: {dom}");
 }
+
+/// With --admin-token-file, what shows the configuration (/status, /snapshot) needs the token;
+/// the probes, /metrics and the dashboard page do not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_token_guards_the_configuration() {
+    let secrets = Dir::new();
+    let token = secrets.write("admin-token", "s3cret-token\n");
+    let token_arg = token.display().to_string();
+    let (_p, _d, remora) = setup(&["--admin-token-file", &token_arg]).await;
+    let admin = |path: &str| format!("http://{}{path}", remora.admin);
+    for path in ["/status", "/snapshot"] {
+        let r = get(&admin(path), &[]).await;
+        assert_eq!(r.status, 401, "{path}");
+        assert_eq!(
+            r.headers["www-authenticate"],
+            "Bearer realm=\"remora admin\""
+        );
+        assert!(!r.body.contains("shop.example.com"), "{path}: {}", r.body);
+        let r = get(&admin(path), &[("authorization", "Bearer s3cret-tokeX")]).await;
+        assert_eq!(r.status, 401, "{path}: wrong token");
+        let r = get(&admin(path), &[("authorization", "Bearer s3cret-token")]).await;
+        assert_eq!(r.status, 200, "{path}");
+        assert!(r.body.contains("shop.example.com"), "{path}: {}", r.body);
+    }
+    for path in ["/healthz", "/readyz", "/metrics", "/"] {
+        assert_eq!(get(&admin(path), &[]).await.status, 200, "{path}");
+    }
+}
