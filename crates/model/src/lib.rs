@@ -48,7 +48,7 @@ pub struct Snapshot {
 
 /// Proxy-wide settings with no annotation, from the ingress-nginx ConfigMap; `None`: the command
 /// line's value. Carried in the snapshot so a changed ConfigMap takes effect on reload.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Settings {
     /// `allow-backend-server-header`: the pods' `Server` header goes to clients.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -56,6 +56,28 @@ pub struct Settings {
     /// `enable-underscores-in-headers`: request headers with underscores go to the pods.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enable_underscores_in_headers: Option<bool>,
+    /// `hsts`, `hsts-max-age`, `hsts-include-subdomains`, `hsts-preload`: the
+    /// `Strict-Transport-Security` value of HTTPS responses of hosts with a certificate; `None`:
+    /// none. ingress-nginx's default when no ConfigMap says otherwise.
+    #[serde(skip_serializing_if = "is_default_hsts")]
+    pub hsts: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            allow_backend_server_header: None,
+            enable_underscores_in_headers: None,
+            hsts: Some(DEFAULT_HSTS.to_owned()),
+        }
+    }
+}
+
+/// ingress-nginx's default `Strict-Transport-Security` (hsts on, a year, subdomains, no preload).
+pub const DEFAULT_HSTS: &str = "max-age=31536000; includeSubDomains";
+
+fn is_default_hsts(h: &Option<String>) -> bool {
+    h.as_deref() == Some(DEFAULT_HSTS)
 }
 
 impl Settings {

@@ -28,6 +28,8 @@ pub struct Outcome<'t> {
     pub request_id: Option<HeaderValue>,
     /// The route keeps its requests out of the access log (`enable-access-log: "false"`).
     pub unlogged: bool,
+    /// The response gets this `Strict-Transport-Security` (HTTPS, a host with a certificate).
+    pub hsts: Option<&'t HeaderValue>,
 }
 
 impl Default for Outcome<'_> {
@@ -39,6 +41,7 @@ impl Default for Outcome<'_> {
             tries: 0,
             request_id: None,
             unlogged: false,
+            hsts: None,
         }
     }
 }

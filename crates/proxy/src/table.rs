@@ -39,6 +39,8 @@ pub struct Table {
     /// The request rate limits of each zone (Ingress) with limits, carried over to the next
     /// table while the limits stay the same, so a reload does not reset them.
     limiters: HashMap<RateLimit, Arc<Limiter>>,
+    /// `Strict-Transport-Security` of HTTPS responses of hosts with a certificate.
+    pub hsts: Option<HeaderValue>,
 }
 
 /// What one virtual host needs at request time besides the snapshot.
@@ -107,6 +109,8 @@ pub struct Matched<'a> {
     pub runtime: &'a RouteRuntime,
     /// The proxy-wide settings of the table's snapshot (from the ConfigMap).
     pub settings: &'a model::Settings,
+    /// The host has a certificate of its own (not the default one).
+    pub has_certificate: bool,
 }
 
 impl<'a> Matched<'a> {
@@ -328,6 +332,11 @@ impl Table {
             })
             .collect();
         Self {
+            hsts: snapshot
+                .settings
+                .hsts
+                .as_deref()
+                .and_then(|v| HeaderValue::from_str(v).ok()),
             hosts,
             keys,
             limiters,
@@ -383,6 +392,7 @@ impl Table {
                 https_redirect: r.https_redirect,
                 runtime,
                 settings: &self.snapshot.settings,
+                has_certificate: rt.certificate.is_some(),
             }),
             None => Some(Matched {
                 target: vh.default.as_ref()?,
@@ -390,6 +400,7 @@ impl Table {
                 https_redirect: false,
                 runtime: rt.default.as_ref()?,
                 settings: &self.snapshot.settings,
+                has_certificate: rt.certificate.is_some(),
             }),
         }
     }

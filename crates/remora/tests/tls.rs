@@ -90,6 +90,11 @@ async fn certificates_by_sni_and_sticky_sessions_over_https() {
     .await;
     assert_eq!(r.resp.status, 200, "{}", r.resp.body);
     assert_eq!(r.peer, a.der);
+    // ingress-nginx's default HSTS on HTTPS responses of hosts with a certificate.
+    assert_eq!(
+        r.resp.headers["strict-transport-security"],
+        "max-age=31536000; includeSubDomains"
+    );
     let cookie = r.resp.set_cookies().join("\n");
     assert!(cookie.contains("INGRESSCOOKIE="), "{cookie}");
     assert!(
@@ -143,6 +148,12 @@ async fn certificates_by_sni_and_sticky_sessions_over_https() {
         "Kubernetes Ingress Controller Fake Certificate"
     ));
     assert_eq!(r.resp.status, 404);
+    assert!(
+        r.resp.headers.get("strict-transport-security").is_none(),
+        "no HSTS without a certificate of the host's own"
+    );
+    let plain = get(&remora.url("/"), &[("host", "a.example.com")]).await;
+    assert!(plain.headers.get("strict-transport-security").is_none());
 }
 
 /// A Secret that changes is served from the next handshake on, without restart; one that goes

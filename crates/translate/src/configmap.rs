@@ -23,11 +23,15 @@ const ROUTE_KEYS: [&str; 9] = [
 ];
 
 /// Keys with no annotation.
-const GLOBAL_KEYS: [&str; 4] = [
+const GLOBAL_KEYS: [&str; 8] = [
     "limit-req-status-code",
     "allow-backend-server-header",
     "enable-underscores-in-headers",
     "server-tokens",
+    "hsts",
+    "hsts-max-age",
+    "hsts-include-subdomains",
+    "hsts-preload",
 ];
 
 /// What the ConfigMap says, with the command line's values where it says nothing.
@@ -91,6 +95,22 @@ pub fn read(objects: &Objects, options: &Options, diags: &mut Diagnostics) -> De
     }
     defaults.settings.allow_backend_server_header = r.bool("allow-backend-server-header");
     defaults.settings.enable_underscores_in_headers = r.bool("enable-underscores-in-headers");
+    let hsts = r.bool("hsts").unwrap_or(true);
+    let max_age: u64 = r
+        .uint("hsts-max-age", "a number of seconds")
+        .unwrap_or(31_536_000);
+    let subdomains = r.bool("hsts-include-subdomains").unwrap_or(true);
+    let preload = r.bool("hsts-preload").unwrap_or(false);
+    defaults.settings.hsts = hsts.then(|| {
+        let mut value = format!("max-age={max_age}");
+        if subdomains {
+            value.push_str("; includeSubDomains");
+        }
+        if preload {
+            value.push_str("; preload");
+        }
+        value
+    });
     if r.bool("server-tokens") == Some(true) {
         r.warn(
             "server-tokens",

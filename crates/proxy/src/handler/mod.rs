@@ -61,10 +61,16 @@ pub async fn handle(
         .as_ref()
         .map(|_| RequestLine::of(&req, &conn.client_ip));
     let mut out = Outcome::default();
-    let response = match phases(&shared, &conn, req, &table, &mut out).await {
+    let mut response = match phases(&shared, &conn, req, &table, &mut out).await {
         Ok(response) => response,
         Err(reject) => reject.response(&out),
     };
+    // ingress-nginx sets it on every response of such hosts, its own included.
+    if let Some(hsts) = out.hsts {
+        response
+            .headers_mut()
+            .insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+    }
     let elapsed = started.elapsed();
     let code = response.status().as_u16();
     if let Some(stats) = out.stats {
@@ -88,6 +94,9 @@ async fn phases<'t>(
     let route = route::find(table, &req)?;
     out.stats = Some(&route.runtime.stats);
     out.unlogged = !route.location().access_log;
+    if conn.tls && route.has_certificate {
+        out.hsts = table.hsts.as_ref();
+    }
     if let Some(answer) = local::answer(&route, &req, conn, &shared.config) {
         return Ok(answer);
     }
