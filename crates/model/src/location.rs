@@ -29,6 +29,10 @@ pub struct Location {
     /// redirected.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redirect: Option<Redirect>,
+    /// `preserve-trailing-slash`: the redirect to HTTPS keeps a trailing `/` of the request URI
+    /// (ingress-nginx takes it off by default).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub preserve_trailing_slash: bool,
     /// `from-to-www-redirect`: this (generated) host redirects every request to that one, keeping
     /// the scheme, port and path (ingress-nginx's redirect server).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -90,6 +94,7 @@ impl Default for Location {
             rewrite_target: None,
             app_root: None,
             redirect: None,
+            preserve_trailing_slash: false,
             redirect_to_host: None,
             upstream_vhost: None,
             forwarded_prefix: None,

@@ -287,6 +287,15 @@ async fn http_to_https_redirects() {
                     &[("force-ssl-redirect", "true")],
                     &[],
                 ),
+                ingress(
+                    "slash",
+                    &["slash.example.com"],
+                    &[
+                        ("force-ssl-redirect", "true"),
+                        ("preserve-trailing-slash", "true"),
+                    ],
+                    &[],
+                ),
                 ingress("none", &["none.example.com"], &[], &[]),
             ]
             .join("---\n"),
@@ -318,6 +327,20 @@ async fn http_to_https_redirects() {
         r.headers["location"],
         format!("https://forced.example.com:{port}/x")
     );
+    // ingress-nginx takes a trailing / off the redirect, unless preserve-trailing-slash.
+    for (host, path, want) in [
+        ("forced.example.com", "/dir/", "/dir"),
+        ("forced.example.com", "/", ""),
+        ("forced.example.com", "/dir/?q=1", "/dir/?q=1"),
+        ("slash.example.com", "/dir/", "/dir/"),
+    ] {
+        let r = get(&remora.url(path), &[("host", host)]).await;
+        assert_eq!(
+            r.headers["location"],
+            format!("https://{host}:{port}{want}"),
+            "{host}{path}"
+        );
+    }
     assert_eq!(
         get(&remora.url("/"), &[("host", "none.example.com")])
             .await

@@ -19,7 +19,9 @@ pub fn answer<B>(
     config: &ProxyConfig,
 ) -> Option<Response<Body>> {
     if route.https_redirect && !conn.tls {
-        if let Some(r) = https_redirect(&request_host(req), req.uri(), config.https_redirect_port) {
+        let keep_slash = route.location().preserve_trailing_slash;
+        let port = config.https_redirect_port;
+        if let Some(r) = https_redirect(&request_host(req), req.uri(), port, keep_slash) {
             return Some(r);
         }
     }
@@ -64,8 +66,14 @@ pub fn answer<B>(
 
 /// The 308 to the same URL over HTTPS (ingress-nginx's `ssl-redirect`), except for ACME HTTP-01
 /// challenges, which must stay reachable over plain HTTP. `None`: no redirect.
-fn https_redirect(host: &str, uri: &Uri, port: u16) -> Option<Response<Body>> {
+/// A trailing `/` of the request URI is taken off unless `keep_slash` (ingress-nginx's
+/// `preserve-trailing-slash`).
+fn https_redirect(host: &str, uri: &Uri, port: u16, keep_slash: bool) -> Option<Response<Body>> {
     let path = uri.path_and_query().map_or("/", PathAndQuery::as_str);
+    let path = match path.strip_suffix('/') {
+        Some(trimmed) if !keep_slash => trimmed,
+        _ => path,
+    };
     if host.is_empty() || uri.path().starts_with("/.well-known/acme-challenge/") {
         return None;
     }

@@ -9,6 +9,7 @@ pub fn parse(r: &mut Reader<'_>, loc: &mut Location) {
     let temporal = redirect(r, "temporal-redirect", 300..=307, 302);
     let permanent = redirect(r, "permanent-redirect", 300..=308, 301);
     loc.redirect = temporal.or(permanent);
+    loc.preserve_trailing_slash = r.bool("preserve-trailing-slash").unwrap_or(false);
 }
 
 /// The redirect of `name` and `name-code` (in `codes`, else `default`).
