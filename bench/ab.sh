@@ -18,21 +18,8 @@ PORT_B=${PORT_B:-18301}
 for tool in wrk curl; do
   command -v "$tool" >/dev/null || { echo "$tool is missing: run bench/install.sh" >&2; exit 1; }
 done
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-wait_port() { # host port
-  for _ in $(seq 1 200); do
-    (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "nothing listens on $1:$2" >&2; exit 1
-}
+# shellcheck source=bench/lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 for i in 1 2 3; do
   MY_POD_NAME="pod-$i" "$B" whoami --listen "127.0.0.1$i:$POD_PORT" >/dev/null 2>&1 &
   PIDS+=($!)

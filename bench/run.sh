@@ -60,22 +60,8 @@ if [ -z "${REMORA:-}" ]; then
   REMORA=target/release/remora
 fi
 [ -x "$REMORA" ] || { echo "$REMORA is not an executable" >&2; exit 1; }
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-wait_port() { # host port
-  for _ in $(seq 1 200); do
-    (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "nothing listens on $1:$2" >&2; exit 1
-}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 # Where processes run: PROXY_RUN prefixes the proxies' commands, LOAD_RUN wrk's (empty when not
 # pinned).
