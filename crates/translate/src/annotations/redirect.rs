@@ -20,6 +20,11 @@ fn redirect(
     default: u16,
 ) -> Option<Redirect> {
     let code_name = format!("{name}-code");
+    let Some(url) = r.text(name) else {
+        // Without its URL the code means nothing (ingress-nginx does not read it either).
+        r.get(&code_name);
+        return None;
+    };
     let expected = format!("an HTTP status from {} to {}", codes.start(), codes.end());
     let code = match r.uint::<u32>(&code_name, &expected) {
         Some(c) if codes.contains(&c) => c as u16,
@@ -36,7 +41,6 @@ fn redirect(
         }
         None => default,
     };
-    let url = r.text(name)?;
     let valid = url.starts_with("https://") || url.starts_with("http://") || url.starts_with('/');
     if valid && !url.contains(char::is_whitespace) && http_header_safe(&url) {
         Some(Redirect { url, code })
