@@ -20,11 +20,7 @@ for tool in wrk curl; do
 done
 # shellcheck source=bench/lib.sh
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
-for i in 1 2 3; do
-  MY_POD_NAME="pod-$i" "$B" whoami --listen "127.0.0.1$i:$POD_PORT" >/dev/null 2>&1 &
-  PIDS+=($!)
-done
-for i in 1 2 3; do wait_port "127.0.0.1$i" "$POD_PORT"; done
+start_pods "$B" "$POD_PORT"
 mkdir -p "$WORK/m"
 cat > "$WORK/m/bench.yaml" <<YAML
 apiVersion: v1
@@ -64,13 +60,12 @@ cookie() { # port
   echo "no session cookie from port $1" >&2; exit 1
 }
 COOKIE_A=$(cookie "$PORT_A"); COOKIE_B=$(cookie "$PORT_B")
-HZ=$(getconf CLK_TCK)
 round() { # pid port cookie
   local before after out
-  before=$(awk '{ print $14 + $15 }' "/proc/$1/stat")
+  before=$(cpu_ticks "$1")
   out=$(wrk -t1 -c50 "-d${DURATION}s" -H "Host: bench.example.com" -H "Cookie: $3" "http://127.0.0.1:$2/")
-  after=$(awk '{ print $14 + $15 }' "/proc/$1/stat")
-  echo "$out" | awk -v ticks=$((after - before)) -v hz="$HZ" '
+  after=$(cpu_ticks "$1")
+  echo "$out" | awk -v ticks=$((after - before)) -v hz="$CLK_TCK" '
     /requests in/ { n = $1 } /Requests\/sec/ { rps = $2 }
     END { printf "%8.0f req/s %6.2f us CPU/request\n", rps, (n > 0 ? ticks * 1e6 / hz / n : 0) }'
 }

@@ -1,5 +1,5 @@
 # Shared by the benchmark scripts (sourced): a work directory and the processes started, both
-# cleaned up on exit, and waiting for a port to listen.
+# cleaned up on exit; waiting for a port to listen; the three pods; CPU time of processes.
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
@@ -16,3 +16,25 @@ wait_port() { # host port
   done
   echo "nothing listens on $1:$2" >&2; exit 1
 }
+
+# Three pods (`remora whoami`, BINARY) on 127.0.0.11-13:PORT, their pids in POD_PIDS.
+start_pods() { # binary port
+  POD_PIDS=()
+  for i in 1 2 3; do
+    MY_POD_NAME="bench-pod-$i" "$1" whoami --listen "127.0.0.1$i:$2" >/dev/null 2>&1 &
+    PIDS+=($!)
+    POD_PIDS+=($!)
+  done
+  for i in 1 2 3; do wait_port "127.0.0.1$i" "$2"; done
+}
+
+# User + system CPU time of these processes (all threads), in clock ticks.
+cpu_ticks() { # pids...
+  local total=0 t
+  for p in "$@"; do
+    t=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)
+    total=$((total + t))
+  done
+  echo "$total"
+}
+CLK_TCK=$(getconf CLK_TCK)

@@ -90,13 +90,7 @@ place() { # workers
 }
 
 # Backends: three pods.
-POD_PIDS=()
-for i in 1 2 3; do
-  MY_POD_NAME="bench-pod-$i" "$REMORA" whoami --listen "127.0.0.1$i:$BACKEND_PORT" >/dev/null 2>&1 &
-  PIDS+=($!)
-  POD_PIDS+=($!)
-done
-for i in 1 2 3; do wait_port "127.0.0.1$i" "$BACKEND_PORT"; done
+start_pods "$REMORA" "$BACKEND_PORT"
 
 # Remora's manifests.
 mkdir -p "$WORK/manifests"
@@ -314,17 +308,6 @@ proxy_pids() { # proxy
     tcp-relay) echo "$RELAY_PID" ;;
   esac
 }
-
-# User + system CPU time of these processes (all threads), in clock ticks.
-cpu_ticks() { # pids...
-  local total=0 t
-  for p in "$@"; do
-    t=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)
-    total=$((total + t))
-  done
-  echo "$total"
-}
-CLK_TCK=$(getconf CLK_TCK)
 
 # A pinned session cookie for each proxy.
 session_cookie() { # proxy port

@@ -9,6 +9,7 @@
 mod affinity;
 mod diagnostic;
 mod endpoint;
+pub mod expr;
 mod host;
 mod location;
 mod password;

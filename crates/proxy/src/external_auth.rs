@@ -1,15 +1,16 @@
-//! What a route with `auth-url` needs at request time, prepared once per table: its URLs as
-//! templates over nginx's variables, the headers to take from the service's answer, and the
-//! client that asks it. The phase itself is `handler/external_auth.rs`.
+//! What a route with `auth-url` needs at request time, prepared once per table: its URLs
+//! (compiled nginx expressions), the headers to take from the service's answer, and the client
+//! that asks it. The phase itself is `handler/external_auth.rs`.
 
+use crate::expr::{escape, Compiled};
 use crate::upstream::UpstreamClient;
 use http::{HeaderName, HeaderValue, Method};
 use model::ExternalAuth;
 
 pub struct AuthRuntime {
-    pub url: Template,
+    pub url: Compiled,
     pub method: Method,
-    pub signin: Option<Template>,
+    pub signin: Option<Compiled>,
     pub signin_redirect_param: String,
     /// Taken from the service's answer to the pod's request (a client's own are dropped).
     pub response_headers: Vec<HeaderName>,
@@ -22,10 +23,10 @@ pub struct AuthRuntime {
 impl AuthRuntime {
     pub fn new(auth: &ExternalAuth, client: Option<UpstreamClient>) -> Self {
         Self {
-            url: Template::parse(&auth.url),
+            url: Compiled::new(&auth.url),
             // Translation checked the method and header names.
             method: Method::from_bytes(auth.method.as_bytes()).unwrap_or(Method::GET),
-            signin: auth.signin.as_deref().map(Template::parse),
+            signin: auth.signin.as_deref().map(Compiled::new),
             signin_redirect_param: auth.signin_redirect_param.clone(),
             response_headers: auth
                 .response_headers
@@ -42,123 +43,16 @@ impl AuthRuntime {
     }
 }
 
-/// The values of the variables for one request.
-pub struct Vars<'a> {
-    /// `$host`: lowercase, without port.
-    pub host: &'a str,
-    /// `$http_host`, `$best_http_host`: the `Host` as sent.
-    pub http_host: &'a str,
-    /// `$scheme`, `$pass_access_scheme`.
-    pub scheme: &'a str,
-    /// `$request_uri`: path and query as sent.
-    pub request_uri: &'a str,
-    pub request_id: &'a str,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Var {
-    Host,
-    HttpHost,
-    Scheme,
-    RequestUri,
-    EscapedRequestUri,
-    RequestId,
-}
-
-/// nginx's names, longest first where one is a prefix of another.
-const NAMES: [(&str, Var); 8] = [
-    ("$host", Var::Host),
-    ("$http_host", Var::HttpHost),
-    ("$best_http_host", Var::HttpHost),
-    ("$scheme", Var::Scheme),
-    ("$pass_access_scheme", Var::Scheme),
-    ("$request_uri", Var::RequestUri),
-    ("$escaped_request_uri", Var::EscapedRequestUri),
-    ("$request_id", Var::RequestId),
-];
-
-#[derive(Debug, PartialEq, Eq)]
-enum Part {
-    Text(String),
-    Var(Var),
-}
-
-/// A URL with nginx variables in it.
-#[derive(Debug)]
-pub struct Template {
-    parts: Vec<Part>,
-}
-
-impl Template {
-    pub fn parse(s: &str) -> Self {
-        let mut parts = Vec::new();
-        let mut text = String::new();
-        let mut rest = s;
-        while let Some(i) = rest.find('$') {
-            text.push_str(&rest[..i]);
-            let at = &rest[i..];
-            let found = NAMES.iter().find(|(name, _)| {
-                at.starts_with(name)
-                    && !at[name.len()..]
-                        .bytes()
-                        .next()
-                        .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
-            });
-            match found {
-                Some((name, var)) => {
-                    if !text.is_empty() {
-                        parts.push(Part::Text(std::mem::take(&mut text)));
-                    }
-                    parts.push(Part::Var(*var));
-                    rest = &at[name.len()..];
-                }
-                None => {
-                    text.push('$');
-                    rest = &at[1..];
-                }
-            }
-        }
-        text.push_str(rest);
-        if !text.is_empty() {
-            parts.push(Part::Text(text));
-        }
-        Self { parts }
-    }
-
-    pub fn render(&self, vars: &Vars<'_>) -> String {
-        let mut out = String::with_capacity(128);
-        for part in &self.parts {
-            match part {
-                Part::Text(t) => out.push_str(t),
-                Part::Var(Var::Host) => out.push_str(vars.host),
-                Part::Var(Var::HttpHost) => out.push_str(vars.http_host),
-                Part::Var(Var::Scheme) => out.push_str(vars.scheme),
-                Part::Var(Var::RequestUri) => out.push_str(vars.request_uri),
-                Part::Var(Var::EscapedRequestUri) => escape_into(&mut out, vars.request_uri),
-                Part::Var(Var::RequestId) => out.push_str(vars.request_id),
-            }
-        }
-        out
-    }
-}
-
-/// nginx's `set_escape_uri`: everything but unreserved characters percent-encoded.
-pub fn escape_into(out: &mut String, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xf)]));
-        }
-    }
-}
-
-/// ingress-nginx's `buildAuthSignURL`: the sign-in URL with the original URL in its redirect
-/// parameter, unless it already carries that parameter.
-pub fn signin_url(signin: &str, param: &str, vars: &Vars<'_>) -> String {
+/// ingress-nginx's `buildAuthSignURL`: the sign-in URL with the original URL
+/// (`scheme://http_host` and the escaped request URI) in its redirect parameter, unless it already
+/// carries that parameter.
+pub fn signin_url(
+    signin: &str,
+    param: &str,
+    scheme: &str,
+    http_host: &str,
+    request_uri: &str,
+) -> String {
     let query = signin.split_once('?').map(|(_, q)| q);
     if query.is_some_and(|q| {
         q.split('&')
@@ -178,10 +72,12 @@ pub fn signin_url(signin: &str, param: &str, vars: &Vars<'_>) -> String {
     }
     url.push_str(param);
     url.push('=');
-    url.push_str(vars.scheme);
+    url.push_str(scheme);
     url.push_str("://");
-    url.push_str(vars.http_host);
-    escape_into(&mut url, vars.request_uri);
+    url.push_str(http_host);
+    let mut escaped = Vec::with_capacity(request_uri.len() * 2);
+    escape(request_uri, &mut |b| escaped.extend_from_slice(b));
+    url.push_str(&String::from_utf8_lossy(&escaped));
     url
 }
 
@@ -189,45 +85,29 @@ pub fn signin_url(signin: &str, param: &str, vars: &Vars<'_>) -> String {
 mod tests {
     use super::*;
 
-    fn vars() -> Vars<'static> {
-        Vars {
-            host: "shop.example.com",
-            http_host: "Shop.example.com:8080",
-            scheme: "https",
-            request_uri: "/cart?id=1&x=a b",
-            request_id: "abc",
-        }
-    }
-
-    #[test]
-    fn templates_fill_nginx_variables() {
-        let t = Template::parse("https://$host/oauth2/auth?u=$escaped_request_uri&r=$request_id");
-        assert_eq!(
-            t.render(&vars()),
-            "https://shop.example.com/oauth2/auth?u=%2Fcart%3Fid%3D1%26x%3Da%20b&r=abc"
-        );
-        let t = Template::parse("http://auth.svc/check$request_uri?s=$scheme&h=$http_host$hostx");
-        assert_eq!(
-            t.render(&vars()),
-            "http://auth.svc/check/cart?id=1&x=a b?s=https&h=Shop.example.com:8080$hostx"
-        );
-    }
-
     #[test]
     fn signin_urls_carry_the_original_url_as_ingress_nginx_builds_them() {
-        let v = vars();
+        let at = |signin: &str, param: &str| {
+            signin_url(
+                signin,
+                param,
+                "https",
+                "Shop.example.com:8080",
+                "/cart?id=1&x=a b",
+            )
+        };
         assert_eq!(
-            signin_url("https://login.example.com/start", "rd", &v),
+            at("https://login.example.com/start", "rd"),
             "https://login.example.com/start?rd=https://Shop.example.com:8080%2Fcart%3Fid%3D1%26x%3Da%20b"
         );
         assert_eq!(
-            signin_url("https://login.example.com/start?a=1", "rd", &v),
+            at("https://login.example.com/start?a=1", "rd"),
             "https://login.example.com/start?a=1&rd=https://Shop.example.com:8080%2Fcart%3Fid%3D1%26x%3Da%20b"
         );
         assert_eq!(
-            signin_url("https://login.example.com/start?rd=/here", "rd", &v),
+            at("https://login.example.com/start?rd=/here", "rd"),
             "https://login.example.com/start?rd=/here"
         );
-        assert!(signin_url("https://l/s", "next", &v).starts_with("https://l/s?next=https://"));
+        assert!(at("https://l/s", "next").starts_with("https://l/s?next=https://"));
     }
 }

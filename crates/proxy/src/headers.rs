@@ -2,6 +2,26 @@
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
+/// The request's host as routes match it (lowercase, without port or trailing dot): from the URI
+/// (HTTP/2 `:authority`, absolute-form requests), else the `Host` header.
+pub fn request_host<B>(req: &http::Request<B>) -> std::borrow::Cow<'_, str> {
+    let raw = req
+        .uri()
+        .host()
+        .or_else(|| req.headers().get(header::HOST)?.to_str().ok())
+        .unwrap_or("");
+    model::host_name(raw)
+}
+
+/// nginx's `$http_host`: the `Host` as the client sent it, else the URI's authority (HTTP/2).
+pub fn http_host<B>(req: &http::Request<B>) -> &str {
+    req.headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .unwrap_or("")
+}
+
 /// Hop-by-hop headers (RFC 9110 7.6.1) that are never forwarded, besides those named in
 /// `Connection`.
 const HOP_BY_HOP: [HeaderName; 7] = [

@@ -11,10 +11,10 @@ mod basic_auth;
 mod body;
 mod cors;
 mod error;
+mod expr;
 mod external_auth;
 mod h1;
 mod handler;
-mod hash_key;
 mod headers;
 mod limit;
 mod metrics;
@@ -169,7 +169,8 @@ impl Proxy {
             generation,
             Some(&previous),
             Some(&self.shared.clients),
-        );
+        )
+        .with_defaults(&self.shared.config);
         self.shared.table.store(Arc::new(table));
         self.shared.ready.store(true, Ordering::Release);
         let global = &self.shared.global;

@@ -4,8 +4,8 @@
 
 use crate::basic_auth::BasicAuthRuntime;
 use crate::cors::CorsHeaders;
+use crate::expr::Compiled;
 use crate::external_auth::AuthRuntime;
-use crate::hash_key::HashKey;
 use crate::limit::Limiter;
 use crate::stats::RouteStats;
 use crate::upstream::{ClientKey, Clients, UpstreamClient};
@@ -39,8 +39,8 @@ pub struct Table {
     /// The request rate limits of each zone (Ingress) with limits, carried over to the next
     /// table while the limits stay the same, so a reload does not reset them.
     limiters: HashMap<RateLimit, Arc<Limiter>>,
-    /// `Strict-Transport-Security` of HTTPS responses of hosts with a certificate.
-    pub hsts: Option<HeaderValue>,
+    /// Proxy-wide policy: the snapshot's settings (the ConfigMap) over the command line's.
+    pub policy: Policy,
 }
 
 /// What one virtual host needs at request time besides the snapshot.
@@ -72,7 +72,7 @@ pub struct RouteRuntime {
     /// of an Ingress). `None` also on ACME HTTP-01 paths, as ingress-nginx's `no-auth-locations`.
     pub basic_auth: Option<Arc<BasicAuthRuntime>>,
     /// `upstream-hash-by`: the key that places requests without affinity.
-    pub hash_key: Option<HashKey>,
+    pub hash_key: Option<Compiled>,
     /// `auth-url`: the service every request is first asked of.
     pub external_auth: Option<Box<AuthRuntime>>,
     /// Statistics of the target, and of the canary if the route has one.
@@ -99,6 +99,18 @@ impl RouteHeaders {
     }
 }
 
+/// What the whole proxy does to requests and responses, resolved once per table: the ConfigMap's
+/// settings where it says, else the command line's ([`Table::with_defaults`]).
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// Request headers with underscores go to the pods.
+    pub keep_underscores: bool,
+    /// The pods' `Server` header goes to clients.
+    pub backend_server_header: bool,
+    /// `Strict-Transport-Security` of HTTPS responses of hosts with a certificate.
+    pub hsts: Option<HeaderValue>,
+}
+
 /// What a request matched: its route's target, the route's canary if it has one, and the route's
 /// prepared runtime.
 pub struct Matched<'a> {
@@ -107,8 +119,8 @@ pub struct Matched<'a> {
     /// Plain HTTP requests of this route are redirected to HTTPS.
     pub https_redirect: bool,
     pub runtime: &'a RouteRuntime,
-    /// The proxy-wide settings of the table's snapshot (from the ConfigMap).
-    pub settings: &'a model::Settings,
+    /// The table's proxy-wide policy.
+    pub policy: &'a Policy,
     /// The host has a certificate of its own (not the default one).
     pub has_certificate: bool,
 }
@@ -261,14 +273,14 @@ impl Table {
         };
         let mut limiters: HashMap<RateLimit, Arc<Limiter>> = HashMap::new();
         let mut limiter_of = |limit: &RateLimit| -> Arc<Limiter> {
-            if let Some(l) = limiters.get(limit) {
-                return l.clone();
-            }
-            let l = previous
-                .and_then(|t| t.limiters.get(limit).cloned())
-                .unwrap_or_else(|| Arc::new(Limiter::new(limit)));
-            limiters.insert(limit.clone(), l.clone());
-            l
+            limiters
+                .entry(limit.clone())
+                .or_insert_with(|| {
+                    previous
+                        .and_then(|t| t.limiters.get(limit).cloned())
+                        .unwrap_or_else(|| Arc::new(Limiter::new(limit)))
+                })
+                .clone()
         };
         let mut basic_auths: HashMap<model::BasicAuth, Arc<BasicAuthRuntime>> = HashMap::new();
         let mut basic_auth_of = |target: &Target, route: Option<&Route>| {
@@ -278,12 +290,10 @@ impl Table {
             if route.is_some_and(|r| r.path.starts_with(NO_AUTH_LOCATION)) {
                 return None;
             }
-            if let Some(runtime) = basic_auths.get(auth) {
-                return Some(runtime.clone());
-            }
-            let runtime = Arc::new(BasicAuthRuntime::new(auth));
-            basic_auths.insert(auth.clone(), runtime.clone());
-            Some(runtime)
+            let runtime = basic_auths
+                .entry(auth.clone())
+                .or_insert_with(|| Arc::new(BasicAuthRuntime::new(auth)));
+            Some(runtime.clone())
         };
         let mut runtime = |target: &Target, route: Option<&Route>| RouteRuntime {
             // Translation dropped the paths and patterns that do not compile.
@@ -302,7 +312,7 @@ impl Table {
                 .location
                 .upstream_hash_by
                 .as_deref()
-                .map(HashKey::parse),
+                .map(Compiled::new),
             external_auth: target.location.external_auth.as_ref().map(|auth| {
                 let key = ClientKey {
                     protocol: BackendProtocol::Http,
@@ -332,11 +342,14 @@ impl Table {
             })
             .collect();
         Self {
-            hsts: snapshot
-                .settings
-                .hsts
-                .as_deref()
-                .and_then(|v| HeaderValue::from_str(v).ok()),
+            policy: Policy {
+                hsts: snapshot
+                    .settings
+                    .hsts
+                    .as_deref()
+                    .and_then(|v| HeaderValue::from_str(v).ok()),
+                ..Policy::default()
+            },
             hosts,
             keys,
             limiters,
@@ -348,6 +361,18 @@ impl Table {
             any,
             backends,
         }
+    }
+
+    /// Resolve the policy: the snapshot's settings where they say, else the command line's.
+    pub fn with_defaults(mut self, config: &crate::ProxyConfig) -> Self {
+        let settings = &self.snapshot.settings;
+        self.policy.keep_underscores = settings
+            .enable_underscores_in_headers
+            .unwrap_or(config.underscores_in_headers);
+        self.policy.backend_server_header = settings
+            .allow_backend_server_header
+            .unwrap_or(config.backend_server_header);
+        self
     }
 
     /// The virtual host a host name (lowercase, without port) belongs to: exact, then wildcard.
@@ -391,7 +416,7 @@ impl Table {
                 canary: r.canary.as_deref(),
                 https_redirect: r.https_redirect,
                 runtime,
-                settings: &self.snapshot.settings,
+                policy: &self.policy,
                 has_certificate: rt.certificate.is_some(),
             }),
             None => Some(Matched {
@@ -399,7 +424,7 @@ impl Table {
                 canary: None,
                 https_redirect: false,
                 runtime: rt.default.as_ref()?,
-                settings: &self.snapshot.settings,
+                policy: &self.policy,
                 has_certificate: rt.certificate.is_some(),
             }),
         }

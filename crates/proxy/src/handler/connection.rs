@@ -27,6 +27,21 @@ impl Connection {
         }
     }
 
+    /// `http` or `https`, as the client connected.
+    pub fn scheme(&self) -> &'static str {
+        crate::expr::scheme(self.tls)
+    }
+
+    /// What the nginx variables of `req` on this connection are made of.
+    pub fn cx<'a, B>(&'a self, req: &'a http::Request<B>) -> crate::expr::Cx<'a, B> {
+        crate::expr::Cx {
+            req,
+            remote: self.remote,
+            client_ip: &self.client_ip,
+            tls: self.tls,
+        }
+    }
+
     /// What Remora tells the pod of a request on this connection whose Host is `host`, on a route
     /// that may set the pod's Host (`vhost`) and `X-Forwarded-Prefix`.
     pub fn forwarded<'a>(

@@ -8,7 +8,7 @@
 
 use super::{Connection, Reject};
 use crate::body::UpstreamBody as RequestBody;
-use crate::external_auth::{signin_url, AuthRuntime, Vars};
+use crate::external_auth::{signin_url, AuthRuntime};
 use crate::headers;
 use crate::table::Matched;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -67,32 +67,14 @@ pub async fn check<B>(
     };
     // The service and the pod see the same request id.
     headers::ensure_request_id(req.headers_mut());
-    let host = super::route::request_host(req);
-    let http_host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()))
-        .unwrap_or("");
-    let request_uri = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let request_id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let vars = Vars {
-        host: &host,
-        http_host,
-        scheme: if conn.tls { "https" } else { "http" },
-        request_uri,
-        request_id,
-    };
+    let req = &*req;
+    let cx = conn.cx(req);
+    let url = auth.url.render(&cx);
     let read = Duration::from_secs(u64::from(route.location().read_timeout_secs.max(1)));
-    let answer = ask(auth, conn, req, &vars, read).await;
-    let (status, answer) = match answer {
+    let (status, answer) = match ask(auth, conn, req, &url, read).await {
         Ok(a) => (a.status(), a.into_parts().0.headers),
         Err(why) => {
-            tracing::warn!(url = %auth.url_for_log(&vars), "authentication service: {why}");
+            tracing::warn!(%url, "authentication service: {why}");
             return Err(Reject::AuthUnavailable);
         }
     };
@@ -115,7 +97,13 @@ pub async fn check<B>(
     match status {
         StatusCode::UNAUTHORIZED => match &auth.signin {
             Some(signin) => {
-                let to = signin_url(&signin.render(&vars), &auth.signin_redirect_param, &vars);
+                let to = signin_url(
+                    &signin.render(&cx),
+                    &auth.signin_redirect_param,
+                    conn.scheme(),
+                    headers::http_host(req),
+                    request_uri(req),
+                );
                 let Ok(location) = HeaderValue::from_str(&to) else {
                     return Err(Reject::AuthUnavailable);
                 };
@@ -132,7 +120,7 @@ pub async fn check<B>(
         },
         StatusCode::FORBIDDEN => {}
         other => {
-            tracing::warn!(url = %auth.url_for_log(&vars), status = %other, "authentication service answered neither 2xx, 401 nor 403");
+            tracing::warn!(%url, status = %other, "authentication service answered neither 2xx, 401 nor 403");
             return Err(Reject::AuthUnavailable);
         }
     }
@@ -154,15 +142,11 @@ async fn ask<B>(
     auth: &AuthRuntime,
     conn: &Connection,
     req: &Request<B>,
-    vars: &Vars<'_>,
+    url: &str,
     read: Duration,
 ) -> Result<http::Response<()>, String> {
     let client = auth.client.as_ref().ok_or("no client")?;
-    let uri: Uri = auth
-        .url
-        .render(vars)
-        .parse()
-        .map_err(|e| format!("invalid URL: {e}"))?;
+    let uri: Uri = url.parse().map_err(|e| format!("invalid URL: {e}"))?;
     let authority = uri
         .authority()
         .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
@@ -178,7 +162,8 @@ async fn ask<B>(
     ] {
         headers.remove(name);
     }
-    let original_url = format!("{}://{}{}", vars.scheme, vars.http_host, vars.request_uri);
+    let (scheme, request_uri) = (conn.scheme(), request_uri(req));
+    let original_url = format!("{scheme}://{}{request_uri}", headers::http_host(req));
     let set = |headers: &mut HeaderMap, name: &'static str, value: &str| {
         if let Ok(v) = HeaderValue::from_str(value) {
             headers.insert(name, v);
@@ -186,9 +171,9 @@ async fn ask<B>(
     };
     headers.insert(header::HOST, authority);
     set(&mut headers, "x-original-url", &original_url);
-    set(&mut headers, "x-original-uri", vars.request_uri);
+    set(&mut headers, "x-original-uri", request_uri);
     set(&mut headers, "x-original-method", req.method().as_str());
-    set(&mut headers, "x-scheme", vars.scheme);
+    set(&mut headers, "x-scheme", scheme);
     set(&mut headers, "x-sent-from", "nginx-ingress-controller");
     headers.insert("x-real-ip", conn.client_ip.clone());
     headers.insert("x-forwarded-for", conn.client_ip.clone());
@@ -196,7 +181,7 @@ async fn ask<B>(
         Some(v) => {
             headers.insert("x-auth-request-redirect", v.clone());
         }
-        None => set(&mut headers, "x-auth-request-redirect", vars.request_uri),
+        None => set(&mut headers, "x-auth-request-redirect", request_uri),
     }
     let mut request = Request::new(RequestBody::Empty);
     *request.method_mut() = auth.method.clone();
@@ -216,9 +201,7 @@ async fn ask<B>(
         .map_err(|_| format!("no answer within {read:?}"))?
 }
 
-impl AuthRuntime {
-    /// The URL asked, for a log line.
-    fn url_for_log(&self, vars: &Vars<'_>) -> String {
-        self.url.render(vars)
-    }
+/// nginx's `$request_uri`: path and query as sent.
+fn request_uri<B>(req: &Request<B>) -> &str {
+    req.uri().path_and_query().map_or("/", |p| p.as_str())
 }

@@ -2,8 +2,8 @@
 //! HTTPS (`ssl-redirect`), `from-to-www-redirect`, `app-root`, `temporal-redirect` or `permanent-redirect`, and the CORS
 //! preflight.
 
-use super::route::request_host;
 use super::Connection;
+use crate::headers::{http_host, request_host};
 use crate::response::{self, Body};
 use crate::table::Matched;
 use crate::ProxyConfig;
@@ -32,13 +32,7 @@ pub fn answer<B>(
     }
     if let Some(root) = &location.app_root {
         if req.uri().path() == "/" {
-            let scheme = if conn.tls { "https" } else { "http" };
-            let host = req
-                .headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .or_else(|| req.uri().authority().map(|a| a.as_str()))
-                .unwrap_or("");
+            let (scheme, host) = (conn.scheme(), http_host(req));
             return response::redirect(StatusCode::FOUND, &format!("{scheme}://{host}{root}"));
         }
     }
@@ -88,7 +82,7 @@ fn https_redirect(host: &str, uri: &Uri, port: u16, keep_slash: bool) -> Option<
 /// ingress-nginx's `from-to-www-redirect` server: 308 to the same scheme, port and request URI on
 /// the other name, a trailing `/` taken off (its `ngx_srv_redirect.lua`).
 fn www_redirect(to: &str, uri: &Uri, conn: &Connection) -> Option<Response<Body>> {
-    let scheme = if conn.tls { "https" } else { "http" };
+    let scheme = conn.scheme();
     let port = conn.local_port.to_str().unwrap_or("80");
     let target = uri.path_and_query().map_or("/", PathAndQuery::as_str);
     let target = target.strip_suffix('/').unwrap_or(target);

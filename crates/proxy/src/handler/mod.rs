@@ -95,7 +95,7 @@ async fn phases<'t>(
     out.stats = Some(&route.runtime.stats);
     out.unlogged = !route.location().access_log;
     if conn.tls && route.has_certificate {
-        out.hsts = table.hsts.as_ref();
+        out.hsts = table.policy.hsts.as_ref();
     }
     if let Some(answer) = local::answer(&route, &req, conn, &shared.config) {
         return Ok(answer);
@@ -110,13 +110,5 @@ async fn phases<'t>(
     let mut pick = pick::pick(shared, table, &route, &req, conn, out)?;
     let (head, body) = upstream_request::prepare(shared, conn, req, &route, out);
     let response = forward::forward(shared, &route, &head, body, &mut pick, out).await?;
-    Ok(respond::respond(
-        response,
-        &route,
-        head,
-        pick,
-        conn,
-        grant,
-        &shared.config,
-    ))
+    Ok(respond::respond(response, &route, head, pick, conn, grant))
 }

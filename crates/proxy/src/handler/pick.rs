@@ -58,9 +58,7 @@ pub fn pick<'t, B>(
     let affinity = target.affinity.as_deref();
     let Some(a) = affinity else {
         let endpoint = match &route.runtime.hash_key {
-            Some(key) => backend
-                .balancer
-                .pick_hashed(key.hash(req, conn.remote, conn.tls)),
+            Some(key) => backend.balancer.pick_hashed(key.hash(&conn.cx(req))),
             None => backend.balancer.pick(),
         }
         .ok_or(Reject::NoEndpoint)?;

@@ -93,19 +93,19 @@ impl Reject {
             Reject::BadHead(why) => tracing::debug!("{why}: 400"),
             _ => {}
         }
-        if let Reject::Auth(denial) = self {
-            let mut r = response::status(denial.status);
-            for (name, value) in denial.headers {
-                r.headers_mut().append(name, value);
+        let mut r = response::status(self.status());
+        match self {
+            Reject::Auth(denial) => {
+                for (name, value) in denial.headers {
+                    r.headers_mut().append(name, value);
+                }
             }
-            return r;
+            Reject::Unauthorized(challenge) => {
+                r.headers_mut()
+                    .insert(http::header::WWW_AUTHENTICATE, challenge);
+            }
+            _ => {}
         }
-        if let Reject::Unauthorized(challenge) = self {
-            let mut r = response::status(StatusCode::UNAUTHORIZED);
-            r.headers_mut()
-                .insert(http::header::WWW_AUTHENTICATE, challenge);
-            return r;
-        }
-        response::status(self.status())
+        r
     }
 }

@@ -11,7 +11,6 @@ use super::Connection;
 use crate::headers;
 use crate::response::{Body, UpstreamBody};
 use crate::table::Matched;
-use crate::ProxyConfig;
 use balance::cookie;
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
@@ -24,13 +23,8 @@ pub fn respond(
     pick: Pick<'_>,
     conn: &Connection,
     grant: Option<Grant>,
-    config: &ProxyConfig,
 ) -> Response<Body> {
-    let server_header = route
-        .settings
-        .allow_backend_server_header
-        .unwrap_or(config.backend_server_header);
-    if !server_header {
+    if !route.policy.backend_server_header {
         // nginx hides the upstream's `Server` (proxy_hide_header's default).
         response.headers_mut().remove(header::SERVER);
     }

@@ -69,24 +69,20 @@ pub fn prepare(
         }
     }
     let idempotent = is_idempotent(&parts.method);
-    let underscores = route
-        .settings
-        .enable_underscores_in_headers
-        .unwrap_or(shared.config.underscores_in_headers);
+    let underscores = route.policy.keep_underscores;
+    let forwarded = conn.forwarded(host.as_ref(), &route.runtime.headers);
     let lean = if !location.protocol.tls()
         && !location.protocol.http2()
         && upgrade.is_none()
         && idempotent
         && hyper::body::Body::is_end_stream(&body)
     {
-        let forwarded = conn.forwarded(host.as_ref(), &route.runtime.headers);
         let (head, request_id) = lean_head(&parts, &forwarded, underscores);
         if shared.access_log.is_some() {
             out.request_id = Some(request_id);
         }
         Some(head)
     } else {
-        let forwarded = conn.forwarded(host.as_ref(), &route.runtime.headers);
         rewrite_head(&mut parts, &forwarded, underscores);
         if shared.access_log.is_some() {
             out.request_id = parts.headers.get("x-request-id").cloned();

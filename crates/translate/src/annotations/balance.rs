@@ -2,28 +2,16 @@
 //! expression, as ingress-nginx's `chash` balancer) and `load-balance`. Cookie affinity, when set,
 //! comes first, as in ingress-nginx.
 //!
-//! The expression may use `$request_uri`, `$uri`, `$args`/`$query_string`, `$host`,
-//! `$remote_addr`/`$binary_remote_addr`, `$scheme`, `$http_NAME`, `$arg_NAME` and `$cookie_NAME`,
-//! with text between them; anything else is reported and the Ingress keeps round robin.
+//! The expression may use the variables of [`model::expr`] (`$request_uri`, `$uri`, `$args`,
+//! `$host`, `$remote_addr`, `$binary_remote_addr`, `$scheme`, `$http_NAME`, `$arg_NAME`,
+//! `$cookie_NAME`...), with text between them; anything else is reported and the Ingress keeps
+//! round robin.
 //! `upstream-hash-by-subset` hashes onto the whole set (warned), `load-balance: ewma` is served as
 //! round robin (warned).
 
 use super::Reader;
+use model::expr::Expr;
 use model::Location;
-
-/// The variables an expression may use: fixed names, then prefixes taking a name.
-pub const FIXED: [&str; 9] = [
-    "$request_uri",
-    "$uri",
-    "$args",
-    "$query_string",
-    "$host",
-    "$remote_addr",
-    "$binary_remote_addr",
-    "$scheme",
-    "$request_id",
-];
-pub const PREFIXED: [&str; 3] = ["$http_", "$arg_", "$cookie_"];
 
 pub fn parse(r: &mut Reader<'_>, loc: &mut Location) {
     if let Some(expr) = r.text("upstream-hash-by") {
@@ -56,25 +44,11 @@ pub fn parse(r: &mut Reader<'_>, loc: &mut Location) {
     }
 }
 
-/// Text and known variables only.
+/// Text and variables Remora knows only.
 fn check(expr: &str) -> Result<(), &'static str> {
-    let mut rest = expr;
-    while let Some(i) = rest.find('$') {
-        let at = &rest[i..];
-        let name_len = at[1..]
-            .bytes()
-            .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-')
-            .count()
-            + 1;
-        let var = &at[..name_len];
-        let known = FIXED.contains(&var)
-            || PREFIXED
-                .iter()
-                .any(|p| var.len() > p.len() && var.starts_with(p));
-        if !known {
-            return Err("uses a variable Remora does not know");
-        }
-        rest = &at[name_len..];
+    if Expr::parse(expr).unknown.is_empty() {
+        Ok(())
+    } else {
+        Err("uses a variable Remora does not know")
     }
-    Ok(())
 }

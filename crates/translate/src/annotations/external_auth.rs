@@ -10,19 +10,8 @@
 //! read: the request to the service goes without those headers, with a warning.
 
 use super::Reader;
+use model::expr::{Expr, Var};
 use model::{ExternalAuth, Location};
-
-/// The variables a URL may use, as ingress-nginx's nginx does.
-pub const VARIABLES: [&str; 8] = [
-    "$host",
-    "$http_host",
-    "$best_http_host",
-    "$scheme",
-    "$pass_access_scheme",
-    "$request_uri",
-    "$escaped_request_uri",
-    "$request_id",
-];
 
 pub fn parse(r: &mut Reader<'_>, loc: &mut Location) {
     let Some(url) = r.text("auth-url") else {
@@ -117,7 +106,9 @@ pub fn parse(r: &mut Reader<'_>, loc: &mut Location) {
     });
 }
 
-/// An `http(s)://host...` URL, with only the known variables.
+/// An `http(s)://host...` URL, with only the variables the proxy fills in for it (`$host`,
+/// `$http_host`, `$best_http_host`, `$scheme`, `$pass_access_scheme`, `$request_uri`,
+/// `$escaped_request_uri`, `$request_id`).
 fn check_url(url: &str) -> Result<(), &'static str> {
     let rest = url
         .strip_prefix("http://")
@@ -129,19 +120,20 @@ fn check_url(url: &str) -> Result<(), &'static str> {
     if !url.bytes().all(|b| (0x21..0x7f).contains(&b)) {
         return Err("has spaces or characters a URL cannot carry");
     }
-    let mut at = url;
-    while let Some(i) = at.find('$') {
-        let var = &at[i..];
-        match VARIABLES.iter().find(|v| {
-            var.starts_with(**v)
-                && !var[v.len()..]
-                    .bytes()
-                    .next()
-                    .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
-        }) {
-            Some(v) => at = &var[v.len()..],
-            None => return Err("uses a variable Remora does not know"),
-        }
+    let expr = Expr::parse(url);
+    let known = |v: &Var| {
+        matches!(
+            v,
+            Var::Host
+                | Var::HttpHost
+                | Var::Scheme
+                | Var::RequestUri
+                | Var::EscapedRequestUri
+                | Var::RequestId
+        )
+    };
+    if !expr.unknown.is_empty() || !expr.vars().all(known) {
+        return Err("uses a variable Remora does not know");
     }
     Ok(())
 }
