@@ -354,6 +354,18 @@ pub struct Secret {
     pub string_data: BTreeMap<String, String>,
 }
 
+impl Secret {
+    /// The value of `key`, from `stringData`, else `data` (base64); `None`: no such key.
+    pub fn value(&self, key: &str) -> Option<Result<Vec<u8>, base64::DecodeError>> {
+        use base64::Engine;
+        if let Some(v) = self.string_data.get(key) {
+            return Some(Ok(v.as_bytes().to_vec()));
+        }
+        let v = self.data.get(key)?;
+        Some(base64::engine::general_purpose::STANDARD.decode(v.trim()))
+    }
+}
+
 /// A `v1` ConfigMap: string values by key (`binaryData` is not read).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ConfigMap {

@@ -5,7 +5,6 @@
 
 use crate::objects::{Ingress, Objects, Secret};
 use crate::Diagnostics;
-use base64::Engine;
 use model::{Certificate, HostMatch, HostTls, KeyFormat, ObjectRef, PrivateKey, Severity};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -155,15 +154,9 @@ pub fn resolve(
 /// private key matching the leaf), from `data` (base64) or `stringData`.
 fn decode(secret: &Secret, key: &str) -> Result<Certificate, String> {
     let field = |name: &str| -> Result<Vec<u8>, String> {
-        if let Some(v) = secret.string_data.get(name) {
-            return Ok(v.as_bytes().to_vec());
-        }
-        let v = secret
-            .data
-            .get(name)
-            .ok_or_else(|| format!("Secret {key} has no {name}"))?;
-        base64::engine::general_purpose::STANDARD
-            .decode(v.trim())
+        secret
+            .value(name)
+            .ok_or_else(|| format!("Secret {key} has no {name}"))?
             .map_err(|e| format!("Secret {key}: {name} is not valid base64 ({e})"))
     };
     let crt = field("tls.crt")?;

@@ -37,15 +37,8 @@ fn parse_deny(r: &mut Reader<'_>, loc: &mut Location) {
     match networks(&value) {
         Ok(nets) => loc.deny_sources = Some(nets),
         Err(bad) => {
-            let reason = format!("{name}: invalid network(s) {}", bad.join(", "));
-            r.warn(
-                name,
-                format!(
-                    "invalid network(s) {}: every request of this Ingress gets 503 until the list is fixed",
-                    bad.join(", ")
-                ),
-            );
-            loc.denied.get_or_insert(reason);
+            let why = format!("invalid network(s) {}", bad.join(", "));
+            r.deny(loc, name, &why, "until the list is fixed");
         }
     }
 }

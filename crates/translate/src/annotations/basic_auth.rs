@@ -21,7 +21,6 @@
 
 use super::Reader;
 use crate::objects::Secret;
-use base64::Engine;
 use model::{BasicAuth, Location, PasswordScheme};
 use std::collections::BTreeSet;
 
@@ -131,12 +130,12 @@ pub fn parse(r: &mut Reader<'_>, loc: &mut Location) {
 
 /// The Ingress is denied: 503 to every request, and a warning that says why.
 fn deny(r: &mut Reader<'_>, loc: &mut Location, annotation: &str, why: String) {
-    r.warn(
+    r.deny(
+        loc,
         annotation,
-        format!("{why}: every request of this Ingress gets 503 rather than being served without authentication"),
+        &why,
+        "rather than being served without authentication",
     );
-    loc.denied
-        .get_or_insert_with(|| format!("{annotation}: {why}"));
 }
 
 /// client-go's `SplitMetaNamespaceKey` of a value that passed ingress-nginx's validation
@@ -158,17 +157,11 @@ fn split_name(value: &str) -> Option<(Option<&str>, &str)> {
     }
 }
 
-/// A key of the Secret, from `stringData` or (base64) `data`.
+/// A key of the Secret; the error says what is wrong with its value.
 fn value(secret: &Secret, key: &str) -> Option<Result<Vec<u8>, String>> {
-    if let Some(v) = secret.string_data.get(key) {
-        return Some(Ok(v.as_bytes().to_vec()));
-    }
-    let v = secret.data.get(key)?;
-    Some(
-        base64::engine::general_purpose::STANDARD
-            .decode(v.trim())
-            .map_err(|e| format!("is not valid base64 ({e})")),
-    )
+    secret
+        .value(key)
+        .map(|v| v.map_err(|e| format!("is not valid base64 ({e})")))
 }
 
 /// The users of htpasswd lines, as nginx reads its user file.

@@ -40,11 +40,7 @@ pub fn parse(r: &mut Reader<'_>, loc: &mut Location) {
         );
     }
     let deny = |r: &mut Reader<'_>, loc: &mut Location, name: &str, why: String| {
-        r.warn(
-            name,
-            format!("{why}: every request of this Ingress gets 503 until it is fixed"),
-        );
-        loc.denied.get_or_insert_with(|| format!("{name}: {why}"));
+        r.deny(loc, name, &why, "until it is fixed");
     };
     if let Err(why) = check_url(&url) {
         return deny(r, loc, "auth-url", format!("\"{url}\" {why}"));

@@ -228,6 +228,17 @@ impl<'a> Reader<'a> {
             .push(Severity::Warning, self.object, Some(full), message);
     }
 
+    /// Deny the Ingress because of annotation `name`: every request gets 503, never served
+    /// without what it asks for. The warning is "`why`: every request of this Ingress gets 503
+    /// `until`"; the first reason given is the one the route keeps.
+    pub fn deny(&mut self, loc: &mut model::Location, name: &str, why: &str, until: &str) {
+        self.warn(
+            name,
+            format!("{why}: every request of this Ingress gets 503 {until}"),
+        );
+        loc.denied.get_or_insert_with(|| format!("{name}: {why}"));
+    }
+
     pub fn info(&mut self, name: &str, message: impl Into<String>) {
         let full = format!("{}{name}", self.prefix);
         self.diags
