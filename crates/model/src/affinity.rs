@@ -70,6 +70,22 @@ pub struct Affinity {
     /// less than half its lifetime left gets it re-issued, same pin, fresh `Expires`/`Max-Age`.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub sliding: bool,
+    /// Gateway API `absoluteTimeout`, seconds: a session ends this long after it began, whatever
+    /// its cookie's attributes say (enforced from the value itself).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub absolute_timeout: Option<u64>,
+    /// Gateway API `type: Header`: the session travels in this header (lowercase) of requests
+    /// and responses instead of a cookie.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// Binds sessions to one route rule besides the backend ([`Affinity::scope_of`]), so two
+    /// Gateway API rules that send to the same Service keep separate sessions; 0 for Ingress.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub scope: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl Affinity {
@@ -89,7 +105,19 @@ impl Affinity {
             change_on_failure: true,
             balance_factor: None,
             sliding: false,
+            absolute_timeout: None,
+            header: None,
+            scope: 0,
         }
+    }
+
+    /// The scope of the sessions of a route rule named `name` (FNV-1a, stable across replicas
+    /// and versions; never 0).
+    pub fn scope_of(name: &str) -> u64 {
+        let h = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        h.max(1)
     }
 
     /// How long a cookie lives, in seconds: `Max-Age` when set (browsers prefer it), else

@@ -10,6 +10,7 @@ mod affinity;
 mod diagnostic;
 mod endpoint;
 pub mod expr;
+mod filter;
 mod host;
 mod location;
 mod password;
@@ -20,13 +21,17 @@ mod tls;
 pub use affinity::{Affinity, AffinityMode, SameSite, DEFAULT_BALANCE_FACTOR, DEFAULT_COOKIE_NAME};
 pub use diagnostic::{Diagnostic, ObjectRef, Severity};
 pub use endpoint::{Backend, BackendId, Endpoint, EndpointId};
+pub use filter::{Filters, HeaderEdits, Mirror, PathModifier, RequestRedirect, UrlRewrite};
 pub use host::{host_name, HostMatch};
 pub use location::{
     BackendProtocol, BasicAuth, Cidr, Cors, ExternalAuth, Location, NextUpstream, RateLimit,
     Redirect,
 };
 pub use password::PasswordScheme;
-pub use route::{regex_source, Canary, PathType, Route, Target, VirtualHost};
+pub use route::{
+    regex_source, Canary, Conditions, PathType, Route, Target, ValueMatch, VirtualHost,
+    WeightedBackend,
+};
 pub use tls::{Certificate, HostTls, KeyFormat, PrivateKey};
 
 use serde::Serialize;
@@ -35,8 +40,12 @@ use serde::Serialize;
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Snapshot {
     /// Virtual hosts in match order: exact hosts, then wildcard hosts, then at most one catch-all
-    /// (rules without `host`).
+    /// (rules without `host`). Served on the Ingress listeners (`--listen-http`,
+    /// `--listen-https`).
     pub hosts: Vec<VirtualHost>,
+    /// Gateway API listeners, by port: each is served on its own socket with its own hosts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<Listener>,
     /// Backends referenced by [`Target::backend`], indexed by [`BackendId`].
     pub backends: Vec<Backend>,
     /// Certificates referenced by [`VirtualHost::tls`].
@@ -45,6 +54,17 @@ pub struct Snapshot {
     /// Proxy-wide settings of the ingress-nginx ConfigMap (`--configmap`).
     #[serde(skip_serializing_if = "Settings::is_default")]
     pub settings: Settings,
+}
+
+/// The Gateway API listeners of one port (of one or several Gateways, same protocol), told apart
+/// by host name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Listener {
+    pub port: u16,
+    /// HTTPS: TLS is terminated with the certificate of the virtual host the SNI names.
+    pub tls: bool,
+    /// In match order, as [`Snapshot::hosts`].
+    pub hosts: Vec<VirtualHost>,
 }
 
 /// Proxy-wide settings with no annotation, from the ingress-nginx ConfigMap; `None`: the command

@@ -81,6 +81,9 @@ pub struct Location {
     /// honoured. Serving the route without the control would fail open.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub denied: Option<String>,
+    /// Gateway API routes: the rule's filters and timeouts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filters: Option<Box<crate::Filters>>,
 }
 
 impl Default for Location {
@@ -109,6 +112,7 @@ impl Default for Location {
             rate_limit: None,
             limit_req_status_code: 503,
             denied: None,
+            filters: None,
         }
     }
 }

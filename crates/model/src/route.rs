@@ -16,6 +16,9 @@ pub enum PathType {
     /// a host becomes one when any Ingress of that host sets `use-regex: "true"`. The expression
     /// is compiled by whoever serves the snapshot: [`Route::matches`] is false for these.
     Regex,
+    /// The Gateway API's `RegularExpression`: the whole request path must match the expression
+    /// (case-sensitive). Compiled by whoever serves the snapshot, as `Regex`.
+    RegularExpression,
 }
 
 impl PathType {
@@ -25,6 +28,7 @@ impl PathType {
             PathType::Exact => "Exact",
             PathType::Prefix => "Prefix",
             PathType::Regex => "regex",
+            PathType::RegularExpression => "RegularExpression",
         }
     }
 }
@@ -66,6 +70,60 @@ pub struct Route {
     /// `force-ssl-redirect`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub https_redirect: bool,
+    /// Gateway API matches besides the path (method, headers, query parameters): all must hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<Box<Conditions>>,
+    /// Gateway API `backendRefs`: when not empty, a request goes to one of these by weight (or to
+    /// the one its session is pinned to, whatever the weights), and `target.backend` is unused.
+    /// An entry without backend (a reference that does not resolve) answers 500, as do rules
+    /// whose weights are all 0.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub backends: Vec<WeightedBackend>,
+}
+
+/// Gateway API request conditions of a route besides its path.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize)]
+pub struct Conditions {
+    /// The request method, uppercase.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// Request headers (names lowercase): each must be present with a matching value.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<ValueMatch>,
+    /// Query parameters (names exact): each must be present with a matching value (the first
+    /// occurrence counts).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub query: Vec<ValueMatch>,
+}
+
+impl Conditions {
+    /// Gateway API precedence among routes with equal paths: a method, then more headers, then
+    /// more query parameters win.
+    pub fn precedence(c: Option<&Conditions>) -> (bool, usize, usize) {
+        c.map_or((false, 0, 0), |c| {
+            (c.method.is_some(), c.headers.len(), c.query.len())
+        })
+    }
+}
+
+/// One header or query parameter condition.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct ValueMatch {
+    pub name: String,
+    pub value: String,
+    /// `value` is a regular expression (anchored at neither end, as RE2's partial match) rather
+    /// than the exact value.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub regex: bool,
+}
+
+/// One Gateway API `backendRef`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct WeightedBackend {
+    /// `None`: the reference does not resolve (no such Service or port, another namespace without
+    /// a ReferenceGrant, an unsupported kind): requests that would go to it get 500.
+    pub backend: Option<BackendId>,
+    pub weight: u32,
 }
 
 /// Which requests of a route go to the canary (ingress-nginx's `canary-*` annotations), in the
@@ -95,14 +153,17 @@ pub struct Canary {
 impl Route {
     /// The regular expression a `Regex` route's path stands for, in the `regex` crate's syntax.
     pub fn regex_source(&self) -> String {
-        regex_source(&self.path)
+        match self.path_type {
+            PathType::RegularExpression => format!("^(?:{})$", self.path),
+            _ => regex_source(&self.path),
+        }
     }
 
     /// Does this route match a request path (without query)? Always false for `Regex` routes,
     /// which need their compiled expression.
     pub fn matches(&self, path: &str) -> bool {
         match self.path_type {
-            PathType::Regex => false,
+            PathType::Regex | PathType::RegularExpression => false,
             PathType::Exact => self.path == path,
             PathType::Prefix => {
                 let prefix = self.path.trim_end_matches('/');
@@ -115,8 +176,8 @@ impl Route {
     }
 }
 
-/// The expression nginx's `location ~* "^<path>"` matches with: case-insensitive, anchored at the
-/// start only.
+/// The expression a regex route's path stands for: nginx's `location ~* "^<path>"` for `Regex`
+/// (case-insensitive, anchored at the start only); the whole path for `RegularExpression`.
 pub fn regex_source(path: &str) -> String {
     format!("(?i)^{path}")
 }
@@ -145,6 +206,8 @@ mod tests {
         Route {
             canary: None,
             https_redirect: false,
+            conditions: None,
+            backends: Vec::new(),
             path: path.into(),
             path_type,
             target: Target {

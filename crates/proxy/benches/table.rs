@@ -74,6 +74,8 @@ fn snapshot() -> Snapshot {
                 },
                 canary: None,
                 https_redirect: false,
+                conditions: None,
+                backends: Vec::new(),
             });
         }
         hosts.push(VirtualHost {
@@ -88,6 +90,7 @@ fn snapshot() -> Snapshot {
     }
     Snapshot {
         hosts,
+        listeners: Vec::new(),
         backends,
         certificates: Vec::new(),
         settings: Default::default(),

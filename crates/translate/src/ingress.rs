@@ -327,6 +327,8 @@ fn add_rule(
                 target,
                 canary: None,
                 https_redirect: false,
+                conditions: None,
+                backends: Vec::new(),
             },
             written: written.to_owned(),
             ssl,
@@ -455,6 +457,9 @@ impl Cx<'_, '_> {
                     change_on_failure: a.change_on_failure,
                     balance_factor: a.balance_factor,
                     sliding: a.sliding,
+                    absolute_timeout: None,
+                    header: None,
+                    scope: 0,
                 })
             }),
             ingress: self.object.clone(),

@@ -133,6 +133,7 @@ pub fn translate(objects: &Objects, options: &Options) -> Translation {
     }
     let snapshot = Snapshot {
         hosts: hosts.finish(&mut diags),
+        listeners: Vec::new(),
         backends: backends.finish(),
         certificates: certificates.finish(),
         settings: defaults.settings,
