@@ -14,10 +14,12 @@ mod annotations;
 mod backends;
 mod class;
 mod configmap;
+mod gateway;
 mod ingress;
 pub mod objects;
 mod tls;
 
+pub use gateway::DEFAULT_CONTROLLER_NAME as DEFAULT_GATEWAY_CONTROLLER;
 pub use model;
 use model::{Diagnostic, ObjectRef, Severity, Snapshot};
 pub use objects::Objects;
@@ -47,6 +49,8 @@ pub struct Options {
     /// The ingress-nginx ConfigMap read for global settings (`--configmap`), as namespace and
     /// name. `None`: ingress-nginx's defaults.
     pub configmap: Option<(String, String)>,
+    /// The `controllerName` of the GatewayClasses served (`--gateway-controller-name`).
+    pub gateway_controller: String,
 }
 
 impl Default for Options {
@@ -59,6 +63,7 @@ impl Default for Options {
             default_ssl_redirect: true,
             allow_cross_namespace_resources: false,
             configmap: None,
+            gateway_controller: DEFAULT_GATEWAY_CONTROLLER.to_owned(),
         }
     }
 }
@@ -131,9 +136,16 @@ pub fn translate(objects: &Objects, options: &Options) -> Translation {
     for (ing, object) in www {
         hosts.redirect_from_to_www(ing, &object, &mut diags);
     }
+    let listeners = gateway::translate(
+        objects,
+        options,
+        &mut backends,
+        &mut certificates,
+        &mut diags,
+    );
     let snapshot = Snapshot {
         hosts: hosts.finish(&mut diags),
-        listeners: Vec::new(),
+        listeners,
         backends: backends.finish(),
         certificates: certificates.finish(),
         settings: defaults.settings,
