@@ -19,6 +19,7 @@ mod ingress;
 pub mod objects;
 mod tls;
 
+pub use gateway::status::{self as gateway_status, GatewayApiStatus};
 pub use gateway::DEFAULT_CONTROLLER_NAME as DEFAULT_GATEWAY_CONTROLLER;
 pub use model;
 use model::{Diagnostic, ObjectRef, Severity, Snapshot};
@@ -77,6 +78,8 @@ pub struct Translation {
     /// The Ingresses this configuration serves (their class is ours), sorted: the ones whose
     /// status a controller reports.
     pub served: Vec<ObjectRef>,
+    /// What the status of each Gateway API object Remora serves should say.
+    pub gateway_status: GatewayApiStatus,
 }
 
 /// Translate every served Ingress into one snapshot.
@@ -136,7 +139,7 @@ pub fn translate(objects: &Objects, options: &Options) -> Translation {
     for (ing, object) in www {
         hosts.redirect_from_to_www(ing, &object, &mut diags);
     }
-    let listeners = gateway::translate(
+    let (listeners, gateway_status) = gateway::translate(
         objects,
         options,
         &mut backends,
@@ -154,6 +157,7 @@ pub fn translate(objects: &Objects, options: &Options) -> Translation {
         snapshot,
         diagnostics: diags.finish(),
         served: served_refs,
+        gateway_status,
     }
 }
 

@@ -4,10 +4,11 @@
 
 use super::listeners::{AllowedNamespaces, GatewayListener};
 use super::ns_name;
+use super::status::{ParentStatus, Problem};
 use crate::objects::{HttpRoute, Objects};
 use crate::Diagnostics;
 use model::{HostMatch, ObjectRef};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 const GROUP: &str = "gateway.networking.k8s.io";
 
@@ -52,7 +53,9 @@ pub fn attach(
     route: &HttpRoute,
     object: &ObjectRef,
     listeners: &[GatewayListener],
+    gateways: &BTreeSet<(&str, &str)>,
     namespaces: &NamespaceLabels,
+    parents: &mut Vec<ParentStatus>,
     diags: &mut Diagnostics,
 ) -> Vec<Attachment> {
     let (route_ns, _) = ns_name(&route.route.metadata);
@@ -79,15 +82,25 @@ pub fn attach(
             continue;
         }
         let gw_ns = parent.namespace.as_deref().unwrap_or(route_ns);
+        if !gateways.contains(&(gw_ns, parent.name.as_str())) {
+            // Not Remora's: another controller reports on it.
+            continue;
+        }
+        let mut status = ParentStatus {
+            gateway_namespace: gw_ns.to_owned(),
+            gateway_name: parent.name.clone(),
+            section_name: parent.section_name.clone(),
+            port: parent.port,
+            accepted: None,
+            resolved_refs: None,
+            session_conflict: None,
+        };
         let of_gateway: Vec<usize> = listeners
             .iter()
             .enumerate()
             .filter(|(_, l)| l.namespace == gw_ns && l.gateway_name == parent.name)
             .map(|(i, _)| i)
             .collect();
-        if of_gateway.is_empty() {
-            continue;
-        }
         let candidates: Vec<usize> = of_gateway
             .into_iter()
             .filter(|&li| {
@@ -100,10 +113,16 @@ pub fn attach(
             .collect();
         let parent_label = format!("parentRefs[{i}] (Gateway {gw_ns}/{})", parent.name);
         if candidates.is_empty() {
+            let p = Problem::new(
+                "NoMatchingParent",
+                "no served listener with that sectionName or port",
+            );
             diags.warn(
                 object,
-                format!("{parent_label}: no listener with that sectionName or port (NoMatchingParent): not attached"),
+                format!("{parent_label}: {} ({}): not attached", p.message, p.reason),
             );
+            status.accepted = Some(p);
+            parents.push(status);
             continue;
         }
         let allowed: Vec<usize> = candidates
@@ -111,10 +130,16 @@ pub fn attach(
             .filter(|&li| allows(&listeners[li], route_ns, namespaces))
             .collect();
         if allowed.is_empty() {
+            let p = Problem::new(
+                "NotAllowedByListeners",
+                format!("no listener allows routes of namespace {route_ns}"),
+            );
             diags.warn(
                 object,
-                format!("{parent_label}: no listener allows routes of namespace {route_ns} (NotAllowedByListeners): not attached"),
+                format!("{parent_label}: {} ({}): not attached", p.message, p.reason),
             );
+            status.accepted = Some(p);
+            parents.push(status);
             continue;
         }
         let mut attached = false;
@@ -139,11 +164,17 @@ pub fn attach(
             }
         }
         if !attached {
+            let p = Problem::new(
+                "NoMatchingListenerHostname",
+                "none of the route's hostnames is one a listener serves",
+            );
             diags.warn(
                 object,
-                format!("{parent_label}: none of the route's hostnames is one a listener serves (NoMatchingListenerHostname): not attached"),
+                format!("{parent_label}: {} ({}): not attached", p.message, p.reason),
             );
+            status.accepted = Some(p);
         }
+        parents.push(status);
     }
     out
 }

@@ -2,6 +2,7 @@
 //! certificate each HTTPS listener presents, and which routes may attach to them.
 
 use super::refs::Grants;
+use super::status::{ClassStatus, GatewayApiStatus, GatewayStatus, ListenerStatus, Problem};
 use super::{age, ns_name};
 use crate::objects::Objects;
 use crate::tls::Certificates;
@@ -66,26 +67,36 @@ pub struct GatewayListener {
     pub namespaces: AllowedNamespaces,
     /// Route kinds that may attach (`allowedRoutes.kinds`; by default HTTPRoute).
     pub kinds: Vec<String>,
+    /// Its status: index of the Gateway, and of the listener in it.
+    pub status: (usize, usize),
 }
 
 const GROUP: &str = "gateway.networking.k8s.io";
 
-/// The listeners of the Gateways of Remora's GatewayClasses, oldest Gateway first. A listener
-/// Remora cannot serve (another protocol, a port taken by another protocol, a host name another
-/// listener of the port has, an HTTPS listener without a usable certificate) is left out with a
-/// warning.
+/// The listeners of the Gateways of Remora's GatewayClasses, oldest Gateway first, and the
+/// status of those classes and Gateways. A listener Remora cannot serve (another protocol, a port
+/// taken by another protocol, a host name another listener of the port has, an HTTPS listener
+/// without a usable certificate) is left out with a warning and its status says why.
 pub fn collect(
     objects: &Objects,
     options: &Options,
     grants: &Grants,
     certificates: &mut Certificates<'_>,
+    status: &mut GatewayApiStatus,
     diags: &mut Diagnostics,
 ) -> Vec<GatewayListener> {
     let classes: BTreeSet<&str> = objects
         .gateway_classes
         .iter()
         .filter(|c| c.spec.controller_name == options.gateway_controller)
-        .filter_map(|c| c.metadata.name.as_deref())
+        .filter_map(|c| {
+            let name = c.metadata.name.as_deref()?;
+            status.classes.push(ClassStatus {
+                name: name.to_owned(),
+                generation: c.metadata.generation,
+            });
+            Some(name)
+        })
         .collect();
     let mut gateways: Vec<_> = objects
         .gateways
@@ -99,45 +110,107 @@ pub fn collect(
     for gw in gateways {
         let (namespace, name) = ns_name(&gw.metadata);
         let object = ObjectRef::new("Gateway", namespace, name);
+        let mut gs = GatewayStatus {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            generation: gw.metadata.generation,
+            listeners: Vec::new(),
+        };
         for l in &gw.spec.listeners {
-            let Some(listener) = listener(l, namespace, name, &object, grants, certificates, diags)
-            else {
-                continue;
+            let mut ls = ListenerStatus {
+                name: l.name.clone(),
+                served: false,
+                attached_routes: 0,
+                supported_kinds: Vec::new(),
+                accepted: None,
+                resolved_refs: None,
+                conflicted: None,
+            };
+            let warn = |diags: &mut Diagnostics, p: &Problem| {
+                diags.warn(
+                    &object,
+                    format!(
+                        "listener {}: {} ({}): not served",
+                        l.name, p.message, p.reason
+                    ),
+                );
+            };
+            let mut listener = match listener(
+                l,
+                namespace,
+                name,
+                &object,
+                grants,
+                certificates,
+                &mut ls,
+                diags,
+            ) {
+                Ok(listener) => listener,
+                Err(Failure::Accepted(p)) => {
+                    warn(diags, &p);
+                    ls.accepted = Some(p);
+                    gs.listeners.push(ls);
+                    continue;
+                }
+                Err(Failure::ResolvedRefs(p)) => {
+                    warn(diags, &p);
+                    ls.resolved_refs = Some(p);
+                    gs.listeners.push(ls);
+                    continue;
+                }
             };
             let (tls, hosts) = ports
                 .entry(listener.port)
                 .or_insert_with(|| (listener.tls, BTreeSet::new()));
-            if *tls != listener.tls {
-                diags.warn(
-                    &object,
+            let conflict = if *tls != listener.tls {
+                Some(Problem::new(
+                    "ProtocolConflict",
                     format!(
-                        "listener {}: port {} is served as {} by an older listener (ProtocolConflict): not served",
-                        listener.name,
+                        "port {} is served as {} by an older listener",
                         listener.port,
                         if *tls { "HTTPS" } else { "HTTP" }
                     ),
-                );
-                continue;
-            }
-            if !hosts.insert(listener.hostname.clone()) {
-                diags.warn(
-                    &object,
+                ))
+            } else if !hosts.insert(listener.hostname.clone()) {
+                Some(Problem::new(
+                    "HostnameConflict",
                     format!(
-                        "listener {}: port {} with host name {} is served by an older listener (HostnameConflict): not served",
-                        listener.name,
+                        "port {} with host name {} is served by an older listener",
                         listener.port,
-                        listener.hostname.as_ref().map_or("(any)".to_owned(), ToString::to_string)
+                        listener
+                            .hostname
+                            .as_ref()
+                            .map_or("(any)".to_owned(), ToString::to_string)
                     ),
-                );
+                ))
+            } else {
+                None
+            };
+            if let Some(p) = conflict {
+                warn(diags, &p);
+                ls.conflicted = Some(p);
+                gs.listeners.push(ls);
                 continue;
             }
+            ls.served = true;
+            listener.status = (status.gateways.len(), gs.listeners.len());
+            gs.listeners.push(ls);
             out.push(listener);
         }
+        status.gateways.push(gs);
     }
     out
 }
 
-/// One listener, if Remora can serve it.
+/// Why a listener is not served, by the condition that says so.
+enum Failure {
+    Accepted(Problem),
+    ResolvedRefs(Problem),
+}
+
+/// One listener, if Remora can serve it; its supported kinds (and a problem with them) go to
+/// `ls`.
+#[allow(clippy::too_many_arguments)]
 fn listener(
     l: &GatewayListeners,
     namespace: &str,
@@ -145,54 +218,42 @@ fn listener(
     object: &ObjectRef,
     grants: &Grants,
     certificates: &mut Certificates<'_>,
+    ls: &mut ListenerStatus,
     diags: &mut Diagnostics,
-) -> Option<GatewayListener> {
+) -> Result<GatewayListener, Failure> {
     let tls = match l.protocol.as_str() {
         "HTTP" => false,
         "HTTPS" => true,
         other => {
-            diags.warn(
-                object,
-                format!(
-                    "listener {}: protocol {other} is not supported (UnsupportedProtocol; HTTP and HTTPS are): not served",
-                    l.name
-                ),
-            );
-            return None;
+            return Err(Failure::Accepted(Problem::new(
+                "UnsupportedProtocol",
+                format!("protocol {other} is not supported, only HTTP and HTTPS"),
+            )));
         }
     };
     let Some(port) = u16::try_from(l.port).ok().filter(|p| *p > 0) else {
-        diags.warn(
-            object,
-            format!(
-                "listener {}: port {} is not a port: not served",
-                l.name, l.port
-            ),
-        );
-        return None;
+        return Err(Failure::Accepted(Problem::new(
+            "PortUnavailable",
+            format!("port {} is not a port", l.port),
+        )));
     };
     let hostname = match l.hostname.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(h) => match HostMatch::parse(h) {
             Ok(m) => Some(m),
             Err(why) => {
-                diags.warn(
-                    object,
-                    format!("listener {}: hostname {h} {why}: not served", l.name),
-                );
-                return None;
+                return Err(Failure::Accepted(Problem::new(
+                    "UnsupportedValue",
+                    format!("hostname {h} {why}"),
+                )));
             }
         },
     };
     let certificate = if tls {
-        Some(certificate(
-            l,
-            namespace,
-            object,
-            grants,
-            certificates,
-            diags,
-        )?)
+        Some(
+            certificate(l, namespace, object, grants, certificates, diags)
+                .map_err(Failure::ResolvedRefs)?,
+        )
     } else {
         None
     };
@@ -237,18 +298,21 @@ fn listener(
                 if group == GROUP && k.kind == "HTTPRoute" {
                     kinds.push(k.kind.clone());
                 } else {
+                    let p = Problem::new(
+                        "InvalidRouteKinds",
+                        format!("route kind {group}/{} is not supported", k.kind),
+                    );
                     diags.warn(
                         object,
-                        format!(
-                            "listener {}: route kind {group}/{} is not supported (InvalidRouteKinds)",
-                            l.name, k.kind
-                        ),
+                        format!("listener {}: {} (InvalidRouteKinds)", l.name, p.message),
                     );
+                    ls.resolved_refs.get_or_insert(p);
                 }
             }
         }
     }
-    Some(GatewayListener {
+    ls.supported_kinds = kinds.clone();
+    Ok(GatewayListener {
         namespace: namespace.to_owned(),
         gateway_name: gateway_name.to_owned(),
         name: l.name.clone(),
@@ -258,12 +322,13 @@ fn listener(
         certificate,
         namespaces,
         kinds,
+        status: (0, 0),
     })
 }
 
 /// The certificate of an HTTPS listener: its first `certificateRefs` entry that is a usable
-/// `kubernetes.io/tls` Secret this Gateway may reference. None: the listener is not served (an
-/// HTTPS listener without its certificate would present the wrong one).
+/// `kubernetes.io/tls` Secret this Gateway may reference. Else why not: the listener is not served
+/// (an HTTPS listener without its certificate would present the wrong one).
 fn certificate(
     l: &GatewayListeners,
     namespace: &str,
@@ -271,63 +336,54 @@ fn certificate(
     grants: &Grants,
     certificates: &mut Certificates<'_>,
     diags: &mut Diagnostics,
-) -> Option<usize> {
+) -> Result<usize, Problem> {
     let Some(tls) = &l.tls else {
-        diags.warn(
-            object,
-            format!(
-                "listener {}: HTTPS without tls.certificateRefs: not served",
-                l.name
-            ),
-        );
-        return None;
+        return Err(Problem::new(
+            "InvalidCertificateRef",
+            "HTTPS without tls.certificateRefs",
+        ));
     };
     if matches!(tls.mode, Some(GatewayListenersTlsMode::Passthrough)) {
-        diags.warn(
-            object,
-            format!(
-                "listener {}: tls.mode Passthrough is not supported: not served",
-                l.name
-            ),
-        );
-        return None;
+        return Err(Problem::new(
+            "UnsupportedValue",
+            "tls.mode Passthrough is not supported",
+        ));
     }
-    let refs = tls.certificate_refs.as_deref().unwrap_or_default();
-    for r in refs {
+    let mut first: Option<Problem> = None;
+    for r in tls.certificate_refs.as_deref().unwrap_or_default() {
         let group = r.group.as_deref().unwrap_or("");
         let kind = r.kind.as_deref().unwrap_or("Secret");
         let ns = r.namespace.as_deref().unwrap_or(namespace);
-        if !(group.is_empty() || group == "core") || kind != "Secret" {
-            diags.warn(
-                object,
+        let problem = if !(group.is_empty() || group == "core") || kind != "Secret" {
+            Problem::new(
+                "InvalidCertificateRef",
+                format!("certificateRefs {group}/{kind} {} is not a Secret", r.name),
+            )
+        } else if !grants.allows((GROUP, "Gateway", namespace), ("", "Secret", ns, &r.name)) {
+            Problem::new(
+                "RefNotPermitted",
                 format!(
-                    "listener {}: certificateRefs {group}/{kind} {} is not a Secret (InvalidCertificateRef)",
-                    l.name, r.name
+                    "Secret {ns}/{} is in another namespace and no ReferenceGrant allows it",
+                    r.name
                 ),
-            );
-            continue;
-        }
-        if !grants.allows((GROUP, "Gateway", namespace), ("", "Secret", ns, &r.name)) {
-            diags.warn(
-                object,
-                format!(
-                    "listener {}: Secret {ns}/{} is in another namespace and no ReferenceGrant allows it (RefNotPermitted)",
-                    l.name, r.name
-                ),
-            );
-            continue;
-        }
-        match certificates.load(ns, &r.name) {
-            Ok(i) => return Some(i),
-            Err(why) => diags.warn(
-                object,
-                format!("listener {}: {why} (InvalidCertificateRef)", l.name),
+            )
+        } else {
+            match certificates.load(ns, &r.name) {
+                Ok(i) => return Ok(i),
+                Err(why) => Problem::new("InvalidCertificateRef", why),
+            }
+        };
+        diags.push(
+            model::Severity::Info,
+            object,
+            None,
+            format!(
+                "listener {}: {} ({})",
+                l.name, problem.message, problem.reason
             ),
-        }
+        );
+        first.get_or_insert(problem);
     }
-    diags.warn(
-        object,
-        format!("listener {}: no usable certificate: not served", l.name),
-    );
-    None
+    Err(first
+        .unwrap_or_else(|| Problem::new("InvalidCertificateRef", "tls.certificateRefs is empty")))
 }

@@ -17,14 +17,16 @@ mod listeners;
 mod refs;
 mod rules;
 mod session;
+pub mod status;
 
 use crate::backends::Backends;
 use crate::objects::Objects;
 use crate::tls::Certificates;
 use crate::{Diagnostics, Options};
 use model::{Conditions, HostMatch, HostTls, Listener, ObjectRef, Route, VirtualHost};
+use status::{GatewayApiStatus, Problem, RouteStatus};
 use std::cmp::Reverse;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub use listeners::DEFAULT_CONTROLLER_NAME;
 
@@ -68,16 +70,27 @@ struct HostEntry {
     cookies: BTreeMap<String, u64>,
 }
 
-/// Translate the Gateway API objects: the listeners to serve, each with its hosts and routes.
+/// Translate the Gateway API objects: the listeners to serve, each with its hosts and routes, and
+/// what the status of each object should say.
 pub fn translate(
     objects: &Objects,
     options: &Options,
     backends: &mut Backends<'_>,
     certificates: &mut Certificates<'_>,
     diags: &mut Diagnostics,
-) -> Vec<Listener> {
+) -> (Vec<Listener>, GatewayApiStatus) {
     let grants = refs::Grants::new(objects);
-    let listeners = listeners::collect(objects, options, &grants, certificates, diags);
+    let mut status = GatewayApiStatus::default();
+    let listeners = listeners::collect(objects, options, &grants, certificates, &mut status, diags);
+    let served: Vec<(String, String)> = status
+        .gateways
+        .iter()
+        .map(|g| (g.namespace.clone(), g.name.clone()))
+        .collect();
+    let gateways: BTreeSet<(&str, &str)> = served
+        .iter()
+        .map(|(ns, name)| (ns.as_str(), name.as_str()))
+        .collect();
     let mut ports: BTreeMap<u16, Port> = BTreeMap::new();
     for l in &listeners {
         let port = ports.entry(l.port).or_default();
@@ -91,17 +104,64 @@ pub fn translate(
         }
     }
     let namespaces = attach::NamespaceLabels::new(objects);
+    let mut routes_status = Vec::new();
     let mut routes: Vec<_> = objects.http_routes.iter().collect();
     routes.sort_by_key(|r| age(&r.route.metadata));
     for route in routes {
         let (ns, name) = ns_name(&route.route.metadata);
         let object = ObjectRef::new("HTTPRoute", ns, name);
-        let attachments = attach::attach(route, &object, &listeners, &namespaces, diags);
-        if attachments.is_empty() {
+        let mut parents = Vec::new();
+        let attachments = attach::attach(
+            route,
+            &object,
+            &listeners,
+            &gateways,
+            &namespaces,
+            &mut parents,
+            diags,
+        );
+        if parents.is_empty() {
             continue;
         }
-        let built = rules::build(route, &object, options, &grants, backends, diags);
+        let mut problems = rules::Problems::default();
+        // Rules of a route attached nowhere are not translated (their Services would be read
+        // for nothing); its status says why it is not attached.
+        let built = if attachments.is_empty() {
+            Vec::new()
+        } else {
+            rules::build(
+                route,
+                &object,
+                options,
+                &grants,
+                backends,
+                &mut problems,
+                diags,
+            )
+        };
+        for p in &mut parents {
+            if p.accepted.is_none() {
+                p.accepted = problems.accepted.clone();
+            }
+            p.resolved_refs = problems.resolved_refs.clone();
+        }
+        routes_status.push(RouteStatus {
+            kind: "HTTPRoute".to_owned(),
+            namespace: ns.to_owned(),
+            name: name.to_owned(),
+            generation: route.route.metadata.generation,
+            parents,
+        });
         for a in attachments {
+            let listener = &listeners[a.listener];
+            let (g, l) = listener.status;
+            if let Some(ls) = status
+                .gateways
+                .get_mut(g)
+                .and_then(|g| g.listeners.get_mut(l))
+            {
+                ls.attached_routes += 1;
+            }
             let listener = &listeners[a.listener];
             let Some(port) = ports.get_mut(&listener.port) else {
                 continue;
@@ -113,13 +173,20 @@ pub fn translate(
                 }
                 for r in &built {
                     let mut r = r.clone();
-                    claim_cookie(&mut r, &host, entry, &object, diags);
+                    if let Some(p) = claim_cookie(&mut r, &host, entry, &object, diags) {
+                        if let Some(rs) = routes_status.last_mut() {
+                            for parent in &mut rs.parents {
+                                parent.session_conflict.get_or_insert(p.clone());
+                            }
+                        }
+                    }
                     entry.routes.push(r);
                 }
             }
         }
     }
-    ports
+    status.routes = routes_status;
+    let listeners = ports
         .into_iter()
         .map(|(port, p)| Listener {
             port,
@@ -149,20 +216,21 @@ pub fn translate(
                 })
                 .collect(),
         })
-        .collect()
+        .collect();
+    (listeners, status)
 }
 
 /// One cookie name per host: a rule whose sessions would use a cookie another (older) rule of
-/// the host already uses gets no session persistence, and a warning.
+/// the host already uses gets no session persistence, a warning, and the problem for its status.
 fn claim_cookie(
     route: &mut Route,
     host: &HostMatch,
     entry: &mut HostEntry,
     object: &ObjectRef,
     diags: &mut Diagnostics,
-) {
+) -> Option<Problem> {
     let Some(a) = &route.target.affinity else {
-        return;
+        return None;
     };
     let name = match &a.header {
         Some(h) => format!("header {h}"),
@@ -170,17 +238,17 @@ fn claim_cookie(
     };
     match entry.cookies.get(&name) {
         Some(scope) if *scope != a.scope => {
-            diags.warn(
-                object,
-                format!(
-                    "sessionPersistence: session {name} on host {host} is already used by an older route's rule: this rule's sessions are not persistent (name it differently)"
-                ),
+            let message = format!(
+                "session {name} on host {host} is already used by an older route's rule: this rule's sessions are not persistent (name it differently)"
             );
+            diags.warn(object, format!("sessionPersistence: {message}"));
             route.target.affinity = None;
+            Some(Problem::new("SessionNameConflict", message))
         }
-        Some(_) => {}
+        Some(_) => None,
         None => {
             entry.cookies.insert(name, a.scope);
+            None
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use super::refs::Grants;
 use super::session;
+use super::status::Problem;
 use crate::backends::{Backends, PortRef};
 use crate::objects::HttpRoute;
 use crate::{Diagnostics, Options};
@@ -27,13 +28,16 @@ fn api_name<T: serde::Serialize>(v: &T) -> Option<String> {
         .and_then(|v| v.as_str().map(str::to_owned))
 }
 
-/// The routes of every rule of `route`, in rule and match order.
+/// The routes of every rule of `route`, in rule and match order; `problems` gets the first
+/// reference that does not resolve (`ResolvedRefs`) and the first part that cannot be honoured
+/// (`Accepted`).
 pub fn build(
     route: &HttpRoute,
     object: &ObjectRef,
     options: &Options,
     grants: &Grants,
     backends: &mut Backends<'_>,
+    problems: &mut Problems,
     diags: &mut Diagnostics,
 ) -> Vec<Route> {
     let (namespace, name) = super::ns_name(&route.route.metadata);
@@ -57,8 +61,8 @@ pub fn build(
             label: &label,
         };
         let mut fail = false;
-        let filters = cx.filters(rule, grants, backends, &mut fail, diags);
-        let mut weighted = cx.backends(rule, grants, backends, diags);
+        let filters = cx.filters(rule, grants, backends, &mut fail, problems, diags);
+        let mut weighted = cx.backends(rule, grants, backends, problems, diags);
         if fail || (weighted.is_empty() && filters.redirect.is_none()) {
             // Nothing to forward to and nothing that answers: 500, as the spec says.
             weighted = vec![WeightedBackend {
@@ -99,6 +103,13 @@ pub fn build(
         }
     }
     out
+}
+
+/// The first problem of a route's rules, by the condition it belongs to.
+#[derive(Debug, Default)]
+pub struct Problems {
+    pub accepted: Option<Problem>,
+    pub resolved_refs: Option<Problem>,
 }
 
 /// What a rule's parts are read with.
@@ -228,11 +239,12 @@ impl RuleCx<'_> {
         grants: &Grants,
         backends: &mut Backends<'_>,
         fail: &mut bool,
+        problems: &mut Problems,
         diags: &mut Diagnostics,
     ) -> Filters {
         let mut f = Filters::default();
         for filter in rule.filters.as_deref().unwrap_or_default() {
-            self.filter(filter, &mut f, grants, backends, fail, diags);
+            self.filter(filter, &mut f, grants, backends, fail, problems, diags);
         }
         if let Some(t) = &rule.timeouts {
             f.request_timeout_ms = t
@@ -266,6 +278,7 @@ impl RuleCx<'_> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn filter(
         &self,
         filter: &HTTPRouteRulesFilters,
@@ -273,6 +286,7 @@ impl RuleCx<'_> {
         grants: &Grants,
         backends: &mut Backends<'_>,
         fail: &mut bool,
+        problems: &mut Problems,
         diags: &mut Diagnostics,
     ) {
         match filter.r#type {
@@ -366,20 +380,33 @@ impl RuleCx<'_> {
                     diags,
                 ) {
                     Ok(backend) => f.mirrors.push(Mirror { backend, percent }),
-                    Err(why) => self.warn(diags, format!("RequestMirror: {why}: not mirrored")),
+                    Err((reason, why)) => {
+                        self.warn(
+                            diags,
+                            format!("RequestMirror: {why} ({reason}): not mirrored"),
+                        );
+                        problems
+                            .resolved_refs
+                            .get_or_insert(Problem::new(reason, why));
+                    }
                 }
             }
             HTTPRouteRulesFiltersType::ExtensionRef
             | HTTPRouteRulesFiltersType::Cors
             | HTTPRouteRulesFiltersType::ExternalAuth => {
                 *fail = true;
-                self.warn(
-                    diags,
-                    format!(
-                        "filter {} is not supported: its requests get 500 rather than go through unfiltered",
-                        api_name(&filter.r#type).unwrap_or_default()
-                    ),
+                let message = format!(
+                    "{}: filter {} is not supported",
+                    self.label,
+                    api_name(&filter.r#type).unwrap_or_default()
                 );
+                diags.warn(
+                    self.object,
+                    format!("{message}: its requests get 500 rather than go through unfiltered"),
+                );
+                problems
+                    .accepted
+                    .get_or_insert(Problem::new("UnsupportedValue", message));
             }
         }
     }
@@ -390,6 +417,7 @@ impl RuleCx<'_> {
         rule: &HTTPRouteRules,
         grants: &Grants,
         backends: &mut Backends<'_>,
+        problems: &mut Problems,
         diags: &mut Diagnostics,
     ) -> Vec<WeightedBackend> {
         let mut out = Vec::new();
@@ -422,13 +450,17 @@ impl RuleCx<'_> {
                 diags,
             ) {
                 Ok(id) => Some(id),
-                Err(why) => {
+                Err((reason, why)) => {
                     if weight > 0 {
                         self.warn(
                             diags,
-                            format!("backendRefs[{k}]: {why}: its share of requests gets 500"),
+                            format!("backendRefs[{k}]: {why} ({reason}): its share of requests gets 500"),
                         );
                     }
+                    problems.resolved_refs.get_or_insert(Problem::new(
+                        reason,
+                        format!("{}: backendRefs[{k}]: {why}", self.label),
+                    ));
                     None
                 }
             };
@@ -438,7 +470,7 @@ impl RuleCx<'_> {
     }
 
     /// A Service reference of a route (group, kind, namespace, name, port) into a backend, or why
-    /// not (with the Gateway API's reason).
+    /// not: the Gateway API's reason, and a sentence.
     fn service(
         &self,
         (group, kind, namespace, name, port): (
@@ -451,12 +483,13 @@ impl RuleCx<'_> {
         grants: &Grants,
         backends: &mut Backends<'_>,
         diags: &mut Diagnostics,
-    ) -> Result<BackendId, String> {
+    ) -> Result<BackendId, (&'static str, String)> {
         let group = group.unwrap_or("");
         let kind = kind.unwrap_or("Service");
         if !(group.is_empty() || group == "core") || kind != "Service" {
-            return Err(format!(
-                "{group}/{kind} {name} is not a Service (InvalidKind)"
+            return Err((
+                "InvalidKind",
+                format!("{group}/{kind} {name} is not a Service"),
             ));
         }
         let ns = namespace.unwrap_or(self.namespace);
@@ -464,13 +497,17 @@ impl RuleCx<'_> {
             (GROUP, "HTTPRoute", self.namespace),
             ("", "Service", ns, name),
         ) {
-            return Err(format!(
-                "Service {ns}/{name} is in another namespace and no ReferenceGrant allows it (RefNotPermitted)"
+            return Err((
+                "RefNotPermitted",
+                format!(
+                    "Service {ns}/{name} is in another namespace and no ReferenceGrant allows it"
+                ),
             ));
         }
         let Some(port) = port else {
-            return Err(format!(
-                "Service {ns}/{name} without port (BackendNotFound)"
+            return Err((
+                "BackendNotFound",
+                format!("Service {ns}/{name} without port"),
             ));
         };
         backends
@@ -482,7 +519,7 @@ impl RuleCx<'_> {
                 self.object,
                 diags,
             )
-            .map_err(|why| format!("{why} (BackendNotFound)"))
+            .map_err(|why| ("BackendNotFound", why))
     }
 }
 
