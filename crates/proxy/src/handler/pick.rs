@@ -192,11 +192,12 @@ fn to_canary<B>(
                     .and_then(|b| table.backends.get(b.0 as usize))
                     .map(|b| &b.balancer)
             };
+            let now = cookie::now_secs(SystemTime::now());
             for value in cookie::find(cookies(), &a.cookie_name) {
-                if balancer(primary).is_some_and(|b| b.recognizes(key, value)) {
+                if balancer(primary).is_some_and(|b| b.recognizes(key, a, value, now)) {
                     return false;
                 }
-                if balancer(&canary.target).is_some_and(|b| b.recognizes(key, value)) {
+                if balancer(&canary.target).is_some_and(|b| b.recognizes(key, a, value, now)) {
                     return true;
                 }
             }
