@@ -72,9 +72,9 @@ impl Reject {
             Reject::NoClient => StatusCode::BAD_GATEWAY,
             Reject::UpstreamUri => StatusCode::BAD_REQUEST,
             Reject::Stalled(Stalled::ClientBody(_)) => StatusCode::REQUEST_TIMEOUT,
-            Reject::Stalled(Stalled::Send(_) | Stalled::ResponseHead(_)) => {
-                StatusCode::GATEWAY_TIMEOUT
-            }
+            Reject::Stalled(
+                Stalled::Send(_) | Stalled::ResponseHead(_) | Stalled::RequestTimeout(_),
+            ) => StatusCode::GATEWAY_TIMEOUT,
             // A body cut for its size, or that the client framed wrong (a malformed chunk), reaches
             // the pod as an error of the exchange.
             Reject::Upstream(Some(UpstreamError::Hyper(e))) if TooLarge::caused(e) => {
