@@ -1,7 +1,7 @@
 //! Phase 7, respond: what Remora makes of the pod's response. The pod's `Server` dropped; CORS
 //! headers; a protocol switch the
 //! pod accepted becomes a tunnel between the two connections; hop-by-hop headers dropped; the
-//! the session cookie (or session header) for new and
+//! Gateway API `ResponseHeaderModifier` edits; the session cookie (or session header) for new and
 //! moved sessions; the authentication service's cookies.
 
 use super::external_auth::Grant;
@@ -49,6 +49,7 @@ pub fn respond(
     if let Some(protocol) = switched {
         headers::set_upgrade(response.headers_mut(), protocol);
     }
+    super::header_filter::response(route, response.headers_mut());
     if let (Some(a), Some(value)) = (pick.affinity, pick.set_cookie) {
         let traits = cookie::RequestTraits {
             tls: conn.tls,
