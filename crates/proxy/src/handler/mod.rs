@@ -18,7 +18,7 @@
 //!    by weight), then the endpoint (sticky layer over the balancer, or the ring by
 //!    `upstream-hash-by`). [`header_filter`]: a Gateway API `RequestHeaderModifier`.
 //! 5. [`upstream_request`]: the head the pod gets (rewrite or `URLRewrite`, Host, X-Forwarded-*,
-//!    request id).
+//!    request id). [`mirror`]: copies of body-less requests to a `RequestMirror`'s backend.
 //! 6. [`forward`]: the exchange with the pod, failing over to other endpoints, within a Gateway
 //!    API route's timeouts.
 //! 7. [`respond`]: CORS headers, protocol switch, hop-by-hop headers, `ResponseHeaderModifier`
@@ -35,6 +35,7 @@ mod head;
 mod header_filter;
 mod limit;
 mod local;
+mod mirror;
 mod pick;
 mod redirect;
 mod reject;
@@ -120,6 +121,7 @@ async fn phases<'t>(
     let mut pick = pick::pick(shared, table, &route, &req, conn, out)?;
     header_filter::request(&route, req.headers_mut());
     let (head, body) = upstream_request::prepare(shared, conn, req, &route, out);
+    mirror::send(shared, table, &route, &head, &body);
     let response = forward::forward(shared, &route, &head, body, &mut pick, out).await?;
     Ok(respond::respond(response, &route, head, pick, conn, grant))
 }
