@@ -1,8 +1,9 @@
 //! Phase 5, the upstream request: the head the pod gets. Same method, path, query and body;
 //! `rewrite-target` or a Gateway API `URLRewrite` path applied (its hostname is the pod's `Host`,
-//! as `upstream-vhost`, see `table::RouteHeaders`); Host kept (from `:authority` for HTTP/2 clients); hop-by-hop headers
-//! dropped, but for a protocol switch (WebSocket), whose `Upgrade` goes on to the pod; the
-//! X-Forwarded family and X-Request-ID set; the credentials of basic authentication dropped.
+//! as `upstream-vhost`, see `table::RouteHeaders`); Host kept (from `:authority` for HTTP/2
+//! clients); hop-by-hop headers dropped, but for a protocol switch (WebSocket), whose `Upgrade`
+//! goes on to the pod; the X-Forwarded family and X-Request-ID set; the credentials of basic
+//! authentication dropped.
 //!
 //! Idempotent requests without a body to plain-HTTP pods (most traffic) take the lean HTTP/1
 //! client, whose head is written straight from the client's; the others hyper's client, with the
