@@ -4,6 +4,7 @@ mod check;
 mod controller;
 mod cookie_secret;
 mod demo;
+mod gateway;
 mod pipeline;
 mod runtime;
 mod secret;
