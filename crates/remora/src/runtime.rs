@@ -96,6 +96,9 @@ pub struct Common {
         env = "REMORA_GATEWAY_BIND_ADDRESS"
     )]
     pub gateway_bind_address: IpAddr,
+    /// The `controllerName` of the GatewayClasses whose Gateways Remora serves (Gateway API).
+    #[arg(long, value_name = "NAME", default_value = translate::DEFAULT_GATEWAY_CONTROLLER)]
+    pub gateway_controller_name: String,
 }
 
 fn balance_factor(s: &str) -> Result<f64, String> {
@@ -337,5 +340,6 @@ pub fn options(common: &Common) -> translate::Options {
         default_ssl_redirect: common.default_ssl_redirect,
         allow_cross_namespace_resources: common.allow_cross_namespace_resources,
         configmap: common.configmap.clone(),
+        gateway_controller: common.gateway_controller_name.clone(),
     }
 }

@@ -79,30 +79,39 @@ impl<'a> Backends<'a> {
         object: &ObjectRef,
         diags: &mut Diagnostics,
     ) -> Option<BackendId> {
+        match self.service(namespace, service, port, service_upstream, object, diags) {
+            Ok(id) => Some(id),
+            Err(why) => {
+                diags.warn(object, format!("{why}: requests to it get 503"));
+                None
+            }
+        }
+    }
+
+    /// The backend for `namespace/service:port`, or why there is none (a sentence without its
+    /// consequence, which differs between Ingress and Gateway API routes). Warns on `object` only
+    /// about what does not prevent the backend (no ready endpoints...).
+    pub fn service(
+        &mut self,
+        namespace: &str,
+        service: &str,
+        port: PortRef<'_>,
+        service_upstream: bool,
+        object: &ObjectRef,
+        diags: &mut Diagnostics,
+    ) -> Result<BackendId, String> {
         let Some(svc) = self.services.get(&(namespace, service)).copied() else {
-            diags.warn(
-                object,
-                format!("Service {namespace}/{service} not found: requests to it get 503"),
-            );
-            return None;
+            return Err(format!("Service {namespace}/{service} not found"));
         };
         if svc.spec.type_.as_deref() == Some("ExternalName") {
-            diags.warn(
-                object,
-                format!("Service {namespace}/{service} is of type ExternalName, which Remora does not support yet: requests to it get 503"),
-            );
-            return None;
+            return Err(format!("Service {namespace}/{service} is of type ExternalName, which Remora does not support yet"));
         }
         let found = svc.spec.ports.iter().find(|p| match port {
             PortRef::Number(n) => p.port == n,
             PortRef::Name(n) => p.name.as_deref() == Some(n),
         });
         let Some(sp) = found else {
-            diags.warn(
-                object,
-                format!("Service {namespace}/{service} has no port {port}: requests to it get 503"),
-            );
-            return None;
+            return Err(format!("Service {namespace}/{service} has no port {port}"));
         };
         let cluster_ip = svc
             .spec
@@ -150,7 +159,7 @@ impl<'a> Backends<'a> {
                 format!("Service {namespace}/{service} port {} has no ready endpoints: new sessions get 503", sp.port),
             );
         }
-        Some(id)
+        Ok(id)
     }
 
     pub fn finish(self) -> Vec<Backend> {

@@ -14,10 +14,13 @@ mod annotations;
 mod backends;
 mod class;
 mod configmap;
+mod gateway;
 mod ingress;
 pub mod objects;
 mod tls;
 
+pub use gateway::status::{self as gateway_status, GatewayApiStatus};
+pub use gateway::DEFAULT_CONTROLLER_NAME as DEFAULT_GATEWAY_CONTROLLER;
 pub use model;
 use model::{Diagnostic, ObjectRef, Severity, Snapshot};
 pub use objects::Objects;
@@ -47,6 +50,8 @@ pub struct Options {
     /// The ingress-nginx ConfigMap read for global settings (`--configmap`), as namespace and
     /// name. `None`: ingress-nginx's defaults.
     pub configmap: Option<(String, String)>,
+    /// The `controllerName` of the GatewayClasses served (`--gateway-controller-name`).
+    pub gateway_controller: String,
 }
 
 impl Default for Options {
@@ -59,6 +64,7 @@ impl Default for Options {
             default_ssl_redirect: true,
             allow_cross_namespace_resources: false,
             configmap: None,
+            gateway_controller: DEFAULT_GATEWAY_CONTROLLER.to_owned(),
         }
     }
 }
@@ -72,6 +78,8 @@ pub struct Translation {
     /// The Ingresses this configuration serves (their class is ours), sorted: the ones whose
     /// status a controller reports.
     pub served: Vec<ObjectRef>,
+    /// What the status of each Gateway API object Remora serves should say.
+    pub gateway_status: GatewayApiStatus,
 }
 
 /// Translate every served Ingress into one snapshot.
@@ -131,9 +139,16 @@ pub fn translate(objects: &Objects, options: &Options) -> Translation {
     for (ing, object) in www {
         hosts.redirect_from_to_www(ing, &object, &mut diags);
     }
+    let (listeners, gateway_status) = gateway::translate(
+        objects,
+        options,
+        &mut backends,
+        &mut certificates,
+        &mut diags,
+    );
     let snapshot = Snapshot {
         hosts: hosts.finish(&mut diags),
-        listeners: Vec::new(),
+        listeners,
         backends: backends.finish(),
         certificates: certificates.finish(),
         settings: defaults.settings,
@@ -142,6 +157,7 @@ pub fn translate(objects: &Objects, options: &Options) -> Translation {
         snapshot,
         diagnostics: diags.finish(),
         served: served_refs,
+        gateway_status,
     }
 }
 

@@ -9,6 +9,70 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 
+pub use gateway_api::experimental::gatewayclasses::GatewayClass;
+pub use gateway_api::experimental::gateways::Gateway;
+pub use gateway_api::experimental::httproutes::HTTPRoute;
+pub use gateway_api::experimental::referencegrants::ReferenceGrant;
+
+/// An `HTTPRoute`, and each rule's `sessionPersistence` as written, in either shape the API has
+/// had: the released one (`sessionName`, `cookieConfig.lifetimeType`) that the bindings know, and
+/// the newer union (`cookie: {name, path, lifetimeType}`, `header: {name}`) that they do not.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HttpRoute {
+    pub route: HTTPRoute,
+    /// Same order as `spec.rules`.
+    pub sessions: Vec<Option<SessionPersistence>>,
+}
+
+/// A rule's `sessionPersistence`, both shapes (GEP-1619).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionPersistence {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub absolute_timeout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<String>,
+    /// `Cookie` (default) or `Header`.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<String>,
+    /// The released shape's `cookieConfig`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookie_config: Option<CookieConfig>,
+    /// The newer shape's `cookie`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<CookieConfig>,
+    /// The newer shape's `header`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<HeaderConfig>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CookieConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// `Session` (default) or `Permanent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifetime_type: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HeaderConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// A `v1/Namespace`: only its labels are read.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Namespace {
+    #[serde(default, deserialize_with = "null_default")]
+    pub metadata: ObjectMeta,
+}
+
 /// `null` reads as the default: the API server and `kubectl get -o yaml` write `endpoints: null`
 /// for an EndpointSlice of a Service scaled to zero, and users write `annotations:` with nothing
 /// after it.
@@ -40,6 +104,22 @@ pub struct Objects {
     /// configuration).
     #[serde(default, deserialize_with = "null_default")]
     pub config_maps: Vec<ConfigMap>,
+    /// Gateway API `GatewayClass`: the ones whose `controllerName` is Remora's are served.
+    #[serde(default, deserialize_with = "null_default")]
+    pub gateway_classes: Vec<GatewayClass>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub gateways: Vec<Gateway>,
+    /// `HTTPRoute`, `v1` and `v1beta1` (the same schema).
+    #[serde(default, deserialize_with = "null_default")]
+    pub http_routes: Vec<HttpRoute>,
+    /// `ReferenceGrant`, `v1beta1` and `v1`: what routes and Gateways may reference in other
+    /// namespaces.
+    #[serde(default, deserialize_with = "null_default")]
+    pub reference_grants: Vec<ReferenceGrant>,
+    /// `v1/Namespace`: their labels are what a listener's `allowedRoutes.namespaces.selector`
+    /// selects.
+    #[serde(default, deserialize_with = "null_default")]
+    pub namespaces: Vec<Namespace>,
     /// Not used by translation. Kept because the demo, standing in for a cluster, turns them into
     /// pods and EndpointSlices.
     #[serde(default, deserialize_with = "null_default")]
@@ -60,6 +140,19 @@ impl Objects {
         self.ingress_classes.sort_by_key(|o| key(&o.metadata));
         self.config_maps.sort_by_key(|o| key(&o.metadata));
         self.deployments.sort_by_key(|o| key(&o.metadata));
+        self.namespaces.sort_by_key(|o| key(&o.metadata));
+        fn k8s_key(
+            m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+        ) -> (String, String) {
+            (
+                m.namespace.clone().unwrap_or_default(),
+                m.name.clone().unwrap_or_default(),
+            )
+        }
+        self.gateway_classes.sort_by_key(|o| k8s_key(&o.metadata));
+        self.gateways.sort_by_key(|o| k8s_key(&o.metadata));
+        self.http_routes.sort_by_key(|o| k8s_key(&o.route.metadata));
+        self.reference_grants.sort_by_key(|o| k8s_key(&o.metadata));
     }
 }
 
@@ -465,6 +558,25 @@ impl std::fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
+/// Each rule's `sessionPersistence` of a route document, in either shape.
+fn rule_sessions(
+    doc: &serde_json::Value,
+) -> Result<Vec<Option<SessionPersistence>>, (String, String)> {
+    let Some(serde_json::Value::Array(rules)) = doc.pointer("/spec/rules") else {
+        return Ok(Vec::new());
+    };
+    rules
+        .iter()
+        .enumerate()
+        .map(|(i, rule)| match rule.get("sessionPersistence") {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(v) => SessionPersistence::deserialize(v)
+                .map(Some)
+                .map_err(|e| (format!("spec.rules[{i}].sessionPersistence"), e.to_string())),
+        })
+        .collect()
+}
+
 impl Objects {
     /// Add one manifest document. `kind: List` adds its items. Kinds translation does not use
     /// (Namespace, ServiceAccount...) are skipped quietly; an empty document adds nothing. Returns the
@@ -520,6 +632,25 @@ impl Objects {
             ("", "ConfigMap") => take!(config_maps),
             ("networking.k8s.io", "IngressClass") => take!(ingress_classes),
             ("apps" | "extensions", "Deployment") => take!(deployments),
+            ("", "Namespace") => take!(namespaces),
+            ("gateway.networking.k8s.io", "GatewayClass") => take!(gateway_classes),
+            ("gateway.networking.k8s.io", "Gateway") => take!(gateways),
+            ("gateway.networking.k8s.io", "ReferenceGrant") => take!(reference_grants),
+            ("gateway.networking.k8s.io", "HTTPRoute") => {
+                let sessions = rule_sessions(&doc).map_err(|(field, reason)| DecodeError {
+                    object: label(),
+                    field: Some(field),
+                    reason,
+                })?;
+                let route: HTTPRoute =
+                    serde_path_to_error::deserialize(doc).map_err(|e| DecodeError {
+                        object: label(),
+                        field: Some(e.path().to_string()).filter(|p| p != "."),
+                        reason: e.inner().to_string(),
+                    })?;
+                self.http_routes.push(HttpRoute { route, sessions });
+                Ok(1)
+            }
             (_, "List") => {
                 let items = match doc.get("items") {
                     Some(serde_json::Value::Array(items)) => items.clone(),

@@ -36,7 +36,7 @@ impl<'a> Certificates<'a> {
     }
 
     /// The index of the certificate of Secret `namespace/name`, or why there is none.
-    fn load(&mut self, namespace: &str, name: &str) -> Result<usize, String> {
+    pub(crate) fn load(&mut self, namespace: &str, name: &str) -> Result<usize, String> {
         let key = format!("{namespace}/{name}");
         if let Some(r) = self.loaded.get(&key) {
             return r.clone();

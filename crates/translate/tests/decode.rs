@@ -225,7 +225,6 @@ fn list_whose_items_are_not_a_list_is_an_error_on_items() {
 #[test]
 fn unused_kinds_and_unknown_groups_are_skipped_quietly() {
     for doc in [
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
         json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "c"}}),
         json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "deny"}}),
         json!({"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": {"name": "c"}}),
@@ -236,6 +235,60 @@ fn unused_kinds_and_unknown_groups_are_skipped_quietly() {
         assert_eq!(result, Ok(0), "{doc}");
         assert!(objects.ingresses.is_empty(), "{doc}");
     }
+}
+
+#[test]
+fn gateway_api_kinds_are_taken_in_every_version_users_meet() {
+    let route = |api: &str| {
+        json!({"apiVersion": api, "kind": "HTTPRoute", "metadata": {"name": "r"},
+               "spec": {"rules": [
+                   {"sessionPersistence": {"sessionName": "a", "cookieConfig": {"lifetimeType": "Permanent"}}},
+                   {},
+                   {"sessionPersistence": {"type": "Header", "header": {"name": "X-S"}}}]}})
+    };
+    for doc in [
+        route("gateway.networking.k8s.io/v1"),
+        route("gateway.networking.k8s.io/v1beta1"),
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass", "metadata": {"name": "c"}, "spec": {"controllerName": "x"}}),
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "g"},
+               "spec": {"gatewayClassName": "c", "listeners": [{"name": "h", "protocol": "HTTP", "port": 80}]}}),
+        json!({"apiVersion": "gateway.networking.k8s.io/v1beta1", "kind": "ReferenceGrant", "metadata": {"name": "g"},
+               "spec": {"from": [], "to": []}}),
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop", "labels": {"a": "b"}}}),
+    ] {
+        let (objects, result) = add(doc.clone());
+        assert_eq!(result, Ok(1), "{doc}");
+        if let Some(r) = objects.http_routes.first() {
+            // Both shapes of sessionPersistence are kept, per rule.
+            assert_eq!(r.sessions.len(), 3);
+            assert_eq!(
+                r.sessions[0]
+                    .as_ref()
+                    .and_then(|s| s.session_name.as_deref()),
+                Some("a")
+            );
+            assert!(r.sessions[1].is_none());
+            let header = r.sessions[2].as_ref().and_then(|s| s.header.as_ref());
+            assert_eq!(header.and_then(|h| h.name.as_deref()), Some("X-S"));
+        }
+    }
+}
+
+#[test]
+fn a_gateway_api_object_with_a_bad_field_is_an_error_naming_it() {
+    let (_, result) = add(
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": "r"}, "spec": {"rules": [{"matches": [{"method": "FETCH"}]}]}}),
+    );
+    let e = result.expect_err("an unknown method is refused");
+    assert_eq!(e.object, "HTTPRoute r");
+    assert_eq!(e.field.as_deref(), Some("spec.rules[0].matches[0].method"));
+    let (_, result) = add(
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": "r"}, "spec": {"rules": [{"sessionPersistence": {"absoluteTimeout": 5}}]}}),
+    );
+    let e = result.expect_err("a number where a duration string goes is refused");
+    assert_eq!(e.field.as_deref(), Some("spec.rules[0].sessionPersistence"));
 }
 
 #[test]

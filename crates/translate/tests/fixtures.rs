@@ -21,7 +21,7 @@
 #![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
 
 use remora_translate::model::{Diagnostic, Snapshot};
-use remora_translate::{translate, Objects, Options};
+use remora_translate::{translate, GatewayApiStatus, Objects, Options};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -34,6 +34,9 @@ const EXPECTED_SUFFIX: &str = ".expected.yaml";
 struct Output<'a> {
     snapshot: &'a Snapshot,
     diagnostics: &'a [Diagnostic],
+    /// What the status of Gateway API objects should say (when there are any).
+    #[serde(skip_serializing_if = "GatewayApiStatus::is_empty")]
+    gateway_status: &'a GatewayApiStatus,
 }
 
 /// The harness-only document that sets translation options.
@@ -149,6 +152,7 @@ fn render(docs: &[&serde_json::Value], options: &Options) -> Result<String, Stri
     serde_yaml::to_string(&Output {
         snapshot: &t.snapshot,
         diagnostics: &t.diagnostics,
+        gateway_status: &t.gateway_status,
     })
     .map_err(|e| format!("cannot serialise the translation: {e}"))
 }
