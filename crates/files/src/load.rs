@@ -168,15 +168,38 @@ impl Manifests {
     }
 }
 
+/// Every list of `from` appended to `into`'s. The destructuring names every field, so a kind
+/// added to `Objects` does not compile until it is merged here too (the Gateway API kinds were
+/// once dropped here, unseen).
 fn merge(into: &mut Objects, from: Objects) {
-    into.ingresses.extend(from.ingresses);
-    into.services.extend(from.services);
-    into.endpoint_slices.extend(from.endpoint_slices);
-    into.endpoints.extend(from.endpoints);
-    into.secrets.extend(from.secrets);
-    into.ingress_classes.extend(from.ingress_classes);
-    into.config_maps.extend(from.config_maps);
-    into.deployments.extend(from.deployments);
+    let Objects {
+        ingresses,
+        services,
+        endpoint_slices,
+        endpoints,
+        secrets,
+        ingress_classes,
+        config_maps,
+        gateway_classes,
+        gateways,
+        http_routes,
+        reference_grants,
+        namespaces,
+        deployments,
+    } = from;
+    into.ingresses.extend(ingresses);
+    into.services.extend(services);
+    into.endpoint_slices.extend(endpoint_slices);
+    into.endpoints.extend(endpoints);
+    into.secrets.extend(secrets);
+    into.ingress_classes.extend(ingress_classes);
+    into.config_maps.extend(config_maps);
+    into.gateway_classes.extend(gateway_classes);
+    into.gateways.extend(gateways);
+    into.http_routes.extend(http_routes);
+    into.reference_grants.extend(reference_grants);
+    into.namespaces.extend(namespaces);
+    into.deployments.extend(deployments);
 }
 
 fn is_manifest(path: &Path) -> bool {
@@ -333,6 +356,21 @@ mod tests {
         assert_eq!(o.services.len(), 1);
         let e = decode_file(Path::new("x.json"), "{\n\"a\": }").unwrap_err();
         assert_eq!(e.line, Some(2));
+    }
+
+    #[test]
+    fn gateway_api_objects_of_every_file_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let gateway = "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: remora}\nspec: {controllerName: remora.dev/gateway-controller}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: web}\nspec:\n  gatewayClassName: remora\n  listeners: [{name: http, protocol: HTTP, port: 80}]\n";
+        let route = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: web}\nspec:\n  parentRefs: [{name: web}]\n---\napiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {name: g}\nspec:\n  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: a}]\n  to: [{group: '', kind: Service}]\n";
+        std::fs::write(dir.path().join("gateway.yaml"), gateway).unwrap();
+        std::fs::write(dir.path().join("route.yaml"), route).unwrap();
+        let r = Manifests::new(vec![dir.path().to_owned()]).reload();
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert_eq!(r.objects.gateway_classes.len(), 1);
+        assert_eq!(r.objects.gateways.len(), 1);
+        assert_eq!(r.objects.http_routes.len(), 1);
+        assert_eq!(r.objects.reference_grants.len(), 1);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use model::{
     Affinity, AffinityMode, Backend, BackendId, Endpoint, EndpointId, HostMatch, ObjectRef,
     PathType, Route, Snapshot, Target, VirtualHost,
 };
-use remora_proxy::Table;
+use remora_proxy::{ListenerId, Table};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
@@ -132,7 +132,7 @@ fn route_lookup(bencher: divan::Bencher) {
     bencher.bench_local(|| {
         i = i.wrapping_add(7919);
         let host = &hosts[i % HOSTS];
-        let m = t.route(host, &req).expect("a route");
+        let m = t.route(ListenerId::Ingress, host, &req).expect("a route");
         divan::black_box(m.target.backend)
     });
 }

@@ -21,6 +21,9 @@ struct Status<'a> {
     route_list: Vec<RouteStatus<'a>>,
     backends: Vec<BackendStatus<'a>>,
     diagnostics: &'a [model::Diagnostic],
+    /// Gateway listeners whose port could not be bound (absent when all are served).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    listener_errors: &'a [crate::ListenerError],
 }
 
 #[derive(Serialize)]
@@ -71,6 +74,7 @@ pub async fn handle(proxy: Proxy, req: Request<Incoming>) -> Result<Response<Bod
         ),
         "/status" => {
             let table = proxy.table();
+            let listener_errors = proxy.listener_errors();
             let s = Status {
                 ready: proxy.is_ready(),
                 generation: table.generation,
@@ -114,6 +118,7 @@ pub async fn handle(proxy: Proxy, req: Request<Incoming>) -> Result<Response<Bod
                     })
                     .collect(),
                 diagnostics: &table.diagnostics,
+                listener_errors: &listener_errors,
             };
             json(&s)
         }

@@ -4,6 +4,12 @@
 //! [`Proxy::publish`] with each new snapshot (built off the request path), and every request does
 //! exactly one atomic load of it. The request path itself is [`handler`]: a short list of phases,
 //! each in its own module.
+//!
+//! The Ingress hosts are served on the sockets [`Proxy::serve_http`] and [`Proxy::serve_https`]
+//! are given; each Gateway listener (a port of `Snapshot::listeners`) on a socket of its own
+//! ([`Proxy::serve_gateway`]), whose connections route among that listener's hosts only. Which
+//! Gateway sockets are bound is the caller's business; it records the ports it could not bind
+//! with [`Proxy::set_listener_errors`], for status writers and `/status`.
 
 mod access_log;
 mod admin;
@@ -32,15 +38,17 @@ mod upstream;
 use arc_swap::ArcSwap;
 use balance::CookieKey;
 use model::{Diagnostic, Snapshot};
+use serde::Serialize;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub use error::Error;
 pub use server::{serve, HttpService, ResponseBody, ServerOptions};
-pub use table::Table;
+pub use table::{ListenerId, Table};
 pub use tls::{CertificateError, DEFAULT_CERTIFICATE_CN};
 pub use tokio_rustls::rustls::ServerConfig;
 pub use upstream::NoVerify;
@@ -86,6 +94,18 @@ impl ProxyConfig {
     }
 }
 
+/// A Gateway listener that is not served: its port could not be bound (in use, not permitted,
+/// Remora's own port), so its hosts get no traffic until a later publish binds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ListenerError {
+    pub port: u16,
+    pub tls: bool,
+    /// The address it was to listen on.
+    pub address: SocketAddr,
+    /// Why it is not served, for a person.
+    pub reason: String,
+}
+
 /// The proxy: cheap to clone, all clones share one table.
 #[derive(Clone)]
 pub struct Proxy {
@@ -106,6 +126,11 @@ struct Shared {
     ready: AtomicBool,
     /// The task decaying session loads runs.
     decaying: AtomicBool,
+    /// The self-signed certificate of handshakes no host's certificate answers, made once and
+    /// shared by every HTTPS listener.
+    default_certificate: OnceLock<Arc<rustls::sign::CertifiedKey>>,
+    /// The Gateway listeners that could not be bound at the last reconciliation.
+    listener_errors: ArcSwap<Vec<ListenerError>>,
 }
 
 impl Proxy {
@@ -125,6 +150,8 @@ impl Proxy {
                 generation: AtomicU64::new(0),
                 ready: AtomicBool::new(false),
                 decaying: AtomicBool::new(false),
+                default_certificate: OnceLock::new(),
+                listener_errors: ArcSwap::default(),
             }),
         })
     }
@@ -219,20 +246,74 @@ impl Proxy {
         });
     }
 
+    /// The Gateway listeners not served, as the socket manager last recorded them.
+    pub fn listener_errors(&self) -> Arc<Vec<ListenerError>> {
+        self.shared.listener_errors.load_full()
+    }
+
+    /// Record the Gateway listeners that could not be bound (empty: all are served).
+    pub fn set_listener_errors(&self, errors: Vec<ListenerError>) {
+        self.shared.listener_errors.store(Arc::new(errors));
+    }
+
     /// Serve proxied HTTP on `listener` until `shutdown` resolves.
     pub async fn serve_http(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         self.spawn_load_decay();
-        self.serve_proxied(listener, None, shutdown).await;
+        self.serve_proxied(listener, None, ListenerId::Ingress, shutdown, || {})
+            .await;
+    }
+
+    /// The self-signed default certificate, made at the first call.
+    fn default_certificate(&self) -> Result<Arc<rustls::sign::CertifiedKey>, Error> {
+        if let Some(c) = self.shared.default_certificate.get() {
+            return Ok(c.clone());
+        }
+        let made = tls::default_certificate().map_err(Error::DefaultCertificate)?;
+        Ok(self.shared.default_certificate.get_or_init(|| made).clone())
     }
 
     /// The TLS configuration of the HTTPS listener: certificates chosen by SNI from the current
-    /// table, a self-signed default one (made here) for the rest.
+    /// table's Ingress hosts, a self-signed default one for the rest.
     ///
     /// # Errors
     /// [`Error::DefaultCertificate`] or [`Error::ServerTls`] when either cannot be made.
     pub fn tls_config(&self) -> Result<Arc<ServerConfig>, Error> {
-        let default = tls::default_certificate().map_err(Error::DefaultCertificate)?;
-        tls::server_config(&self.shared, default).map_err(Error::ServerTls)
+        let default = self.default_certificate()?;
+        tls::server_config(&self.shared, default, ListenerId::Ingress).map_err(Error::ServerTls)
+    }
+
+    /// The TLS configuration of the Gateway HTTPS listener on `port`: certificates chosen by SNI
+    /// among that listener's hosts in the current table (its catch-all host's for other names),
+    /// the default one for the rest.
+    ///
+    /// # Errors
+    /// As [`Proxy::tls_config`].
+    pub fn gateway_tls_config(&self, port: u16) -> Result<Arc<ServerConfig>, Error> {
+        let default = self.default_certificate()?;
+        let listener = ListenerId::Gateway { port, tls: true };
+        tls::server_config(&self.shared, default, listener).map_err(Error::ServerTls)
+    }
+
+    /// Serve the Gateway listener on `port` on `listener` (HTTPS with `tls`, from
+    /// [`Proxy::gateway_tls_config`]) until `shutdown`: its connections are routed among that
+    /// listener's hosts of the current table. `closed` is called once the socket no longer
+    /// accepts (before the open connections drain).
+    pub async fn serve_gateway(
+        &self,
+        listener: TcpListener,
+        port: u16,
+        tls: Option<Arc<ServerConfig>>,
+        shutdown: impl Future<Output = ()>,
+        closed: impl FnOnce(),
+    ) {
+        self.spawn_load_decay();
+        let id = ListenerId::Gateway {
+            port,
+            tls: tls.is_some(),
+        };
+        let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+        self.serve_proxied(listener, acceptor, id, shutdown, closed)
+            .await;
     }
 
     /// Serve proxied HTTPS (HTTP/1.1 and HTTP/2 by ALPN) on `listener` until `shutdown`.
@@ -243,20 +324,29 @@ impl Proxy {
         shutdown: impl Future<Output = ()>,
     ) {
         let acceptor = tokio_rustls::TlsAcceptor::from(config);
-        self.serve_proxied(listener, Some(acceptor), shutdown).await;
+        self.serve_proxied(
+            listener,
+            Some(acceptor),
+            ListenerId::Ingress,
+            shutdown,
+            || {},
+        )
+        .await;
     }
 
     async fn serve_proxied(
         &self,
         listener: TcpListener,
         tls: Option<tokio_rustls::TlsAcceptor>,
+        id: ListenerId,
         shutdown: impl Future<Output = ()>,
+        closed: impl FnOnce(),
     ) {
         let local_port = listener.local_addr().map_or(0, |a| a.port());
         let port_value = http::HeaderValue::from(local_port);
         let shared = self.shared.clone();
         let secure = tls.is_some();
-        serve(
+        server::serve_closing(
             listener,
             tls,
             shutdown,
@@ -264,11 +354,17 @@ impl Proxy {
             move |remote| {
                 let shared = shared.clone();
                 // Header values that are the same for every request of the connection.
-                let conn = Arc::new(handler::Connection::new(remote, port_value.clone(), secure));
+                let conn = Arc::new(handler::Connection::new(
+                    remote,
+                    port_value.clone(),
+                    secure,
+                    id,
+                ));
                 hyper::service::service_fn(move |req| {
                     handler::handle(shared.clone(), conn.clone(), req)
                 })
             },
+            closed,
         )
         .await;
     }

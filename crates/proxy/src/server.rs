@@ -99,6 +99,23 @@ pub async fn serve<S, B>(
     S: HttpService<B>,
     B: ResponseBody,
 {
+    serve_closing(listener, tls, shutdown, options, make_service, || {}).await;
+}
+
+/// [`serve`], calling `closed` as soon as the listening socket is closed (when `shutdown`
+/// resolves, before the open connections drain): whoever binds the same port again next (a
+/// Gateway listener turned from HTTP to HTTPS) waits for it.
+pub(crate) async fn serve_closing<S, B>(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: impl Future<Output = ()>,
+    options: ServerOptions,
+    make_service: impl Fn(SocketAddr) -> S,
+    closed: impl FnOnce(),
+) where
+    S: HttpService<B>,
+    B: ResponseBody,
+{
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -155,6 +172,7 @@ pub async fn serve<S, B>(
     // Stop accepting, let open connections finish their in-flight requests (idle keep-alive
     // connections close at once), and cut whatever is still running after the grace period.
     drop(listener);
+    closed();
     let _ = stop_tx.send(true);
     let drained = tokio::time::timeout(options.shutdown_grace, async {
         while connections.join_next().await.is_some() {}

@@ -30,12 +30,11 @@ pub struct Table {
     pub snapshot: Arc<Snapshot>,
     pub diagnostics: Arc<Vec<Diagnostic>>,
     pub generation: u64,
-    exact: HashMap<String, usize>,
-    wildcard: HashMap<String, usize>,
-    any: Option<usize>,
     pub backends: Vec<BackendRuntime>,
-    /// Per virtual host, same order as the snapshot's: what its routes need at request time.
-    hosts: Vec<HostRuntime>,
+    /// The Ingress hosts (`snapshot.hosts`), served on `--listen-http` and `--listen-https`.
+    ingress: HostSet,
+    /// The Gateway listeners (`snapshot.listeners`), sorted by port, one per port.
+    gateways: Vec<GatewayRuntime>,
     /// The rustls form of each snapshot certificate, same order (`None`: unusable).
     keys: Vec<Option<Arc<CertifiedKey>>>,
     /// The request rate limits of each zone (Ingress) with limits, carried over to the next
@@ -43,6 +42,80 @@ pub struct Table {
     limiters: HashMap<RateLimit, Arc<Limiter>>,
     /// Proxy-wide policy: the snapshot's settings (the ConfigMap) over the command line's.
     pub policy: Policy,
+}
+
+/// Which listening socket a connection came in on, so its request is routed among that
+/// listener's virtual hosts only. Copied into each connection once: the request path reads it as
+/// a field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerId {
+    /// `--listen-http` / `--listen-https`: the Ingress hosts.
+    Ingress,
+    /// The socket of the Gateway listener on this port; `tls`: the socket terminates TLS. A
+    /// connection whose socket no longer matches the listener of its port (the port was removed,
+    /// or turned from HTTP to HTTPS or back, and the socket drains) finds no host.
+    Gateway { port: u16, tls: bool },
+}
+
+/// How a request's host name finds its virtual host among one listener's (the Ingress hosts, or
+/// a Gateway listener's): exact map, else wildcard map keyed by the suffix after the first label,
+/// else the catch-all. Indices are into that listener's `hosts`.
+#[derive(Default)]
+struct HostIndex {
+    exact: HashMap<String, usize>,
+    wildcard: HashMap<String, usize>,
+    any: Option<usize>,
+}
+
+impl HostIndex {
+    fn new(hosts: &[VirtualHost]) -> Self {
+        let mut index = Self::default();
+        for (i, vh) in hosts.iter().enumerate() {
+            match &vh.host {
+                HostMatch::Exact(h) => {
+                    index.exact.insert(h.clone(), i);
+                }
+                HostMatch::Wildcard(suffix) => {
+                    index.wildcard.insert(suffix.clone(), i);
+                }
+                HostMatch::Any => index.any = Some(i),
+            }
+        }
+        index
+    }
+
+    /// The virtual host a host name (lowercase, without port) names: exact, then wildcard.
+    fn named(&self, host: &str) -> Option<usize> {
+        self.exact
+            .get(host)
+            .or_else(|| {
+                let dot = host.find('.')?;
+                self.wildcard.get(&host[dot..])
+            })
+            .copied()
+    }
+
+    /// The virtual host of a request's host: the named one, else the catch-all.
+    fn find(&self, host: &str) -> Option<usize> {
+        self.named(host).or(self.any)
+    }
+}
+
+/// The virtual hosts of one listener as the request path needs them: the index by host name, and
+/// per virtual host (same order as the snapshot's) what its routes need at request time.
+#[derive(Default)]
+struct HostSet {
+    index: HostIndex,
+    runtimes: Vec<HostRuntime>,
+}
+
+/// A Gateway listener of the table: its port and protocol, its hosts, and where they are in the
+/// snapshot (`snapshot.listeners[listener]`).
+struct GatewayRuntime {
+    port: u16,
+    tls: bool,
+    listener: usize,
+    hosts: HostSet,
 }
 
 /// What one virtual host needs at request time besides the snapshot.
@@ -186,20 +259,6 @@ impl Table {
                     .collect()
             })
             .unwrap_or_default();
-        let mut exact = HashMap::new();
-        let mut wildcard = HashMap::new();
-        let mut any = None;
-        for (i, vh) in snapshot.hosts.iter().enumerate() {
-            match &vh.host {
-                HostMatch::Exact(h) => {
-                    exact.insert(h.clone(), i);
-                }
-                HostMatch::Wildcard(suffix) => {
-                    wildcard.insert(suffix.clone(), i);
-                }
-                HostMatch::Any => any = Some(i),
-            }
-        }
         // A ring is only worth its memory where some route uses balanced affinity, or hashes
         // (`upstream-hash-by`, the primary's location: a canary answers in it).
         let mut needs_ring = vec![false; snapshot.backends.len()];
@@ -213,7 +272,11 @@ impl Table {
                 .as_ref()
                 .is_some_and(|a| a.mode == AffinityMode::Balanced)
         };
-        for vh in &snapshot.hosts {
+        let all_hosts = snapshot
+            .hosts
+            .iter()
+            .chain(snapshot.listeners.iter().flat_map(|l| &l.hosts));
+        for vh in all_hosts {
             for t in targets(vh) {
                 if balanced(t) {
                     ring_for(t.backend);
@@ -376,22 +439,40 @@ impl Table {
                 .and_then(|r| r.canary.as_ref())
                 .map(|c| stats_of(&c.target, &[])),
         };
-        let hosts = snapshot
-            .hosts
+        let mut host_set = |hosts: &[VirtualHost]| HostSet {
+            index: HostIndex::new(hosts),
+            runtimes: hosts
+                .iter()
+                .map(|h| HostRuntime {
+                    routes: h
+                        .routes
+                        .iter()
+                        .map(|r| runtime(&r.target, Some(r)))
+                        .collect(),
+                    default: h.default.as_ref().map(|t| runtime(t, None)),
+                    certificate: match h.tls {
+                        Some(HostTls::Certificate(i)) => keys.get(i).cloned().flatten(),
+                        _ => None,
+                    },
+                })
+                .collect(),
+        };
+        let ingress = host_set(&snapshot.hosts);
+        let mut gateways: Vec<GatewayRuntime> = snapshot
+            .listeners
             .iter()
-            .map(|h| HostRuntime {
-                routes: h
-                    .routes
-                    .iter()
-                    .map(|r| runtime(&r.target, Some(r)))
-                    .collect(),
-                default: h.default.as_ref().map(|t| runtime(t, None)),
-                certificate: match h.tls {
-                    Some(HostTls::Certificate(i)) => keys.get(i).cloned().flatten(),
-                    _ => None,
-                },
+            .enumerate()
+            .map(|(i, l)| GatewayRuntime {
+                port: l.port,
+                tls: l.tls,
+                listener: i,
+                hosts: host_set(&l.hosts),
             })
             .collect();
+        // One listener per port (translation merges them): should two come, the first is served,
+        // as the socket manager binds the first.
+        gateways.sort_by_key(|g| (g.port, g.listener));
+        gateways.dedup_by_key(|g| g.port);
         Self {
             policy: Policy {
                 hsts: snapshot
@@ -401,15 +482,13 @@ impl Table {
                     .and_then(|v| HeaderValue::from_str(v).ok()),
                 ..Policy::default()
             },
-            hosts,
+            ingress,
+            gateways,
             keys,
             limiters,
             snapshot: Arc::new(snapshot),
             diagnostics: Arc::new(diagnostics),
             generation,
-            exact,
-            wildcard,
-            any,
             backends,
         }
     }
@@ -426,34 +505,67 @@ impl Table {
         self
     }
 
-    /// The virtual host a host name (lowercase, without port) belongs to: exact, then wildcard.
-    fn named_host(&self, host: &str) -> Option<usize> {
-        self.exact
-            .get(host)
-            .or_else(|| {
-                let dot = host.find('.')?;
-                self.wildcard.get(&host[dot..])
-            })
-            .copied()
+    /// The virtual hosts of a listener (in the snapshot) and their runtimes; `None`: a Gateway
+    /// port or protocol this table does not serve. A binary search over the few Gateway ports:
+    /// no hashing, no string.
+    fn listener(&self, listener: ListenerId) -> Option<(&[VirtualHost], &HostSet)> {
+        match listener {
+            ListenerId::Ingress => Some((&self.snapshot.hosts, &self.ingress)),
+            ListenerId::Gateway { port, tls } => {
+                let i = self.gateways.binary_search_by_key(&port, |g| g.port).ok()?;
+                let g = self.gateways.get(i).filter(|g| g.tls == tls)?;
+                Some((&self.snapshot.listeners.get(g.listener)?.hosts, &g.hosts))
+            }
+        }
     }
 
-    /// The certificate for a TLS server name; `None`: the default certificate.
-    pub fn certificate(&self, server_name: &str) -> Option<Arc<CertifiedKey>> {
-        let name = if server_name.bytes().any(|b| b.is_ascii_uppercase()) {
-            std::borrow::Cow::Owned(server_name.to_ascii_lowercase())
-        } else {
-            std::borrow::Cow::Borrowed(server_name)
+    /// The virtual host of a request's host name on a listener (exact, then wildcard, then the
+    /// catch-all), with its runtime.
+    fn virtual_host(
+        &self,
+        listener: ListenerId,
+        host: &str,
+    ) -> Option<(&VirtualHost, &HostRuntime)> {
+        let (hosts, set) = self.listener(listener)?;
+        let i = set.index.find(host)?;
+        Some((hosts.get(i)?, set.runtimes.get(i)?))
+    }
+
+    /// The certificate for a TLS server name on a listener; `None`: the default certificate. On
+    /// the Ingress listener only named hosts have one (as ingress-nginx); a Gateway listener's
+    /// catch-all host (a listener without `hostname`) presents its certificate to every other
+    /// name, and to handshakes without SNI.
+    pub fn certificate(
+        &self,
+        listener: ListenerId,
+        server_name: Option<&str>,
+    ) -> Option<Arc<CertifiedKey>> {
+        let (_, set) = self.listener(listener)?;
+        let named = server_name.and_then(|server_name| {
+            let name = if server_name.bytes().any(|b| b.is_ascii_uppercase()) {
+                std::borrow::Cow::Owned(server_name.to_ascii_lowercase())
+            } else {
+                std::borrow::Cow::Borrowed(server_name)
+            };
+            set.index.named(&name)
+        });
+        let i = match listener {
+            ListenerId::Ingress => named?,
+            ListenerId::Gateway { .. } => named.or(set.index.any)?,
         };
-        self.hosts.get(self.named_host(&name)?)?.certificate.clone()
+        set.runtimes.get(i)?.certificate.clone()
     }
 
-    /// The target for a request: the virtual host (exact, then wildcard, then any), then its first
-    /// matching route (its path, then its conditions, if any), then its default backend. `host`
-    /// must be lowercase, without port.
-    pub fn route<B>(&self, host: &str, req: &http::Request<B>) -> Option<Matched<'_>> {
-        let vh_index = self.named_host(host).or(self.any)?;
-        let vh: &VirtualHost = self.snapshot.hosts.get(vh_index)?;
-        let rt = self.hosts.get(vh_index)?;
+    /// The target for a request on `listener`: the virtual host (exact, then wildcard, then any)
+    /// among that listener's, then its first matching route (its path, then its conditions, if
+    /// any), then its default backend. `host` must be lowercase, without port.
+    pub fn route<B>(
+        &self,
+        listener: ListenerId,
+        host: &str,
+        req: &http::Request<B>,
+    ) -> Option<Matched<'_>> {
+        let (vh, rt) = self.virtual_host(listener, host)?;
         let uri = req.uri();
         let path = uri.path();
         let found = vh.routes.iter().zip(&rt.routes).find(|(r, run)| {
@@ -491,11 +603,12 @@ impl Table {
         }
     }
 
-    /// Every target's statistics, once each.
+    /// Every target's statistics, once each (Ingress hosts, then the Gateway listeners').
     pub fn route_stats(&self) -> Vec<Arc<RouteStats>> {
         let mut seen = std::collections::HashSet::new();
-        self.hosts
-            .iter()
+        std::iter::once(&self.ingress)
+            .chain(self.gateways.iter().map(|g| &g.hosts))
+            .flat_map(|set| &set.runtimes)
             .flat_map(|h| h.routes.iter().chain(&h.default))
             .flat_map(|r| std::iter::once(&r.stats).chain(&r.canary_stats))
             .filter(|s| seen.insert(Arc::as_ptr(s)))
@@ -517,5 +630,7 @@ fn authority(addr: std::net::SocketAddr) -> Authority {
         .unwrap_or_else(|_| Authority::from_static("0.0.0.0:0"))
 }
 
+#[cfg(test)]
+mod listener_tests;
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,9 @@
 //! TLS termination: the server configuration (TLS 1.2 and 1.3, ALPN h2 and http/1.1, ring
 //! provider) and the certificate resolver, which picks the certificate for each handshake's SNI from
-//! the current table, so certificates rotate with the configuration, without restart.
+//! the current table, among the virtual hosts of the listener it serves (the Ingress hosts, or one
+//! Gateway listener's), so certificates rotate with the configuration, without restart.
 
+use crate::table::ListenerId;
 use crate::Shared;
 use model::{Certificate, KeyFormat};
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -70,27 +72,32 @@ pub fn certified_key(c: &Certificate) -> Option<Arc<CertifiedKey>> {
     }
 }
 
-/// Picks the certificate for a handshake from the table current at that moment.
+/// Picks the certificate for a handshake from the table current at that moment, among the
+/// virtual hosts of its listener.
 #[derive(Debug)]
 struct Resolver {
     shared: Weak<Shared>,
     default: Arc<CertifiedKey>,
+    listener: ListenerId,
 }
 
 impl ResolvesServerCert for Resolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        let found = match (hello.server_name(), self.shared.upgrade()) {
-            (Some(sni), Some(shared)) => shared.table.load().certificate(sni),
-            _ => None,
-        };
+        let found = self.shared.upgrade().and_then(|shared| {
+            shared
+                .table
+                .load()
+                .certificate(self.listener, hello.server_name())
+        });
         Some(found.unwrap_or_else(|| self.default.clone()))
     }
 }
 
-/// The server configuration of the HTTPS listener.
+/// The server configuration of an HTTPS listener: the Ingress one, or a Gateway listener's.
 pub fn server_config(
     shared: &Arc<Shared>,
     default: Arc<CertifiedKey>,
+    listener: ListenerId,
 ) -> Result<Arc<ServerConfig>, rustls::Error> {
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
@@ -98,6 +105,7 @@ pub fn server_config(
         .with_cert_resolver(Arc::new(Resolver {
             shared: Arc::downgrade(shared),
             default,
+            listener,
         }));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))

@@ -82,7 +82,7 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
     let mut options = runtime::options(&args.common);
     options.controller = Some(args.controller_class.clone());
     options.watch_ingress_without_class = args.watch_ingress_without_class;
-    let mut pipeline = Pipeline::new(running.proxy.clone(), options);
+    let mut pipeline = Pipeline::new(running.proxy.clone(), running.gateways.clone(), options);
     // The ports are bound: say so now. /readyz stays false until the first full sync is served.
     running.announce();
 

@@ -71,7 +71,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     let running =
         runtime::start(args.listen_http, args.listen_https, &args.common, &shutdown).await?;
-    let mut pipeline = Pipeline::new(running.proxy.clone(), runtime::options(&args.common));
+    let mut pipeline = Pipeline::new(
+        running.proxy.clone(),
+        running.gateways.clone(),
+        runtime::options(&args.common),
+    );
     let mut cluster = Cluster::new(args.first_pod_ip);
 
     let stopped = cluster.sync(&objects, false).await;

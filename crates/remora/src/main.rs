@@ -5,6 +5,7 @@ mod controller;
 mod convert;
 mod cookie_secret;
 mod demo;
+mod gateway;
 mod pipeline;
 mod runtime;
 mod secret;

@@ -1,5 +1,6 @@
 //! Objects in, snapshot published: the step every provider ends with.
 
+use crate::gateway::Gateways;
 use model::{Diagnostic, Severity};
 use proxy::Proxy;
 use std::sync::Arc;
@@ -15,6 +16,8 @@ pub struct Applied {
 
 pub struct Pipeline {
     proxy: Proxy,
+    /// Told the Gateway listeners of every published snapshot, to bind or close their sockets.
+    gateways: Gateways,
     options: Options,
     /// Diagnostics of the previous translation (sorted, as translation gives them): only new ones
     /// are logged, so a reload does not repeat every warning.
@@ -22,15 +25,16 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(proxy: Proxy, options: Options) -> Self {
+    pub fn new(proxy: Proxy, gateways: Gateways, options: Options) -> Self {
         Self {
             proxy,
+            gateways,
             options,
             seen: Arc::default(),
         }
     }
 
-    /// Translate and publish.
+    /// Translate and publish; then the Gateway listeners' sockets follow the new snapshot.
     pub fn apply(&mut self, objects: &Objects) -> Applied {
         let started = std::time::Instant::now();
         let t = translate::translate(objects, &self.options);
@@ -46,6 +50,7 @@ impl Pipeline {
         }
         let s = &t.snapshot;
         let (hosts, routes, backends) = (s.hosts.len(), s.route_count(), s.backends.len());
+        let listeners = s.listeners.len();
         let endpoints: usize = s.backends.iter().map(|b| b.endpoints.len()).sum();
         let generation = self
             .proxy
@@ -56,10 +61,13 @@ impl Pipeline {
             routes,
             backends,
             endpoints,
+            listeners,
             micros = started.elapsed().as_micros() as u64,
             "configuration published"
         );
-        self.seen = self.proxy.table().diagnostics.clone();
+        let table = self.proxy.table();
+        self.gateways.want(&table.snapshot.listeners);
+        self.seen = table.diagnostics.clone();
         Applied {
             diagnostics: self.seen.clone(),
             served: t.served,

@@ -1,14 +1,15 @@
 //! The serving runtime shared by the commands that proxy traffic (`serve`, `controller`, `demo`):
 //! their common options ([`Common`]), and [`start`]: the cookie key, the listeners (one pair per
 //! worker on a shared port, SO_REUSEPORT), the worker threads each with a runtime of its own, the
-//! admin endpoints, the line that says Remora is serving ([`Running::announce`]), and the drain
-//! after shutdown ([`Running::drained`]). Where the objects come from is each command's own
+//! admin endpoints, the Gateway listeners' sockets ([`crate::gateway`], on this runtime), the line
+//! that says Remora is serving ([`Running::announce`]), and the drain after shutdown
+//! ([`Running::drained`]). Where the objects come from is each command's own
 //! business; they all end in a [`crate::pipeline::Pipeline`] fed with [`options`].
 
 use crate::shutdown::Shutdown;
 use anyhow::{bail, Context};
 use proxy::{Proxy, ProxyConfig};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use tokio::net::{TcpListener, TcpSocket};
 
@@ -85,6 +86,16 @@ pub struct Common {
     /// Without it, ingress-nginx's defaults.
     #[arg(long, value_name = "NAMESPACE/NAME", value_parser = kube_provider::namespaced_name)]
     pub configmap: Option<(String, String)>,
+    /// The address Gateway API listeners are bound on, each at its own port. A listener whose
+    /// port is Remora's own (--listen-http, --listen-https, --admin) at an overlapping address is
+    /// not served: it is logged and shown in /status, as a port that cannot be bound.
+    #[arg(
+        long,
+        default_value = "0.0.0.0",
+        value_name = "IP",
+        env = "REMORA_GATEWAY_BIND_ADDRESS"
+    )]
+    pub gateway_bind_address: IpAddr,
     /// The `controllerName` of the GatewayClasses whose Gateways Remora serves (Gateway API).
     #[arg(long, value_name = "NAME", default_value = translate::DEFAULT_GATEWAY_CONTROLLER)]
     pub gateway_controller_name: String,
@@ -115,6 +126,8 @@ pub struct Running {
     pub http: SocketAddr,
     pub https: SocketAddr,
     pub admin: SocketAddr,
+    /// Where the pipeline says which Gateway listeners to serve.
+    pub gateways: crate::gateway::Gateways,
     servers: Vec<tokio::task::JoinHandle<()>>,
     /// Lets worker runtimes stop once every worker has drained: until then they keep driving
     /// the upstream connections other workers may still be using.
@@ -236,11 +249,23 @@ pub async fn start(
     servers.push(tokio::spawn(async move {
         p.serve_admin(admin, stop.wait()).await
     }));
+    // Gateway sockets on this runtime (per-worker sockets would need every worker told).
+    let config = crate::gateway::Config {
+        bind: common.gateway_bind_address,
+        reserved: vec![
+            (http_addr, "--listen-http"),
+            (https_addr, "--listen-https"),
+            (admin_addr, "--admin"),
+        ],
+    };
+    let (gateways, sockets) = crate::gateway::start(proxy.clone(), config, shutdown.clone());
+    servers.push(sockets);
     Ok(Running {
         proxy,
         http: http_addr,
         https: https_addr,
         admin: admin_addr,
+        gateways,
         servers,
         release,
     })
@@ -248,7 +273,7 @@ pub async fn start(
 
 /// A listening socket; `shared_port`: other sockets may listen on the same port (SO_REUSEPORT),
 /// one per worker.
-fn bind(addr: SocketAddr, shared_port: bool) -> std::io::Result<TcpListener> {
+pub(crate) fn bind(addr: SocketAddr, shared_port: bool) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {

@@ -47,7 +47,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Watcher::new(manifests.watched()).context("cannot watch the manifest paths")?;
     let running =
         runtime::start(args.listen_http, args.listen_https, &args.common, &shutdown).await?;
-    let mut pipeline = Pipeline::new(running.proxy.clone(), runtime::options(&args.common));
+    let mut pipeline = Pipeline::new(
+        running.proxy.clone(),
+        running.gateways.clone(),
+        runtime::options(&args.common),
+    );
     pipeline.apply(&first.objects);
     running.announce();
     let stop = shutdown.clone().wait();

@@ -1,7 +1,7 @@
 //! What the request path knows of the client connection, computed once per connection.
 
 use crate::headers::Forwarded;
-use crate::table::RouteHeaders;
+use crate::table::{ListenerId, RouteHeaders};
 use http::HeaderValue;
 use std::net::{IpAddr, SocketAddr};
 
@@ -12,19 +12,34 @@ pub struct Connection {
     pub client_ip: HeaderValue,
     /// The port the client connected to, as `X-Forwarded-Port` value.
     pub local_port: HeaderValue,
-    /// The connection is TLS (the HTTPS listener).
+    /// The connection is TLS (the HTTPS listener, or a Gateway HTTPS listener).
     pub tls: bool,
+    /// The listener whose socket accepted the connection: its requests are routed among that
+    /// listener's virtual hosts only.
+    pub listener: ListenerId,
 }
 
 impl Connection {
-    pub fn new(remote: SocketAddr, local_port: HeaderValue, tls: bool) -> Self {
+    pub fn new(
+        remote: SocketAddr,
+        local_port: HeaderValue,
+        tls: bool,
+        listener: ListenerId,
+    ) -> Self {
         Self {
             remote: remote.ip(),
             client_ip: HeaderValue::from_str(&remote.ip().to_string())
                 .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
             local_port,
             tls,
+            listener,
         }
+    }
+
+    /// The connection came in on the Ingress listeners (`--listen-http`, `--listen-https`), where
+    /// ingress-nginx's behaviours apply: the redirect to HTTPS, HSTS.
+    pub fn is_ingress(&self) -> bool {
+        self.listener == ListenerId::Ingress
     }
 
     /// `http` or `https`, as the client connected.

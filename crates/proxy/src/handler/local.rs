@@ -18,7 +18,8 @@ pub fn answer<B>(
     conn: &Connection,
     config: &ProxyConfig,
 ) -> Option<Response<Body>> {
-    if route.https_redirect && !conn.tls {
+    // The redirect points at the Ingress HTTPS port: the Ingress listeners only.
+    if route.https_redirect && !conn.tls && conn.is_ingress() {
         let keep_slash = route.location().preserve_trailing_slash;
         let port = config.https_redirect_port;
         if let Some(r) = https_redirect(&request_host(req), req.uri(), port, keep_slash) {

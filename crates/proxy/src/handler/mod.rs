@@ -6,8 +6,8 @@
 //!
 //! 0. [`head`]: what no server may accept (missing or duplicate `Host`, HTTP/2 `host` against
 //!    `:authority`).
-//! 1. [`route`]: the virtual host and route, by host and path (and a Gateway API route's method,
-//!    headers and query parameters).
+//! 1. [`route`]: the virtual host and route, by listener (Ingress or a Gateway port), host and
+//!    path (and a Gateway API route's method, headers and query parameters).
 //! 2. [`local`]: what the route answers itself (HTTPS redirect, `app-root`, `temporal-redirect`
 //!    and `permanent-redirect`, CORS preflight); [`redirect`]: a Gateway API `RequestRedirect`.
 //! 3. Who may: [`limit`], the request rate per client address (503); [`access`], a denied route
@@ -99,10 +99,11 @@ async fn phases<'t>(
     out: &mut Outcome<'t>,
 ) -> Result<Response<Body>, Reject> {
     head::check(&req)?;
-    let route = route::find(table, &req)?;
+    let route = route::find(table, conn, &req)?;
     out.stats = Some(&route.runtime.stats);
     out.unlogged = !route.location().access_log;
-    if conn.tls && route.has_certificate {
+    // HSTS is ingress-nginx's behaviour: the Ingress listeners only.
+    if conn.tls && route.has_certificate && conn.is_ingress() {
         out.hsts = table.policy.hsts.as_ref();
     }
     if let Some(answer) = local::answer(&route, &req, conn, &shared.config) {

@@ -89,7 +89,12 @@ fn matched(t: &Table, method: &str, uri: &str, headers: &[(&str, &str)]) -> Opti
         req = req.header(*k, *v);
     }
     let req = req.body(()).ok()?;
-    Some(t.route("gw.example.com", &req)?.target.backend?.0)
+    Some(
+        t.route(ListenerId::Ingress, "gw.example.com", &req)?
+            .target
+            .backend?
+            .0,
+    )
 }
 
 #[test]
@@ -124,10 +129,12 @@ fn regular_expression_paths_match_the_whole_path_with_case() {
 fn matched_routes_carry_their_path_and_conditions_are_compiled_once() {
     let t = table();
     let req = http::Request::get("/api/x").body(()).unwrap();
-    let m = t.route("gw.example.com", &req).unwrap();
+    let m = t
+        .route(ListenerId::Ingress, "gw.example.com", &req)
+        .unwrap();
     assert_eq!(m.path, "/api");
     assert!(m.backends.is_empty());
-    let rt = &t.hosts[0].routes;
+    let rt = &t.ingress.runtimes[0].routes;
     assert!(rt[0].conditions.is_none() && rt[3].conditions.is_none());
     assert!(rt[1].conditions.is_some() && rt[5].conditions.is_some());
     assert!(rt[4].regex.is_some());

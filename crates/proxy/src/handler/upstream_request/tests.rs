@@ -41,6 +41,7 @@ fn the_lean_head_carries_what_rewrite_head_makes_of_the_request() {
         "127.0.0.9:5555".parse().unwrap(),
         HeaderValue::from_static("8080"),
         false,
+        crate::table::ListenerId::Ingress,
     );
     let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
         (
