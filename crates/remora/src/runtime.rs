@@ -86,16 +86,12 @@ pub struct Common {
     /// Without it, ingress-nginx's defaults.
     #[arg(long, value_name = "NAMESPACE/NAME", value_parser = kube_provider::namespaced_name)]
     pub configmap: Option<(String, String)>,
-    /// The address Gateway API listeners are bound on, each at its own port. A listener whose
-    /// port is Remora's own (--listen-http, --listen-https, --admin) at an overlapping address is
-    /// not served: it is logged and shown in /status, as a port that cannot be bound.
-    #[arg(
-        long,
-        default_value = "0.0.0.0",
-        value_name = "IP",
-        env = "REMORA_GATEWAY_BIND_ADDRESS"
-    )]
-    pub gateway_bind_address: IpAddr,
+    /// The address Gateway API listeners are bound on, each at its own port [default: the
+    /// address of --listen-http]. A listener whose port is Remora's own (--listen-http,
+    /// --listen-https, --admin) at an overlapping address is not served: it is logged and shown
+    /// in /status, as a port that cannot be bound.
+    #[arg(long, value_name = "IP", env = "REMORA_GATEWAY_BIND_ADDRESS")]
+    pub gateway_bind_address: Option<IpAddr>,
     /// The `controllerName` of the GatewayClasses whose Gateways Remora serves (Gateway API).
     #[arg(long, value_name = "NAME", default_value = translate::DEFAULT_GATEWAY_CONTROLLER)]
     pub gateway_controller_name: String,
@@ -251,7 +247,9 @@ pub async fn start(
     }));
     // Gateway sockets on this runtime (per-worker sockets would need every worker told).
     let config = crate::gateway::Config {
-        bind: common.gateway_bind_address,
+        bind: common
+            .gateway_bind_address
+            .unwrap_or_else(|| listen_http.ip()),
         reserved: vec![
             (http_addr, "--listen-http"),
             (https_addr, "--listen-https"),
