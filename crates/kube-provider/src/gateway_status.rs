@@ -91,9 +91,9 @@ pub async fn run(
                 }
                 r = leader.changed() => {
                     if r.is_err() { return }
-                    // The election says so at every renewal: only a lost leadership counts.
-                    // Whoever leads meanwhile may write, so everything is looked at again
-                    // once this replica leads again.
+                    // The election sends `true` again at every renewal of the Lease: only a
+                    // lost leadership counts. Whoever leads meanwhile may write, so everything
+                    // is looked at again once this replica leads again.
                     if !*leader.borrow_and_update() {
                         written = Written::default();
                         break;
