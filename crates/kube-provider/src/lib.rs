@@ -1,15 +1,19 @@
 //! The Kubernetes provider: watches Ingress, IngressClass, Service, EndpointSlice and TLS Secret
-//! objects with kube-rs reflectors (level-triggered: every change re-reads the whole cached state),
-//! and hands the objects, debounced, to the same pure `translate` the file provider feeds.
+//! objects, and when their CRDs are installed the Gateway API's (GatewayClass, Gateway,
+//! HTTPRoute, ReferenceGrant) and Namespaces, with kube-rs reflectors (level-triggered: every
+//! change re-reads the whole cached state), and hands the objects, debounced, to the same pure
+//! `translate` the file provider feeds.
 //!
 //! Nothing here knows about routing: objects go out as [`translate::Objects`], exactly as if they
 //! had been read from manifest files, so both modes serve the same configuration for the same
-//! objects. Besides: leader election (`leader`), Ingress status (`status`) and Events (`events`),
-//! which only the leader writes; and reaching the cluster (`cluster`): the client from a
-//! kubeconfig or in-cluster, `NAMESPACE/NAME` arguments, the pod's own namespace and name.
+//! objects. Besides: leader election (`leader`), Ingress status (`status`), Gateway API status
+//! (`gateway_status`) and Events (`events`), which only the leader writes; and reaching the
+//! cluster (`cluster`): the client from a kubeconfig or in-cluster, `NAMESPACE/NAME` arguments,
+//! the pod's own namespace and name.
 
 mod cluster;
 mod events;
+mod gateway_status;
 mod leader;
 mod status;
 mod watch;
@@ -22,6 +26,11 @@ pub use leader::ElectionConfig;
 pub use status::StatusConfig;
 pub use watch::{run, WatchConfig};
 
+/// The routes whose status still has Remora's entries though it no longer serves them; see
+/// [`gateway_status`].
+pub use gateway_status::add_departed_routes;
+/// Gateway API status writing; see [`gateway_status`].
+pub use gateway_status::run as write_gateway_status;
 /// Leader election; see [`leader`].
 pub use leader::run as elect;
 /// Ingress status removal by the last leader; see [`status`].

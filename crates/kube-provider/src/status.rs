@@ -1,6 +1,7 @@
 //! `status.loadBalancer.ingress` of the served Ingresses, written by the leader only: the
 //! addresses of `--publish-service` (its load balancer, else its external IPs, else its cluster
 //! IP) and `--publish-status-address`, as ingress-nginx does.
+//! The same addresses go into the Gateways' `status.addresses` (`gateway_status`).
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::Ingress;
@@ -39,6 +40,7 @@ pub async fn run(
         let refs = served.borrow_and_update().clone();
         match addresses(&client, &config).await {
             Ok(addrs) if !addrs.is_empty() => {
+                let addrs: Vec<Value> = addrs.iter().map(Address::ingress).collect();
                 for r in &refs {
                     if let Err(e) = update(&client, r, &addrs).await {
                         tracing::warn!(ingress = %r, error = %e, "cannot update the Ingress status");
@@ -81,22 +83,52 @@ pub async fn clear_on_shutdown(
     }
 }
 
-/// `status.loadBalancer.ingress` entries: `{"ip": ...}` or `{"hostname": ...}`.
-async fn addresses(client: &Client, config: &StatusConfig) -> Result<Vec<Value>, kube::Error> {
-    let mut out: Vec<Value> = Vec::new();
+/// One published address: what `--publish-service` and `--publish-status-address` give, for the
+/// Ingress status (`{ip}`/`{hostname}`) and the Gateway status (`{type, value}`) alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Address {
+    Ip(String),
+    Hostname(String),
+}
+
+impl Address {
+    /// An entry of an Ingress's `status.loadBalancer.ingress`.
+    fn ingress(&self) -> Value {
+        match self {
+            Address::Ip(ip) => json!({ "ip": ip }),
+            Address::Hostname(h) => json!({ "hostname": h }),
+        }
+    }
+
+    /// An entry of a Gateway's `status.addresses`.
+    pub(crate) fn gateway(&self) -> Value {
+        match self {
+            Address::Ip(ip) => json!({ "type": "IPAddress", "value": ip }),
+            Address::Hostname(h) => json!({ "type": "Hostname", "value": h }),
+        }
+    }
+}
+
+/// The addresses to publish: `--publish-service`'s (its load balancer, else its external IPs,
+/// else its cluster IP), then `--publish-status-address`'s.
+pub(crate) async fn addresses(
+    client: &Client,
+    config: &StatusConfig,
+) -> Result<Vec<Address>, kube::Error> {
+    let mut out = Vec::new();
     if let Some((ns, name)) = &config.publish_service {
         let svc = Api::<Service>::namespaced(client.clone(), ns)
             .get(name)
             .await?;
-        let lb: Vec<Value> = svc
+        let lb: Vec<Address> = svc
             .status
             .and_then(|s| s.load_balancer)
             .and_then(|lb| lb.ingress)
             .unwrap_or_default()
             .into_iter()
             .filter_map(|i| match (i.ip, i.hostname) {
-                (Some(ip), _) => Some(json!({ "ip": ip })),
-                (None, Some(h)) => Some(json!({ "hostname": h })),
+                (Some(ip), _) => Some(Address::Ip(ip)),
+                (None, Some(h)) => Some(Address::Hostname(h)),
                 _ => None,
             })
             .collect();
@@ -104,16 +136,16 @@ async fn addresses(client: &Client, config: &StatusConfig) -> Result<Vec<Value>,
         if !lb.is_empty() {
             out.extend(lb);
         } else if let Some(ips) = spec.external_ips.filter(|v| !v.is_empty()) {
-            out.extend(ips.into_iter().map(|ip| json!({ "ip": ip })));
+            out.extend(ips.into_iter().map(Address::Ip));
         } else if let Some(ip) = spec.cluster_ip.filter(|ip| !ip.is_empty() && ip != "None") {
-            out.push(json!({ "ip": ip }));
+            out.push(Address::Ip(ip));
         }
     }
     for a in &config.publish_addresses {
         out.push(if a.parse::<std::net::IpAddr>().is_ok() {
-            json!({ "ip": a })
+            Address::Ip(a.clone())
         } else {
-            json!({ "hostname": a })
+            Address::Hostname(a.clone())
         });
     }
     Ok(out)

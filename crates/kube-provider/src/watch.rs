@@ -1,10 +1,18 @@
 //! Reflectors over the kinds translation reads, and the debounced loop that publishes them.
+//!
+//! The Gateway API kinds are watched only when their CRDs are installed (found out once, at
+//! start): a cluster without them serves its Ingresses as before.
 
 use futures_util::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use gateway_api::experimental::gatewayclasses::GatewayClass;
+use gateway_api::experimental::gateways::Gateway;
+use gateway_api::experimental::httproutes::HTTPRoute;
+use gateway_api::experimental::referencegrants::ReferenceGrant;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
-use kube::runtime::reflector::{self, Store};
+use kube::api::{ApiResource, DynamicObject, ListParams};
+use kube::runtime::reflector::{self, store::Writer, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
@@ -35,6 +43,23 @@ struct Stores {
     secrets: Vec<Store<Secret>>,
     /// At most one: the `--configmap` one.
     config_maps: Vec<Store<ConfigMap>>,
+    /// `None` when the Gateway API CRDs are not installed.
+    gateway: Option<GatewayStores>,
+}
+
+/// The caches of the Gateway API kinds, and of Namespaces (whose labels a listener's
+/// `allowedRoutes.namespaces.selector` selects).
+///
+/// The Gateway API objects are cached as the API server sent them ([`DynamicObject`]), not
+/// decoded into the `gateway-api` crate's types: translation decodes them itself (with
+/// `Objects::add_document`, as a manifest), and it reads fields those types drop (the newer
+/// `sessionPersistence` shape). Decoding in the reflector would also fail the whole list on one
+/// object the types cannot hold, where translation leaves out only that object, with a warning.
+struct GatewayStores {
+    /// GatewayClasses (cluster-wide), then Gateways, HTTPRoutes and ReferenceGrants of each
+    /// watched namespace scope; each with the resource its documents are of.
+    objects: Vec<(ApiResource, Store<DynamicObject>)>,
+    namespaces: Store<Namespace>,
 }
 
 /// Start the watchers; once every cache holds a full list, call `publish` with all objects, then
@@ -62,6 +87,7 @@ pub async fn run(client: Client, config: WatchConfig, mut publish: impl FnMut(Ob
         slices: Vec::new(),
         secrets: Vec::new(),
         config_maps: Vec::new(),
+        gateway: None,
     };
     if let Some((namespace, name)) = &config.configmap {
         // One object: a field selector on its name, in its namespace (whatever --namespace says).
@@ -86,6 +112,33 @@ pub async fn run(client: Client, config: WatchConfig, mut publish: impl FnMut(Ob
             .secrets
             .push(watch(api(&client, ns), opaque_only.clone(), &changed));
     }
+    if gateway_api_installed(&client).await {
+        let mut objects = Vec::new();
+        let class = resource::<GatewayClass>();
+        let api = Api::all_with(client.clone(), &class);
+        objects.push((class.clone(), watch_with(api, all.clone(), class, &changed)));
+        for ns in &scopes {
+            for r in [
+                resource::<Gateway>(),
+                resource::<HTTPRoute>(),
+                resource::<ReferenceGrant>(),
+            ] {
+                let api = match ns {
+                    Some(ns) => Api::namespaced_with(client.clone(), ns, &r),
+                    None => Api::all_with(client.clone(), &r),
+                };
+                objects.push((r.clone(), watch_with(api, all.clone(), r, &changed)));
+            }
+        }
+        stores.gateway = Some(GatewayStores {
+            objects,
+            namespaces: watch(Api::all(client.clone()), all.clone(), &changed),
+        });
+    } else {
+        tracing::info!(
+            "Gateway API objects are not watched: the Gateway API CRDs (gateway.networking.k8s.io/v1) are not installed"
+        );
+    }
     stores.wait_until_ready().await;
     tracing::info!("initial sync done");
     loop {
@@ -107,15 +160,60 @@ where
     }
 }
 
+/// The API resource of one of the `gateway-api` crate's kinds (group, version, plural).
+pub(crate) fn resource<K: Resource<DynamicType = ()>>() -> ApiResource {
+    ApiResource::erase::<K>(&())
+}
+
+/// Whether the Gateway API CRDs are installed: one list of at most one GatewayClass. A 404 says
+/// they are not (a real API server answers so for a group it does not serve). Other API errors
+/// (forbidden...) count as installed: the reflectors then retry and say why. While the API
+/// server cannot be reached at all, the question is asked again: nothing can sync before it
+/// answers anyway, and guessing "installed" would leave a cluster without the CRDs never ready.
+async fn gateway_api_installed(client: &Client) -> bool {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource::<GatewayClass>());
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match api.list(&ListParams::default().limit(1)).await {
+            Ok(_) => return true,
+            Err(kube::Error::Api(e)) if e.code == 404 => return false,
+            Err(kube::Error::Api(e)) if e.code < 500 && e.code != 429 => {
+                tracing::warn!(error = %e, "cannot tell whether the Gateway API CRDs are installed: watching them");
+                return true;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot list GatewayClasses yet, asking again");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
 /// A reflector over `api`, driven by its own task, that wakes `changed` on every event.
 fn watch<K>(api: Api<K>, config: watcher::Config, changed: &Arc<Notify>) -> Store<K>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
 {
-    let (reader, writer) = reflector::store();
+    watch_with(api, config, K::DynamicType::default(), changed)
+}
+
+/// [`watch`] for a kind known at run time (its [`ApiResource`]).
+fn watch_with<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    dyntype: K::DynamicType,
+    changed: &Arc<Notify>,
+) -> Store<K>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    let kind = K::kind(&dyntype).into_owned();
+    let writer = Writer::new(dyntype);
+    let reader = writer.as_reader();
     let changed = changed.clone();
-    let kind = K::kind(&K::DynamicType::default()).into_owned();
     let stream = reflector::reflector(writer, watcher(api, config)).default_backoff();
     tokio::spawn(async move {
         futures_util::pin_mut!(stream);
@@ -137,6 +235,12 @@ impl Stores {
         all_ready(&self.slices).await;
         all_ready(&self.secrets).await;
         all_ready(&self.config_maps).await;
+        if let Some(g) = &self.gateway {
+            for (_, store) in &g.objects {
+                let _ = store.wait_until_ready().await;
+            }
+            all_ready(std::slice::from_ref(&g.namespaces)).await;
+        }
     }
 
     /// Everything cached, as translation's input.
@@ -148,6 +252,12 @@ impl Stores {
         add_all(&mut objects, &self.slices);
         add_all(&mut objects, &self.secrets);
         add_all(&mut objects, &self.config_maps);
+        if let Some(g) = &self.gateway {
+            add_all(&mut objects, std::slice::from_ref(&g.namespaces));
+            for (resource, store) in &g.objects {
+                add_dynamic(&mut objects, resource, store);
+            }
+        }
         objects.sort();
         objects
     }
@@ -157,7 +267,7 @@ impl Stores {
 async fn all_ready<K>(stores: &[Store<K>])
 where
     K: Resource + Clone + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
 {
     for s in stores {
         let _ = s.wait_until_ready().await;
@@ -182,6 +292,27 @@ where
             if let Err(e) = objects.add_document(value) {
                 tracing::warn!("{e}");
             }
+        }
+    }
+}
+
+/// Objects cached as the API server sent them: their JSON with the `apiVersion` and `kind` of
+/// `resource` (list items come without them), decoded by translation as a manifest would be.
+fn add_dynamic(objects: &mut Objects, resource: &ApiResource, store: &Store<DynamicObject>) {
+    for obj in store.state() {
+        let mut value = match serde_json::to_value(&*obj) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot encode a watched object");
+                continue;
+            }
+        };
+        if let Some(fields) = value.as_object_mut() {
+            fields.insert("apiVersion".to_owned(), resource.api_version.clone().into());
+            fields.insert("kind".to_owned(), resource.kind.clone().into());
+        }
+        if let Err(e) = objects.add_document(value) {
+            tracing::warn!("{e}");
         }
     }
 }

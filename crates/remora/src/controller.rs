@@ -1,7 +1,7 @@
 //! `remora controller`: the Kubernetes provider feeding the proxy. Same data path and flags as
 //! `serve`; only where the objects come from differs. This module owns the flags and the wiring:
-//! the client, watchers, leader election, status and Events all come from `kube_provider`, and
-//! the serving from [`crate::runtime`].
+//! the client, watchers, leader election, status (Ingress and Gateway API) and Events all come
+//! from `kube_provider`, and the serving from [`crate::runtime`].
 
 use crate::pipeline::Pipeline;
 use crate::runtime::{self, Common};
@@ -38,11 +38,11 @@ pub struct Args {
     #[arg(long, default_value = "20", value_name = "MS")]
     pub debounce_ms: u64,
     /// Write this Service's addresses (load balancer, else external IPs, else cluster IP) into
-    /// the status of the served Ingresses.
+    /// the status of the served Ingresses and Gateways.
     #[arg(long, value_name = "NAMESPACE/NAME", value_parser = kube_provider::namespaced_name)]
     pub publish_service: Option<(String, String)>,
     /// Write these addresses (IPs or host names, comma-separated or repeated) into the status of
-    /// the served Ingresses.
+    /// the served Ingresses and Gateways.
     #[arg(long, value_name = "ADDR", value_delimiter = ',')]
     pub publish_status_address: Vec<String>,
     /// Name of the Lease replicas elect their leader with (the leader writes status and Events).
@@ -82,6 +82,7 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
     let mut options = runtime::options(&args.common);
     options.controller = Some(args.controller_class.clone());
     options.watch_ingress_without_class = args.watch_ingress_without_class;
+    let gateway_controller = options.gateway_controller.clone();
     let mut pipeline = Pipeline::new(running.proxy.clone(), running.gateways.clone(), options);
     // The ports are bound: say so now. /readyz stays false until the first full sync is served.
     running.announce();
@@ -114,6 +115,14 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
         leader.clone(),
         served,
     ));
+    let (gateway_status_tx, gateway_status) = tokio::sync::watch::channel(Default::default());
+    tokio::spawn(kube_provider::write_gateway_status(
+        client.clone(),
+        status.clone(),
+        gateway_controller.clone(),
+        leader.clone(),
+        gateway_status,
+    ));
     let (diagnostics_tx, diagnostics) = tokio::sync::watch::channel(Default::default());
     let events = kube_provider::Events::new(client.clone(), &identity);
     tokio::spawn(events.run(leader.clone(), diagnostics));
@@ -125,8 +134,11 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
     };
     let watching = kube_provider::run(client.clone(), config, |objects| {
         let applied = pipeline.apply(&objects);
+        let mut gateway = applied.gateway_status;
+        kube_provider::add_departed_routes(&mut gateway, &objects, &gateway_controller);
         // Only real changes wake the status and Event writers (endpoint churn re-publishes often).
         served_tx.send_if_modified(|served| replace_if_changed(served, applied.served));
+        gateway_status_tx.send_if_modified(|g| replace_if_changed(g, gateway));
         diagnostics_tx.send_if_modified(|d| replace_if_changed(d, applied.diagnostics));
     });
     tokio::select! {

@@ -12,6 +12,9 @@ pub struct Applied {
     pub diagnostics: Arc<Vec<Diagnostic>>,
     /// The Ingresses served now.
     pub served: Vec<model::ObjectRef>,
+    /// What the status of the Gateway API objects served now should say (the controller writes
+    /// it).
+    pub gateway_status: translate::GatewayApiStatus,
 }
 
 pub struct Pipeline {
@@ -71,6 +74,7 @@ impl Pipeline {
         Applied {
             diagnostics: self.seen.clone(),
             served: t.served,
+            gateway_status: t.gateway_status,
         }
     }
 }

@@ -1,8 +1,10 @@
 //! A small Kubernetes API server on loopback for the controller tests. It speaks the real wire
 //! format to kube-rs's real client: lists with `resourceVersion`, chunked watch streams of
 //! `ADDED`/`MODIFIED`/`DELETED`/`BOOKMARK` events, `ERROR` 410 for expired resource versions,
-//! merge-patched status, Leases and Events. It can be stopped and started again on the same
-//! address, as an API server restart.
+//! merge-patched status, Leases and Events, the Gateway API kinds (or, started
+//! [`FakeApi::start_without_gateway_api`], a 404 for them as without their CRDs) and Namespaces;
+//! `metadata.generation` as the real one keeps it. It can be stopped and started again on the
+//! same address, as an API server restart.
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -83,7 +85,45 @@ const KINDS: &[Kind] = &[
         plural: "events",
         namespaced: true,
     },
+    Kind {
+        kind: "Namespace",
+        api_version: "v1",
+        prefix: "/api/v1",
+        plural: "namespaces",
+        namespaced: false,
+    },
+    Kind {
+        kind: "GatewayClass",
+        api_version: "gateway.networking.k8s.io/v1",
+        prefix: "/apis/gateway.networking.k8s.io/v1",
+        plural: "gatewayclasses",
+        namespaced: false,
+    },
+    Kind {
+        kind: "Gateway",
+        api_version: "gateway.networking.k8s.io/v1",
+        prefix: "/apis/gateway.networking.k8s.io/v1",
+        plural: "gateways",
+        namespaced: true,
+    },
+    Kind {
+        kind: "HTTPRoute",
+        api_version: "gateway.networking.k8s.io/v1",
+        prefix: "/apis/gateway.networking.k8s.io/v1",
+        plural: "httproutes",
+        namespaced: true,
+    },
+    Kind {
+        kind: "ReferenceGrant",
+        api_version: "gateway.networking.k8s.io/v1beta1",
+        prefix: "/apis/gateway.networking.k8s.io/v1beta1",
+        plural: "referencegrants",
+        namespaced: true,
+    },
 ];
+
+/// Where the Gateway API's kinds live: without their CRDs, everything under it is 404.
+const GATEWAY_API: &str = "/apis/gateway.networking.k8s.io/";
 
 fn kind_of(kind: &str) -> &'static Kind {
     KINDS
@@ -113,6 +153,10 @@ struct State {
     compacted: u64,
     /// Requests seen, `METHOD path?query`.
     pub requests: Vec<String>,
+    /// The bearer token of each of `requests`.
+    tokens: Vec<String>,
+    /// The Gateway API CRDs are not installed: their paths answer 404.
+    no_gateway_api: bool,
 }
 
 /// Requests to drop every open watch, with a 410 or a cut connection.
@@ -131,7 +175,19 @@ pub struct FakeApi {
 }
 
 impl FakeApi {
+    /// An API server with every kind, the Gateway API's included (its CRDs installed).
     pub async fn start() -> FakeApi {
+        Self::start_with(false).await
+    }
+
+    /// An API server of a cluster without the Gateway API CRDs: every request under
+    /// `/apis/gateway.networking.k8s.io/` answers 404, as a real one does for a group it does
+    /// not serve.
+    pub async fn start_without_gateway_api() -> FakeApi {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(no_gateway_api: bool) -> FakeApi {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (changes, _) = broadcast::channel(1024);
         let (drops, _) = broadcast::channel(16);
@@ -139,6 +195,7 @@ impl FakeApi {
             addr: listener.local_addr().unwrap(),
             state: Arc::new(Mutex::new(State {
                 rv: 100,
+                no_gateway_api,
                 ..State::default()
             })),
             changes,
@@ -180,22 +237,43 @@ impl FakeApi {
 
     /// A kubeconfig file that points kube-rs at this server.
     pub fn kubeconfig(&self, dir: &super::Dir) -> std::path::PathBuf {
+        self.kubeconfig_file(dir, "kubeconfig", "test")
+    }
+
+    /// A kubeconfig file whose bearer token is `user`, so this server can tell its client's
+    /// requests from others' ([`FakeApi::requests_from`]).
+    pub fn kubeconfig_as(&self, dir: &super::Dir, user: &str) -> std::path::PathBuf {
+        self.kubeconfig_file(dir, &format!("kubeconfig-{user}"), user)
+    }
+
+    fn kubeconfig_file(&self, dir: &super::Dir, file: &str, token: &str) -> std::path::PathBuf {
         dir.write(
-            "kubeconfig",
+            file,
             &format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n    namespace: default\ncurrent-context: fake\nusers:\n- name: fake\n  user:\n    token: test\n",
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n    namespace: default\ncurrent-context: fake\nusers:\n- name: fake\n  user:\n    token: {token}\n",
                 self.addr
             ),
         )
     }
 
     /// Create or replace objects given as YAML (one or more documents); watchers see ADDED or
-    /// MODIFIED.
+    /// MODIFIED. A document without `status` keeps the status stored, as `kubectl apply` does.
     pub fn apply(&self, yaml: &str) {
         for doc in serde_yaml::Deserializer::from_str(yaml) {
-            let value: Value = serde::Deserialize::deserialize(doc).unwrap();
+            let mut value: Value = serde::Deserialize::deserialize(doc).unwrap();
             if value.is_null() {
                 continue;
+            }
+            if value.get("status").is_none() {
+                let kind = value["kind"].as_str().unwrap_or("?").to_owned();
+                let ns = value["metadata"]["namespace"].as_str().unwrap_or("default");
+                let name = value["metadata"]["name"].as_str().unwrap_or("");
+                if let Some(status) = self
+                    .get(&kind, ns, name)
+                    .and_then(|o| o.get("status").cloned())
+                {
+                    value["status"] = status;
+                }
             }
             self.put(value);
         }
@@ -274,6 +352,17 @@ impl FakeApi {
         self.state.lock().unwrap().requests.clone()
     }
 
+    /// The requests seen so far from the clients whose bearer token is `user`.
+    pub fn requests_from(&self, user: &str) -> Vec<String> {
+        let st = self.state.lock().unwrap();
+        st.requests
+            .iter()
+            .zip(&st.tokens)
+            .filter(|(_, t)| *t == user)
+            .map(|(r, _)| r.clone())
+            .collect()
+    }
+
     /// Stop listening and close every connection, keeping the stored objects.
     pub fn stop(&mut self) {
         let _ = self.drops.send(Drop::Cut);
@@ -333,8 +422,17 @@ fn route(path: &str) -> Option<Target> {
         .map(|k| k.prefix)
         .find(|p| path.starts_with(&format!("{p}/")))?;
     let rest: Vec<&str> = path[kind_prefix.len() + 1..].split('/').collect();
+    // `/api/v1/namespaces/NS/services...` is a namespaced path, but `/api/v1/namespaces/NS` and
+    // `/api/v1/namespaces/NS/status` name the Namespace itself.
+    let namespaced_plural = |p: &str| {
+        KINDS
+            .iter()
+            .any(|k| k.prefix == kind_prefix && k.plural == p && k.namespaced)
+    };
     let (ns, rest) = match rest.as_slice() {
-        ["namespaces", ns, rest @ ..] if !rest.is_empty() => (Some(ns.to_string()), rest),
+        ["namespaces", ns, rest @ ..] if rest.first().is_some_and(|p| namespaced_plural(p)) => {
+            (Some(ns.to_string()), rest)
+        }
         rest => (None, rest),
     };
     let (plural, name, sub) = match rest {
@@ -389,11 +487,26 @@ async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     let method = req.method().clone();
     let uri = req.uri().clone();
-    state
-        .lock()
-        .unwrap()
-        .requests
-        .push(format!("{method} {uri}"));
+    let token = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+        .to_owned();
+    let no_gateway_api = {
+        let mut st = state.lock().unwrap();
+        st.requests.push(format!("{method} {uri}"));
+        st.tokens.push(token);
+        st.no_gateway_api
+    };
+    if no_gateway_api && uri.path().starts_with(GATEWAY_API) {
+        return Ok(status(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        ));
+    }
     let Some(Target {
         kind,
         ns,
@@ -590,6 +703,13 @@ async fn handle(
             let Some(mut current) = current else {
                 return Ok(status(404, "NotFound", "not found"));
             };
+            // A resourceVersion in the patch is a precondition, as the real API has it.
+            if patch["metadata"]["resourceVersion"]
+                .as_str()
+                .is_some_and(|rv| Some(rv) != current["metadata"]["resourceVersion"].as_str())
+            {
+                return Ok(status(409, "Conflict", "the object has been modified"));
+            }
             match sub {
                 Some("status") => merge(&mut current["status"], &patch["status"]),
                 _ => merge(&mut current, &patch),
@@ -648,13 +768,22 @@ fn store(state: &Arc<Mutex<State>>, changes: &broadcast::Sender<Change>, mut obj
     obj["apiVersion"] = json!(kind.api_version);
     obj["metadata"]["resourceVersion"] = json!(rv.to_string());
     let key = (kind.plural, ns, name);
+    // `metadata.generation`: 1 on create, one more for each change of `spec` (status and
+    // metadata changes leave it), as the real API server keeps it.
     let event = match st.objects.get(&key) {
         Some(old) => {
             obj["metadata"]["uid"] = old["metadata"]["uid"].clone();
             obj["metadata"]["creationTimestamp"] = old["metadata"]["creationTimestamp"].clone();
+            let generation = old["metadata"]["generation"].as_i64().unwrap_or(1);
+            obj["metadata"]["generation"] = json!(if old["spec"] == obj["spec"] {
+                generation
+            } else {
+                generation + 1
+            });
             "MODIFIED"
         }
         None => {
+            obj["metadata"]["generation"] = json!(1);
             obj["metadata"]["uid"] = json!(format!("uid-{rv}"));
             obj["metadata"]["creationTimestamp"] = json!(format!(
                 "2026-01-01T{:02}:{:02}:{:02}Z",
