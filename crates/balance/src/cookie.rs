@@ -188,6 +188,40 @@ pub fn find<'a>(
         })
 }
 
+/// The values of a session header (Gateway API `type: Header`): each field line, and each
+/// comma-separated value in it (a proxy on the way may have folded several lines into one), trimmed,
+/// empty ones left out.
+pub fn header_values<'a>(
+    headers: impl Iterator<Item = &'a [u8]> + 'a,
+) -> impl Iterator<Item = &'a str> + 'a {
+    headers
+        .filter_map(|h| std::str::from_utf8(h).ok())
+        .flat_map(|h| h.split(','))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+/// The session values a request carries for `affinity`, in the order it sent them: those of the
+/// affinity's session header when it has one (`header`: that header's field values), else those
+/// of the cookies of its name (`cookies`: the `Cookie` field values). The other source is not
+/// read, so a client cannot carry a header session in a cookie or the reverse.
+pub fn session_values<'a>(
+    affinity: &'a Affinity,
+    cookies: impl Iterator<Item = &'a [u8]> + 'a,
+    header: impl Iterator<Item = &'a [u8]> + 'a,
+) -> impl Iterator<Item = &'a str> + 'a {
+    let by_header = affinity.header.is_some();
+    let from_cookies = (!by_header)
+        .then(|| find(cookies, &affinity.cookie_name))
+        .into_iter()
+        .flatten();
+    let from_header = by_header
+        .then(|| header_values(header))
+        .into_iter()
+        .flatten();
+    from_cookies.chain(from_header)
+}
+
 /// What of the request the `Set-Cookie` header depends on.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RequestTraits<'a> {

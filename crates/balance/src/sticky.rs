@@ -78,10 +78,36 @@ impl BackendBalancer {
         }
     }
 
-    /// Is `value` a cookie this backend issued (with `key`)? Whether or not its endpoint still
-    /// exists: canary stickiness asks which side a session belongs to.
-    pub fn recognizes(&self, key: &CookieKey, value: &str) -> bool {
-        key.decode(self.tag, value).is_ok()
+    /// Is `value` a session this backend issued (with `key`) for sessions of `affinity` (its
+    /// scope), and not past the affinity's absolute timeout at `now`? Whether or not its endpoint
+    /// still exists: canary stickiness and weighted backends ask which backend a session belongs
+    /// to.
+    pub fn recognizes(&self, key: &CookieKey, affinity: &Affinity, value: &str, now: u32) -> bool {
+        self.session(key, affinity, value, now).is_some()
+    }
+
+    /// The tag of this backend's sessions of `affinity`: the backend's, with the affinity's scope
+    /// folded in, so two Gateway API rules that send to the same backend never honour each
+    /// other's sessions, while Ingress sessions (scope 0) keep the backend's own tag.
+    fn tag_of(&self, affinity: &Affinity) -> u64 {
+        self.tag ^ affinity.scope
+    }
+
+    /// The session a value stands for, if this backend issued it for `affinity` and it is not
+    /// past the affinity's absolute timeout (Gateway API `absoluteTimeout`, judged from the
+    /// value's own `issued`, whatever the cookie's attributes let the client keep).
+    fn session(
+        &self,
+        key: &CookieKey,
+        affinity: &Affinity,
+        value: &str,
+        now: u32,
+    ) -> Option<Session> {
+        let session = key.decode(self.tag_of(affinity), value).ok()?;
+        let expired = affinity
+            .absolute_timeout
+            .is_some_and(|limit| u64::from(now.saturating_sub(session.issued)) > limit);
+        (!expired).then_some(session)
     }
 
     /// Halve every endpoint's load, so that it reflects recent placements (called periodically).
@@ -125,17 +151,19 @@ impl BackendBalancer {
         })
     }
 
-    /// A pick for a request of a route with cookie affinity. `cookies` are the values of every
-    /// cookie with the route's name, in the order the client sent them.
+    /// A pick for a request of a route with affinity. `values` are the session values the
+    /// request carries, in the order the client sent them: every cookie with the route's name, or
+    /// the values of its session header ([`crate::cookie::session_values`]). The first valid one
+    /// whose endpoint can still take it wins.
     pub fn pick_sticky<'c>(
         &self,
         key: &CookieKey,
         affinity: &Affinity,
-        cookies: impl Iterator<Item = &'c str>,
+        values: impl Iterator<Item = &'c str>,
         now: u32,
     ) -> Option<StickyPick> {
-        for value in cookies {
-            if let Ok(session) = key.decode(self.tag, value) {
+        for value in values {
+            if let Some(session) = self.session(key, affinity, value, now) {
                 if let Some(endpoint) = self.pinned(session.pin) {
                     return Some(StickyPick {
                         endpoint,
@@ -161,12 +189,15 @@ impl BackendBalancer {
     }
 
     /// Sliding expiry: a fresh cookie with the same pin when less than half the lifetime is left.
+    /// Never with an absolute timeout, which counts from the session's first value.
     fn slide(&self, key: &CookieKey, a: &Affinity, session: Session, now: u32) -> Option<String> {
-        let lifetime = a.lifetime().filter(|_| a.sliding)?;
+        let lifetime = a
+            .lifetime()
+            .filter(|_| a.sliding && a.absolute_timeout.is_none())?;
         let age = u64::from(now.saturating_sub(session.issued));
         (age > lifetime / 2).then(|| {
             key.encode(
-                self.tag,
+                self.tag_of(a),
                 &Session {
                     pin: session.pin,
                     issued: now,
@@ -233,7 +264,7 @@ impl BackendBalancer {
             }
         };
         self.loads[endpoint].fetch_add(1, Ordering::Relaxed);
-        let value = key.encode(self.tag, &Session { pin, issued: now });
+        let value = key.encode(self.tag_of(affinity), &Session { pin, issued: now });
         Some(StickyPick {
             endpoint,
             new_cookie: Some(value),

@@ -126,12 +126,13 @@ fn route_lookup(bencher: divan::Bencher) {
     let hosts: Vec<String> = (0..HOSTS)
         .map(|h| format!("shop-{h}.example.com"))
         .collect();
+    let req = http::Request::get("/api/v7/cart/items")
+        .body(())
+        .expect("a request");
     bencher.bench_local(|| {
         i = i.wrapping_add(7919);
         let host = &hosts[i % HOSTS];
-        let m = t
-            .route(ListenerId::Ingress, host, "/api/v7/cart/items")
-            .expect("a route");
+        let m = t.route(ListenerId::Ingress, host, &req).expect("a route");
         divan::black_box(m.target.backend)
     });
 }

@@ -3,9 +3,11 @@
 //! once per snapshot, and never mutated afterwards except for round-robin counters.
 
 use crate::basic_auth::BasicAuthRuntime;
+use crate::conditions::CompiledConditions;
 use crate::cors::CorsHeaders;
 use crate::expr::Compiled;
 use crate::external_auth::AuthRuntime;
+use crate::filters::HeaderEditor;
 use crate::limit::Limiter;
 use crate::stats::RouteStats;
 use crate::upstream::{ClientKey, Clients, UpstreamClient};
@@ -14,7 +16,7 @@ use http::uri::Authority;
 use http::HeaderValue;
 use model::{
     AffinityMode, BackendId, BackendProtocol, Canary, Certificate, Diagnostic, HostMatch, HostTls,
-    Location, PathType, RateLimit, Route, Snapshot, Target, VirtualHost,
+    Location, PathType, RateLimit, Route, Snapshot, Target, VirtualHost, WeightedBackend,
 };
 use rustls::sign::CertifiedKey;
 use std::collections::HashMap;
@@ -129,8 +131,16 @@ struct HostRuntime {
 /// What one route needs at request time, prepared once per table: nothing on the request path is
 /// compiled, parsed or looked up by key.
 pub struct RouteRuntime {
-    /// The compiled path of a `Regex` route (`use-regex`; its captures serve `rewrite-target`).
+    /// The compiled path of a `Regex` route (`use-regex`; its captures serve `rewrite-target`) or
+    /// of a Gateway API `RegularExpression` one.
     pub regex: Option<regex::Regex>,
+    /// Gateway API conditions besides the path (method, headers, query parameters); `None` for
+    /// routes without (all Ingress routes), which then cost nothing more to match.
+    pub conditions: Option<Box<CompiledConditions>>,
+    /// `RequestHeaderModifier`: edits of the request's headers before it goes to a pod.
+    pub request_headers: Option<Box<HeaderEditor>>,
+    /// `ResponseHeaderModifier`: edits of the pod's response headers.
+    pub response_headers: Option<Box<HeaderEditor>>,
     /// The compiled `canary-by-header-pattern` of the route's canary.
     pub canary_pattern: Option<regex::Regex>,
     /// The upstream client of the route's location (protocol, connect timeout).
@@ -163,11 +173,17 @@ pub struct RouteHeaders {
 }
 
 impl RouteHeaders {
+    /// A Gateway API `URLRewrite` hostname is the pod's `Host` as `upstream-vhost` is: the
+    /// client's stays in `X-Forwarded-Host`.
     fn of(location: &Location) -> Self {
-        let value = |v: &Option<String>| v.as_deref().and_then(|v| HeaderValue::from_str(v).ok());
+        let value = |v: Option<&str>| v.and_then(|v| HeaderValue::from_str(v).ok());
+        let rewritten = location
+            .filters
+            .as_ref()
+            .and_then(|f| f.rewrite.as_ref()?.hostname.as_deref());
         Self {
-            vhost: value(&location.upstream_vhost),
-            prefix: value(&location.forwarded_prefix),
+            vhost: value(location.upstream_vhost.as_deref().or(rewritten)),
+            prefix: value(location.forwarded_prefix.as_deref()),
         }
     }
 }
@@ -188,6 +204,12 @@ pub struct Policy {
 /// prepared runtime.
 pub struct Matched<'a> {
     pub target: &'a Target,
+    /// The route's own path (the prefix a `ReplacePrefixMatch` replaces); empty for a default
+    /// backend.
+    pub path: &'a str,
+    /// Gateway API weighted backends: when not empty, they say where requests go instead of
+    /// `target.backend`.
+    pub backends: &'a [WeightedBackend],
     pub canary: Option<&'a Canary>,
     /// Plain HTTP requests of this route are redirected to HTTPS.
     pub https_redirect: bool,
@@ -240,13 +262,15 @@ impl Table {
         // A ring is only worth its memory where some route uses balanced affinity, or hashes
         // (`upstream-hash-by`, the primary's location: a canary answers in it).
         let mut needs_ring = vec![false; snapshot.backends.len()];
-        let mut ring_for = |t: &Target| {
-            if let Some(n) = t
-                .backend
-                .and_then(|BackendId(b)| needs_ring.get_mut(b as usize))
-            {
+        let mut ring_for = |b: Option<BackendId>| {
+            if let Some(n) = b.and_then(|BackendId(b)| needs_ring.get_mut(b as usize)) {
                 *n = true;
             }
+        };
+        let balanced = |t: &Target| {
+            t.affinity
+                .as_ref()
+                .is_some_and(|a| a.mode == AffinityMode::Balanced)
         };
         let all_hosts = snapshot
             .hosts
@@ -254,18 +278,21 @@ impl Table {
             .chain(snapshot.listeners.iter().flat_map(|l| &l.hosts));
         for vh in all_hosts {
             for t in targets(vh) {
-                if t.affinity
-                    .as_ref()
-                    .is_some_and(|a| a.mode == AffinityMode::Balanced)
-                {
-                    ring_for(t);
+                if balanced(t) {
+                    ring_for(t.backend);
                 }
             }
             for r in &vh.routes {
                 if r.target.location.upstream_hash_by.is_some() {
-                    ring_for(&r.target);
+                    ring_for(r.target.backend);
                     if let Some(c) = &r.canary {
-                        ring_for(&c.target);
+                        ring_for(c.target.backend);
+                    }
+                }
+                // Weighted backends place sessions and hashed requests as a target's backend.
+                if balanced(&r.target) || r.target.location.upstream_hash_by.is_some() {
+                    for w in &r.backends {
+                        ring_for(w.backend);
                     }
                 }
             }
@@ -274,7 +301,7 @@ impl Table {
                 .as_ref()
                 .filter(|t| t.location.upstream_hash_by.is_some())
             {
-                ring_for(t);
+                ring_for(t.backend);
             }
         }
         let backends = snapshot
@@ -323,12 +350,21 @@ impl Table {
                     .collect()
             })
             .unwrap_or_default();
-        let mut stats_of = |t: &Target| -> Arc<RouteStats> {
+        // A Gateway API rule's "service" is its weighted backends', comma-separated.
+        let mut stats_of = |t: &Target, weighted: &[WeightedBackend]| -> Arc<RouteStats> {
             let ingress = format!("{}/{}", t.ingress.namespace, t.ingress.name);
-            let service = t
-                .backend
-                .and_then(|b| snapshot.backends.get(b.0 as usize))
-                .map_or_else(|| "-".to_owned(), |b| b.name.clone());
+            let name = |b: Option<BackendId>| {
+                b.and_then(|b| snapshot.backends.get(b.0 as usize))
+                    .map_or("-", |b| b.name.as_str())
+            };
+            let service = match weighted {
+                [] => name(t.backend).to_owned(),
+                _ => weighted
+                    .iter()
+                    .map(|w| name(w.backend))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            };
             previous_stats
                 .entry((ingress.clone(), service.clone()))
                 .or_insert_with(|| Arc::new(RouteStats::new(ingress, service)))
@@ -361,8 +397,23 @@ impl Table {
         let mut runtime = |target: &Target, route: Option<&Route>| RouteRuntime {
             // Translation dropped the paths and patterns that do not compile.
             regex: route
-                .filter(|r| r.path_type == PathType::Regex)
+                .filter(|r| matches!(r.path_type, PathType::Regex | PathType::RegularExpression))
                 .and_then(|r| regex::Regex::new(&r.regex_source()).ok()),
+            conditions: route
+                .and_then(|r| r.conditions.as_deref())
+                .map(|c| Box::new(CompiledConditions::new(c))),
+            request_headers: target
+                .location
+                .filters
+                .as_ref()
+                .and_then(|f| HeaderEditor::new(&f.request_headers))
+                .map(Box::new),
+            response_headers: target
+                .location
+                .filters
+                .as_ref()
+                .and_then(|f| HeaderEditor::new(&f.response_headers))
+                .map(Box::new),
             canary_pattern: route
                 .and_then(|r| r.canary.as_ref()?.header_pattern.as_deref())
                 .and_then(|p| regex::Regex::new(p).ok()),
@@ -383,10 +434,10 @@ impl Table {
                 };
                 Box::new(AuthRuntime::new(auth, clients.map(|c| c.get(key))))
             }),
-            stats: stats_of(target),
+            stats: stats_of(target, route.map_or(&[], |r| &r.backends)),
             canary_stats: route
                 .and_then(|r| r.canary.as_ref())
-                .map(|c| stats_of(&c.target)),
+                .map(|c| stats_of(&c.target, &[])),
         };
         let mut host_set = |hosts: &[VirtualHost]| HostSet {
             index: HostIndex::new(hosts),
@@ -506,21 +557,33 @@ impl Table {
     }
 
     /// The target for a request on `listener`: the virtual host (exact, then wildcard, then any)
-    /// among that listener's, then its first matching route, then its default backend. `host`
-    /// must be lowercase, without port.
-    pub fn route(&self, listener: ListenerId, host: &str, path: &str) -> Option<Matched<'_>> {
+    /// among that listener's, then its first matching route (its path, then its conditions, if
+    /// any), then its default backend. `host` must be lowercase, without port.
+    pub fn route<B>(
+        &self,
+        listener: ListenerId,
+        host: &str,
+        req: &http::Request<B>,
+    ) -> Option<Matched<'_>> {
         let (vh, rt) = self.virtual_host(listener, host)?;
-        let found = vh
-            .routes
-            .iter()
-            .zip(&rt.routes)
-            .find(|(r, run)| match &run.regex {
+        let uri = req.uri();
+        let path = uri.path();
+        let found = vh.routes.iter().zip(&rt.routes).find(|(r, run)| {
+            let path_matches = match &run.regex {
                 Some(re) => re.is_match(path),
                 None => r.matches(path),
-            });
+            };
+            path_matches
+                && run
+                    .conditions
+                    .as_ref()
+                    .is_none_or(|c| c.holds(req.method(), req.headers(), uri.query()))
+        });
         match found {
             Some((r, runtime)) => Some(Matched {
                 target: &r.target,
+                path: &r.path,
+                backends: &r.backends,
                 canary: r.canary.as_deref(),
                 https_redirect: r.https_redirect,
                 runtime,
@@ -529,6 +592,8 @@ impl Table {
             }),
             None => Some(Matched {
                 target: vh.default.as_ref()?,
+                path: "",
+                backends: &[],
                 canary: None,
                 https_redirect: false,
                 runtime: rt.default.as_ref()?,
@@ -567,3 +632,5 @@ fn authority(addr: std::net::SocketAddr) -> Authority {
 
 #[cfg(test)]
 mod listener_tests;
+#[cfg(test)]
+mod tests;

@@ -67,6 +67,10 @@ pub enum Stalled {
     Send(Duration),
     #[error("no response in time ({0:?})")]
     ResponseHead(Duration),
+    /// A Gateway API route's `timeouts.request`: the whole exchange, every try included, had no
+    /// response head in this time.
+    #[error("no response within the route's request timeout ({0:?})")]
+    RequestTimeout(Duration),
 }
 
 impl Stalled {
@@ -114,6 +118,21 @@ pub async fn await_response<F: Future>(
                 sleep.as_mut().reset(current.deadline);
             }
         }
+    }
+}
+
+/// `exchange` within `limit`, when there is one (a Gateway API route's `timeouts.backendRequest`,
+/// for one try): past it, the response head did not come in time, as when the read timeout runs
+/// out, so the try fails over as a timeout.
+pub async fn within<T, F>(limit: Option<Duration>, exchange: F) -> Result<T, Stalled>
+where
+    F: Future<Output = Result<T, Stalled>>,
+{
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, exchange)
+            .await
+            .unwrap_or(Err(Stalled::ResponseHead(limit))),
+        None => exchange.await,
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod check;
 mod controller;
+mod convert;
 mod cookie_secret;
 mod demo;
 mod gateway;
@@ -40,6 +41,9 @@ enum Command {
     Whoami(whoami::Args),
     /// Check that sessions stick: N cookie-jar sessions of M requests against any URL.
     Check(check::Args),
+    /// Print the Gateway API objects (HTTPRoutes with sessionPersistence...) that serve what the
+    /// Ingresses of manifest files serve.
+    Convert(convert::Args),
 }
 
 impl Command {
@@ -48,7 +52,10 @@ impl Command {
     fn serves(&self) -> bool {
         match self {
             Command::Serve(_) | Command::Demo(_) | Command::Controller(_) => true,
-            Command::Whoami(_) | Command::Check(_) | Command::CookieSecret(_) => false,
+            Command::Whoami(_)
+            | Command::Check(_)
+            | Command::CookieSecret(_)
+            | Command::Convert(_) => false,
         }
     }
 }
@@ -88,6 +95,7 @@ fn main() -> ExitCode {
             Command::CookieSecret(a) => cookie_secret::run(a).await.map(|()| ExitCode::SUCCESS),
             Command::Whoami(a) => whoami::run(a).await.map(|()| ExitCode::SUCCESS),
             Command::Check(a) => check::run(a).await,
+            Command::Convert(a) => convert::run(a).map(|()| ExitCode::SUCCESS),
         }
     });
     match result {

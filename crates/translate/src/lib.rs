@@ -14,6 +14,7 @@ mod annotations;
 mod backends;
 mod class;
 mod configmap;
+pub mod convert;
 mod gateway;
 mod ingress;
 pub mod objects;

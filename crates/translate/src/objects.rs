@@ -11,17 +11,91 @@ use std::collections::BTreeMap;
 
 pub use gateway_api::experimental::gatewayclasses::GatewayClass;
 pub use gateway_api::experimental::gateways::Gateway;
+pub use gateway_api::experimental::grpcroutes::GRPCRoute;
 pub use gateway_api::experimental::httproutes::HTTPRoute;
 pub use gateway_api::experimental::referencegrants::ReferenceGrant;
 
-/// An `HTTPRoute`, and each rule's `sessionPersistence` as written, in either shape the API has
-/// had: the released one (`sessionName`, `cookieConfig.lifetimeType`) that the bindings know, and
-/// the newer union (`cookie: {name, path, lifetimeType}`, `header: {name}`) that they do not.
+/// An `HTTPRoute` or a `GRPCRoute`, and each rule's `sessionPersistence` as written, in either
+/// shape the API has had: the released one (`sessionName`, `cookieConfig.lifetimeType`) that the
+/// bindings know, and the newer union (`cookie: {name, path, lifetimeType}`, `header: {name}`)
+/// that they do not.
+///
+/// A GRPCRoute is checked against its own schema, then held in HTTPRoute form (one routing model):
+/// its method matches become the paths gRPC puts them in (`/SERVICE/METHOD`, see [`grpc_as_http`]),
+/// and its pods are spoken to in gRPC (HTTP/2).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HttpRoute {
     pub route: HTTPRoute,
     /// Same order as `spec.rules`.
     pub sessions: Vec<Option<SessionPersistence>>,
+    /// It was written as a GRPCRoute.
+    #[serde(default)]
+    pub grpc: bool,
+}
+
+impl HttpRoute {
+    /// `HTTPRoute` or `GRPCRoute`, as written.
+    pub fn kind(&self) -> &'static str {
+        if self.grpc {
+            "GRPCRoute"
+        } else {
+            "HTTPRoute"
+        }
+    }
+}
+
+/// A GRPCRoute document in HTTPRoute form: each match's `method` (`service`, `method`, `type`)
+/// becomes the path gRPC sends it on: `Exact` service and method: the path `/SERVICE/METHOD`;
+/// service only: the prefix `/SERVICE`; method only, or `RegularExpression`: a regular expression
+/// over the whole path. Headers, filters, backends and sessions have the same shape in both kinds.
+fn grpc_as_http(mut doc: serde_json::Value) -> serde_json::Value {
+    use serde_json::{json, Value};
+    let Some(Value::Array(rules)) = doc.pointer_mut("/spec/rules") else {
+        return doc;
+    };
+    for rule in rules {
+        let Some(Value::Array(matches)) = rule.get_mut("matches") else {
+            continue;
+        };
+        for m in matches {
+            let Some(obj) = m.as_object_mut() else {
+                continue;
+            };
+            let Some(method) = obj.remove("method") else {
+                continue;
+            };
+            let field = |k: &str| {
+                method
+                    .get(k)
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+            };
+            let (service, name) = (field("service"), field("method"));
+            let regex = field("type").as_deref() == Some("RegularExpression");
+            let path = match (regex, service, name) {
+                (false, Some(s), Some(m)) => {
+                    Some(json!({"type": "Exact", "value": format!("/{s}/{m}")}))
+                }
+                (false, Some(s), None) => {
+                    Some(json!({"type": "PathPrefix", "value": format!("/{s}")}))
+                }
+                (false, None, Some(m)) => Some(
+                    json!({"type": "RegularExpression", "value": format!("/[^/]+/{}", regex::escape(&m))}),
+                ),
+                (true, s, m) => Some(json!({"type": "RegularExpression", "value": format!(
+                    "/{}/{}",
+                    s.unwrap_or_else(|| "[^/]+".to_owned()),
+                    m.unwrap_or_else(|| "[^/]+".to_owned())
+                )})),
+                (false, None, None) => None,
+            };
+            if let Some(path) = path {
+                obj.insert("path".to_owned(), path);
+            }
+        }
+    }
+    doc
 }
 
 /// A rule's `sessionPersistence`, both shapes (GEP-1619).
@@ -109,7 +183,7 @@ pub struct Objects {
     pub gateway_classes: Vec<GatewayClass>,
     #[serde(default, deserialize_with = "null_default")]
     pub gateways: Vec<Gateway>,
-    /// `HTTPRoute`, `v1` and `v1beta1` (the same schema).
+    /// `HTTPRoute` (`v1` and `v1beta1`, the same schema) and `GRPCRoute` (in HTTPRoute form).
     #[serde(default, deserialize_with = "null_default")]
     pub http_routes: Vec<HttpRoute>,
     /// `ReferenceGrant`, `v1beta1` and `v1`: what routes and Gateways may reference in other
@@ -648,7 +722,36 @@ impl Objects {
                         field: Some(e.path().to_string()).filter(|p| p != "."),
                         reason: e.inner().to_string(),
                     })?;
-                self.http_routes.push(HttpRoute { route, sessions });
+                self.http_routes.push(HttpRoute {
+                    route,
+                    sessions,
+                    grpc: false,
+                });
+                Ok(1)
+            }
+            ("gateway.networking.k8s.io", "GRPCRoute") => {
+                let sessions = rule_sessions(&doc).map_err(|(field, reason)| DecodeError {
+                    object: label(),
+                    field: Some(field),
+                    reason,
+                })?;
+                let _: GRPCRoute =
+                    serde_path_to_error::deserialize(&doc).map_err(|e| DecodeError {
+                        object: label(),
+                        field: Some(e.path().to_string()).filter(|p| p != "."),
+                        reason: e.inner().to_string(),
+                    })?;
+                let route: HTTPRoute = serde_path_to_error::deserialize(grpc_as_http(doc))
+                    .map_err(|e| DecodeError {
+                        object: label(),
+                        field: Some(e.path().to_string()).filter(|p| p != "."),
+                        reason: e.inner().to_string(),
+                    })?;
+                self.http_routes.push(HttpRoute {
+                    route,
+                    sessions,
+                    grpc: true,
+                });
                 Ok(1)
             }
             (_, "List") => {

@@ -270,3 +270,24 @@ proptest! {
         let _ = find(std::iter::once(header.as_slice()), &name).count();
     }
 }
+
+#[test]
+fn header_values_split_folded_lines() {
+    let lines: [&[u8]; 3] = [b" a ,b", b"", b"c,,"];
+    let values: Vec<&str> = header_values(lines.into_iter()).collect();
+    assert_eq!(values, ["a", "b", "c"]);
+}
+
+#[test]
+fn session_values_come_from_the_affinity_s_source() {
+    let cookies: [&[u8]; 1] = [b"route=from-cookie; other=x"];
+    let header: [&[u8]; 1] = [b"from-header"];
+    let by_cookie = Affinity::new("route", model::AffinityMode::Persistent);
+    let by_header = Affinity {
+        header: Some("session".into()),
+        ..by_cookie.clone()
+    };
+    let values = |a| session_values(a, cookies.into_iter(), header.into_iter()).collect::<Vec<_>>();
+    assert_eq!(values(&by_cookie), ["from-cookie"]);
+    assert_eq!(values(&by_header), ["from-header"]);
+}

@@ -398,3 +398,121 @@ fn balanced_moves_few_sessions_on_scaling() {
     println!("balanced 5 -> 6: {:.1}% of sessions moved", f * 100.0);
     assert!((0.08..0.26).contains(&f), "{f}");
 }
+
+/// Two Gateway API rules sending to the same backend keep separate sessions: a value issued for
+/// one scope is neither honoured nor recognized in another, while scope 0 (Ingress) keeps the
+/// backend's own tag, so Ingress cookies issued before scopes existed stay valid.
+#[test]
+fn scopes_separate_sessions_of_one_backend() {
+    let b = BackendBalancer::new(&backend(ready(3)), false, 0, None);
+    let rule = |name: &str| Affinity {
+        scope: Affinity::scope_of(name),
+        ..aff(AffinityMode::Persistent)
+    };
+    let (one, two) = (rule("default/shop/rule/0"), rule("default/shop/rule/1"));
+    assert_ne!(one.scope, two.scope);
+    let cookie = b
+        .pick_sticky(&key(), &one, std::iter::empty(), 10)
+        .unwrap()
+        .new_cookie
+        .unwrap();
+    assert!(b.recognizes(&key(), &one, &cookie, 10));
+    assert!(!b.recognizes(&key(), &two, &cookie, 10));
+    assert!(!b.recognizes(&key(), &aff(AffinityMode::Persistent), &cookie, 10));
+    let other_rule = b
+        .pick_sticky(&key(), &two, std::iter::once(cookie.as_str()), 10)
+        .unwrap();
+    assert!(other_rule.new_cookie.is_some(), "honoured across scopes");
+    let same_rule = b
+        .pick_sticky(&key(), &one, std::iter::once(cookie.as_str()), 10)
+        .unwrap();
+    assert_eq!(same_rule.new_cookie, None);
+    // Scope 0 is the backend's tag: values encoded before scopes existed still decode.
+    let ingress = aff(AffinityMode::Persistent);
+    let old = key().encode(
+        b.tag,
+        &Session {
+            pin: Pin::Endpoint(b.endpoints()[1].id),
+            issued: 5,
+        },
+    );
+    let p = b
+        .pick_sticky(&key(), &ingress, std::iter::once(old.as_str()), 10)
+        .unwrap();
+    assert_eq!((p.endpoint, p.new_cookie), (1, None));
+}
+
+/// A session is honoured up to its absolute timeout after it was issued, then placed anew (and
+/// not recognized), and sliding expiry never extends it.
+#[test]
+fn absolute_timeout_ends_sessions_from_their_issue_time() {
+    let b = BackendBalancer::new(&backend(ready(4)), true, 0, None);
+    for mode in [AffinityMode::Persistent, AffinityMode::Balanced] {
+        let a = Affinity {
+            absolute_timeout: Some(60),
+            max_age: Some(60),
+            sliding: true,
+            ..aff(mode)
+        };
+        let first = b
+            .pick_sticky(&key(), &a, std::iter::empty(), 1_000)
+            .unwrap();
+        let cookie = first.new_cookie.unwrap();
+        for now in [1_000, 1_031, 1_060] {
+            let p = b
+                .pick_sticky(&key(), &a, std::iter::once(cookie.as_str()), now)
+                .unwrap();
+            assert_eq!((p.endpoint, p.new_cookie), (first.endpoint, None), "{now}");
+            assert!(b.recognizes(&key(), &a, &cookie, now));
+        }
+        assert!(!b.recognizes(&key(), &a, &cookie, 1_061));
+        let late = b
+            .pick_sticky(&key(), &a, std::iter::once(cookie.as_str()), 1_061)
+            .unwrap();
+        let renewed = late.new_cookie.expect("a new session");
+        assert_eq!(key().decode(b.tag, &renewed).unwrap().issued, 1_061);
+        // Without the limit the same value is honoured for ever.
+        let unlimited = Affinity {
+            absolute_timeout: None,
+            sliding: false,
+            ..a.clone()
+        };
+        let p = b
+            .pick_sticky(&key(), &unlimited, std::iter::once(cookie.as_str()), 99_999)
+            .unwrap();
+        assert_eq!(p.new_cookie, None);
+    }
+}
+
+/// Header sessions (Gateway API `type: Header`): the value travels in the header, is honoured
+/// from it like a cookie's, and cookies of the same name are not read.
+#[test]
+fn header_sessions_are_read_from_their_header_only() {
+    let b = BackendBalancer::new(&backend(ready(5)), false, 0, None);
+    let a = Affinity {
+        header: Some("x-session".into()),
+        ..aff(AffinityMode::Persistent)
+    };
+    let first = b.pick_sticky(&key(), &a, std::iter::empty(), 10).unwrap();
+    let value = first.new_cookie.unwrap();
+    let cookie_line = format!("c={value}");
+    let header_line = format!("junk, {value}");
+    let from = |cookies: &[&str], header: &[&str]| {
+        let values: Vec<String> = crate::cookie::session_values(
+            &a,
+            cookies.iter().map(|c| c.as_bytes()),
+            header.iter().map(|h| h.as_bytes()),
+        )
+        .map(str::to_owned)
+        .collect();
+        b.pick_sticky(&key(), &a, values.iter().map(String::as_str), 20)
+            .unwrap()
+    };
+    let sticky = from(&[], &[header_line.as_str()]);
+    assert_eq!((sticky.endpoint, sticky.new_cookie), (first.endpoint, None));
+    let cookie_only = from(&[cookie_line.as_str()], &[]);
+    assert!(
+        cookie_only.new_cookie.is_some(),
+        "a cookie carried a header session"
+    );
+}

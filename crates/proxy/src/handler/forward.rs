@@ -7,6 +7,10 @@
 //! head that did not come in time, or a listed status (`http_502`...) are retried only for requests
 //! without a body that are idempotent (or with `non_idempotent`), as nginx's
 //! `proxy_next_upstream` does; a streamed body is never kept to be sent again.
+//!
+//! A Gateway API route's timeouts bound the exchange besides: `timeouts.request` all the tries
+//! together, to the response head (504), and `timeouts.backendRequest` each try, to its response
+//! head (a timeout of the try: failover, or 504).
 
 use super::pick::Pick;
 use super::upstream_request::UpstreamHead;
@@ -16,7 +20,7 @@ use crate::body::UpstreamBody as RequestBody;
 use crate::h1;
 use crate::response::UpstreamBody;
 use crate::table::Matched;
-use crate::timeout::{await_response, ExchangeTimeouts, ResponseBodyTimeout, Stalled};
+use crate::timeout::{await_response, within, ExchangeTimeouts, ResponseBodyTimeout, Stalled};
 use crate::upstream::UpstreamError;
 use crate::Shared;
 use http::Response;
@@ -43,8 +47,18 @@ pub fn read_timeout(location: &Location) -> Duration {
     Duration::from_secs(u64::from(location.read_timeout_secs.max(1)))
 }
 
+/// A Gateway API route's timeouts (`timeouts.request`, `timeouts.backendRequest`); 0 is none, as
+/// the Gateway API says.
+fn route_timeouts(location: &Location) -> (Option<Duration>, Option<Duration>) {
+    let ms = |v: Option<u64>| v.filter(|&ms| ms > 0).map(Duration::from_millis);
+    location.filters.as_ref().map_or((None, None), |f| {
+        (ms(f.request_timeout_ms), ms(f.backend_timeout_ms))
+    })
+}
+
 /// The pod's response head to `head` with `body`, from the picked endpoint or the ones failed over
-/// to; `pick` ends on the endpoint that answered.
+/// to; `pick` ends on the endpoint that answered. All within the route's request timeout, if it
+/// has one.
 pub async fn forward<'t>(
     shared: &Shared,
     route: &Matched<'t>,
@@ -53,7 +67,27 @@ pub async fn forward<'t>(
     pick: &mut Pick<'t>,
     out: &mut Outcome<'t>,
 ) -> Result<Response<UpstreamBody>, Reject> {
+    match route_timeouts(route.location()) {
+        (Some(limit), _) => {
+            tokio::time::timeout(limit, tries(shared, route, head, body, pick, out))
+                .await
+                .unwrap_or(Err(Reject::Stalled(Stalled::RequestTimeout(limit))))
+        }
+        (None, _) => tries(shared, route, head, body, pick, out).await,
+    }
+}
+
+/// The tries of [`forward`].
+async fn tries<'t>(
+    shared: &Shared,
+    route: &Matched<'t>,
+    head: &UpstreamHead,
+    body: Incoming,
+    pick: &mut Pick<'t>,
+    out: &mut Outcome<'t>,
+) -> Result<Response<UpstreamBody>, Reject> {
     let location = route.location();
+    let (_, per_try) = route_timeouts(location);
     let client = route.runtime.client.as_ref();
     if client.is_none() && head.lean.is_none() {
         return Err(Reject::NoClient);
@@ -92,7 +126,7 @@ pub async fn forward<'t>(
         let sent = match (&head.lean, client, pick.backend.addrs.get(pick.endpoint)) {
             (Some(lean), _, Some(&addr)) => {
                 let exchange = h1::send(shared.h1, addr, &head.parts.method, lean, lean_timeouts);
-                await_response(exchange, None, &timeouts)
+                within(per_try, await_response(exchange, None, &timeouts))
                     .await
                     .map(|r| r.map(|r| r.map(Either::Right)).map_err(UpstreamError::Lean))
             }
@@ -101,12 +135,15 @@ pub async fn forward<'t>(
                     .to_pod(authority, location.protocol.tls(), this_body)
                     .ok_or(Reject::UpstreamUri)?;
                 let progress = request.body().progress();
-                await_response(client.request(request), progress, &timeouts)
-                    .await
-                    .map(|r| {
-                        r.map(|r| r.map(|b| Either::Left(ResponseBodyTimeout::new(b, read))))
-                            .map_err(UpstreamError::Hyper)
-                    })
+                within(
+                    per_try,
+                    await_response(client.request(request), progress, &timeouts),
+                )
+                .await
+                .map(|r| {
+                    r.map(|r| r.map(|b| Either::Left(ResponseBodyTimeout::new(b, read))))
+                        .map_err(UpstreamError::Hyper)
+                })
             }
             _ => break,
         };

@@ -7,18 +7,22 @@
 //! 0. [`head`]: what no server may accept (missing or duplicate `Host`, HTTP/2 `host` against
 //!    `:authority`).
 //! 1. [`route`]: the virtual host and route, by listener (Ingress or a Gateway port), host and
-//!    path.
+//!    path (and a Gateway API route's method, headers and query parameters).
 //! 2. [`local`]: what the route answers itself (HTTPS redirect, `app-root`, `temporal-redirect`
-//!    and `permanent-redirect`, CORS preflight).
+//!    and `permanent-redirect`, CORS preflight); [`redirect`]: a Gateway API `RequestRedirect`.
 //! 3. Who may: [`limit`], the request rate per client address (503); [`access`], a denied route
 //!    (503), deny- and allow-lists (403), the declared body size (413); [`basic_auth`], a user's
 //!    password (`auth-type: basic`, 401); [`external_auth`], the authentication service's answer
 //!    (`auth-url`: 401, 403 or a redirect to sign in, 500 without an answer).
-//! 4. [`pick`]: canary or primary, then the endpoint (sticky layer over the balancer, or the ring
-//!    by `upstream-hash-by`).
-//! 5. [`upstream_request`]: the head the pod gets (rewrite, Host, X-Forwarded-*, request id).
-//! 6. [`forward`]: the exchange with the pod, failing over to other endpoints.
-//! 7. [`respond`]: CORS headers, protocol switch, hop-by-hop headers, session cookie.
+//! 4. [`pick`]: canary or primary, or a Gateway API rule's weighted backend (its session's, else
+//!    by weight), then the endpoint (sticky layer over the balancer, or the ring by
+//!    `upstream-hash-by`). [`header_filter`]: a Gateway API `RequestHeaderModifier`.
+//! 5. [`upstream_request`]: the head the pod gets (rewrite or `URLRewrite`, Host, X-Forwarded-*,
+//!    request id). [`mirror`]: copies of body-less requests to a `RequestMirror`'s backend.
+//! 6. [`forward`]: the exchange with the pod, failing over to other endpoints, within a Gateway
+//!    API route's timeouts.
+//! 7. [`respond`]: CORS headers, protocol switch, hop-by-hop headers, `ResponseHeaderModifier`
+//!    ([`header_filter`]), session cookie or header.
 //!
 //! Statistics and the access log line are written by [`handle`] once the response head is known.
 
@@ -28,9 +32,12 @@ mod connection;
 mod external_auth;
 mod forward;
 mod head;
+mod header_filter;
 mod limit;
 mod local;
+mod mirror;
 mod pick;
+mod redirect;
 mod reject;
 mod respond;
 mod route;
@@ -102,6 +109,9 @@ async fn phases<'t>(
     if let Some(answer) = local::answer(&route, &req, conn, &shared.config) {
         return Ok(answer);
     }
+    if let Some(answer) = redirect::answer(&route, &req, conn) {
+        return Ok(answer);
+    }
     limit::check(&route, conn)?;
     access::check(route.location(), &req, conn)?;
     basic_auth::check(&route, &req).await?;
@@ -110,7 +120,9 @@ async fn phases<'t>(
         grant.apply(req.headers_mut());
     }
     let mut pick = pick::pick(shared, table, &route, &req, conn, out)?;
+    header_filter::request(&route, req.headers_mut());
     let (head, body) = upstream_request::prepare(shared, conn, req, &route, out);
+    mirror::send(shared, table, &route, &head, &body);
     let response = forward::forward(shared, &route, &head, body, &mut pick, out).await?;
     Ok(respond::respond(response, &route, head, pick, conn, grant))
 }

@@ -37,6 +37,10 @@ pub enum Reject {
     BodyTooLarge,
     #[error("the route's service does not resolve")]
     NoBackend,
+    /// A Gateway API rule chose a backend reference that does not resolve, or its weights are
+    /// all 0: 500, as the Gateway API asks (rather than the 503 of an Ingress's missing Service).
+    #[error("the route's chosen backend reference is invalid")]
+    InvalidBackend,
     #[error("no endpoint to pick")]
     NoEndpoint,
     #[error("no upstream client for the route")]
@@ -56,7 +60,7 @@ impl Reject {
         match self {
             Reject::BadHead(_) => StatusCode::BAD_REQUEST,
             Reject::Auth(denial) => denial.status,
-            Reject::AuthUnavailable => StatusCode::INTERNAL_SERVER_ERROR,
+            Reject::AuthUnavailable | Reject::InvalidBackend => StatusCode::INTERNAL_SERVER_ERROR,
             Reject::NoRoute => StatusCode::NOT_FOUND,
             Reject::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Reject::SourceNotAllowed => StatusCode::FORBIDDEN,
@@ -68,9 +72,9 @@ impl Reject {
             Reject::NoClient => StatusCode::BAD_GATEWAY,
             Reject::UpstreamUri => StatusCode::BAD_REQUEST,
             Reject::Stalled(Stalled::ClientBody(_)) => StatusCode::REQUEST_TIMEOUT,
-            Reject::Stalled(Stalled::Send(_) | Stalled::ResponseHead(_)) => {
-                StatusCode::GATEWAY_TIMEOUT
-            }
+            Reject::Stalled(
+                Stalled::Send(_) | Stalled::ResponseHead(_) | Stalled::RequestTimeout(_),
+            ) => StatusCode::GATEWAY_TIMEOUT,
             // A body cut for its size, or that the client framed wrong (a malformed chunk), reaches
             // the pod as an error of the exchange.
             Reject::Upstream(Some(UpstreamError::Hyper(e))) if TooLarge::caused(e) => {

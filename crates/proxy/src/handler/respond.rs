@@ -1,7 +1,8 @@
 //! Phase 7, respond: what Remora makes of the pod's response. The pod's `Server` dropped; CORS
 //! headers; a protocol switch the
 //! pod accepted becomes a tunnel between the two connections; hop-by-hop headers dropped; the
-//! session cookie for new and moved sessions; the authentication service's cookies.
+//! Gateway API `ResponseHeaderModifier` edits; the session cookie (or session header) for new and
+//! moved sessions; the authentication service's cookies.
 
 use super::external_auth::Grant;
 use super::forward::read_timeout;
@@ -12,9 +13,11 @@ use crate::headers;
 use crate::response::{Body, UpstreamBody};
 use crate::table::Matched;
 use balance::cookie;
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 use http_body_util::Either;
+use model::Affinity;
+use std::time::SystemTime;
 
 pub fn respond(
     mut response: Response<UpstreamBody>,
@@ -46,6 +49,7 @@ pub fn respond(
     if let Some(protocol) = switched {
         headers::set_upgrade(response.headers_mut(), protocol);
     }
+    super::header_filter::response(route, response.headers_mut());
     if let (Some(a), Some(value)) = (pick.affinity, pick.set_cookie) {
         let traits = cookie::RequestTraits {
             tls: conn.tls,
@@ -55,9 +59,7 @@ pub fn respond(
                 .get(header::USER_AGENT)
                 .map(HeaderValue::as_bytes),
         };
-        if let Ok(v) = HeaderValue::from_str(&cookie::set_cookie(a, &value, pick.now, traits)) {
-            response.headers_mut().append(header::SET_COOKIE, v);
-        }
+        set_session(response.headers_mut(), a, &value, pick.now, traits);
     }
     if let Some(grant) = grant {
         if grant.sets_cookies_on(response.status()) {
@@ -67,4 +69,30 @@ pub fn respond(
         }
     }
     response.map(Either::Left)
+}
+
+/// A new or moved session's value: in the affinity's session header as it is (a Gateway API
+/// header session), else in a `Set-Cookie` with the affinity's attributes.
+fn set_session(
+    headers: &mut HeaderMap,
+    a: &Affinity,
+    value: &str,
+    now: SystemTime,
+    traits: cookie::RequestTraits<'_>,
+) {
+    match &a.header {
+        Some(name) => {
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                headers.insert(name, value);
+            }
+        }
+        None => {
+            if let Ok(v) = HeaderValue::from_str(&cookie::set_cookie(a, value, now, traits)) {
+                headers.append(header::SET_COOKIE, v);
+            }
+        }
+    }
 }

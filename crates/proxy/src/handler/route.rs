@@ -1,5 +1,5 @@
 //! Phase 1, route: the virtual host and route a request belongs to, by the listener its connection
-//! came in on, host and path.
+//! came in on, host and path (and, for Gateway API routes, method, headers and query parameters).
 
 use super::{Connection, Reject};
 use crate::headers::request_host;
@@ -13,6 +13,6 @@ pub fn find<'t, B>(
     req: &Request<B>,
 ) -> Result<Matched<'t>, Reject> {
     table
-        .route(conn.listener, &request_host(req), req.uri().path())
+        .route(conn.listener, &request_host(req), req)
         .ok_or(Reject::NoRoute)
 }

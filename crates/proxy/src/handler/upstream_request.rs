@@ -1,7 +1,9 @@
 //! Phase 5, the upstream request: the head the pod gets. Same method, path, query and body;
-//! `rewrite-target` applied; Host kept (from `:authority` for HTTP/2 clients); hop-by-hop headers
-//! dropped, but for a protocol switch (WebSocket), whose `Upgrade` goes on to the pod; the
-//! X-Forwarded family and X-Request-ID set; the credentials of basic authentication dropped.
+//! `rewrite-target` or a Gateway API `URLRewrite` path applied (its hostname is the pod's `Host`,
+//! as `upstream-vhost`, see `table::RouteHeaders`); Host kept (from `:authority` for HTTP/2
+//! clients); hop-by-hop headers dropped, but for a protocol switch (WebSocket), whose `Upgrade`
+//! goes on to the pod; the X-Forwarded family and X-Request-ID set; the credentials of basic
+//! authentication dropped.
 //!
 //! Idempotent requests without a body to plain-HTTP pods (most traffic) take the lean HTTP/1
 //! client, whose head is written straight from the client's; the others hyper's client, with the
@@ -9,6 +11,7 @@
 
 use super::Connection;
 use crate::access_log::Outcome;
+use crate::filters::{modified_path, with_query};
 use crate::headers::{self, Forwarded};
 use crate::table::Matched;
 use crate::Shared;
@@ -65,6 +68,16 @@ pub fn prepare(
     if let (Some(target), Some(re)) = (&location.rewrite_target, &route.runtime.regex) {
         let rewritten = rewrite(target, re, parts.uri.path(), parts.uri.query());
         if let Some(uri) = rewritten.and_then(|p| Uri::try_from(p).ok()) {
+            parts.uri = uri;
+        }
+    }
+    let rewrite_path = location
+        .filters
+        .as_ref()
+        .and_then(|f| f.rewrite.as_ref()?.path.as_ref());
+    if let Some(modifier) = rewrite_path {
+        let path = modified_path(modifier, route.path, parts.uri.path());
+        if let Ok(uri) = Uri::try_from(with_query(&path, parts.uri.query())) {
             parts.uri = uri;
         }
     }

@@ -68,8 +68,9 @@ fn snapshot() -> Snapshot {
 
 /// The owner of the route a request for `host` on `listener` finds.
 fn owner(table: &Table, listener: ListenerId, host: &str) -> Option<String> {
+    let req = http::Request::get("/").body(()).unwrap();
     table
-        .route(listener, host, "/")
+        .route(listener, host, &req)
         .map(|m| m.target.ingress.name.clone())
 }
 

@@ -127,12 +127,15 @@ pub fn attach(
         }
         let allowed: Vec<usize> = candidates
             .into_iter()
-            .filter(|&li| allows(&listeners[li], route_ns, namespaces))
+            .filter(|&li| allows(&listeners[li], route.kind(), route_ns, namespaces))
             .collect();
         if allowed.is_empty() {
             let p = Problem::new(
                 "NotAllowedByListeners",
-                format!("no listener allows routes of namespace {route_ns}"),
+                format!(
+                    "no listener allows {}s of namespace {route_ns}",
+                    route.kind()
+                ),
             );
             diags.warn(
                 object,
@@ -179,9 +182,9 @@ pub fn attach(
     out
 }
 
-/// Does a listener take routes of this namespace (and kind)?
-fn allows(l: &GatewayListener, route_ns: &str, namespaces: &NamespaceLabels) -> bool {
-    l.kinds.iter().any(|k| k == "HTTPRoute")
+/// Does a listener take routes of this kind and namespace?
+fn allows(l: &GatewayListener, kind: &str, route_ns: &str, namespaces: &NamespaceLabels) -> bool {
+    l.kinds.iter().any(|k| k == kind)
         && match &l.namespaces {
             AllowedNamespaces::Same => l.namespace == route_ns,
             AllowedNamespaces::All => true,

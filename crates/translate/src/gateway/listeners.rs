@@ -65,7 +65,7 @@ pub struct GatewayListener {
     /// The certificate of an HTTPS listener (its first usable `certificateRefs` entry).
     pub certificate: Option<usize>,
     pub namespaces: AllowedNamespaces,
-    /// Route kinds that may attach (`allowedRoutes.kinds`; by default HTTPRoute).
+    /// Route kinds that may attach (`allowedRoutes.kinds`; by default HTTPRoute and GRPCRoute).
     pub kinds: Vec<String>,
     /// Its status: index of the Gateway, and of the listener in it.
     pub status: (usize, usize),
@@ -291,11 +291,11 @@ fn listener(
     };
     let mut kinds = Vec::new();
     match allowed.and_then(|a| a.kinds.as_ref()) {
-        None => kinds.push("HTTPRoute".to_owned()),
+        None => kinds.extend(["HTTPRoute".to_owned(), "GRPCRoute".to_owned()]),
         Some(list) => {
             for k in list {
                 let group = k.group.as_deref().unwrap_or(GROUP);
-                if group == GROUP && k.kind == "HTTPRoute" {
+                if group == GROUP && (k.kind == "HTTPRoute" || k.kind == "GRPCRoute") {
                     kinds.push(k.kind.clone());
                 } else {
                     let p = Problem::new(

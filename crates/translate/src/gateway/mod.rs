@@ -109,7 +109,7 @@ pub fn translate(
     routes.sort_by_key(|r| age(&r.route.metadata));
     for route in routes {
         let (ns, name) = ns_name(&route.route.metadata);
-        let object = ObjectRef::new("HTTPRoute", ns, name);
+        let object = ObjectRef::new(route.kind(), ns, name);
         let mut parents = Vec::new();
         let attachments = attach::attach(
             route,
@@ -146,7 +146,7 @@ pub fn translate(
             p.resolved_refs = problems.resolved_refs.clone();
         }
         routes_status.push(RouteStatus {
-            kind: "HTTPRoute".to_owned(),
+            kind: route.kind().to_owned(),
             namespace: ns.to_owned(),
             name: name.to_owned(),
             generation: route.route.metadata.generation,

@@ -14,8 +14,9 @@ use gateway_api::experimental::httproutes::{
     HTTPRouteRulesMatchesQueryParamsType,
 };
 use model::{
-    BackendId, Conditions, Filters, HeaderEdits, Location, Mirror, ObjectRef, PathModifier,
-    PathType, RequestRedirect, Route, Target, UrlRewrite, ValueMatch, WeightedBackend,
+    BackendId, BackendProtocol, Conditions, Filters, HeaderEdits, Location, Mirror, ObjectRef,
+    PathModifier, PathType, RequestRedirect, Route, Target, UrlRewrite, ValueMatch,
+    WeightedBackend,
 };
 use std::sync::Arc;
 
@@ -73,7 +74,7 @@ pub fn build(
         if filters.redirect.is_some() {
             weighted.clear();
         }
-        let scope_name = format!("HTTPRoute {namespace}/{name} {label}");
+        let scope_name = format!("{} {namespace}/{name} {label}", route.kind());
         let affinity = route
             .sessions
             .get(i)
@@ -82,6 +83,11 @@ pub fn build(
         let location = Location {
             // The Gateway API has no body size limit; nginx's 1 MiB default is an Ingress one.
             body_limit: None,
+            protocol: if route.grpc {
+                BackendProtocol::Grpc
+            } else {
+                BackendProtocol::Http
+            },
             filters: (filters != Filters::default()).then(|| Box::new(filters)),
             ..Location::default()
         };
@@ -494,7 +500,7 @@ impl RuleCx<'_> {
         }
         let ns = namespace.unwrap_or(self.namespace);
         if !grants.allows(
-            (GROUP, "HTTPRoute", self.namespace),
+            (GROUP, self.object.kind.as_str(), self.namespace),
             ("", "Service", ns, name),
         ) {
             return Err((
