@@ -5,8 +5,9 @@
 //! task of its own ([`start`]) reconciles them with the bound sockets: a new port is bound and
 //! served, a port no longer wanted stops accepting (its connections drain, as at shutdown), a port
 //! whose protocol changed is closed and bound again. What cannot be bound (in use, not permitted,
-//! one of Remora's own ports) is logged with the address and the reason, recorded in the proxy
-//! ([`proxy::Proxy::listener_errors`], shown in `/status`) and tried again at the next publish.
+//! one of Remora's own ports) is logged with the address and the reason (once, while it lasts),
+//! recorded in the proxy ([`proxy::Proxy::listener_errors`], shown in `/status`) and tried again
+//! at the next publish.
 //!
 //! Gateway sockets never set `SO_REUSEPORT`, so the kernel never lets one share a port with
 //! Remora's own sockets (which set it when there are several workers); a listener on the port of
@@ -163,7 +164,9 @@ impl Sockets {
                 Err(e) => errors.push(e),
             }
         }
-        for e in &errors {
+        // Logged when new: a port that stays unbindable is not logged at every publish.
+        let previous = self.proxy.listener_errors();
+        for e in errors.iter().filter(|e| !previous.contains(e)) {
             tracing::error!(
                 address = %e.address,
                 port = e.port,

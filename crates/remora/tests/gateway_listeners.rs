@@ -232,6 +232,12 @@ async fn each_listener_serves_its_own_routes_on_its_own_port() {
     // The second takes any host, to its own route.
     assert_eq!(route_on(&remora, "127.0.3.1:18081", "a.test").await, to_b);
     assert_eq!(route_on(&remora, "127.0.3.1:18081", "x.test").await, to_b);
+    // Through to the pods of each listener's Service, with the listener's X-Forwarded-Port.
+    let r = get("http://127.0.3.1:18080/", &[("host", "a.test")]).await;
+    assert_eq!(r.body, "Hello \"gwa-0\"!");
+    let r = get("http://127.0.3.1:18081/echo-headers", &[("host", "a.test")]).await;
+    assert!(r.body.contains("x-forwarded-port: 18081"), "{}", r.body);
+    assert!(r.headers.get("x-pod-name").is_some_and(|p| p == "gwb-0"));
     // Gateway hosts are not served on the Ingress listener.
     let ingress = remora.http.to_string();
     assert_eq!(route_on(&remora, &ingress, "a.test").await, None);
@@ -318,6 +324,19 @@ async fn a_listener_removed_stops_accepting_and_comes_back_when_added() {
         web_route
     );
 
+    // A request in flight on the listener about to go (the pod answers `/slow` in 500 ms).
+    let hits = || web[0].hits.load(std::sync::atomic::Ordering::Relaxed);
+    let before = hits();
+    let slow = tokio::spawn(get("http://127.0.3.3:18081/slow", &[("host", "x.test")]));
+    let started = Instant::now();
+    while hits() == before {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the request never came"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
     let one = gateway(&[http_listener("one", 18080)]);
     remora.rewrite(&dir, "gateway.yaml", &one).await;
     wait_stdout(
@@ -328,6 +347,9 @@ async fn a_listener_removed_stops_accepting_and_comes_back_when_added() {
     .await;
     let refused = tokio::net::TcpStream::connect("127.0.3.3:18081").await;
     assert!(refused.is_err(), "the removed listener still accepts");
+    // It drains: the request in flight ends with its answer.
+    let r = slow.await.unwrap();
+    assert_eq!(r.body, "Hello \"gwrm-0\"!");
     assert_eq!(
         route_on(&remora, "127.0.3.3:18080", "x.test").await,
         web_route
