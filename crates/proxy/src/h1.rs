@@ -227,26 +227,34 @@ async fn exchange(
                 Error::Invalid("connection closed within the response head").into()
             });
         }
-        // Informational responses (100 Continue, 103 Early Hints) are read past.
-        while let Some(parsed) = parse_head(&mut buf)? {
-            if parsed.status.is_informational() {
-                if parsed.status == StatusCode::SWITCHING_PROTOCOLS {
-                    return Err(Error::Invalid("101 to a request without Upgrade").into());
-                }
-                continue;
-            }
+        if let Some(parsed) = final_head(&mut buf)? {
             let conn = Conn {
                 stream,
                 pool,
                 addr,
                 silence: BetweenReads::new(read_timeout),
             };
-            return Ok(respond(conn, method, parsed, buf)?);
-        }
-        if buf.len() > MAX_HEAD {
-            return Err(Error::Invalid("response head over 64 KiB").into());
+            return Ok(respond(Some(conn), method, parsed, buf)?);
         }
     }
+}
+
+/// The final response head at the start of `buf`, removed from there with the informational
+/// responses (100 Continue, 103 Early Hints) read past before it; `None`: not complete yet.
+fn final_head(buf: &mut BytesMut) -> Result<Option<Head>, Error> {
+    while let Some(parsed) = parse_head(buf)? {
+        if parsed.status.is_informational() {
+            if parsed.status == StatusCode::SWITCHING_PROTOCOLS {
+                return Err(Error::Invalid("101 to a request without Upgrade"));
+            }
+            continue;
+        }
+        return Ok(Some(parsed));
+    }
+    if buf.len() > MAX_HEAD {
+        return Err(Error::Invalid("response head over 64 KiB"));
+    }
+    Ok(None)
 }
 
 struct Head {
@@ -317,9 +325,10 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Error> {
 }
 
 /// The response for a parsed head: its body framing (RFC 9112 section 6.3) and whether the
-/// connection can be used again after it.
+/// connection can be used again after it. `conn`: `None` only for bytes in memory
+/// ([`read_in_memory`]).
 fn respond(
-    conn: Conn,
+    conn: Option<Conn>,
     method: &Method,
     mut head: Head,
     buf: BytesMut,
@@ -352,7 +361,7 @@ fn respond(
         keep_alive = false;
     }
     let mut body = H1Body {
-        conn: Some(conn),
+        conn,
         buf,
         framing,
         keep_alive,
@@ -464,102 +473,120 @@ impl H1Body {
         self.buf.split_to(n).freeze()
     }
 
-    fn fail(&mut self, error: Error) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+    fn fail(&mut self, error: Error) -> Next {
         self.framing = Framing::Done;
         self.conn = None;
-        Poll::Ready(Some(Err(error)))
+        Some(Err(error))
     }
-}
 
-impl Body for H1Body {
-    type Data = Bytes;
-    type Error = Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
-        let this = &mut *self;
+    /// The next frame from what is buffered, or the body's end or error; `None`: more bytes are
+    /// needed first.
+    fn decode(&mut self) -> Option<Next> {
         loop {
-            match this.framing {
-                Framing::Done => return Poll::Ready(None),
+            match self.framing {
+                Framing::Done => return Some(None),
                 Framing::Length(0) => {
-                    this.finish();
-                    return Poll::Ready(None);
+                    self.finish();
+                    return Some(None);
                 }
-                Framing::Length(left) if !this.buf.is_empty() => {
-                    let data = this.take_data(left);
+                Framing::Length(left) if !self.buf.is_empty() => {
+                    let data = self.take_data(left);
                     let left = left - data.len() as u64;
-                    this.framing = Framing::Length(left);
+                    self.framing = Framing::Length(left);
                     if left == 0 {
-                        this.finish();
+                        self.finish();
                     }
-                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                    return Some(Some(Ok(Frame::data(data))));
                 }
-                Framing::UntilClose if !this.buf.is_empty() => {
-                    let data = this.take_data(u64::MAX);
-                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                Framing::UntilClose if !self.buf.is_empty() => {
+                    let data = self.take_data(u64::MAX);
+                    return Some(Some(Ok(Frame::data(data))));
                 }
-                Framing::Chunked(Chunk::Size) if !this.buf.is_empty() => {
-                    match httparse::parse_chunk_size(&this.buf) {
+                Framing::Chunked(Chunk::Size) if !self.buf.is_empty() => {
+                    match httparse::parse_chunk_size(&self.buf) {
                         Ok(httparse::Status::Complete((used, size))) => {
-                            this.buf.advance(used);
-                            this.framing = Framing::Chunked(if size == 0 {
+                            self.buf.advance(used);
+                            self.framing = Framing::Chunked(if size == 0 {
                                 Chunk::Trailers
                             } else {
                                 Chunk::Data(size)
                             });
                             continue;
                         }
-                        Ok(httparse::Status::Partial) if this.buf.len() <= MAX_HEAD => {}
-                        _ => return this.fail(Error::Invalid("chunk size")),
+                        Ok(httparse::Status::Partial) if self.buf.len() <= MAX_HEAD => {}
+                        _ => return Some(self.fail(Error::Invalid("chunk size"))),
                     }
                 }
-                Framing::Chunked(Chunk::Data(left)) if !this.buf.is_empty() => {
-                    let data = this.take_data(left);
+                Framing::Chunked(Chunk::Data(left)) if !self.buf.is_empty() => {
+                    let data = self.take_data(left);
                     let left = left - data.len() as u64;
-                    this.framing = Framing::Chunked(if left == 0 {
+                    self.framing = Framing::Chunked(if left == 0 {
                         Chunk::DataEnd
                     } else {
                         Chunk::Data(left)
                     });
-                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                    return Some(Some(Ok(Frame::data(data))));
                 }
-                Framing::Chunked(Chunk::DataEnd) if this.buf.len() >= 2 => {
-                    if &this.buf[..2] != b"\r\n" {
-                        return this.fail(Error::Invalid("chunk not followed by CRLF"));
+                Framing::Chunked(Chunk::DataEnd) if self.buf.len() >= 2 => {
+                    if &self.buf[..2] != b"\r\n" {
+                        return Some(self.fail(Error::Invalid("chunk not followed by CRLF")));
                     }
-                    this.buf.advance(2);
-                    this.framing = Framing::Chunked(Chunk::Size);
+                    self.buf.advance(2);
+                    self.framing = Framing::Chunked(Chunk::Size);
                     continue;
                 }
-                Framing::Chunked(Chunk::Trailers) if this.buf.starts_with(b"\r\n") => {
-                    this.buf.advance(2);
-                    this.finish();
-                    return Poll::Ready(None);
+                Framing::Chunked(Chunk::Trailers) if self.buf.starts_with(b"\r\n") => {
+                    self.buf.advance(2);
+                    self.finish();
+                    return Some(None);
                 }
-                Framing::Chunked(Chunk::Trailers) if this.buf.len() >= 2 => {
-                    match parse_trailers(&mut this.buf) {
+                Framing::Chunked(Chunk::Trailers) if self.buf.len() >= 2 => {
+                    match parse_trailers(&mut self.buf) {
                         Ok(Some(trailers)) => {
-                            this.finish();
-                            return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+                            self.finish();
+                            return Some(Some(Ok(Frame::trailers(trailers))));
                         }
-                        Ok(None) if this.buf.len() <= MAX_HEAD => {}
-                        Ok(None) => return this.fail(Error::Invalid("trailers over 64 KiB")),
-                        Err(e) => return this.fail(e),
+                        Ok(None) if self.buf.len() <= MAX_HEAD => {}
+                        Ok(None) => return Some(self.fail(Error::Invalid("trailers over 64 KiB"))),
+                        Err(e) => return Some(self.fail(e)),
                     }
                 }
-                // Nothing (or not enough) buffered for the current state: read more.
+                // Nothing (or not enough) buffered for the current state.
                 _ => {}
             }
+            return None;
+        }
+    }
+
+    /// The pod closed the connection while [`H1Body::decode`] needed more bytes: the end of a
+    /// body read until close, else an error.
+    fn closed(&mut self) -> Next {
+        if matches!(self.framing, Framing::UntilClose) {
+            self.finish();
+            return None;
+        }
+        self.fail(Error::Invalid("connection closed within the body"))
+    }
+}
+
+/// What a body's poll gives.
+type Next = Option<Result<Frame<Bytes>, Error>>;
+
+impl Body for H1Body {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Next> {
+        let this = &mut *self;
+        loop {
+            if let Some(next) = this.decode() {
+                return Poll::Ready(next);
+            }
+            // Nothing (or not enough) buffered for the current state: read more.
             match ready!(this.poll_fill(cx)) {
-                Ok(0) if matches!(this.framing, Framing::UntilClose) => {
-                    this.finish();
-                    return Poll::Ready(None);
-                }
-                Ok(0) => return this.fail(Error::Invalid("connection closed within the body")),
+                Ok(0) => return Poll::Ready(this.closed()),
                 Ok(_) => {}
-                Err(e) => return this.fail(e),
+                Err(e) => return Poll::Ready(this.fail(e)),
             }
         }
     }
@@ -595,6 +622,66 @@ fn parse_trailers(buf: &mut BytesMut) -> Result<Option<HeaderMap>, Error> {
     }
     buf.advance(used);
     Ok(Some(trailers))
+}
+
+/// A response as [`read_in_memory`] read it.
+#[derive(Debug)]
+pub struct InMemory {
+    /// Status, version and headers.
+    pub head: Response<()>,
+    /// The body's bytes, as the data frames carried them.
+    pub body: Vec<u8>,
+    pub trailers: Option<HeaderMap>,
+}
+
+/// The lean client's reading of a response from bytes in memory instead of a connection, for the
+/// fuzz targets (`proxy::fuzzing`): each of `reads` is what one read from the pod gave (an empty
+/// one is skipped), and the end of them is the pod closing the connection. The head and the body
+/// go through the same functions as in [`send`] and [`H1Body`]'s `poll_frame`; only the socket,
+/// the pool and the timers are left out.
+pub fn read_in_memory<'a>(
+    method: &Method,
+    reads: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<InMemory, Error> {
+    let mut reads = reads.into_iter().filter(|r| !r.is_empty());
+    let mut buf = BytesMut::new();
+    let head = loop {
+        let Some(read) = reads.next() else {
+            return Err(if buf.is_empty() {
+                Error::Closed
+            } else {
+                Error::Invalid("connection closed within the response head")
+            });
+        };
+        buf.extend_from_slice(read);
+        if let Some(head) = final_head(&mut buf)? {
+            break head;
+        }
+    };
+    let (head, mut body) = respond(None, method, head, buf)?.into_parts();
+    let (mut data, mut trailers) = (Vec::new(), None);
+    loop {
+        let next = match body.decode() {
+            Some(next) => next,
+            None => match reads.next() {
+                Some(read) => {
+                    body.buf.extend_from_slice(read);
+                    continue;
+                }
+                None => body.closed(),
+            },
+        };
+        match next.transpose()?.map(Frame::into_data) {
+            None => break,
+            Some(Ok(bytes)) => data.extend_from_slice(&bytes),
+            Some(Err(frame)) => trailers = frame.into_trailers().ok(),
+        }
+    }
+    Ok(InMemory {
+        head: Response::from_parts(head, ()),
+        body: data,
+        trailers,
+    })
 }
 
 #[cfg(test)]

@@ -46,6 +46,13 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
+/// Entry points for the fuzz targets of `fuzz/`, not an API: the data path's own parsing code run
+/// over bytes in memory.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::h1::{read_in_memory as read_response, Error as ResponseError, InMemory};
+}
+
 pub use error::Error;
 pub use server::{serve, HttpService, ResponseBody, ServerOptions};
 pub use table::{ListenerId, Table};

@@ -388,3 +388,46 @@ proptest::proptest! {
         });
     }
 }
+
+/// The fuzz targets' reading from memory (`proxy::fuzzing`) gives what the client reads from a
+/// pod's connection, for the same bytes in the same pieces.
+#[test]
+fn reading_from_memory_is_reading_from_the_pod() {
+    let cases: [(&[u8], &[usize], bool); 6] = [
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;a=b\r\nhello\r\n0\r\nX-T: 1\r\n\r\n",
+            &[3, 50, 51, 60],
+            false,
+        ),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", &[20], false),
+        (
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 200 OK\r\nX-A: 1\r\n\r\nuntil close",
+            &[10, 40],
+            true,
+        ),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\nshort", &[], true),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", &[], true),
+        (b"HTTP/1.1 999x\r\n\r\n", &[], true),
+    ];
+    for (wire, cuts, close) in cases {
+        let pieces = split(wire, cuts);
+        let memory = read_in_memory(&Method::GET, pieces.iter().map(Vec::as_slice));
+        let socket = runtime().block_on(async {
+            let addr = scripted(pieces.clone(), close).await;
+            get(Pool::new(Duration::from_secs(60)), addr, Method::GET).await
+        });
+        match (memory, socket) {
+            (Ok(m), Ok((head, body, trailers))) => {
+                assert_eq!(m.head.status(), head.status());
+                assert_eq!(m.head.headers(), head.headers());
+                assert_eq!(m.body, &body[..]);
+                assert_eq!(m.trailers, trailers);
+            }
+            (Err(_), Err(_)) => {}
+            (m, s) => panic!(
+                "{}: memory {m:?}, socket {s:?}",
+                String::from_utf8_lossy(wire)
+            ),
+        }
+    }
+}
