@@ -686,13 +686,15 @@ impl Objects {
             }
         };
         let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        // A field that does not fit its schema: the object, the field's path, why.
+        let at = |e: serde_path_to_error::Error<serde_json::Error>| DecodeError {
+            object: label(),
+            field: Some(e.path().to_string()).filter(|p| p != "."),
+            reason: e.inner().to_string(),
+        };
         macro_rules! take {
             ($list:ident) => {{
-                let obj = serde_path_to_error::deserialize(doc).map_err(|e| DecodeError {
-                    object: label(),
-                    field: Some(e.path().to_string()).filter(|p| p != "."),
-                    reason: e.inner().to_string(),
-                })?;
+                let obj = serde_path_to_error::deserialize(doc).map_err(at)?;
                 self.$list.push(obj);
                 Ok(1)
             }};
@@ -710,47 +712,25 @@ impl Objects {
             ("gateway.networking.k8s.io", "GatewayClass") => take!(gateway_classes),
             ("gateway.networking.k8s.io", "Gateway") => take!(gateways),
             ("gateway.networking.k8s.io", "ReferenceGrant") => take!(reference_grants),
-            ("gateway.networking.k8s.io", "HTTPRoute") => {
+            ("gateway.networking.k8s.io", "HTTPRoute" | "GRPCRoute") => {
                 let sessions = rule_sessions(&doc).map_err(|(field, reason)| DecodeError {
                     object: label(),
                     field: Some(field),
                     reason,
                 })?;
-                let route: HTTPRoute =
-                    serde_path_to_error::deserialize(doc).map_err(|e| DecodeError {
-                        object: label(),
-                        field: Some(e.path().to_string()).filter(|p| p != "."),
-                        reason: e.inner().to_string(),
-                    })?;
+                let grpc = kind == "GRPCRoute";
+                let doc = if grpc {
+                    // Checked against its own schema, then held in HTTPRoute form.
+                    let _: GRPCRoute = serde_path_to_error::deserialize(&doc).map_err(at)?;
+                    grpc_as_http(doc)
+                } else {
+                    doc
+                };
+                let route: HTTPRoute = serde_path_to_error::deserialize(doc).map_err(at)?;
                 self.http_routes.push(HttpRoute {
                     route,
                     sessions,
-                    grpc: false,
-                });
-                Ok(1)
-            }
-            ("gateway.networking.k8s.io", "GRPCRoute") => {
-                let sessions = rule_sessions(&doc).map_err(|(field, reason)| DecodeError {
-                    object: label(),
-                    field: Some(field),
-                    reason,
-                })?;
-                let _: GRPCRoute =
-                    serde_path_to_error::deserialize(&doc).map_err(|e| DecodeError {
-                        object: label(),
-                        field: Some(e.path().to_string()).filter(|p| p != "."),
-                        reason: e.inner().to_string(),
-                    })?;
-                let route: HTTPRoute = serde_path_to_error::deserialize(grpc_as_http(doc))
-                    .map_err(|e| DecodeError {
-                        object: label(),
-                        field: Some(e.path().to_string()).filter(|p| p != "."),
-                        reason: e.inner().to_string(),
-                    })?;
-                self.http_routes.push(HttpRoute {
-                    route,
-                    sessions,
-                    grpc: true,
+                    grpc,
                 });
                 Ok(1)
             }

@@ -112,16 +112,20 @@ pub fn attach(
             })
             .collect();
         let parent_label = format!("parentRefs[{i}] (Gateway {gw_ns}/{})", parent.name);
-        if candidates.is_empty() {
-            let p = Problem::new(
-                "NoMatchingParent",
-                "no served listener with that sectionName or port",
-            );
+        // Not attached to this parent: the warning, and the reason in its status.
+        let refuse = |status: &mut ParentStatus, diags: &mut Diagnostics, p: Problem| {
             diags.warn(
                 object,
                 format!("{parent_label}: {} ({}): not attached", p.message, p.reason),
             );
             status.accepted = Some(p);
+        };
+        if candidates.is_empty() {
+            let p = Problem::new(
+                "NoMatchingParent",
+                "no served listener with that sectionName or port",
+            );
+            refuse(&mut status, diags, p);
             parents.push(status);
             continue;
         }
@@ -171,11 +175,7 @@ pub fn attach(
                 "NoMatchingListenerHostname",
                 "none of the route's hostnames is one a listener serves",
             );
-            diags.warn(
-                object,
-                format!("{parent_label}: {} ({}): not attached", p.message, p.reason),
-            );
-            status.accepted = Some(p);
+            refuse(&mut status, diags, p);
         }
         parents.push(status);
     }
