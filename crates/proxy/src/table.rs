@@ -58,18 +58,24 @@ pub enum ListenerId {
 }
 
 /// How a request's host name finds its virtual host among one listener's (the Ingress hosts, or
-/// a Gateway listener's): exact map, else wildcard map keyed by the suffix after the first label,
-/// else the catch-all. Indices are into that listener's `hosts`.
+/// a Gateway listener's): exact map, else wildcard map keyed by the suffix after the first label
+/// (on a Gateway listener, after any label, the longest first), else the catch-all. Indices are into that listener's `hosts`.
 #[derive(Default)]
 struct HostIndex {
     exact: HashMap<String, usize>,
     wildcard: HashMap<String, usize>,
     any: Option<usize>,
+    /// A wildcard covers any number of labels (the Gateway API's `*.example.com` serves
+    /// `a.b.example.com`), the longest suffix first; else exactly one, as the Ingress API says.
+    deep_wildcards: bool,
 }
 
 impl HostIndex {
-    fn new(hosts: &[VirtualHost]) -> Self {
-        let mut index = Self::default();
+    fn new(hosts: &[VirtualHost], deep_wildcards: bool) -> Self {
+        let mut index = Self {
+            deep_wildcards,
+            ..Self::default()
+        };
         for (i, vh) in hosts.iter().enumerate() {
             match &vh.host {
                 HostMatch::Exact(h) => {
@@ -84,15 +90,23 @@ impl HostIndex {
         index
     }
 
-    /// The virtual host a host name (lowercase, without port) names: exact, then wildcard.
+    /// The virtual host a host name (lowercase, without port) names: exact, then wildcard (the
+    /// most specific one that covers it).
     fn named(&self, host: &str) -> Option<usize> {
-        self.exact
-            .get(host)
-            .or_else(|| {
-                let dot = host.find('.')?;
-                self.wildcard.get(&host[dot..])
-            })
-            .copied()
+        if let Some(i) = self.exact.get(host) {
+            return Some(*i);
+        }
+        if self.wildcard.is_empty() {
+            return None;
+        }
+        let mut dots = host.match_indices('.').map(|(i, _)| i);
+        if !self.deep_wildcards {
+            return dots
+                .next()
+                .and_then(|d| self.wildcard.get(&host[d..]))
+                .copied();
+        }
+        dots.find_map(|d| self.wildcard.get(&host[d..])).copied()
     }
 
     /// The virtual host of a request's host: the named one, else the catch-all.
@@ -439,8 +453,8 @@ impl Table {
                 .and_then(|r| r.canary.as_ref())
                 .map(|c| stats_of(&c.target, &[])),
         };
-        let mut host_set = |hosts: &[VirtualHost]| HostSet {
-            index: HostIndex::new(hosts),
+        let mut host_set = |hosts: &[VirtualHost], deep_wildcards: bool| HostSet {
+            index: HostIndex::new(hosts, deep_wildcards),
             runtimes: hosts
                 .iter()
                 .map(|h| HostRuntime {
@@ -457,7 +471,7 @@ impl Table {
                 })
                 .collect(),
         };
-        let ingress = host_set(&snapshot.hosts);
+        let ingress = host_set(&snapshot.hosts, false);
         let mut gateways: Vec<GatewayRuntime> = snapshot
             .listeners
             .iter()
@@ -466,7 +480,7 @@ impl Table {
                 port: l.port,
                 tls: l.tls,
                 listener: i,
-                hosts: host_set(&l.hosts),
+                hosts: host_set(&l.hosts, true),
             })
             .collect();
         // One listener per port (translation merges them): should two come, the first is served,

@@ -104,6 +104,36 @@ fn each_listener_routes_among_its_own_hosts() {
 }
 
 #[test]
+fn gateway_wildcards_cover_any_number_of_labels_ingress_ones_one() {
+    let mut s = snapshot();
+    s.hosts.push(host(
+        HostMatch::Wildcard(".example.com".into()),
+        "ingress-wildcard",
+    ));
+    s.listeners[1]
+        .hosts
+        .push(host(HostMatch::Wildcard(".eu.example.com".into()), "gw-eu"));
+    let table = Table::new(s, Vec::new(), 1, None, None);
+    // The Gateway API: a suffix match, the most specific wildcard first.
+    let deep = "a.b.example.com";
+    assert_eq!(owner(&table, gateway(9000), deep).unwrap(), "gw-wildcard");
+    assert_eq!(
+        owner(&table, gateway(9000), "x.y.eu.example.com").unwrap(),
+        "gw-eu"
+    );
+    assert_eq!(
+        owner(&table, gateway(9000), "example.com").unwrap(),
+        "gw-any"
+    );
+    // The Ingress API: exactly one label.
+    assert_eq!(
+        owner(&table, ListenerId::Ingress, "a.example.com").unwrap(),
+        "ingress-wildcard"
+    );
+    assert_eq!(owner(&table, ListenerId::Ingress, deep), None);
+}
+
+#[test]
 fn a_host_its_listener_does_not_have_finds_nothing() {
     let table = Table::new(snapshot(), Vec::new(), 1, None, None);
     // Gateway hosts are not served on the Ingress listener, nor Ingress hosts on a Gateway one.
