@@ -54,12 +54,13 @@ fn service(name: &str, pods: &[&Pod]) -> String {
     )
 }
 
-/// `remora serve` of `dir`, its Gateway listeners on `bind`; returns once the listener accepts.
-async fn serve(dir: &Dir, bind: &str) -> Remora {
+/// `remora serve` of `dir`, its Gateway listeners on `bind`; returns once the listener on
+/// `port` accepts (its readiness line).
+async fn serve_on(dir: &Dir, bind: &str, port: u16) -> Remora {
     let remora = Remora::serve(&[dir.path()], &["--gateway-bind-address", bind]);
-    let line = format!("remora: gateway listener http on {bind}:{PORT}");
+    let line = format!("remora: gateway listener http on {bind}:{port}");
     let started = Instant::now();
-    while !remora.stdout.lock().unwrap().iter().any(|l| *l == line) {
+    while !remora.stdout.lock().unwrap().contains(&line) {
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "no {line:?}; stdout:\n{}\nstderr:\n{}",
@@ -69,6 +70,10 @@ async fn serve(dir: &Dir, bind: &str) -> Remora {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     remora
+}
+
+async fn serve(dir: &Dir, bind: &str) -> Remora {
+    serve_on(dir, bind, PORT).await
 }
 
 fn pod_of(r: &Resp) -> String {
@@ -270,17 +275,7 @@ async fn the_seed_002_scenario_as_a_gateway_sticks_like_the_guide() {
         ),
     );
     let bind = "127.0.4.4";
-    let remora = Remora::serve(&[dir.path()], &["--gateway-bind-address", bind]);
-    let line = format!("remora: gateway listener http on {bind}:{port}");
-    let started = Instant::now();
-    while !remora.stdout.lock().unwrap().iter().any(|l| *l == line) {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "{}",
-            remora.stderr_text()
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let _remora = serve_on(&dir, bind, port).await;
     // The guide's loop: a cookie jar, six requests, one pod.
     let url = format!("http://{bind}:{port}/");
     let mut jar = Session::default();
