@@ -294,9 +294,12 @@ impl Writer {
                     .map_or(&Value::Null, |e| &e["conditions"]);
                 json!({
                     "name": l.name,
+                    // GRPCRoutes are served from files, not watched in a cluster yet: a listener
+                    // here does not claim them.
                     "supportedKinds": l
                         .supported_kinds
                         .iter()
+                        .filter(|k| k.as_str() != "GRPCRoute")
                         .map(|k| json!({ "group": GROUP, "kind": k }))
                         .collect::<Vec<_>>(),
                     "attachedRoutes": l.attached_routes,
