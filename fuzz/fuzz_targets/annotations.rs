@@ -193,7 +193,9 @@ fuzz_target!(|input: Input<'_>| {
     for host in [host.as_str(), "example.com", "www.example.com"] {
         let host = model::host_name(host);
         for path in [path.as_str(), "/", "/app/x"] {
-            let _ = table.route(&host, path);
+            if let Ok(req) = http::Request::get(path).body(()) {
+                let _ = table.route(proxy::ListenerId::Ingress, &host, &req);
+            }
         }
     }
 });

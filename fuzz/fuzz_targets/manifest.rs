@@ -31,6 +31,18 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(translation.snapshot, again.snapshot);
     assert_eq!(translation.diagnostics, again.diagnostics);
     let table = proxy::Table::new(translation.snapshot, translation.diagnostics, 1, None, None);
+    // The Ingress hosts, and each Gateway listener's.
+    let mut listeners = vec![proxy::ListenerId::Ingress];
+    listeners.extend(
+        table
+            .snapshot
+            .listeners
+            .iter()
+            .map(|l| proxy::ListenerId::Gateway {
+                port: l.port,
+                tls: l.tls,
+            }),
+    );
     for host in [
         "example.com",
         "www.example.com",
@@ -38,7 +50,12 @@ fuzz_target!(|data: &[u8]| {
         "localhost",
     ] {
         for path in ["/", "/api/v1", "/app", "/.well-known/acme-challenge/x"] {
-            let _ = table.route(host, path);
+            let Ok(req) = http::Request::get(path).body(()) else {
+                continue;
+            };
+            for &listener in &listeners {
+                let _ = table.route(listener, host, &req);
+            }
         }
     }
 });
