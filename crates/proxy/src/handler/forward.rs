@@ -68,26 +68,26 @@ pub async fn forward<'t>(
     out: &mut Outcome<'t>,
 ) -> Result<Response<UpstreamBody>, Reject> {
     match route_timeouts(route.location()) {
-        (Some(limit), _) => {
-            tokio::time::timeout(limit, tries(shared, route, head, body, pick, out))
+        (Some(limit), per_try) => {
+            tokio::time::timeout(limit, tries(shared, route, head, body, pick, per_try, out))
                 .await
                 .unwrap_or(Err(Reject::Stalled(Stalled::RequestTimeout(limit))))
         }
-        (None, _) => tries(shared, route, head, body, pick, out).await,
+        (None, per_try) => tries(shared, route, head, body, pick, per_try, out).await,
     }
 }
 
-/// The tries of [`forward`].
+/// The tries of [`forward`], each bounded by `per_try` (`timeouts.backendRequest`) if set.
 async fn tries<'t>(
     shared: &Shared,
     route: &Matched<'t>,
     head: &UpstreamHead,
     body: Incoming,
     pick: &mut Pick<'t>,
+    per_try: Option<Duration>,
     out: &mut Outcome<'t>,
 ) -> Result<Response<UpstreamBody>, Reject> {
     let location = route.location();
-    let (_, per_try) = route_timeouts(location);
     let client = route.runtime.client.as_ref();
     if client.is_none() && head.lean.is_none() {
         return Err(Reject::NoClient);
