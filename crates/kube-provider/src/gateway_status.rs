@@ -1,5 +1,5 @@
-//! The Gateway API status of Remora's GatewayClasses, Gateways and HTTPRoutes, written by the
-//! leader only. Translation says what each should say ([`GatewayApiStatus`], a pure result);
+//! The Gateway API status of Remora's GatewayClasses, Gateways, HTTPRoutes and GRPCRoutes,
+//! written by the leader only. Translation says what each should say ([`GatewayApiStatus`], a pure result);
 //! this module turns it into the API's conditions and merge-patches the status subresource of
 //! each object whose status differs from that.
 //!
@@ -11,9 +11,10 @@
 //! entries whose `controllerName` is Remora's are replaced.
 
 use crate::status::{self, Address, StatusConfig};
-use crate::watch::resource;
+use crate::watch::{installed, resource};
 use gateway_api::experimental::gatewayclasses::GatewayClass;
 use gateway_api::experimental::gateways::Gateway;
+use gateway_api::experimental::grpcroutes::GRPCRoute;
 use gateway_api::experimental::httproutes::HTTPRoute;
 use k8s_openapi::chrono::{SecondsFormat, Utc};
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
@@ -108,7 +109,7 @@ pub async fn run(
     }
 }
 
-/// Add to `status` an entry without parents for each HTTPRoute of `objects` whose status has an
+/// Add to `status` an entry without parents for each route of `objects` whose status has an
 /// entry of `controller` but which translation no longer reports on (it references none of
 /// Remora's Gateways any more): the writer then takes Remora's entries out of its status.
 /// Read from the routes' own status, so this holds across restarts and leader changes.
@@ -134,7 +135,7 @@ pub fn add_departed_routes(status: &mut GatewayApiStatus, objects: &Objects, con
         );
         if ours && !reported.contains(&key) {
             status.routes.push(RouteStatus {
-                kind: "HTTPRoute".to_owned(),
+                kind: r.kind().to_owned(),
                 namespace: key.0,
                 name: key.1,
                 generation: meta.generation,
@@ -154,6 +155,9 @@ struct Written {
     /// The addresses the Gateways were written with; `None` when they could not be read (the
     /// Gateways' addresses were then left as they were).
     addresses: Option<Vec<Address>>,
+    /// Whether the GRPCRoute CRD is installed, asked once per full pass: a listener's
+    /// `supportedKinds` names GRPCRoute only then (Remora watches GRPCRoutes only then).
+    grpc_routes: Option<bool>,
 }
 
 struct Writer {
@@ -162,6 +166,7 @@ struct Writer {
     classes: ApiResource,
     gateways: ApiResource,
     routes: ApiResource,
+    grpc_routes: ApiResource,
 }
 
 impl Writer {
@@ -172,6 +177,7 @@ impl Writer {
             classes: resource::<GatewayClass>(),
             gateways: resource::<Gateway>(),
             routes: resource::<HTTPRoute>(),
+            grpc_routes: resource::<GRPCRoute>(),
         }
     }
 
@@ -185,8 +191,15 @@ impl Writer {
         written: &mut Written,
         leader: &watch::Receiver<bool>,
     ) -> bool {
+        // Only Gateways' listeners need to know (not asked while there are none).
+        let grpc_routes = match written.grpc_routes {
+            Some(g) => Some(g),
+            None if wanted.gateways.is_empty() => None,
+            None => Some(installed(&self.client, &self.grpc_routes, false).await),
+        };
         let mut next = Written {
             addresses: addresses.clone(),
+            grpc_routes,
             ..Written::default()
         };
         let mut complete = true;
@@ -211,7 +224,10 @@ impl Writer {
                 if !leads() {
                     return false;
                 }
-                if let Err(e) = self.gateway(g, addresses.as_deref()).await {
+                if let Err(e) = self
+                    .gateway(g, addresses.as_deref(), grpc_routes.unwrap_or(false))
+                    .await
+                {
                     tracing::warn!(gateway = %format!("{}/{}", g.namespace, g.name), error = %e, "cannot update the Gateway status");
                     complete = false;
                     continue;
@@ -226,7 +242,7 @@ impl Writer {
                     return false;
                 }
                 if let Err(e) = self.route(r).await {
-                    tracing::warn!(httproute = %format!("{}/{}", r.namespace, r.name), error = %e, "cannot update the HTTPRoute status");
+                    tracing::warn!(kind = %r.kind, route = %format!("{}/{}", r.namespace, r.name), error = %e, "cannot update the route status");
                     complete = false;
                     continue;
                 }
@@ -267,11 +283,13 @@ impl Writer {
     }
 
     /// A Gateway of Remora's classes: its conditions, its listeners' and its addresses (left
-    /// as they are when `addresses` is `None`: they could not be read).
+    /// as they are when `addresses` is `None`: they could not be read). A listener's
+    /// `supportedKinds` names GRPCRoute only when its CRD is installed (`grpc_routes`).
     async fn gateway(
         &self,
         g: &GatewayStatus,
         addresses: Option<&[Address]>,
+        grpc_routes: bool,
     ) -> Result<(), kube::Error> {
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), &g.namespace, &self.gateways);
@@ -294,12 +312,10 @@ impl Writer {
                     .map_or(&Value::Null, |e| &e["conditions"]);
                 json!({
                     "name": l.name,
-                    // GRPCRoutes are served from files, not watched in a cluster yet: a listener
-                    // here does not claim them.
                     "supportedKinds": l
                         .supported_kinds
                         .iter()
-                        .filter(|k| k.as_str() != "GRPCRoute")
+                        .filter(|k| grpc_routes || k.as_str() != "GRPCRoute")
                         .map(|k| json!({ "group": GROUP, "kind": k }))
                         .collect::<Vec<_>>(),
                     "attachedRoutes": l.attached_routes,
@@ -327,13 +343,19 @@ impl Writer {
         Ok(())
     }
 
-    /// An HTTPRoute attached to Remora's Gateways (or no longer): its `status.parents` entries
+    /// A route (HTTPRoute or GRPCRoute) attached to Remora's Gateways (or no longer): its
+    /// `status.parents` entries
     /// of Remora's controller replaced, the others kept. The patch carries the resourceVersion
     /// read, so an entry another controller writes meanwhile is not lost: on a conflict the
     /// route is read again.
     async fn route(&self, r: &RouteStatus) -> Result<(), kube::Error> {
+        let resource = if r.kind == "GRPCRoute" {
+            &self.grpc_routes
+        } else {
+            &self.routes
+        };
         let api: Api<DynamicObject> =
-            Api::namespaced_with(self.client.clone(), &r.namespace, &self.routes);
+            Api::namespaced_with(self.client.clone(), &r.namespace, resource);
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -372,7 +394,7 @@ impl Writer {
             }
             match patch_status(&api, &r.name, patch).await {
                 Ok(()) => {
-                    tracing::info!(httproute = %format!("{}/{}", r.namespace, r.name), "status updated");
+                    tracing::info!(kind = %r.kind, route = %format!("{}/{}", r.namespace, r.name), "status updated");
                     return Ok(());
                 }
                 Err(kube::Error::Api(e)) if e.code == 409 && attempts < 3 => continue,

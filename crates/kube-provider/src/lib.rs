@@ -1,6 +1,6 @@
 //! The Kubernetes provider: watches Ingress, IngressClass, Service, EndpointSlice and TLS Secret
 //! objects, and when their CRDs are installed the Gateway API's (GatewayClass, Gateway,
-//! HTTPRoute, ReferenceGrant) and Namespaces, with kube-rs reflectors (level-triggered: every
+//! HTTPRoute, GRPCRoute, ReferenceGrant) and Namespaces, with kube-rs reflectors (level-triggered: every
 //! change re-reads the whole cached state), and hands the objects, debounced, to the same pure
 //! `translate` the file provider feeds.
 //!

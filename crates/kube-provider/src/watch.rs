@@ -1,11 +1,13 @@
 //! Reflectors over the kinds translation reads, and the debounced loop that publishes them.
 //!
-//! The Gateway API kinds are watched only when their CRDs are installed (found out once, at
-//! start): a cluster without them serves its Ingresses as before.
+//! The Gateway API kinds are watched only when their CRDs are installed: a cluster without them
+//! serves its Ingresses as before. CRDs installed later (the Gateway API's, or GRPCRoute's, which
+//! older bundles lack) are found by asking again every [`CRD_RECHECK`], and then watched too.
 
 use futures_util::StreamExt;
 use gateway_api::experimental::gatewayclasses::GatewayClass;
 use gateway_api::experimental::gateways::Gateway;
+use gateway_api::experimental::grpcroutes::GRPCRoute;
 use gateway_api::experimental::httproutes::HTTPRoute;
 use gateway_api::experimental::referencegrants::ReferenceGrant;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
@@ -21,6 +23,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 use translate::Objects;
+
+/// While some Gateway API CRD is missing, how often whether it was installed meanwhile is asked.
+const CRD_RECHECK: Duration = Duration::from_secs(10);
 
 /// What to watch.
 #[derive(Debug, Clone)]
@@ -48,7 +53,7 @@ struct Stores {
 }
 
 /// The caches of the Gateway API kinds, and of Namespaces (whose labels a listener's
-/// `allowedRoutes.namespaces.selector` selects).
+/// `allowedRoutes.namespaces.selector` selects); GRPCRoutes once their CRD is installed.
 ///
 /// The Gateway API objects are cached as the API server sent them ([`DynamicObject`]), not
 /// decoded into the `gateway-api` crate's types: translation decodes them itself (with
@@ -57,9 +62,11 @@ struct Stores {
 /// object the types cannot hold, where translation leaves out only that object, with a warning.
 struct GatewayStores {
     /// GatewayClasses (cluster-wide), then Gateways, HTTPRoutes and ReferenceGrants of each
-    /// watched namespace scope; each with the resource its documents are of.
+    /// watched namespace scope (then GRPCRoutes); each with the resource its documents are of.
     objects: Vec<(ApiResource, Store<DynamicObject>)>,
     namespaces: Store<Namespace>,
+    /// GRPCRoutes are watched (their CRD is installed).
+    grpc_routes: bool,
 }
 
 /// Start the watchers; once every cache holds a full list, call `publish` with all objects, then
@@ -112,40 +119,122 @@ pub async fn run(client: Client, config: WatchConfig, mut publish: impl FnMut(Ob
             .secrets
             .push(watch(api(&client, ns), opaque_only.clone(), &changed));
     }
-    if gateway_api_installed(&client).await {
-        let mut objects = Vec::new();
-        let class = resource::<GatewayClass>();
-        let api = Api::all_with(client.clone(), &class);
-        objects.push((class.clone(), watch_with(api, all.clone(), class, &changed)));
-        for ns in &scopes {
-            for r in [
-                resource::<Gateway>(),
-                resource::<HTTPRoute>(),
-                resource::<ReferenceGrant>(),
-            ] {
-                let api = match ns {
-                    Some(ns) => Api::namespaced_with(client.clone(), ns, &r),
-                    None => Api::all_with(client.clone(), &r),
-                };
-                objects.push((r.clone(), watch_with(api, all.clone(), r, &changed)));
-            }
-        }
-        stores.gateway = Some(GatewayStores {
-            objects,
-            namespaces: watch(Api::all(client.clone()), all.clone(), &changed),
-        });
-    } else {
-        tracing::info!(
-            "Gateway API objects are not watched: the Gateway API CRDs (gateway.networking.k8s.io/v1) are not installed"
-        );
-    }
+    let gateway = GatewayWatch {
+        client: &client,
+        scopes: &scopes,
+        changed: &changed,
+    };
+    gateway.start(&mut stores.gateway, true).await;
     stores.wait_until_ready().await;
     tracing::info!("initial sync done");
+    let mut recheck =
+        tokio::time::interval_at(tokio::time::Instant::now() + CRD_RECHECK, CRD_RECHECK);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         publish(stores.objects());
-        changed.notified().await;
+        loop {
+            let complete = stores.gateway.as_ref().is_some_and(|g| g.grpc_routes);
+            tokio::select! {
+                () = changed.notified() => break,
+                _ = recheck.tick(), if !complete => {
+                    if gateway.start(&mut stores.gateway, false).await {
+                        break;
+                    }
+                }
+            }
+        }
         // Let a burst of changes (a rollout touches many EndpointSlices) settle into one publish.
         tokio::time::sleep(config.debounce).await;
+    }
+}
+
+/// Starts the watchers of the Gateway API kinds whose CRDs are installed.
+struct GatewayWatch<'a> {
+    client: &'a Client,
+    scopes: &'a [Option<String>],
+    changed: &'a Arc<Notify>,
+}
+
+impl GatewayWatch<'_> {
+    /// Watch the Gateway API kinds (`stores` is `None`) or GRPCRoutes (the other kinds are
+    /// watched, GRPCRoutes not) when their CRDs are installed now, and wait for the new caches'
+    /// first lists. Whether a watch started. At start (`first`) one info line says what is not
+    /// watched, and later ones say what is watched from then on.
+    async fn start(&self, stores: &mut Option<GatewayStores>, first: bool) -> bool {
+        let all = watcher::Config::default();
+        let started = match stores {
+            None => {
+                if !installed(self.client, &resource::<GatewayClass>(), first).await {
+                    if first {
+                        tracing::info!(
+                            "Gateway API objects are not watched: the Gateway API CRDs (gateway.networking.k8s.io/v1) are not installed (asked again every {}s)",
+                            CRD_RECHECK.as_secs()
+                        );
+                    }
+                    return false;
+                }
+                let class = resource::<GatewayClass>();
+                let api = Api::all_with(self.client.clone(), &class);
+                let mut objects = vec![(
+                    class.clone(),
+                    watch_with(api, all.clone(), class, self.changed),
+                )];
+                for r in [
+                    resource::<Gateway>(),
+                    resource::<HTTPRoute>(),
+                    resource::<ReferenceGrant>(),
+                ] {
+                    objects.extend(self.watch_scopes(&r));
+                }
+                let namespaces = watch(Api::all(self.client.clone()), all, self.changed);
+                if !first {
+                    tracing::info!("the Gateway API CRDs are installed: watching GatewayClasses, Gateways, HTTPRoutes and ReferenceGrants");
+                }
+                stores.insert(GatewayStores {
+                    objects,
+                    namespaces,
+                    grpc_routes: false,
+                })
+            }
+            Some(g) if !g.grpc_routes => g,
+            Some(_) => return false,
+        };
+        let grpc = resource::<GRPCRoute>();
+        if installed(self.client, &grpc, first).await {
+            started.objects.extend(self.watch_scopes(&grpc));
+            started.grpc_routes = true;
+            if !first {
+                tracing::info!("the GRPCRoute CRD is installed: watching GRPCRoutes");
+            }
+        } else if first {
+            tracing::info!(
+                "GRPCRoutes are not watched: their CRD is not installed (asked again every {}s)",
+                CRD_RECHECK.as_secs()
+            );
+        }
+        started.wait_until_ready().await;
+        true
+    }
+
+    /// A reflector of `resource`'s objects per watched namespace scope.
+    fn watch_scopes(
+        &self,
+        resource: &ApiResource,
+    ) -> impl Iterator<Item = (ApiResource, Store<DynamicObject>)> + '_ {
+        let resource = resource.clone();
+        self.scopes.iter().map(move |ns| {
+            let api = match ns {
+                Some(ns) => Api::namespaced_with(self.client.clone(), ns, &resource),
+                None => Api::all_with(self.client.clone(), &resource),
+            };
+            let store = watch_with(
+                api,
+                watcher::Config::default(),
+                resource.clone(),
+                self.changed,
+            );
+            (resource.clone(), store)
+        })
     }
 }
 
@@ -165,24 +254,29 @@ pub(crate) fn resource<K: Resource<DynamicType = ()>>() -> ApiResource {
     ApiResource::erase::<K>(&())
 }
 
-/// Whether the Gateway API CRDs are installed: one list of at most one GatewayClass. A 404 says
-/// they are not (a real API server answers so for a group it does not serve). Other API errors
-/// (forbidden...) count as installed: the reflectors then retry and say why. While the API
-/// server cannot be reached at all, the question is asked again: nothing can sync before it
-/// answers anyway, and guessing "installed" would leave a cluster without the CRDs never ready.
-async fn gateway_api_installed(client: &Client) -> bool {
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource::<GatewayClass>());
+/// Whether the CRD of `resource` is installed: one list of at most one object. A 404 says it is
+/// not (a real API server answers so for a group or kind it does not serve). Other API errors
+/// (forbidden...) count as installed: the reflectors then retry and say why. At start (`wait`),
+/// while the API server cannot be reached at all, the question is asked again: nothing can sync
+/// before it answers anyway, and guessing "installed" would leave a cluster without the CRDs
+/// never ready; later, such an error counts as not installed (asked again at the next recheck).
+pub(crate) async fn installed(client: &Client, resource: &ApiResource, wait: bool) -> bool {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), resource);
     let mut delay = Duration::from_millis(100);
     loop {
         match api.list(&ListParams::default().limit(1)).await {
             Ok(_) => return true,
             Err(kube::Error::Api(e)) if e.code == 404 => return false,
             Err(kube::Error::Api(e)) if e.code < 500 && e.code != 429 => {
-                tracing::warn!(error = %e, "cannot tell whether the Gateway API CRDs are installed: watching them");
+                tracing::warn!(kind = %resource.kind, error = %e, "cannot tell whether the CRD is installed: watching it");
                 return true;
             }
+            Err(e) if !wait => {
+                tracing::debug!(kind = %resource.kind, error = %e, "cannot tell whether the CRD is installed yet");
+                return false;
+            }
             Err(e) => {
-                tracing::debug!(error = %e, "cannot list GatewayClasses yet, asking again");
+                tracing::debug!(kind = %resource.kind, error = %e, "cannot list yet, asking again");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
@@ -236,10 +330,7 @@ impl Stores {
         all_ready(&self.secrets).await;
         all_ready(&self.config_maps).await;
         if let Some(g) = &self.gateway {
-            for (_, store) in &g.objects {
-                let _ = store.wait_until_ready().await;
-            }
-            all_ready(std::slice::from_ref(&g.namespaces)).await;
+            g.wait_until_ready().await;
         }
     }
 
@@ -260,6 +351,15 @@ impl Stores {
         }
         objects.sort();
         objects
+    }
+}
+
+impl GatewayStores {
+    async fn wait_until_ready(&self) {
+        for (_, store) in &self.objects {
+            let _ = store.wait_until_ready().await;
+        }
+        all_ready(std::slice::from_ref(&self.namespaces)).await;
     }
 }
 

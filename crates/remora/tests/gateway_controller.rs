@@ -1,8 +1,9 @@
 //! `remora controller` and the Gateway API, against the API server on loopback
-//! (tests/common/apiserver.rs): the kinds are watched when their CRDs are installed and not
-//! otherwise; the leader (only) writes the status of GatewayClasses, Gateways and HTTPRoutes as
-//! the Gateway API says (conditions and reasons, listeners, attached routes, addresses,
-//! observedGeneration), keeping other controllers' entries of a route's status.
+//! (tests/common/apiserver.rs): the kinds are watched when their CRDs are installed, not
+//! otherwise, and from when they are installed; the leader (only) writes the status of
+//! GatewayClasses, Gateways, HTTPRoutes and GRPCRoutes as the Gateway API says (conditions and
+//! reasons, listeners, attached routes, addresses, observedGeneration), keeping other
+//! controllers' entries of a route's status.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -181,9 +182,14 @@ fn want(status: &str, reason: &str, generation: i64) -> (String, String, i64) {
     (status.to_owned(), reason.to_owned(), generation)
 }
 
-/// Remora's entry in a route's `status.parents`.
+/// Remora's entry in an HTTPRoute's `status.parents`.
 fn our_parent(api: &FakeApi, namespace: &str, name: &str) -> Value {
-    status(api, "HTTPRoute", namespace, name)["parents"]
+    our_parent_of(api, "HTTPRoute", namespace, name)
+}
+
+/// Remora's entry in the `status.parents` of a route of kind `kind`.
+fn our_parent_of(api: &FakeApi, kind: &str, namespace: &str, name: &str) -> Value {
+    status(api, kind, namespace, name)["parents"]
         .as_array()
         .and_then(|p| {
             p.iter()
@@ -277,7 +283,7 @@ async fn writes_the_gateway_api_status() {
     let l = listener(&api, "http");
     assert_eq!(
         l["supportedKinds"],
-        json!([{"group": GROUP, "kind": "HTTPRoute"}])
+        json!([{"group": GROUP, "kind": "HTTPRoute"}, {"group": GROUP, "kind": "GRPCRoute"}])
     );
     for (type_, status, reason) in [
         ("Accepted", "True", "Accepted"),
@@ -397,8 +403,8 @@ async fn writes_the_gateway_api_status() {
     .await;
 }
 
-/// Without the CRDs: one info line says so, one request asked, and Ingresses are served as
-/// before.
+/// Without the CRDs: one info line says so, only probes are asked, and Ingresses are served as
+/// before; CRDs installed later are found and their objects served, GRPCRoutes included.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_crds_ingresses_work_as_before() {
     let pods = pods("web-5f6d7c8b9b", 1).await;
@@ -431,10 +437,12 @@ async fn without_the_crds_ingresses_work_as_before() {
         .iter()
         .filter(|r| r.contains(&format!(" /apis/{GROUP}/")))
         .collect();
-    assert_eq!(gateway.len(), 1, "only the probe: {gateway:?}");
     assert!(
-        gateway[0].starts_with(&format!("GET /apis/{GROUP}/v1/gatewayclasses?")),
-        "{gateway:?}"
+        !gateway.is_empty()
+            && gateway.iter().all(|r| r
+                .starts_with(&format!("GET /apis/{GROUP}/v1/gatewayclasses?"))
+                && r.ends_with("limit=1")),
+        "only probes: {gateway:?}"
     );
     assert!(
         !requests
@@ -442,7 +450,57 @@ async fn without_the_crds_ingresses_work_as_before() {
             .any(|r| r.starts_with("GET /api/v1/namespaces?")),
         "Namespaces are watched only for the Gateway API"
     );
+
+    // The CRDs are installed later: found at the next recheck, and then a Gateway, its
+    // HTTPRoute and a GRPCRoute are served, and their status written.
+    api.install_gateway_api();
+    let (http, team_a) = (free_port(), free_port());
+    api.apply(&gateway_yaml(http, team_a));
+    api.apply(&route_yaml("default", "shop", "web", "http", "/", "web"));
+    api.apply(GRPC_ROUTE);
+    // Asked again every 10 s.
+    eventually("the CRDs are found", || {
+        remora
+            .stderr_text()
+            .contains("the Gateway API CRDs are installed: watching")
+    })
+    .await;
+    eventually("the GRPCRoute is accepted", || {
+        summary(condition(
+            &our_parent_of(&api, "GRPCRoute", "default", "cart")["conditions"],
+            "Accepted",
+        )) == want("True", "Accepted", 1)
+    })
+    .await;
+    eventually("the listener takes GRPCRoutes too", || {
+        listener(&api, "http")["supportedKinds"]
+            == json!([{"group": GROUP, "kind": "HTTPRoute"}, {"group": GROUP, "kind": "GRPCRoute"}])
+    })
+    .await;
+    assert_eq!(listener(&api, "http")["attachedRoutes"], 2);
+    let r = get(
+        &format!("http://127.0.0.1:{http}/"),
+        &[("host", "shop.example.com")],
+    )
+    .await;
+    assert_eq!(r.status, 200, "the HTTPRoute is served");
+    let snapshot = get(&format!("http://{}/snapshot", remora.admin), &[])
+        .await
+        .body;
+    assert!(snapshot.contains("/shop.Cart/Add"), "{snapshot}");
 }
+
+/// A GRPCRoute on the Gateway `web`'s `http` listener: the method shop.Cart/Add to `web`.
+const GRPC_ROUTE: &str = "apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: cart, namespace: default}
+spec:
+  parentRefs: [{name: web, sectionName: http}]
+  hostnames: [shop.example.com]
+  rules:
+  - matches: [{method: {service: shop.Cart, method: Add}}]
+    backendRefs: [{name: web, port: 80}]
+";
 
 fn lease_holder(api: &FakeApi) -> Option<String> {
     api.get("Lease", "default", "remora-leader")?["spec"]["holderIdentity"]

@@ -114,6 +114,13 @@ const KINDS: &[Kind] = &[
         namespaced: true,
     },
     Kind {
+        kind: "GRPCRoute",
+        api_version: "gateway.networking.k8s.io/v1",
+        prefix: "/apis/gateway.networking.k8s.io/v1",
+        plural: "grpcroutes",
+        namespaced: true,
+    },
+    Kind {
         kind: "ReferenceGrant",
         api_version: "gateway.networking.k8s.io/v1beta1",
         prefix: "/apis/gateway.networking.k8s.io/v1beta1",
@@ -185,6 +192,11 @@ impl FakeApi {
     /// not serve.
     pub async fn start_without_gateway_api() -> FakeApi {
         Self::start_with(true).await
+    }
+
+    /// Install the Gateway API CRDs (of an API server started without them).
+    pub fn install_gateway_api(&self) {
+        self.state.lock().unwrap().no_gateway_api = false;
     }
 
     async fn start_with(no_gateway_api: bool) -> FakeApi {
