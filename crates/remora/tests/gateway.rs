@@ -1,8 +1,9 @@
 //! The Gateway API end to end through `remora serve`: an HTTPRoute with `sessionPersistence`
 //! (GEP-1619) sticks like Ingress affinity: the cookie's attributes, a `Permanent` cookie's
 //! lifetime, header sessions, sessions scoped to their rule, a session overriding weights (0
-//! included), failover with one re-pin when the pinned pod is gone, and the seed 002 scenario as a
-//! Gateway and an HTTPRoute.
+//! included), failover with one re-pin when the pinned pod is gone, draining pods keeping their
+//! sessions, replicas sharing a cookie secret, and the seed 002 scenario as a Gateway and an
+//! HTTPRoute.
 //!
 //! Gateway listeners have fixed ports: every test binds them on a loopback address of its own
 //! (127.0.4.x) so tests running in parallel never meet.
@@ -57,7 +58,14 @@ fn service(name: &str, pods: &[&Pod]) -> String {
 /// `remora serve` of `dir`, its Gateway listeners on `bind`; returns once the listener on
 /// `port` accepts (its readiness line).
 async fn serve_on(dir: &Dir, bind: &str, port: u16) -> Remora {
-    let remora = Remora::serve(&[dir.path()], &["--gateway-bind-address", bind]);
+    serve_with(dir, bind, port, &[]).await
+}
+
+/// [`serve_on`] with more arguments.
+async fn serve_with(dir: &Dir, bind: &str, port: u16, extra: &[&str]) -> Remora {
+    let mut args = vec!["--gateway-bind-address", bind];
+    args.extend_from_slice(extra);
+    let remora = Remora::serve(&[dir.path()], &args);
     let line = format!("remora: gateway listener http on {bind}:{port}");
     let started = Instant::now();
     while !remora.stdout.lock().unwrap().contains(&line) {
@@ -243,6 +251,86 @@ async fn a_session_overrides_weights_and_fails_over_once_when_its_pod_is_gone() 
         let r = session.get(&url).await;
         assert_eq!(pod_of(&r), now);
         assert!(r.set_cookies().is_empty());
+    }
+}
+
+/// A terminating pod that still serves keeps its sessions and takes no new one (as Ingress
+/// affinity); replicas sharing `--cookie-secret-file` honour each other's sessions, one with
+/// another secret replaces them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draining_pods_keep_their_sessions_and_replicas_share_them() {
+    let pods = pods("gw-drain", 3).await;
+    let refs: Vec<&Pod> = pods.iter().collect();
+    let rules = "  - backendRefs: [{name: app, port: 80}]
+    sessionPersistence: {sessionName: s}
+";
+    let slice = |conditions: &[(usize, bool, bool, bool)]| {
+        format!(
+            "---\n{}---\n{}",
+            service_yaml("app"),
+            slice_yaml_with("app", "default", None, &refs, conditions)
+        )
+    };
+    let dir = Dir::new();
+    dir.write("app.yaml", &gateway(rules));
+    dir.write("slice.yaml", &slice(&[]));
+    let secrets = Dir::new();
+    let shared = secrets
+        .write("shared", "0123456789abcdef-shared-secret\n")
+        .display()
+        .to_string();
+    let other = secrets
+        .write("other", "another-secret-of-enough-length")
+        .display()
+        .to_string();
+    let (a_bind, b_bind, c_bind) = ("127.0.4.5", "127.0.4.6", "127.0.4.7");
+    let a = serve_with(&dir, a_bind, PORT, &["--cookie-secret-file", &shared]).await;
+    let _b = serve_with(&dir, b_bind, PORT, &["--cookie-secret-file", &shared]).await;
+    let _c = serve_with(&dir, c_bind, PORT, &["--cookie-secret-file", &other]).await;
+    let url = |bind: &str| format!("http://{bind}:{PORT}/");
+
+    // Sessions pinned through replica a: replica b honours them, replica c replaces them.
+    let mut pinned: Vec<(Session, String)> = Vec::new();
+    for _ in 0..30 {
+        let first = get(&url(a_bind), &[]).await;
+        assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+        let (name, value) = first.cookie().unwrap();
+        let cookie = format!("{name}={value}");
+        let on_b = get(&url(b_bind), &[("cookie", &cookie)]).await;
+        assert_eq!(pod_of(&on_b), pod_of(&first), "replica b moved the session");
+        assert!(on_b.cookie().is_none(), "replica b honours the cookie");
+        let on_c = get(&url(c_bind), &[("cookie", &cookie)]).await;
+        assert!(
+            on_c.cookie().is_some(),
+            "another secret's replica replaces it"
+        );
+        let mut session = Session::default();
+        session.cookies.insert(name, value);
+        pinned.push((session, pod_of(&first)));
+    }
+    let draining = pods[0].name.clone();
+    let on_draining: Vec<Session> = pinned
+        .into_iter()
+        .filter(|(_, p)| *p == draining)
+        .map(|(s, _)| s)
+        .collect();
+    assert!(!on_draining.is_empty(), "no session on {draining}");
+
+    // Pod 0 terminates but still serves: its sessions stay, new sessions go elsewhere.
+    a.rewrite(&dir, "slice.yaml", &slice(&[(0, false, true, true)]))
+        .await;
+    for mut s in on_draining {
+        let r = s.get(&url(a_bind)).await;
+        assert_eq!(pod_of(&r), draining, "a draining pod keeps its sessions");
+        assert!(r.cookie().is_none());
+    }
+    for _ in 0..20 {
+        let r = get(&url(a_bind), &[]).await;
+        assert_ne!(
+            pod_of(&r),
+            draining,
+            "a terminating pod takes no new session"
+        );
     }
 }
 
