@@ -629,6 +629,7 @@ mod tests {
     fn listener_conditions_by_polarity() {
         let l = ListenerStatus {
             name: "https".to_owned(),
+            port: 443,
             served: false,
             attached_routes: 0,
             supported_kinds: vec!["HTTPRoute".to_owned()],

@@ -115,7 +115,15 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
         leader.clone(),
         served,
     ));
+    // The Gateway API status as translated, then with the listeners whose port could not be
+    // bound (known once the sockets are reconciled) marked, for the writer.
+    let (translated_tx, translated) = tokio::sync::watch::channel(Default::default());
     let (gateway_status_tx, gateway_status) = tokio::sync::watch::channel(Default::default());
+    tokio::spawn(mark_unbound_listeners(
+        translated,
+        running.gateways.errors(),
+        gateway_status_tx,
+    ));
     tokio::spawn(kube_provider::write_gateway_status(
         client.clone(),
         status.clone(),
@@ -138,7 +146,7 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
         kube_provider::add_departed_routes(&mut gateway, &objects, &gateway_controller);
         // Only real changes wake the status and Event writers (endpoint churn re-publishes often).
         served_tx.send_if_modified(|served| replace_if_changed(served, applied.served));
-        gateway_status_tx.send_if_modified(|g| replace_if_changed(g, gateway));
+        translated_tx.send_if_modified(|g| replace_if_changed(g, gateway));
         diagnostics_tx.send_if_modified(|d| replace_if_changed(d, applied.diagnostics));
     });
     tokio::select! {
@@ -159,6 +167,31 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
             };
             tokio::join!(clear_status, running.drained());
             Ok(())
+        }
+    }
+}
+
+/// Keep `out` equal to the `translated` status with the listeners of the `unbound` ports marked
+/// (`PortUnavailable`), as either changes.
+async fn mark_unbound_listeners(
+    mut translated: tokio::sync::watch::Receiver<translate::GatewayApiStatus>,
+    mut unbound: tokio::sync::watch::Receiver<Vec<proxy::ListenerError>>,
+    out: tokio::sync::watch::Sender<translate::GatewayApiStatus>,
+) {
+    loop {
+        let ports: Vec<(u16, String)> = unbound
+            .borrow_and_update()
+            .iter()
+            .map(|e| (e.port, format!("{}: {}", e.address, e.reason)))
+            .collect();
+        let status = translated
+            .borrow_and_update()
+            .clone()
+            .with_unbound_ports(&ports);
+        out.send_if_modified(|g| replace_if_changed(g, status));
+        tokio::select! {
+            r = translated.changed() => if r.is_err() { return },
+            r = unbound.changed() => if r.is_err() { return },
         }
     }
 }

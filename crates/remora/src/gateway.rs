@@ -52,10 +52,12 @@ pub struct Config {
     pub reserved: Vec<(SocketAddr, &'static str)>,
 }
 
-/// Where the pipeline says which listeners the current snapshot has. Cheap to clone.
+/// Where the pipeline says which listeners the current snapshot has, and the listeners not
+/// served are told. Cheap to clone.
 #[derive(Clone)]
 pub struct Gateways {
     wanted: Arc<watch::Sender<Vec<Want>>>,
+    errors: watch::Receiver<Vec<ListenerError>>,
 }
 
 impl Gateways {
@@ -71,6 +73,12 @@ impl Gateways {
             .collect();
         self.wanted.send_replace(wanted);
     }
+
+    /// The listeners whose port could not be bound, as of the last reconciliation; changes when
+    /// they do (for the Gateway status writer).
+    pub fn errors(&self) -> watch::Receiver<Vec<ListenerError>> {
+        self.errors.clone()
+    }
 }
 
 /// Start the task that keeps the Gateway sockets as the pipeline wants them. It returns once
@@ -78,10 +86,12 @@ impl Gateways {
 /// over).
 pub fn start(proxy: Proxy, config: Config, shutdown: Shutdown) -> (Gateways, JoinHandle<()>) {
     let (tx, rx) = watch::channel(Vec::new());
+    let (errors_tx, errors) = watch::channel(Vec::new());
     let sockets = Sockets {
         proxy,
         config,
         shutdown,
+        errors: errors_tx,
         bound: BTreeMap::new(),
         retiring: Vec::new(),
     };
@@ -89,6 +99,7 @@ pub fn start(proxy: Proxy, config: Config, shutdown: Shutdown) -> (Gateways, Joi
     (
         Gateways {
             wanted: Arc::new(tx),
+            errors,
         },
         task,
     )
@@ -109,6 +120,8 @@ struct Sockets {
     proxy: Proxy,
     config: Config,
     shutdown: Shutdown,
+    /// The listener errors of the last reconciliation, for [`Gateways::errors`].
+    errors: watch::Sender<Vec<ListenerError>>,
     bound: BTreeMap<u16, Bound>,
     /// Servers of removed sockets still draining their connections.
     retiring: Vec<JoinHandle<()>>,
@@ -175,6 +188,13 @@ impl Sockets {
                 "Gateway listener not served (tried again at the next configuration)"
             );
         }
+        self.errors.send_if_modified(|e| {
+            let changed = *e != errors;
+            if changed {
+                e.clone_from(&errors);
+            }
+            changed
+        });
         self.proxy.set_listener_errors(errors);
     }
 

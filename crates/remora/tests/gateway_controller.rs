@@ -224,6 +224,13 @@ async fn writes_the_gateway_api_status() {
     let api = FakeApi::start().await;
     let (http, team_a) = (free_port(), free_port());
     seed(&api, &[&pods[0]], http, team_a);
+    // A listener whose port something else holds (the Gateway's generation 2).
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port();
+    api.apply(&gateway_yaml(http, team_a).replace(
+        "  - {name: udp,",
+        &format!("  - {{name: taken, protocol: HTTP, port: {taken_port}}}\n  - {{name: udp,"),
+    ));
     let dir = Dir::new();
     let remora = controller(
         &api,
@@ -269,12 +276,12 @@ async fn writes_the_gateway_api_status() {
     let gw = status(&api, "Gateway", "default", "web");
     assert_eq!(
         summary(condition(&gw["conditions"], "Accepted")),
-        want("True", "ListenersNotValid", 1),
+        want("True", "ListenersNotValid", 2),
         "{gw}"
     );
     assert_eq!(
         summary(condition(&gw["conditions"], "Programmed")),
-        want("True", "Programmed", 1)
+        want("True", "Programmed", 2)
     );
     assert_eq!(
         gw["addresses"],
@@ -293,7 +300,7 @@ async fn writes_the_gateway_api_status() {
     ] {
         assert_eq!(
             summary(condition(&l["conditions"], type_)),
-            want(status, reason, 1),
+            want(status, reason, 2),
             "{l}"
         );
     }
@@ -305,13 +312,28 @@ async fn writes_the_gateway_api_status() {
     let udp = listener(&api, "udp");
     assert_eq!(
         summary(condition(&udp["conditions"], "Accepted")),
-        want("False", "UnsupportedProtocol", 1),
+        want("False", "UnsupportedProtocol", 2),
         "{udp}"
     );
     assert_eq!(
         summary(condition(&udp["conditions"], "Programmed")),
-        want("False", "Invalid", 1)
+        want("False", "Invalid", 2)
     );
+    // Its port is in use: not accepted, as the Gateway API says.
+    eventually("the taken port's listener is PortUnavailable", || {
+        summary(condition(
+            &listener(&api, "taken")["conditions"],
+            "Accepted",
+        )) == want("False", "PortUnavailable", 2)
+    })
+    .await;
+    let l = listener(&api, "taken");
+    assert_eq!(
+        summary(condition(&l["conditions"], "Programmed")),
+        want("False", "Invalid", 2),
+        "{l}"
+    );
+    drop(taken);
 
     // Routes: one entry of Remora's per parent reference, next to the other controller's.
     eventually("the routes' status", || {

@@ -119,6 +119,7 @@ pub fn collect(
         for l in &gw.spec.listeners {
             let mut ls = ListenerStatus {
                 name: l.name.clone(),
+                port: l.port,
                 served: false,
                 attached_routes: 0,
                 supported_kinds: Vec::new(),

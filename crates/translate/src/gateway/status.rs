@@ -21,6 +21,28 @@ impl GatewayApiStatus {
     pub fn is_empty(&self) -> bool {
         self.classes.is_empty() && self.gateways.is_empty() && self.routes.is_empty()
     }
+
+    /// The status once the listeners' sockets are known: a listener that translation would serve
+    /// but whose port could not be bound (`unbound`: port and why) is not `Accepted`
+    /// (`PortUnavailable`, as the Gateway API says) and not served.
+    pub fn with_unbound_ports(mut self, unbound: &[(u16, String)]) -> Self {
+        if unbound.is_empty() {
+            return self;
+        }
+        for l in self.gateways.iter_mut().flat_map(|g| &mut g.listeners) {
+            let Some((_, why)) = unbound.iter().find(|(p, _)| i32::from(*p) == l.port) else {
+                continue;
+            };
+            if l.served {
+                l.served = false;
+                l.accepted = Some(Problem::new(
+                    "PortUnavailable",
+                    format!("port {} cannot be listened on: {why}", l.port),
+                ));
+            }
+        }
+        self
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -51,6 +73,8 @@ impl GatewayStatus {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ListenerStatus {
     pub name: String,
+    /// As written.
+    pub port: i32,
     /// Its routes are served (`Programmed`).
     pub served: bool,
     pub attached_routes: u32,
