@@ -9,11 +9,13 @@
 //! recorded in the proxy ([`proxy::Proxy::listener_errors`], shown in `/status`) and tried again
 //! at the next publish.
 //!
-//! Gateway sockets never set `SO_REUSEPORT`, so the kernel never lets one share a port with
-//! Remora's own sockets (which set it when there are several workers); a listener on the port of
-//! `--listen-http`, `--listen-https` or `--admin` at an overlapping address is refused before the
-//! kernel is asked, with a reason that names the flag. It is not served on the Ingress socket of
-//! the same port either: the Ingress and Gateway hosts stay apart.
+//! With several workers, each listener gets one socket per worker on the same port
+//! (`SO_REUSEPORT`, as the Ingress sockets), served on that worker's runtime: the kernel spreads
+//! the connections and Gateway traffic uses every core. With one worker, one socket on the
+//! control plane's runtime, without `SO_REUSEPORT`. A listener on the port of `--listen-http`,
+//! `--listen-https` or `--admin` at an overlapping address is refused before the kernel is
+//! asked, with a reason that names the flag. It is not served on the Ingress socket of the same
+//! port either: the Ingress and Gateway hosts stay apart.
 //!
 //! Each socket says when it accepts (`remora: gateway listener http on ADDR`) and when it no longer
 //! does (`... closed`) on stdout, for tests and scripts to wait on.
@@ -22,7 +24,9 @@ use crate::shutdown::Shutdown;
 use proxy::{ListenerError, Proxy};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use tokio::runtime::Handle;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -50,6 +54,9 @@ pub struct Config {
     pub bind: IpAddr,
     /// Remora's own sockets, with the flag that sets each (`--listen-http`...).
     pub reserved: Vec<(SocketAddr, &'static str)>,
+    /// The workers' runtimes, each serving a socket of every listener; empty with one worker
+    /// (the sockets are then served on the runtime of [`start`]'s caller).
+    pub workers: Vec<Handle>,
 }
 
 /// Where the pipeline says which listeners the current snapshot has, and the listeners not
@@ -105,14 +112,14 @@ pub fn start(proxy: Proxy, config: Config, shutdown: Shutdown) -> (Gateways, Joi
     )
 }
 
-/// A bound Gateway socket and its server.
+/// A served Gateway listener: its sockets (one per worker) and their servers.
 struct Bound {
     tls: bool,
-    /// Stops accepting (the connections drain).
-    stop: oneshot::Sender<()>,
-    /// Fires once the socket is closed: the port may be bound again.
-    closed: oneshot::Receiver<()>,
-    server: JoinHandle<()>,
+    /// Each stops its server's accepting (the connections drain).
+    stop: Vec<oneshot::Sender<()>>,
+    /// Each fires once its socket is closed: the port may be bound again once all have.
+    closed: Vec<oneshot::Receiver<()>>,
+    servers: Vec<JoinHandle<()>>,
 }
 
 /// The sockets and their servers; owned by the reconciling task alone.
@@ -148,7 +155,9 @@ impl Sockets {
         }
         // Every server got the same shutdown: wait for their connections to drain.
         for b in self.bound.into_values() {
-            let _ = b.server.await;
+            for server in b.servers {
+                let _ = server.await;
+            }
         }
         for server in self.retiring {
             let _ = server.await;
@@ -162,10 +171,14 @@ impl Sockets {
             let Some(b) = self.bound.remove(&port) else {
                 continue;
             };
-            let _ = b.stop.send(());
+            for stop in b.stop {
+                let _ = stop.send(());
+            }
             // Closed before anything binds the port again (a protocol change).
-            let _ = b.closed.await;
-            self.retiring.push(b.server);
+            for closed in b.closed {
+                let _ = closed.await;
+            }
+            self.retiring.extend(b.servers);
         }
         self.retiring.retain(|s| !s.is_finished());
         let mut errors = plan.errors;
@@ -198,7 +211,8 @@ impl Sockets {
         self.proxy.set_listener_errors(errors);
     }
 
-    /// Bind and serve one Gateway listener.
+    /// Bind and serve one Gateway listener: a socket per worker, each served on its worker's
+    /// runtime (or one, here, with one worker).
     fn open(&self, want: Want) -> Result<Bound, ListenerError> {
         let address = SocketAddr::new(self.config.bind, want.port);
         let error = |reason: String| ListenerError {
@@ -213,37 +227,79 @@ impl Sockets {
         } else {
             None
         };
-        // Never SO_REUSEPORT: the kernel must refuse a port another socket listens on.
-        let listener = crate::runtime::bind(address, false).map_err(|e| error(e.to_string()))?;
-        let local = listener.local_addr().unwrap_or(address);
-        let (stop, stopped) = oneshot::channel();
-        let (closing, closed) = oneshot::channel();
-        let proxy = self.proxy.clone();
-        let shutdown = self.shutdown.clone();
+        let runtimes: Vec<Option<&Handle>> = if self.config.workers.is_empty() {
+            vec![None]
+        } else {
+            self.config.workers.iter().map(Some).collect()
+        };
+        let shared_port = runtimes.len() > 1;
+        // Every socket bound before any is served: a port that cannot be had is not half served.
+        let mut sockets = Vec::with_capacity(runtimes.len());
+        for _ in &runtimes {
+            let socket = crate::runtime::bind(address, shared_port)
+                // A worker's socket is registered with the worker's reactor, on the worker.
+                .and_then(|s| s.into_std())
+                .map_err(|e| error(e.to_string()))?;
+            sockets.push(socket);
+        }
+        let local = sockets
+            .first()
+            .and_then(|s| s.local_addr().ok())
+            .unwrap_or(address);
         let scheme = want.scheme();
-        let server = tokio::spawn(async move {
-            let stop = async move {
-                tokio::select! {
-                    () = shutdown.wait() => {}
-                    _ = stopped => {}
+        // The last socket to close says so.
+        let open = Arc::new(AtomicUsize::new(sockets.len()));
+        let mut bound = Bound {
+            tls: want.tls,
+            stop: Vec::new(),
+            closed: Vec::new(),
+            servers: Vec::new(),
+        };
+        for (socket, runtime) in sockets.into_iter().zip(runtimes) {
+            let (stop, stopped) = oneshot::channel();
+            let (closing, closed) = oneshot::channel();
+            let (proxy, shutdown, tls, open) = (
+                self.proxy.clone(),
+                self.shutdown.clone(),
+                tls.clone(),
+                open.clone(),
+            );
+            let serve = move |listener: tokio::net::TcpListener| async move {
+                let stop = async move {
+                    tokio::select! {
+                        () = shutdown.wait() => {}
+                        _ = stopped => {}
+                    }
+                };
+                let closed = move || {
+                    if open.fetch_sub(1, Ordering::AcqRel) == 1 {
+                        println!("remora: gateway listener {scheme} on {local} closed");
+                    }
+                    let _ = closing.send(());
+                };
+                proxy
+                    .serve_gateway(listener, want.port, tls, stop, closed)
+                    .await;
+            };
+            let server = async move {
+                match tokio::net::TcpListener::from_std(socket) {
+                    Ok(listener) => serve(listener).await,
+                    Err(e) => {
+                        tracing::error!(address = %local, error = %e, "cannot serve a Gateway socket");
+                    }
                 }
             };
-            let closed = move || {
-                println!("remora: gateway listener {scheme} on {local} closed");
-                let _ = closing.send(());
+            let server = match runtime {
+                None => tokio::spawn(server),
+                Some(worker) => worker.spawn(server),
             };
-            proxy
-                .serve_gateway(listener, want.port, tls, stop, closed)
-                .await;
-        });
-        tracing::info!(address = %local, scheme, "Gateway listener served");
+            bound.stop.push(stop);
+            bound.closed.push(closed);
+            bound.servers.push(server);
+        }
+        tracing::info!(address = %local, scheme, sockets = bound.servers.len(), "Gateway listener served");
         println!("remora: gateway listener {scheme} on {local}");
-        Ok(Bound {
-            tls: want.tls,
-            stop,
-            closed,
-            server,
-        })
+        Ok(bound)
     }
 }
 

@@ -192,6 +192,8 @@ pub async fn start(
     let tls = proxy.tls_config()?;
     let mut servers = Vec::new();
     let (release, released) = tokio::sync::watch::channel(false);
+    // The workers' runtimes, for the Gateway sockets (none with one worker: this runtime).
+    let mut runtimes = Vec::new();
     if workers == 1 {
         // Everything on this thread.
         let p = proxy.clone();
@@ -234,7 +236,7 @@ pub async fn start(
         // worker that could not start would leave its socket taking connections nobody accepts.
         for (i, started) in starting.into_iter().enumerate() {
             match started.await {
-                Ok(Ok(())) => {}
+                Ok(Ok(runtime)) => runtimes.push(runtime),
                 Ok(Err(e)) => anyhow::bail!("worker {i} cannot serve: {e}"),
                 Err(_) => anyhow::bail!("worker {i} stopped while starting"),
             }
@@ -245,7 +247,6 @@ pub async fn start(
     servers.push(tokio::spawn(async move {
         p.serve_admin(admin, stop.wait()).await
     }));
-    // Gateway sockets on this runtime (per-worker sockets would need every worker told).
     let config = crate::gateway::Config {
         bind: common
             .gateway_bind_address
@@ -255,6 +256,7 @@ pub async fn start(
             (https_addr, "--listen-https"),
             (admin_addr, "--admin"),
         ],
+        workers: runtimes,
     };
     let (gateways, sockets) = crate::gateway::start(proxy.clone(), config, shutdown.clone());
     servers.push(sockets);
@@ -287,14 +289,15 @@ pub(crate) fn bind(addr: SocketAddr, shared_port: bool) -> std::io::Result<TcpLi
 
 /// One worker thread: its own current-thread runtime serving its HTTP and HTTPS sockets until
 /// shutdown has drained them, then `done`; the runtime keeps running until `released` (the
-/// connections it drives may serve other workers' last requests). `serving` says once it accepts
-/// (or why it cannot).
+/// connections it drives may serve other workers' last requests, and it serves a socket of each
+/// Gateway listener). `serving` says once it accepts, with a handle of its runtime (or why it
+/// cannot).
 fn worker(
     proxy: Proxy,
     (http, https): (std::net::TcpListener, std::net::TcpListener),
     tls: std::sync::Arc<proxy::ServerConfig>,
     stop: Shutdown,
-    serving: tokio::sync::oneshot::Sender<Result<(), String>>,
+    serving: tokio::sync::oneshot::Sender<Result<tokio::runtime::Handle, String>>,
     done: tokio::sync::oneshot::Sender<()>,
     mut released: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -311,7 +314,7 @@ fn worker(
     runtime.block_on(async move {
         match (TcpListener::from_std(http), TcpListener::from_std(https)) {
             (Ok(http), Ok(https)) => {
-                let _ = serving.send(Ok(()));
+                let _ = serving.send(Ok(tokio::runtime::Handle::current()));
                 tokio::join!(
                     proxy.serve_http(http, stop.clone().wait()),
                     proxy.serve_https(https, tls, stop.wait()),

@@ -11,6 +11,7 @@ fn config(bind: &str) -> Config {
             ("0.0.0.0:8443".parse().unwrap(), "--listen-https"),
             ("127.0.0.1:10254".parse().unwrap(), "--admin"),
         ],
+        workers: Vec::new(),
     }
 }
 
