@@ -1,6 +1,7 @@
 //! `remora cookie-secret`: create the Secret holding the session cookie key, once, for every
 //! replica to mount (deploy/ runs it as a Job). An existing Secret is left as it is, so the key, and
-//! with it every session cookie, survives re-deployments.
+//! with it every session cookie, survives re-deployments. deploy/ also creates the admin port's
+//! bearer token with it (`--data-key token`): any random secret text will do.
 
 use anyhow::Context;
 use k8s_openapi::api::core::v1::Secret;
@@ -10,7 +11,8 @@ use kube::Api;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// The key of the Secret's data that holds the cookie key; mounted as a file of that name.
+/// The key of the Secret's data that holds the cookie key by default; mounted as a file of that
+/// name.
 pub const DATA_KEY: &str = "cookie-secret";
 
 #[derive(clap::Args)]
@@ -18,6 +20,10 @@ pub struct Args {
     /// The Secret to create if it does not exist.
     #[arg(long, value_name = "NAMESPACE/NAME", value_parser = kube_provider::namespaced_name)]
     pub secret: (String, String),
+    /// The key of the Secret's data that holds the random text (the name of the file it is
+    /// mounted as).
+    #[arg(long, value_name = "KEY", default_value = DATA_KEY)]
+    pub data_key: String,
     /// Kubeconfig file [default: in-cluster service account, else $KUBECONFIG or ~/.kube/config].
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
@@ -52,7 +58,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         },
         type_: Some("Opaque".to_owned()),
         data: Some(BTreeMap::from([(
-            DATA_KEY.to_owned(),
+            args.data_key.clone(),
             ByteString(text.into_bytes()),
         )])),
         ..Secret::default()

@@ -72,6 +72,7 @@ fn kustomizations_render() {
                     "Service",
                     "Job",
                     "IngressClass",
+                    "NetworkPolicy",
                 ] {
                     assert!(
                         rendered.contains(&format!("kind: {kind}\n")),
@@ -137,6 +138,38 @@ fn manifest_arguments_are_accepted_by_the_binary() {
     assert!(args
         .iter()
         .any(|a| a == "--cookie-secret-file=/etc/remora/cookie/cookie-secret"));
+    // The admin token: the Job's second container creates the Secret the Deployment mounts,
+    // with the key the token file is read from.
+    let job = find("Job");
+    let token_job = job["spec"]["template"]["spec"]["containers"][1]["args"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect::<Vec<_>>();
+    accepted(&token_job);
+    let token_volume =
+        &deployment["spec"]["template"]["spec"]["volumes"][1]["secret"]["secretName"];
+    assert!(token_job
+        .iter()
+        .any(|a| a.ends_with(&format!("/{}", token_volume.as_str().unwrap()))));
+    assert!(token_job.windows(2).any(|w| w == ["--data-key", "token"]));
+    assert!(args
+        .iter()
+        .any(|a| a == "--admin-token-file=/etc/remora/admin/token"));
+    // The admin port is reachable only from Prometheus's namespace; every other port from
+    // anywhere.
+    let policy = find("NetworkPolicy");
+    let rules = policy["spec"]["ingress"].as_sequence().unwrap();
+    let open: Vec<(i64, i64)> = rules
+        .iter()
+        .filter(|r| r["from"].is_null())
+        .flat_map(|r| r["ports"].as_sequence().unwrap())
+        .map(|p| (p["port"].as_i64().unwrap(), p["endPort"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(open, [(1, 10253), (10255, 65535)]);
+    let admin = rules.iter().find(|r| !r["from"].is_null()).unwrap();
+    assert_eq!(admin["ports"][0]["port"], 10254);
     // Probes point at the admin endpoints.
     let c = &deployment["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
