@@ -82,6 +82,34 @@ pub struct Settings {
     /// none. ingress-nginx's default when no ConfigMap says otherwise.
     #[serde(skip_serializing_if = "is_default_hsts")]
     pub hsts: Option<String>,
+    /// `use-forwarded-headers`, `enable-real-ip` and their companions: which peers are proxies
+    /// whose word on the client is taken; `None`: the connection's peer is the client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub real_ip: Option<RealIp>,
+    /// `block-cidrs`: clients answered 403, whatever they ask for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub block_cidrs: Vec<Cidr>,
+    /// `block-user-agents`: `User-Agent`s answered 403, as nginx's `map` reads them: an exact
+    /// value, or after `~` a regular expression (`~*`: ignoring case).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub block_user_agents: Vec<String>,
+}
+
+/// Whose word on the client is taken (nginx's realip module, as ingress-nginx configures it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RealIp {
+    /// `forwarded-for-header` (`X-Forwarded-For`), lower case: where the trusted proxies put the
+    /// addresses they forwarded for.
+    pub header: String,
+    /// `proxy-real-ip-cidr` (`0.0.0.0/0`): the peers (and the header's addresses, from the
+    /// right) that are proxies; the client is the rightmost address that is not one.
+    pub trusted: Vec<Cidr>,
+    /// `use-forwarded-headers`: the trusted peer's `X-Forwarded-Proto`, `-Port` and `-Host` are
+    /// believed too (the scheme decides the redirect to HTTPS and HSTS; they pass to the pod).
+    pub forwarded_headers: bool,
+    /// `compute-full-forwarded-for` (with `use-forwarded-headers`): the pod's
+    /// `X-Forwarded-For` is the client's list with the peer appended, not the client alone.
+    pub full_forwarded_for: bool,
 }
 
 impl Default for Settings {
@@ -90,6 +118,9 @@ impl Default for Settings {
             allow_backend_server_header: None,
             enable_underscores_in_headers: None,
             hsts: Some(DEFAULT_HSTS.to_owned()),
+            real_ip: None,
+            block_cidrs: Vec::new(),
+            block_user_agents: Vec::new(),
         }
     }
 }

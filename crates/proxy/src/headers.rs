@@ -125,12 +125,13 @@ pub fn set_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
     headers.insert(header::UPGRADE, protocol);
 }
 
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 static X_FORWARDED_SCHEME: HeaderName = HeaderName::from_static("x-forwarded-scheme");
+static X_ORIGINAL_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-original-forwarded-for");
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
 
@@ -176,7 +177,13 @@ pub struct Forwarded<'a> {
     pub vhost: Option<&'a HeaderValue>,
     /// The route's `x-forwarded-prefix`; without it the client's header passes as it is.
     pub prefix: Option<&'a HeaderValue>,
+    /// `X-Real-IP`.
     pub client_ip: &'a HeaderValue,
+    /// `X-Forwarded-For`: the client, or its list with the peer appended.
+    pub forwarded_for: &'a HeaderValue,
+    /// `X-Original-Forwarded-For`: the forwarded-for header the request came with, if any (as
+    /// ingress-nginx passes it).
+    pub original_for: Option<HeaderValue>,
     pub port: &'a HeaderValue,
     pub tls: bool,
 }
@@ -187,16 +194,17 @@ static HTTPS: HeaderValue = HeaderValue::from_static("https");
 impl<'a> Forwarded<'a> {
     /// The headers Remora sets itself, whatever the client sent, with their values (`None`: the
     /// header is not sent at all): ingress-nginx's defaults.
-    fn headers(&self) -> [(&'static HeaderName, Option<&'a HeaderValue>); 7] {
-        let scheme: &'a HeaderValue = if self.tls { &HTTPS } else { &HTTP };
+    fn headers(&self) -> [(&'static HeaderName, Option<&HeaderValue>); 8] {
+        let scheme: &HeaderValue = if self.tls { &HTTPS } else { &HTTP };
         [
             (&header::HOST, self.vhost.or(self.host)),
             (&X_FORWARDED_HOST, self.host),
-            (&X_FORWARDED_FOR, Some(self.client_ip)),
+            (&X_FORWARDED_FOR, Some(self.forwarded_for)),
             (&X_REAL_IP, Some(self.client_ip)),
             (&X_FORWARDED_PROTO, Some(scheme)),
             (&X_FORWARDED_SCHEME, Some(scheme)),
             (&X_FORWARDED_PORT, Some(self.port)),
+            (&X_ORIGINAL_FORWARDED_FOR, self.original_for.as_ref()),
         ]
     }
 }
@@ -277,8 +285,8 @@ fn line(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
 /// Client-supplied values are replaced, not appended to, because the client is not a trusted
 /// proxy (ingress-nginx's default without `use-forwarded-headers`).
 pub fn set_forwarded(headers: &mut HeaderMap, f: &Forwarded<'_>) {
-    // Up to seven headers are added: make room once rather than growing the map step by step.
-    headers.reserve(7);
+    // Up to eight headers are added: make room once rather than growing the map step by step.
+    headers.reserve(8);
     for (name, value) in f.headers() {
         match value {
             Some(v) => {
@@ -347,6 +355,8 @@ mod tests {
             vhost: None,
             prefix: None,
             client_ip: &ip,
+            forwarded_for: &ip,
+            original_for: None,
             port: &port,
             tls: false,
         };
@@ -362,6 +372,8 @@ mod tests {
             vhost: None,
             prefix: None,
             client_ip: &ip,
+            forwarded_for: &ip,
+            original_for: None,
             port: &port,
             tls: true,
         };

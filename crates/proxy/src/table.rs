@@ -212,6 +212,58 @@ pub struct Policy {
     pub backend_server_header: bool,
     /// `Strict-Transport-Security` of HTTPS responses of hosts with a certificate.
     pub hsts: Option<HeaderValue>,
+    /// Whose word on the client is taken (`use-forwarded-headers`, `enable-real-ip`).
+    pub real_ip: Option<RealIp>,
+    /// `block-cidrs` and `block-user-agents`: who gets 403 whatever it asks.
+    pub block: Block,
+}
+
+/// [`model::RealIp`], ready for requests.
+#[derive(Debug, Clone)]
+pub struct RealIp {
+    pub header: http::HeaderName,
+    pub trusted: Vec<model::Cidr>,
+    pub forwarded_headers: bool,
+    pub full_forwarded_for: bool,
+}
+
+/// Clients refused whatever they ask for.
+#[derive(Debug, Clone, Default)]
+pub struct Block {
+    pub cidrs: Vec<model::Cidr>,
+    /// Exact `User-Agent` values.
+    pub user_agents: Vec<HeaderValue>,
+    /// `User-Agent` patterns (`~`, `~*` entries), one set.
+    pub user_agent_patterns: Option<regex::bytes::RegexSet>,
+}
+
+impl Block {
+    fn new(settings: &model::Settings) -> Self {
+        let mut user_agents = Vec::new();
+        let mut patterns = Vec::new();
+        for item in &settings.block_user_agents {
+            if let Some(p) = item.strip_prefix("~*") {
+                patterns.push(format!("(?i){p}"));
+            } else if let Some(p) = item.strip_prefix('~') {
+                patterns.push(p.to_owned());
+            } else if let Ok(v) = HeaderValue::from_str(item) {
+                user_agents.push(v);
+            }
+        }
+        Self {
+            cidrs: settings.block_cidrs.clone(),
+            user_agents,
+            // Translation checked each expression; a set that still fails blocks by the exact
+            // values only.
+            user_agent_patterns: (!patterns.is_empty())
+                .then(|| regex::bytes::RegexSet::new(&patterns).ok())
+                .flatten(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cidrs.is_empty() && self.user_agents.is_empty() && self.user_agent_patterns.is_none()
+    }
 }
 
 /// What a request matched: its route's target, the route's canary if it has one, and the route's
@@ -494,6 +546,15 @@ impl Table {
                     .hsts
                     .as_deref()
                     .and_then(|v| HeaderValue::from_str(v).ok()),
+                real_ip: snapshot.settings.real_ip.as_ref().and_then(|r| {
+                    Some(RealIp {
+                        header: http::HeaderName::from_bytes(r.header.as_bytes()).ok()?,
+                        trusted: r.trusted.clone(),
+                        forwarded_headers: r.forwarded_headers,
+                        full_forwarded_for: r.full_forwarded_for,
+                    })
+                }),
+                block: Block::new(&snapshot.settings),
                 ..Policy::default()
             },
             ingress,

@@ -129,3 +129,189 @@ async fn assert_server_hidden(remora: &Remora) {
     .await;
     assert!(r.headers.get("server").is_none(), "{:?}", r.headers);
 }
+
+/// The header lines a pod's `/echo-headers` listed, lowercase.
+fn pod_saw(r: &Resp) -> Vec<String> {
+    r.body.lines().map(str::to_ascii_lowercase).collect()
+}
+
+/// `use-forwarded-headers` and its companions as ingress-nginx (nginx's realip module): a
+/// trusted peer's X-Forwarded-For names the client that allow-lists and the pod see (the
+/// rightmost untrusted address, so a spoofed leftmost entry is not believed), its
+/// X-Forwarded-Proto stops the redirect to HTTPS, `compute-full-forwarded-for` appends the peer;
+/// an untrusted peer's headers count for nothing. `block-cidrs` and `block-user-agents`: 403.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_headers_real_client_and_blocks() {
+    let (_pods, dir, remora) = serve_service_with(
+        "web",
+        "web-5c6d7e8f9b",
+        1,
+        &[
+            web_ingress("plain", "plain.example.com", &[]),
+            web_ingress(
+                "allowed",
+                "allowed.example.com",
+                &[("allowlist-source-range", "1.2.3.4/32")],
+            ),
+            web_ingress(
+                "secure",
+                "secure.example.com",
+                &[("force-ssl-redirect", "true")],
+            ),
+        ],
+        &["--configmap", "ingress-nginx/remora"],
+    )
+    .await;
+    remora.wait_ready().await;
+    let ask = |host: &'static str, path: &'static str, extra: Vec<(&'static str, &'static str)>| {
+        let url = remora.url(path);
+        async move {
+            let mut headers = vec![("host", host)];
+            headers.extend(extra);
+            get(&url, &headers).await
+        }
+    };
+    // No ConfigMap: the peer (127.0.0.1) is the client; the client's list only comes back as
+    // X-Original-Forwarded-For.
+    let r = ask(
+        "allowed.example.com",
+        "/",
+        vec![("x-forwarded-for", "1.2.3.4")],
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    let r = ask(
+        "plain.example.com",
+        "/echo-headers",
+        vec![("x-forwarded-for", "1.2.3.4")],
+    )
+    .await;
+    let saw = pod_saw(&r);
+    assert!(
+        saw.contains(&"x-forwarded-for: 127.0.0.1".to_owned()),
+        "{saw:?}"
+    );
+    assert!(
+        saw.contains(&"x-original-forwarded-for: 1.2.3.4".to_owned()),
+        "{saw:?}"
+    );
+    let r = ask(
+        "secure.example.com",
+        "/",
+        vec![("x-forwarded-proto", "https")],
+    )
+    .await;
+    assert_eq!(
+        r.status, 308,
+        "an untrusted X-Forwarded-Proto does not stop the redirect"
+    );
+
+    remora
+        .rewrite(
+            &dir,
+            "cm.yaml",
+            &config_map(&[
+                ("use-forwarded-headers", "true"),
+                ("proxy-real-ip-cidr", "127.0.0.0/8"),
+                ("block-cidrs", "9.9.9.9"),
+                ("block-user-agents", "~*badbot,curl/7.1"),
+            ]),
+        )
+        .await;
+    let r = ask(
+        "allowed.example.com",
+        "/",
+        vec![("x-forwarded-for", "1.2.3.4")],
+    )
+    .await;
+    assert_eq!(r.status, 200, "the trusted peer's client is allowed");
+    let r = ask(
+        "allowed.example.com",
+        "/",
+        vec![("x-forwarded-for", "1.2.3.4, 5.6.7.8")],
+    )
+    .await;
+    assert_eq!(r.status, 403, "a spoofed leftmost entry is not the client");
+    let r = ask(
+        "plain.example.com",
+        "/echo-headers",
+        vec![("x-forwarded-for", "1.2.3.4"), ("x-forwarded-port", "443")],
+    )
+    .await;
+    let saw = pod_saw(&r);
+    for line in [
+        "x-forwarded-for: 1.2.3.4",
+        "x-real-ip: 1.2.3.4",
+        "x-forwarded-port: 443",
+    ] {
+        assert!(saw.contains(&line.to_owned()), "{line}: {saw:?}");
+    }
+    let r = ask(
+        "secure.example.com",
+        "/",
+        vec![("x-forwarded-proto", "https")],
+    )
+    .await;
+    assert_eq!(r.status, 200, "TLS was terminated before the trusted proxy");
+    assert_eq!(ask("secure.example.com", "/", vec![]).await.status, 308);
+    // Blocked: by the client's real address, by User-Agent (a case-blind pattern, an exact value).
+    let r = ask(
+        "plain.example.com",
+        "/",
+        vec![("x-forwarded-for", "9.9.9.9")],
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    for (agent, status) in [
+        ("Mozilla/5.0 (BadBot 2.0)", 403),
+        ("curl/7.1", 403),
+        ("curl/7.2", 200),
+    ] {
+        let r = ask("plain.example.com", "/", vec![("user-agent", agent)]).await;
+        assert_eq!(r.status, status, "{agent}");
+    }
+
+    // The full list, the peer appended; and a peer outside proxy-real-ip-cidr is not believed.
+    remora
+        .rewrite(
+            &dir,
+            "cm.yaml",
+            &config_map(&[
+                ("use-forwarded-headers", "true"),
+                ("compute-full-forwarded-for", "true"),
+            ]),
+        )
+        .await;
+    let r = ask(
+        "plain.example.com",
+        "/echo-headers",
+        vec![("x-forwarded-for", "1.2.3.4")],
+    )
+    .await;
+    let saw = pod_saw(&r);
+    assert!(
+        saw.contains(&"x-forwarded-for: 1.2.3.4, 127.0.0.1".to_owned()),
+        "{saw:?}"
+    );
+    assert!(saw.contains(&"x-real-ip: 1.2.3.4".to_owned()), "{saw:?}");
+    remora
+        .rewrite(
+            &dir,
+            "cm.yaml",
+            &config_map(&[
+                ("use-forwarded-headers", "true"),
+                ("proxy-real-ip-cidr", "10.0.0.0/8"),
+            ]),
+        )
+        .await;
+    let r = ask(
+        "allowed.example.com",
+        "/",
+        vec![("x-forwarded-for", "1.2.3.4")],
+    )
+    .await;
+    assert_eq!(
+        r.status, 403,
+        "an untrusted peer's X-Forwarded-For counts for nothing"
+    );
+}

@@ -23,7 +23,7 @@ const ROUTE_KEYS: [&str; 9] = [
 ];
 
 /// Keys with no annotation.
-const GLOBAL_KEYS: [&str; 8] = [
+const GLOBAL_KEYS: [&str; 17] = [
     "limit-req-status-code",
     "allow-backend-server-header",
     "enable-underscores-in-headers",
@@ -32,6 +32,16 @@ const GLOBAL_KEYS: [&str; 8] = [
     "hsts-max-age",
     "hsts-include-subdomains",
     "hsts-preload",
+    "use-forwarded-headers",
+    "enable-real-ip",
+    "forwarded-for-header",
+    "compute-full-forwarded-for",
+    "proxy-real-ip-cidr",
+    "block-cidrs",
+    "block-user-agents",
+    // With use-proxy-protocol only, which is not supported yet (its own warning).
+    "forwarded-for-proxy-protocol-header",
+    "use-proxy-protocol",
 ];
 
 /// What the ConfigMap says, with the command line's values where it says nothing.
@@ -111,6 +121,16 @@ pub fn read(objects: &Objects, options: &Options, diags: &mut Diagnostics) -> De
         }
         value
     });
+    defaults.settings.real_ip = real_ip(&mut r);
+    defaults.settings.block_cidrs = block_cidrs(&mut r);
+    defaults.settings.block_user_agents = block_user_agents(&mut r);
+    if r.bool("use-proxy-protocol") == Some(true) {
+        r.warn(
+            "use-proxy-protocol",
+            "the PROXY protocol is not supported by Remora yet: the listeners expect HTTP, so connections from a load balancer that sends it fail",
+        );
+    }
+    let _ = r.text("forwarded-for-proxy-protocol-header");
     if r.bool("server-tokens") == Some(true) {
         r.warn(
             "server-tokens",
@@ -125,4 +145,120 @@ pub fn read(objects: &Objects, options: &Options, diags: &mut Diagnostics) -> De
         );
     }
     defaults
+}
+
+/// `use-forwarded-headers` or `enable-real-ip`: whose word on the client is taken, as
+/// ingress-nginx configures nginx's realip module (the client is the rightmost address of
+/// `forwarded-for-header` that is not a trusted proxy of `proxy-real-ip-cidr`).
+fn real_ip(r: &mut Reader<'_>) -> Option<model::RealIp> {
+    let forwarded_headers = r.bool("use-forwarded-headers").unwrap_or(false);
+    let enabled = r.bool("enable-real-ip").unwrap_or(false);
+    let full = r.bool("compute-full-forwarded-for").unwrap_or(false);
+    let header = r.text("forwarded-for-header");
+    let cidrs = r.text("proxy-real-ip-cidr");
+    if !forwarded_headers && !enabled {
+        if full {
+            r.warn(
+                "compute-full-forwarded-for",
+                "has no effect without use-forwarded-headers: \"true\"",
+            );
+        }
+        return None;
+    }
+    let header = match header.map(|h| h.trim().to_ascii_lowercase()) {
+        None => "x-forwarded-for".to_owned(),
+        Some(h) if http::HeaderName::from_bytes(h.as_bytes()).is_ok() => h,
+        Some(h) => {
+            r.warn(
+                "forwarded-for-header",
+                format!("invalid header name \"{h}\": X-Forwarded-For is used"),
+            );
+            "x-forwarded-for".to_owned()
+        }
+    };
+    let trusted = match cidrs {
+        None => vec![model::Cidr {
+            addr: std::net::Ipv4Addr::UNSPECIFIED.into(),
+            prefix: 0,
+        }],
+        Some(list) => match crate::annotations::networks(&list) {
+            Ok(nets) => nets,
+            Err(bad) => {
+                r.warn(
+                    "proxy-real-ip-cidr",
+                    format!(
+                        "invalid network(s) {}: not trusted (the others are)",
+                        bad.join(", ")
+                    ),
+                );
+                list.split(',')
+                    .filter_map(|n| model::Cidr::parse(n.trim()))
+                    .collect()
+            }
+        },
+    };
+    if full && !forwarded_headers {
+        r.warn(
+            "compute-full-forwarded-for",
+            "has no effect without use-forwarded-headers: \"true\"",
+        );
+    }
+    Some(model::RealIp {
+        header,
+        trusted,
+        forwarded_headers,
+        full_forwarded_for: full && forwarded_headers,
+    })
+}
+
+/// `block-cidrs`: the networks every request of is answered 403. An entry that is no network is
+/// warned about (the others are blocked).
+fn block_cidrs(r: &mut Reader<'_>) -> Vec<model::Cidr> {
+    let Some(list) = r.text("block-cidrs") else {
+        return Vec::new();
+    };
+    match crate::annotations::networks(&list) {
+        Ok(nets) => nets,
+        Err(bad) => {
+            r.warn(
+                "block-cidrs",
+                format!(
+                    "invalid network(s) {}: not blocked (the others are)",
+                    bad.join(", ")
+                ),
+            );
+            list.split(',')
+                .filter_map(|n| model::Cidr::parse(n.trim()))
+                .collect()
+        }
+    }
+}
+
+/// `block-user-agents`: exact `User-Agent` values, or (after `~`, `~*` ignoring case) regular
+/// expressions, as nginx's `map` reads them. An invalid expression is warned about and left out.
+fn block_user_agents(r: &mut Reader<'_>) -> Vec<String> {
+    let Some(list) = r.text("block-user-agents") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let pattern = item
+            .strip_prefix("~*")
+            .map(|p| format!("(?i){p}"))
+            .or_else(|| item.strip_prefix('~').map(str::to_owned));
+        if let Some(p) = pattern {
+            if let Err(e) = regex::Regex::new(&p) {
+                // The parser's message ends with its one-line reason (after a caret diagram).
+                let e = e.to_string();
+                let why = e.lines().last().unwrap_or_default().trim_start_matches("error: ");
+                r.warn(
+                    "block-user-agents",
+                    format!("invalid regular expression \"{item}\" ({why}): not blocked"),
+                );
+                continue;
+            }
+        }
+        out.push(item.to_owned());
+    }
+    out
 }

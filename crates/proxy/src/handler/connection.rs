@@ -5,6 +5,10 @@ use crate::table::{ListenerId, RouteHeaders};
 use http::HeaderValue;
 use std::net::{IpAddr, SocketAddr};
 
+/// The client as the request path sees it: the connection's peer, or (with
+/// `use-forwarded-headers`, `enable-real-ip`) the client its trusted proxy forwarded for, per
+/// request (see `client`).
+#[derive(Clone)]
 pub struct Connection {
     /// The client's IP (for `allowlist-source-range`).
     pub remote: IpAddr,
@@ -12,11 +16,17 @@ pub struct Connection {
     pub client_ip: HeaderValue,
     /// The port the client connected to, as `X-Forwarded-Port` value.
     pub local_port: HeaderValue,
-    /// The connection is TLS (the HTTPS listener, or a Gateway HTTPS listener).
+    /// The connection is TLS (the HTTPS listener, or a Gateway HTTPS listener); or the trusted
+    /// proxy's `X-Forwarded-Proto` says `https`.
     pub tls: bool,
     /// The listener whose socket accepted the connection: its requests are routed among that
     /// listener's virtual hosts only.
     pub listener: ListenerId,
+    /// The pod's `X-Forwarded-For` when it is not `client_ip` (`compute-full-forwarded-for`).
+    pub forwarded_for: Option<HeaderValue>,
+    /// The pod's `Host` and `X-Forwarded-Host` when a trusted proxy's `X-Forwarded-Host` says
+    /// (`use-forwarded-headers`).
+    pub forwarded_host: Option<HeaderValue>,
 }
 
 impl Connection {
@@ -33,6 +43,8 @@ impl Connection {
             local_port,
             tls,
             listener,
+            forwarded_for: None,
+            forwarded_host: None,
         }
     }
 
@@ -58,17 +70,21 @@ impl Connection {
     }
 
     /// What Remora tells the pod of a request on this connection whose Host is `host`, on a route
-    /// that may set the pod's Host (`vhost`) and `X-Forwarded-Prefix`.
+    /// that may set the pod's Host (`vhost`) and `X-Forwarded-Prefix`; `original_for`: the
+    /// forwarded-for header the request came with.
     pub fn forwarded<'a>(
         &'a self,
         host: Option<&'a HeaderValue>,
         route: &'a RouteHeaders,
+        original_for: Option<HeaderValue>,
     ) -> Forwarded<'a> {
         Forwarded {
-            host,
+            host: self.forwarded_host.as_ref().or(host),
             vhost: route.vhost.as_ref(),
             prefix: route.prefix.as_ref(),
             client_ip: &self.client_ip,
+            forwarded_for: self.forwarded_for.as_ref().unwrap_or(&self.client_ip),
+            original_for,
             port: &self.local_port,
             tls: self.tls,
         }

@@ -4,8 +4,11 @@
 //! line in one place. A new policy (auth, rate limit, header filter, mirror) is a new module and
 //! one line in [`phases`].
 //!
+//! Before them, [`client`]: who the client is (the connection's peer, or with
+//! `use-forwarded-headers` the client a trusted proxy forwarded for); every phase sees that.
+//!
 //! 0. [`head`]: what no server may accept (missing or duplicate `Host`, HTTP/2 `host` against
-//!    `:authority`).
+//!    `:authority`); [`block`]: the clients the ConfigMap blocks (403).
 //! 1. [`route`]: the virtual host and route, by listener (Ingress or a Gateway port), host and
 //!    path (and a Gateway API route's method, headers and query parameters).
 //! 2. [`local`]: what the route answers itself (HTTPS redirect, `app-root`, `temporal-redirect`
@@ -28,6 +31,8 @@
 
 mod access;
 mod basic_auth;
+mod block;
+mod client;
 mod connection;
 mod external_auth;
 mod forward;
@@ -64,12 +69,14 @@ pub async fn handle(
     let started = Instant::now();
     // One load of the current table, kept for the whole request.
     let table = shared.table.load_full();
+    let real = client::resolve(&conn, &req, &table.policy);
+    let conn = real.as_ref().unwrap_or(&conn);
     let line = shared
         .access_log
         .as_ref()
         .map(|_| RequestLine::of(&req, &conn.client_ip));
     let mut out = Outcome::default();
-    let mut response = match phases(&shared, &conn, req, &table, &mut out).await {
+    let mut response = match phases(&shared, conn, req, &table, &mut out).await {
         Ok(response) => response,
         Err(reject) => reject.response(&out),
     };
@@ -99,6 +106,7 @@ async fn phases<'t>(
     out: &mut Outcome<'t>,
 ) -> Result<Response<Body>, Reject> {
     head::check(&req)?;
+    block::check(&table.policy.block, &req, conn)?;
     let route = route::find(table, conn, &req)?;
     out.stats = Some(&route.runtime.stats);
     out.unlogged = !route.location().access_log;

@@ -13,6 +13,10 @@ pub enum Reject {
     /// A request head no server may accept.
     #[error("malformed request: {0}")]
     BadHead(&'static str),
+    /// The client's address or `User-Agent` is blocked proxy-wide (`block-cidrs`,
+    /// `block-user-agents`).
+    #[error("client blocked")]
+    Blocked,
     #[error("no route for the host and path")]
     NoRoute,
     /// The route carries a security annotation Remora cannot honour (see `Location::denied`).
@@ -63,7 +67,7 @@ impl Reject {
             Reject::AuthUnavailable | Reject::InvalidBackend => StatusCode::INTERNAL_SERVER_ERROR,
             Reject::NoRoute => StatusCode::NOT_FOUND,
             Reject::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Reject::SourceNotAllowed => StatusCode::FORBIDDEN,
+            Reject::SourceNotAllowed | Reject::Blocked => StatusCode::FORBIDDEN,
             Reject::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Reject::RateLimited(status) => *status,
             Reject::Denied | Reject::NoBackend | Reject::NoEndpoint => {

@@ -83,7 +83,8 @@ pub fn prepare(
     }
     let idempotent = is_idempotent(&parts.method);
     let underscores = route.policy.keep_underscores;
-    let forwarded = conn.forwarded(host.as_ref(), &route.runtime.headers);
+    let original_for = super::client::original_forwarded_for(&parts.headers, route.policy);
+    let forwarded = conn.forwarded(host.as_ref(), &route.runtime.headers, original_for);
     let lean = if !location.protocol.tls()
         && !location.protocol.http2()
         && upgrade.is_none()

@@ -13,7 +13,7 @@ pub fn parse(r: &mut Reader<'_>, loc: &mut Location) {
 }
 
 /// The networks of a comma-separated list, or the entries that are none.
-pub(super) fn networks(value: &str) -> Result<Vec<Cidr>, Vec<String>> {
+pub(crate) fn networks(value: &str) -> Result<Vec<Cidr>, Vec<String>> {
     let mut nets = Vec::new();
     let mut bad = Vec::new();
     for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {

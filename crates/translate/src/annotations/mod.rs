@@ -18,6 +18,7 @@ mod rewrite;
 pub(crate) mod ssl;
 
 pub use affinity::AffinitySpec;
+pub(crate) use allowlist::networks;
 pub use canary::CanarySpec;
 pub use ssl::SslRedirect;
 

@@ -119,7 +119,7 @@ fn the_lean_head_carries_what_rewrite_head_makes_of_the_request() {
         }
         let (parts, ()) = req.body(()).unwrap().into_parts();
         let host = upstream_host(&parts);
-        let forwarded = conn.forwarded(host.as_ref(), route);
+        let forwarded = conn.forwarded(host.as_ref(), route, None);
         let (lean, id) = lean_head(&parts, &forwarded, false);
         let mut prepared = clone_parts(&parts);
         rewrite_head(&mut prepared, &forwarded, false);
