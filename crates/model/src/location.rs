@@ -76,6 +76,10 @@ pub struct Location {
     /// The status of requests over the rate limit: the ConfigMap's `limit-req-status-code` (503).
     #[serde(skip_serializing_if = "is_503")]
     pub limit_req_status_code: u16,
+    /// `custom-http-errors`: responses with these statuses (the pod's, or Remora's own for the
+    /// route) are replaced by the default backend's answer (see `Target::default_backend`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub custom_http_errors: Vec<u16>,
     /// Why every request of the route is answered 503 instead of proxied (ingress-nginx's
     /// `Denied`): a security annotation Remora cannot honour, or one with a value that cannot be
     /// honoured. Serving the route without the control would fail open.
@@ -111,6 +115,7 @@ impl Default for Location {
             access_log: true,
             rate_limit: None,
             limit_req_status_code: 503,
+            custom_http_errors: Vec::new(),
             denied: None,
             filters: None,
         }

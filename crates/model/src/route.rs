@@ -46,6 +46,10 @@ pub struct Target {
     /// The Ingress this target came from.
     #[serde(serialize_with = "display")]
     pub ingress: ObjectRef,
+    /// `default-backend` (else `--default-backend-service`): answers the location's
+    /// `custom-http-errors`, and its requests while the target's backend has no endpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_backend: Option<BackendId>,
 }
 
 fn is_default_location(l: &Arc<crate::Location>) -> bool {
@@ -215,6 +219,7 @@ mod tests {
                 affinity: None,
                 location: Default::default(),
                 ingress: ObjectRef::new("Ingress", "default", "x"),
+                default_backend: None,
             },
         }
     }

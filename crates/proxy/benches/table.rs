@@ -71,6 +71,7 @@ fn snapshot() -> Snapshot {
                     affinity: Some(affinity.clone()),
                     location: Default::default(),
                     ingress: ObjectRef::new("Ingress", &format!("ns-{h}"), "web"),
+                    default_backend: None,
                 },
                 canary: None,
                 https_redirect: false,

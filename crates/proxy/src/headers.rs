@@ -144,7 +144,7 @@ pub fn ensure_request_id(headers: &mut HeaderMap) {
 }
 
 /// A new request id: 32 hex digits, unique.
-fn new_request_id() -> HeaderValue {
+pub(crate) fn new_request_id() -> HeaderValue {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
     // Unique, not secret: a random per-process seed hashed with a counter.
@@ -274,7 +274,7 @@ pub fn encode_head(parts: &http::request::Parts) -> Vec<u8> {
     head
 }
 
-fn line(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
+pub(crate) fn line(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
     out.extend_from_slice(name.as_str().as_bytes());
     out.extend_from_slice(b": ");
     out.extend_from_slice(value.as_bytes());

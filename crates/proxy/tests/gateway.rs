@@ -86,6 +86,7 @@ fn route(path: &str, path_type: PathType, location: Location) -> Route {
             affinity: None,
             location: Arc::new(location),
             ingress: ObjectRef::new("HTTPRoute", "default", "web"),
+            default_backend: None,
         },
         canary: None,
         https_redirect: false,

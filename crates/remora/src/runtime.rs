@@ -56,6 +56,10 @@ pub struct Common {
     #[arg(long, default_value_t = 60, value_name = "SECONDS",
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub client_header_timeout: u64,
+    /// A Service (its first port) that answers the `custom-http-errors` of Ingresses without a
+    /// `default-backend` annotation (ingress-nginx's flag of the same name).
+    #[arg(long, value_name = "NAMESPACE/NAME", value_parser = kube_provider::namespaced_name)]
+    pub default_backend_service: Option<(String, String)>,
     /// Pass request headers whose names have underscores to the pods (ingress-nginx's
     /// enable-underscores-in-headers). By default they are dropped, as nginx does: CGI-style pods
     /// read X_Forwarded_For as X-Forwarded-For.
@@ -342,5 +346,6 @@ pub fn options(common: &Common) -> translate::Options {
         allow_cross_namespace_resources: common.allow_cross_namespace_resources,
         configmap: common.configmap.clone(),
         gateway_controller: common.gateway_controller_name.clone(),
+        default_backend_service: common.default_backend_service.clone(),
     }
 }

@@ -162,6 +162,12 @@ impl<'a> Backends<'a> {
         Ok(id)
     }
 
+    /// The first port of `namespace/service` (how ingress-nginx uses a default backend's).
+    pub fn first_port(&self, namespace: &str, service: &str) -> Option<PortRef<'static>> {
+        let svc = self.services.get(&(namespace, service))?;
+        svc.spec.ports.first().map(|p| PortRef::Number(p.port))
+    }
+
     pub fn finish(self) -> Vec<Backend> {
         self.list
     }

@@ -10,7 +10,7 @@ use model::{Location, ObjectRef, Settings};
 use std::collections::BTreeMap;
 
 /// Keys with an annotation of the same name: the ConfigMap sets the default it overrides.
-const ROUTE_KEYS: [&str; 9] = [
+const ROUTE_KEYS: [&str; 10] = [
     "proxy-body-size",
     "proxy-connect-timeout",
     "proxy-read-timeout",
@@ -20,6 +20,7 @@ const ROUTE_KEYS: [&str; 9] = [
     "proxy-next-upstream-timeout",
     "ssl-redirect",
     "force-ssl-redirect",
+    "custom-http-errors",
 ];
 
 /// Keys with no annotation.
@@ -89,6 +90,7 @@ pub fn read(objects: &Objects, options: &Options, diags: &mut Diagnostics) -> De
     let mut r = Reader::new(&data, &object, options, objects, diags).unprefixed();
     // Only the keys above are in `data`: the parser of the annotations reads what it knows.
     proxy::parse(&mut r, &mut defaults.location);
+    crate::annotations::errors::parse(&mut r, &mut defaults.location);
     let ssl = ssl::parse(&mut r);
     defaults.ssl_redirect = ssl.redirect.unwrap_or(defaults.ssl_redirect);
     defaults.force_ssl_redirect = ssl.force.unwrap_or(false);
@@ -250,7 +252,11 @@ fn block_user_agents(r: &mut Reader<'_>) -> Vec<String> {
             if let Err(e) = regex::Regex::new(&p) {
                 // The parser's message ends with its one-line reason (after a caret diagram).
                 let e = e.to_string();
-                let why = e.lines().last().unwrap_or_default().trim_start_matches("error: ");
+                let why = e
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+                    .trim_start_matches("error: ");
                 r.warn(
                     "block-user-agents",
                     format!("invalid regular expression \"{item}\" ({why}): not blocked"),

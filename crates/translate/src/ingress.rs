@@ -8,7 +8,8 @@ use crate::backends::{Backends, PortRef};
 use crate::objects::{Ingress, IngressBackend, IntOrString};
 use crate::Diagnostics;
 use model::{
-    Affinity, Canary, HostMatch, HostTls, ObjectRef, PathType, Route, Target, VirtualHost,
+    Affinity, BackendId, Canary, HostMatch, HostTls, ObjectRef, PathType, Route, Target,
+    VirtualHost,
 };
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
@@ -87,6 +88,7 @@ impl HostTable {
                         affinity: None,
                         location: Arc::new(location),
                         ingress: object.clone(),
+                        default_backend: None,
                     }),
                     ..HostEntry::default()
                 },
@@ -179,6 +181,7 @@ pub fn add(
     ssl: RedirectRule,
     backends: &mut Backends<'_>,
     hosts: &mut HostTable,
+    options: &crate::Options,
     diags: &mut Diagnostics,
 ) {
     let mut cx = Cx {
@@ -187,7 +190,9 @@ pub fn add(
         ann,
         backends,
         diags,
+        default_backend: None,
     };
+    cx.default_backend = cx.default_backend(options);
     let default = ing
         .spec
         .default_backend
@@ -356,6 +361,8 @@ pub fn add_canary(
         ann,
         backends,
         diags,
+        // The primary's answers a canary's errors.
+        default_backend: None,
     };
     for rule in &ing.spec.rules {
         let Some(host) = rule_host(rule, object, cx.diags) else {
@@ -421,9 +428,49 @@ struct Cx<'a, 'b> {
     ann: &'a IngressAnnotations,
     backends: &'a mut Backends<'b>,
     diags: &'a mut Diagnostics,
+    /// The Ingress's default backend ([`Cx::default_backend`]), resolved once.
+    default_backend: Option<BackendId>,
 }
 
 impl Cx<'_, '_> {
+    /// The `default-backend` annotation's Service (in the Ingress's namespace), else
+    /// `--default-backend-service`; each by its first port. Only looked up for a location with
+    /// `custom-http-errors` or the annotation. One that does not resolve is a warning.
+    fn default_backend(&mut self, options: &crate::Options) -> Option<BackendId> {
+        let annotated = self.ann.default_backend.as_deref();
+        if annotated.is_none() && self.ann.location.custom_http_errors.is_empty() {
+            return None;
+        }
+        let global = options.default_backend_service.as_ref();
+        let (namespace, name, what) = match (annotated, global) {
+            (Some(name), _) => (self.namespace, name, "default-backend"),
+            (None, Some((ns, name))) => (ns.as_str(), name.as_str(), "--default-backend-service"),
+            (None, None) => {
+                self.diags.warn(
+                    self.object,
+                    "custom-http-errors: no default-backend annotation nor --default-backend-service: the statuses are answered as they are",
+                );
+                return None;
+            }
+        };
+        let resolved = self
+            .backends
+            .first_port(namespace, name)
+            .ok_or_else(|| format!("Service {namespace}/{name} not found, or without ports"))
+            .and_then(|port| {
+                self.backends
+                    .service(namespace, name, port, false, self.object, self.diags)
+            });
+        match resolved {
+            Ok(id) => Some(id),
+            Err(why) => {
+                self.diags
+                    .warn(self.object, format!("{what}: {why}: not used"));
+                None
+            }
+        }
+    }
+
     fn target(&mut self, backend: &IngressBackend, route_path: &str) -> Target {
         let resolved = match service_ref(backend) {
             Ok((svc, port)) => self.backends.resolve(
@@ -442,6 +489,7 @@ impl Cx<'_, '_> {
         };
         Target {
             backend: resolved,
+            default_backend: self.default_backend,
             location: self.ann.location.clone(),
             affinity: self.ann.affinity.as_ref().map(|a| {
                 Arc::new(Affinity {

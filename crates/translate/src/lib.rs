@@ -53,6 +53,9 @@ pub struct Options {
     pub configmap: Option<(String, String)>,
     /// The `controllerName` of the GatewayClasses served (`--gateway-controller-name`).
     pub gateway_controller: String,
+    /// ingress-nginx's `--default-backend-service` (namespace and name; its first port): answers
+    /// the `custom-http-errors` of Ingresses without a `default-backend` annotation.
+    pub default_backend_service: Option<(String, String)>,
 }
 
 impl Default for Options {
@@ -66,6 +69,7 @@ impl Default for Options {
             allow_cross_namespace_resources: false,
             configmap: None,
             gateway_controller: DEFAULT_GATEWAY_CONTROLLER.to_owned(),
+            default_backend_service: None,
         }
     }
 }
@@ -126,6 +130,7 @@ pub fn translate(objects: &Objects, options: &Options) -> Translation {
                     ssl,
                     &mut backends,
                     &mut hosts,
+                    options,
                     &mut diags,
                 );
                 if ann.from_to_www {

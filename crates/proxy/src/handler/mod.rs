@@ -26,6 +26,9 @@
 //!    API route's timeouts.
 //! 7. [`respond`]: CORS headers, protocol switch, hop-by-hop headers, `ResponseHeaderModifier`
 //!    ([`header_filter`]), session cookie or header.
+//! 8. [`error_page`]: on a route with a default backend, a status its `custom-http-errors` lists
+//!    (the pod's, or a rejection's from phase 3 on) is answered by the default backend instead;
+//!    so is a request while the route's backend has no endpoint.
 //!
 //! Statistics and the access log line are written by [`handle`] once the response head is known.
 
@@ -34,6 +37,7 @@ mod basic_auth;
 mod block;
 mod client;
 mod connection;
+mod error_page;
 mod external_auth;
 mod forward;
 mod head;
@@ -53,7 +57,7 @@ pub use reject::Reject;
 
 use crate::access_log::{Outcome, RequestLine};
 use crate::response::Body;
-use crate::table::Table;
+use crate::table::{Matched, Table};
 use crate::Shared;
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -101,7 +105,7 @@ pub async fn handle(
 async fn phases<'t>(
     shared: &Shared,
     conn: &Connection,
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
     table: &'t Table,
     out: &mut Outcome<'t>,
 ) -> Result<Response<Body>, Reject> {
@@ -120,17 +124,34 @@ async fn phases<'t>(
     if let Some(answer) = redirect::answer(&route, &req, conn) {
         return Ok(answer);
     }
-    limit::check(&route, conn)?;
+    let error_page = error_page::prepare(table, &route, &req);
+    let result = proxied(shared, conn, req, table, &route, out).await;
+    match error_page {
+        Some(page) => page.replace(shared, conn, result, out).await,
+        None => result,
+    }
+}
+
+/// The phases of a request the route does not answer itself, in order.
+async fn proxied<'t>(
+    shared: &Shared,
+    conn: &Connection,
+    mut req: Request<Incoming>,
+    table: &'t Table,
+    route: &Matched<'t>,
+    out: &mut Outcome<'t>,
+) -> Result<Response<Body>, Reject> {
+    limit::check(route, conn)?;
     access::check(route.location(), &req, conn)?;
-    basic_auth::check(&route, &req).await?;
-    let grant = external_auth::check(&route, conn, &mut req).await?;
+    basic_auth::check(route, &req).await?;
+    let grant = external_auth::check(route, conn, &mut req).await?;
     if let Some(grant) = &grant {
         grant.apply(req.headers_mut());
     }
-    let mut pick = pick::pick(shared, table, &route, &req, conn, out)?;
-    header_filter::request(&route, req.headers_mut());
-    let (head, body) = upstream_request::prepare(shared, conn, req, &route, out);
-    mirror::send(shared, table, &route, &head, &body);
-    let response = forward::forward(shared, &route, &head, body, &mut pick, out).await?;
-    Ok(respond::respond(response, &route, head, pick, conn, grant))
+    let mut pick = pick::pick(shared, table, route, &req, conn, out)?;
+    header_filter::request(route, req.headers_mut());
+    let (head, body) = upstream_request::prepare(shared, conn, req, route, out);
+    mirror::send(shared, table, route, &head, &body);
+    let response = forward::forward(shared, route, &head, body, &mut pick, out).await?;
+    Ok(respond::respond(response, route, head, pick, conn, grant))
 }

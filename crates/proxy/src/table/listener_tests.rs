@@ -22,6 +22,7 @@ fn host(host: HostMatch, owner: &str) -> VirtualHost {
                 affinity: None,
                 location: Default::default(),
                 ingress: ObjectRef::new("HTTPRoute", "default", owner),
+                default_backend: None,
             },
             canary: None,
             https_redirect: false,

@@ -9,6 +9,7 @@ fn target(backend: u32) -> Target {
         affinity: None,
         location: Default::default(),
         ingress: ObjectRef::new("HTTPRoute", "default", "web"),
+        default_backend: None,
     }
 }
 

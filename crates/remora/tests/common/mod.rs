@@ -26,7 +26,9 @@ pub mod tls;
 pub use manifests::*;
 
 /// A fake pod: answers `Hello "<name>"!` like what-is-my-pod, plus `x-pod-name`, and on
-/// `/echo-headers` the request headers it received (one `name: value` per line).
+/// `/echo-headers` the request headers it received (one `name: value` per line); asked with
+/// `X-Code` (an error page, as ingress-nginx asks its default backend), that status and the
+/// request's head.
 pub struct Pod {
     pub name: String,
     pub addr: SocketAddr,
@@ -79,6 +81,23 @@ async fn start_pod(listener: TcpListener, name: String) -> Pod {
                     let counter = counter.clone();
                     async move {
                         counter.fetch_add(1, Ordering::Relaxed);
+                        // Asked for an error page (`X-Code`, as ingress-nginx asks its default
+                        // backend): that status, and the request's head as the body.
+                        if let Some(code) = req
+                            .headers()
+                            .get("x-code")
+                            .and_then(|c| c.to_str().ok()?.parse::<u16>().ok())
+                        {
+                            let mut s =
+                                format!("error page from {name}\n{} {}\n", req.method(), req.uri());
+                            for (k, v) in req.headers() {
+                                s.push_str(&format!("{}: {}\n", k, v.to_str().unwrap_or("?")));
+                            }
+                            let mut r = http::Response::new(Full::new(Bytes::from(s)).boxed());
+                            *r.status_mut() =
+                                StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
+                            return Ok(r);
+                        }
                         // `/fail-if/<pod>`: 502 from that pod, hello from the others;
                         // `/stall-if/<pod>`: that pod never answers.
                         if let Some(who) = req.uri().path().strip_prefix("/fail-if/") {

@@ -10,6 +10,7 @@ mod balance;
 mod basic_auth;
 mod canary;
 mod cors;
+pub(crate) mod errors;
 mod external_auth;
 pub(crate) mod limit;
 pub(crate) mod proxy;
@@ -48,6 +49,9 @@ pub struct IngressAnnotations {
     /// `use-regex: "true"` (or `rewrite-target`): the paths of every host of this Ingress are
     /// regular expressions.
     pub use_regex: bool,
+    /// `default-backend`: a Service of the Ingress's namespace (its first port) that answers the
+    /// `custom-http-errors`, and the requests of a backend without endpoints.
+    pub default_backend: Option<String>,
     /// How its routes are proxied (protocol, timeouts, body size, rewrites, redirects, source
     /// lists, CORS), or that they are denied.
     pub location: std::sync::Arc<model::Location>,
@@ -75,6 +79,7 @@ pub fn parse(
     limit::parse(&mut r, &mut location);
     balance::parse(&mut r, &mut location);
     cors::parse(&mut r, &mut location);
+    errors::parse(&mut r, &mut location);
     let parsed = IngressAnnotations {
         affinity: affinity::parse(&mut r),
         ssl: ssl::parse(&mut r),
@@ -83,6 +88,7 @@ pub fn parse(
         service_upstream: r.bool("service-upstream").unwrap_or(false),
         canary: canary::parse(&mut r),
         use_regex,
+        default_backend: r.text("default-backend").map(|s| s.trim().to_owned()),
         location: std::sync::Arc::new(location),
     };
     r.refuse_snippets();

@@ -96,6 +96,7 @@ pub fn build(
             affinity: affinity.map(Arc::new),
             location: Arc::new(location),
             ingress: object.clone(),
+            default_backend: None,
         };
         let default_match = [HTTPRouteRulesMatches::default()];
         let matches = match rule.matches.as_deref() {
