@@ -23,7 +23,7 @@ const ROUTE_KEYS: [&str; 9] = [
 ];
 
 /// Keys with no annotation.
-const GLOBAL_KEYS: [&str; 8] = [
+const GLOBAL_KEYS: [&str; 11] = [
     "limit-req-status-code",
     "allow-backend-server-header",
     "enable-underscores-in-headers",
@@ -32,7 +32,13 @@ const GLOBAL_KEYS: [&str; 8] = [
     "hsts-max-age",
     "hsts-include-subdomains",
     "hsts-preload",
+    "keep-alive",
+    "keep-alive-requests",
+    "client-header-timeout",
 ];
+
+/// The longest `keep-alive` and `client-header-timeout` taken (a day, as the flags).
+const MAX_CONNECTION_SECONDS: u64 = 86_400;
 
 /// What the ConfigMap says, with the command line's values where it says nothing.
 #[derive(Debug, Clone)]
@@ -111,6 +117,19 @@ pub fn read(objects: &Objects, options: &Options, diags: &mut Diagnostics) -> De
         }
         value
     });
+    // Client connections (nginx's keepalive_timeout, keepalive_requests,
+    // client_header_timeout): from the next connection accepted.
+    let day = MAX_CONNECTION_SECONDS;
+    defaults.settings.keep_alive = ranged(&mut r, "keep-alive", "seconds", 0..=day);
+    defaults.settings.client_header_timeout =
+        ranged(&mut r, "client-header-timeout", "seconds", 1..=day);
+    defaults.settings.keep_alive_requests = ranged(
+        &mut r,
+        "keep-alive-requests",
+        "requests",
+        1..=u64::from(u32::MAX),
+    )
+    .and_then(|n| u32::try_from(n).ok());
     if r.bool("server-tokens") == Some(true) {
         r.warn(
             "server-tokens",
@@ -125,4 +144,27 @@ pub fn read(objects: &Objects, options: &Options, diags: &mut Diagnostics) -> De
         );
     }
     defaults
+}
+
+/// A number of `unit` in `range`; a value out of it warns and reads as absent.
+fn ranged(
+    r: &mut Reader<'_>,
+    key: &str,
+    unit: &str,
+    range: std::ops::RangeInclusive<u64>,
+) -> Option<u64> {
+    let what = format!(
+        "a number of {unit} from {} to {}",
+        range.start(),
+        range.end()
+    );
+    let n = r.uint::<u64>(key, &what)?;
+    if range.contains(&n) {
+        return Some(n);
+    }
+    r.warn(
+        key,
+        format!("invalid value \"{n}\": expected {what}, ignored"),
+    );
+    None
 }
