@@ -82,6 +82,17 @@ pub struct Settings {
     /// none. ingress-nginx's default when no ConfigMap says otherwise.
     #[serde(skip_serializing_if = "is_default_hsts")]
     pub hsts: Option<String>,
+    /// `keep-alive` (seconds): how long a client connection with no request in flight is kept;
+    /// 0: no keep-alive.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_alive: Option<u64>,
+    /// `keep-alive-requests`: requests one client connection may make.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_alive_requests: Option<u32>,
+    /// `client-header-timeout` (seconds): time a client has for the TLS handshake and each
+    /// request head.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_header_timeout: Option<u64>,
     /// `use-forwarded-headers`, `enable-real-ip` and their companions: which peers are proxies
     /// whose word on the client is taken; `None`: the connection's peer is the client.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -121,6 +132,9 @@ impl Default for Settings {
             real_ip: None,
             block_cidrs: Vec::new(),
             block_user_agents: Vec::new(),
+            keep_alive: None,
+            keep_alive_requests: None,
+            client_header_timeout: None,
         }
     }
 }

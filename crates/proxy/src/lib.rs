@@ -54,7 +54,9 @@ pub mod fuzzing {
 }
 
 pub use error::Error;
-pub use server::{serve, HttpService, ResponseBody, ServerOptions};
+pub use server::{
+    open_files_limit, serve, ConnectionLimits, HttpService, ResponseBody, ServerOptions,
+};
 pub use table::{ListenerId, Table};
 pub use tls::{CertificateError, DEFAULT_CERTIFICATE_CN};
 pub use tokio_rustls::rustls::ServerConfig;
@@ -148,7 +150,7 @@ impl Proxy {
             upstream::Clients::new(config.pool_idle_timeout).map_err(Error::UpstreamTls)?;
         Ok(Self {
             shared: Arc::new(Shared {
-                table: ArcSwap::from_pointee(Table::empty()),
+                table: ArcSwap::from_pointee(Table::empty().with_defaults(&config)),
                 global: Arc::default(),
                 access_log: None,
                 clients,
@@ -352,12 +354,15 @@ impl Proxy {
         let local_port = listener.local_addr().map_or(0, |a| a.port());
         let port_value = http::HeaderValue::from(local_port);
         let shared = self.shared.clone();
+        let table = self.shared.clone();
         let secure = tls.is_some();
         server::serve_closing(
             listener,
             tls,
             shutdown,
             self.shared.config.server,
+            // The ConfigMap's limits (else the command line's), as the table says when accepted.
+            move || table.table.load().policy.connection,
             move |remote| {
                 let shared = shared.clone();
                 // Header values that are the same for every request of the connection.
@@ -380,8 +385,13 @@ impl Proxy {
     /// `/status`, `/snapshot`) until `shutdown`.
     pub async fn serve_admin(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let proxy = self.clone();
+        // Scrapes and probes are quick: 10 s for a head, or idle.
         let options = ServerOptions {
-            header_read_timeout: Duration::from_secs(10),
+            limits: ConnectionLimits {
+                header_timeout: Duration::from_secs(10),
+                keepalive_timeout: Duration::from_secs(10),
+                ..self.shared.config.server.limits
+            },
             ..self.shared.config.server
         };
         serve(listener, None, shutdown, options, move |_| {

@@ -1,49 +1,117 @@
 //! The accept loop every listener runs (proxy, admin, the demo's pods): hyper's auto builder per
-//! connection (HTTP/1.1, and HTTP/2 with prior knowledge or, over TLS, by ALPN), and graceful
-//! shutdown with a grace period.
+//! connection (HTTP/1.1, and HTTP/2 with prior knowledge or, over TLS, by ALPN), the limits of a
+//! connection's life, the number of open connections, and graceful shutdown with a grace period.
 //!
-//! No client holds a connection without sending a request: the TLS handshake, and then the first
-//! request head, whatever the protocol (the bytes that tell HTTP/1 from HTTP/2, the HTTP/2 preface
-//! and first HEADERS), must each come within the header timeout (nginx's
-//! `client_header_timeout`); hyper bounds the later HTTP/1 heads, and so how long a keep-alive
-//! connection may idle. HTTP/2 connections are pinged, so dead peers are found.
+//! A connection's limits are nginx's ([`ConnectionLimits`], read when it is accepted; a proxied
+//! listener's come from the current table, so the ConfigMap changes them for new connections):
+//! the TLS handshake, and then the first request head, whatever the protocol (the bytes that tell
+//! HTTP/1 from HTTP/2, the HTTP/2 preface and first HEADERS), must each come within the header
+//! timeout (`client_header_timeout`), as must each later HTTP/1 head from its first byte; a
+//! connection with no request in flight is closed after the keep-alive timeout
+//! (`keepalive_timeout`; HTTP/2: GOAWAY), and after `keepalive_requests` requests. One timer per
+//! connection enforces them ([`connection`]); hyper's own HTTP/1 header timeout is off, as it
+//! runs from the end of the previous response and so would bound idle time too. HTTP/2
+//! connections are pinged, so dead peers are found.
+//!
+//! Each accept loop keeps its connections' states. At `max_connections` it accepts a new
+//! connection only when an idle one can be closed for it, and then closes the idle ones that have
+//! waited longest (an eighth of them, 1 to 32, as nginx's `ngx_drain_connections`); with none
+//! idle, new connections wait in the kernel's backlog until one ends or goes idle. When `accept`
+//! fails for want of descriptors (EMFILE, ENFILE), it closes the same share before trying again.
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+mod connection;
+
+use connection::Conn;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::{Id, JoinSet};
+use tokio::time::Instant;
 
 /// How often an HTTP/2 connection is pinged, and how long the answer may take before the
 /// connection is taken for dead.
 const H2_PING_INTERVAL: Duration = Duration::from_secs(30);
 const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// How long an accept loop at its limit waits before it looks again for idle connections to
+/// close (when none ended meanwhile).
+const SATURATED_RECHECK: Duration = Duration::from_millis(100);
+
+/// The limits of a connection's life (nginx's names), fixed when it is accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Time a client has to complete the TLS handshake, then to send the first request head, then
+    /// each later HTTP/1 head from its first byte (`client_header_timeout`).
+    pub header_timeout: Duration,
+    /// How long a connection with no request in flight is kept (`keepalive_timeout`): an HTTP/1
+    /// connection between requests is closed, an HTTP/2 connection without open streams gets
+    /// GOAWAY. Zero: no keep-alive (HTTP/1 responses carry `Connection: close`; HTTP/2 gets
+    /// GOAWAY once idle).
+    pub keepalive_timeout: Duration,
+    /// The response to an HTTP/1 connection's request number this carries `Connection: close`;
+    /// an HTTP/2 connection gets GOAWAY at it (`keepalive_requests`).
+    pub keepalive_requests: u32,
+}
+
+impl Default for ConnectionLimits {
+    /// nginx's defaults, and ingress-nginx's (`client-header-timeout`, `keep-alive`,
+    /// `keep-alive-requests`).
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(60),
+            keepalive_timeout: Duration::from_secs(75),
+            keepalive_requests: 1000,
+        }
+    }
+}
+
 /// Settings of an accept loop.
 #[derive(Debug, Clone, Copy)]
 pub struct ServerOptions {
-    /// Time a client has to complete the TLS handshake, then each request head (nginx's
-    /// `client_header_timeout`); also how long an HTTP/1 keep-alive connection may idle.
-    pub header_read_timeout: Duration,
+    /// The limits of its connections (a proxied listener's: unless the table's policy says).
+    pub limits: ConnectionLimits,
     /// How long a client streaming a request body may send nothing (nginx's
     /// `client_body_timeout`); then it gets 408.
     pub client_body_timeout: Duration,
     /// After shutdown is asked for, how long in-flight requests may take to finish.
     pub shutdown_grace: Duration,
+    /// Open connections the loop holds at most: at it, idle ones are closed for new ones, and
+    /// with none idle new ones wait in the backlog.
+    pub max_connections: usize,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
         Self {
-            header_read_timeout: Duration::from_secs(60),
+            limits: ConnectionLimits::default(),
             client_body_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(10),
+            max_connections: usize::MAX,
         }
     }
+}
+
+/// The soft limit of open files of this process (`RLIMIT_NOFILE`, read from `/proc/self/limits`);
+/// `None`: unlimited, or not known (not Linux).
+pub fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    parse_open_files_limit(&limits)
+}
+
+/// The soft limit of the `Max open files` line of a `/proc/PID/limits` text.
+fn parse_open_files_limit(limits: &str) -> Option<u64> {
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.strip_prefix("Max open files")?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// A service the accept loops can serve: hyper's bounds for a connection task, named once.
@@ -86,9 +154,9 @@ impl<B> ResponseBody for B where
 
 /// Accept loop shared by the proxy and admin listeners (and the demo's pods). Connections are
 /// served by hyper's auto builder (HTTP/1.1, and HTTP/2 with prior knowledge or, over TLS, by
-/// ALPN); with `tls`, the handshake must complete within the header read timeout. When `shutdown`
-/// resolves, accepting stops and the call returns once open connections have finished their
-/// in-flight requests, or the grace period is over.
+/// ALPN) within `options.limits`; with `tls`, the handshake must complete within the header
+/// timeout. When `shutdown` resolves, accepting stops and the call returns once open connections
+/// have finished their in-flight requests, or the grace period is over.
 pub async fn serve<S, B>(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
@@ -99,70 +167,98 @@ pub async fn serve<S, B>(
     S: HttpService<B>,
     B: ResponseBody,
 {
-    serve_closing(listener, tls, shutdown, options, make_service, || {}).await;
+    let limits = options.limits;
+    serve_closing(
+        listener,
+        tls,
+        shutdown,
+        options,
+        move || limits,
+        make_service,
+        || {},
+    )
+    .await;
 }
 
-/// [`serve`], calling `closed` as soon as the listening socket is closed (when `shutdown`
-/// resolves, before the open connections drain): whoever binds the same port again next (a
-/// Gateway listener turned from HTTP to HTTPS) waits for it.
+/// [`serve`], each connection with the limits `limits` gives when it is accepted, calling
+/// `closed` as soon as the listening socket is closed (when `shutdown` resolves, before the open
+/// connections drain): whoever binds the same port again next (a Gateway listener turned from
+/// HTTP to HTTPS) waits for it.
 pub(crate) async fn serve_closing<S, B>(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
     options: ServerOptions,
+    limits: impl Fn() -> ConnectionLimits,
     make_service: impl Fn(SocketAddr) -> S,
     closed: impl FnOnce(),
 ) where
     S: HttpService<B>,
     B: ResponseBody,
 {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(options.header_read_timeout)
-        // One buffer per write (`write`, not a two-part `writev`): a few % more requests per
-        // second on small responses, the same CPU in total on large ones (measured with 64 KiB
-        // and 1 MiB bodies).
-        .writev(false);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(H2_PING_INTERVAL)
-        .keep_alive_timeout(H2_PING_TIMEOUT);
-    let builder = Arc::new(builder);
+    // Keep-alive on, and off (a keep-alive timeout of 0).
+    let builders = [Arc::new(builder(true)), Arc::new(builder(false))];
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut connections = tokio::task::JoinSet::new();
+    let mut open = Registry::new();
     let mut failures = AcceptFailures::default();
+    let mut saturated = Saturated::default();
     tokio::pin!(shutdown);
     loop {
+        open.reap();
+        if open.len() >= options.max_connections {
+            // At the limit: accept only when an idle connection can be closed for the new one;
+            // else (or while those asked are closing) new connections wait in the backlog.
+            let idle = open.any_idle();
+            if idle != Some(true) {
+                saturated.record(idle.is_none(), open.len());
+                tokio::select! {
+                    () = open.closed() => {}
+                    () = tokio::time::sleep(SATURATED_RECHECK) => {}
+                    () = &mut shutdown => break,
+                }
+                continue;
+            }
+        }
         let (stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    failures.record(&e, connections.len());
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // Out of file descriptors and the like: back off instead of spinning; out of
+                    // descriptors, close idle connections first, as at the limit.
+                    failures.record(&e, open.len());
+                    if is_descriptor_shortage(&e) {
+                        open.reclaim();
+                    }
+                    tokio::select! {
+                        () = open.closed() => {}
+                        () = tokio::time::sleep(Duration::from_millis(50)) => {}
+                    }
                     continue;
                 }
             },
             () = &mut shutdown => break,
         };
-        // Reap finished connections so the set only holds open ones.
-        while connections.try_join_next().is_some() {}
         let _ = stream.set_nodelay(true);
         let service = make_service(remote);
-        let builder = builder.clone();
+        let limits = limits();
+        let builder = builders[usize::from(limits.keepalive_timeout.is_zero())].clone();
         let stop = stop_rx.clone();
         let tls = tls.clone();
-        connections.spawn(async move {
-            let header_timeout = options.header_read_timeout;
+        let conn = Arc::new(Conn::new(open.epoch));
+        let state = conn.clone();
+        if open.len() >= options.max_connections {
+            // Room for this one.
+            open.reclaim();
+        }
+        open.spawn(state, async move {
+            let header_timeout = limits.header_timeout;
             let Some(acceptor) = tls else {
-                return drive(&builder, stream, service, stop, remote, header_timeout).await;
+                return connection::drive(&builder, stream, service, stop, conn, limits, remote)
+                    .await;
             };
             match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
                 Ok(Ok(stream)) => {
-                    drive(&builder, stream, service, stop, remote, header_timeout).await
+                    connection::drive(&builder, stream, service, stop, conn, limits, remote).await
                 }
                 Ok(Err(e)) => tracing::debug!(error = %e, %remote, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
@@ -174,15 +270,157 @@ pub(crate) async fn serve_closing<S, B>(
     drop(listener);
     closed();
     let _ = stop_tx.send(true);
-    let drained = tokio::time::timeout(options.shutdown_grace, async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
+    let drained = tokio::time::timeout(options.shutdown_grace, open.drain()).await;
     if drained.is_err() {
         tracing::warn!(
-            open = connections.len(),
+            open = open.len(),
             "grace period over, closing the connections still open"
         );
+    }
+}
+
+/// hyper's connection builder: HTTP/1 with or without keep-alive, HTTP/2 pinged.
+fn builder(keep_alive: bool) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        // Off: it runs from the end of the previous response, so it would bound idle time too.
+        // The connection's own timer bounds each head from its first byte (`connection`).
+        .header_read_timeout(None)
+        .keep_alive(keep_alive)
+        // One buffer per write (`write`, not a two-part `writev`): a few % more requests per
+        // second on small responses, the same CPU in total on large ones (measured with 64 KiB
+        // and 1 MiB bodies).
+        .writev(false);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(H2_PING_INTERVAL)
+        .keep_alive_timeout(H2_PING_TIMEOUT);
+    builder
+}
+
+/// `accept` failed for want of descriptors: the process's (EMFILE) or the system's (ENFILE).
+/// The numbers are the same on Linux, the BSDs and macOS.
+fn is_descriptor_shortage(e: &std::io::Error) -> bool {
+    const ENFILE: i32 = 23;
+    const EMFILE: i32 = 24;
+    matches!(e.raw_os_error(), Some(ENFILE | EMFILE))
+}
+
+/// The open connections of an accept loop: their tasks, and their states by task, which the loop
+/// looks at only to close idle ones (no bookkeeping per request).
+struct Registry {
+    /// The origin of the connections' instants.
+    epoch: Instant,
+    tasks: JoinSet<()>,
+    states: HashMap<Id, Arc<Conn>>,
+}
+
+impl Registry {
+    fn new() -> Self {
+        Self {
+            epoch: Instant::now(),
+            tasks: JoinSet::new(),
+            states: HashMap::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    fn spawn(&mut self, state: Arc<Conn>, task: impl Future<Output = ()> + Send + 'static) {
+        let id = self.tasks.spawn(task).id();
+        self.states.insert(id, state);
+    }
+
+    /// Forget the connections that have ended.
+    fn reap(&mut self) {
+        while let Some(ended) = self.tasks.try_join_next_with_id() {
+            self.forget(ended);
+        }
+    }
+
+    fn forget(&mut self, ended: Result<(Id, ()), tokio::task::JoinError>) {
+        let id = match ended {
+            Ok((id, ())) => id,
+            Err(e) => e.id(),
+        };
+        self.states.remove(&id);
+    }
+
+    /// Resolves when a connection has ended (never, with none open).
+    async fn closed(&mut self) {
+        match self.tasks.join_next_with_id().await {
+            Some(ended) => self.forget(ended),
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Wait for every connection to end.
+    async fn drain(&mut self) {
+        while let Some(ended) = self.tasks.join_next_with_id().await {
+            self.forget(ended);
+        }
+    }
+
+    /// Whether a connection is idle; `None`: some asked to close are still closing.
+    fn any_idle(&self) -> Option<bool> {
+        let mut idle = false;
+        for c in self.states.values() {
+            if c.reclaiming() {
+                return None;
+            }
+            idle = idle || c.idle_since().is_some();
+        }
+        Some(idle)
+    }
+
+    /// Ask the idle connections that have waited longest to close (an eighth of the idle ones, 1
+    /// to 32, as nginx's `ngx_drain_connections`), unless some asked before are still closing.
+    fn reclaim(&mut self) -> Reclaimed {
+        if self.states.values().any(|c| c.reclaiming()) {
+            return Reclaimed::Pending;
+        }
+        let mut idle: Vec<(u64, &Arc<Conn>)> = self
+            .states
+            .values()
+            .filter_map(|c| Some((c.idle_since()?, c)))
+            .collect();
+        let n = reclaim_batch(idle.len());
+        if n == 0 {
+            return Reclaimed::NoneIdle;
+        }
+        if n < idle.len() {
+            idle.select_nth_unstable_by_key(n - 1, |(since, _)| *since);
+            idle.truncate(n);
+        }
+        for (_, c) in idle {
+            c.reclaim();
+        }
+        Reclaimed::Asked(n)
+    }
+}
+
+/// What [`Registry::reclaim`] did.
+#[derive(Debug, PartialEq, Eq)]
+enum Reclaimed {
+    /// Asked this many idle connections to close.
+    Asked(usize),
+    /// Nothing: connections asked before are still closing.
+    Pending,
+    /// Nothing: no connection is idle.
+    NoneIdle,
+}
+
+/// How many of `idle` connections are closed at once for new ones: nginx's share.
+fn reclaim_batch(idle: usize) -> usize {
+    if idle == 0 {
+        0
+    } else {
+        (idle / 8).clamp(1, 32)
     }
 }
 
@@ -190,7 +428,7 @@ pub(crate) async fn serve_closing<S, B>(
 /// out of descriptors, a warning every 50 ms would flood the log when it matters most.
 #[derive(Default)]
 struct AcceptFailures {
-    last: Option<tokio::time::Instant>,
+    last: Option<Instant>,
     since: u64,
 }
 
@@ -199,7 +437,7 @@ impl AcceptFailures {
 
     fn record(&mut self, error: &std::io::Error, open: usize) {
         self.since += 1;
-        let now = tokio::time::Instant::now();
+        let now = Instant::now();
         if self
             .last
             .is_some_and(|at| now.duration_since(at) < Self::EVERY)
@@ -217,75 +455,31 @@ impl AcceptFailures {
     }
 }
 
-/// Serve one accepted connection until it ends, or, once `stop` fires, until its in-flight
-/// requests are done. A connection whose first request head has not come within
-/// `header_timeout` is closed.
-async fn drive<I, S, B>(
-    builder: &auto::Builder<TokioExecutor>,
-    io: I,
-    service: S,
-    mut stop: watch::Receiver<bool>,
-    remote: SocketAddr,
-    header_timeout: Duration,
-) where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    S: HttpService<B>,
-    B: ResponseBody,
-{
-    let seen = Arc::new(AtomicBool::new(false));
-    let service = FirstRequest {
-        inner: service,
-        seen: seen.clone(),
-    };
-    // With upgrades: a `101 Switching Protocols` hands the connection to the request (WebSocket).
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-    tokio::pin!(conn);
-    let first_head = tokio::time::sleep(header_timeout);
-    tokio::pin!(first_head);
-    let mut waiting = true;
-    loop {
-        tokio::select! {
-            // The connection first: no random branch order per poll.
-            biased;
-            res = conn.as_mut() => {
-                if let Err(e) = res {
-                    tracing::debug!(error = %e, %remote, "connection ended with an error");
-                }
-                return;
-            }
-            _ = stop.changed() => {
-                conn.as_mut().graceful_shutdown();
-                let _ = conn.await;
-                return;
-            }
-            () = &mut first_head, if waiting => {
-                if !seen.load(Ordering::Relaxed) {
-                    tracing::debug!(%remote, ?header_timeout, "no request head in time, closed");
-                    return;
-                }
-                waiting = false;
-            }
+/// Times the loop was at its connection limit with nothing idle to close, logged at most once per
+/// [`AcceptFailures::EVERY`].
+#[derive(Default)]
+struct Saturated {
+    last: Option<Instant>,
+}
+
+impl Saturated {
+    /// `closing`: idle connections asked to close are closing (no warning).
+    fn record(&mut self, closing: bool, open: usize) {
+        let now = Instant::now();
+        if closing
+            || self
+                .last
+                .is_some_and(|at| now.duration_since(at) < AcceptFailures::EVERY)
+        {
+            return;
         }
+        tracing::warn!(
+            open_connections = open,
+            "at the connection limit (--max-connections) with none idle: new connections wait"
+        );
+        self.last = Some(now);
     }
 }
 
-/// The service of a connection, noting that a request head came (no wake-up: the first-head
-/// timer looks when it fires).
-struct FirstRequest<S> {
-    inner: S,
-    seen: Arc<AtomicBool>,
-}
-
-impl<S, R> hyper::service::Service<R> for FirstRequest<S>
-where
-    S: hyper::service::Service<R>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn call(&self, req: R) -> Self::Future {
-        self.seen.store(true, Ordering::Relaxed);
-        self.inner.call(req)
-    }
-}
+#[cfg(test)]
+mod tests;

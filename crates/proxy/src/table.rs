@@ -212,6 +212,8 @@ pub struct Policy {
     pub backend_server_header: bool,
     /// `Strict-Transport-Security` of HTTPS responses of hosts with a certificate.
     pub hsts: Option<HeaderValue>,
+    /// The limits of client connections accepted while the table is current.
+    pub connection: crate::ConnectionLimits,
     /// Whose word on the client is taken (`use-forwarded-headers`, `enable-real-ip`).
     pub real_ip: Option<RealIp>,
     /// `block-cidrs` and `block-user-agents`: who gets 403 whatever it asks.
@@ -577,6 +579,18 @@ impl Table {
         self.policy.backend_server_header = settings
             .allow_backend_server_header
             .unwrap_or(config.backend_server_header);
+        let limits = config.server.limits;
+        self.policy.connection = crate::ConnectionLimits {
+            header_timeout: settings
+                .client_header_timeout
+                .map_or(limits.header_timeout, std::time::Duration::from_secs),
+            keepalive_timeout: settings
+                .keep_alive
+                .map_or(limits.keepalive_timeout, std::time::Duration::from_secs),
+            keepalive_requests: settings
+                .keep_alive_requests
+                .unwrap_or(limits.keepalive_requests),
+        };
         self
     }
 

@@ -50,12 +50,34 @@ pub struct Common {
     #[arg(long, default_value_t = 60, value_name = "SECONDS",
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub client_body_timeout: u64,
-    /// How long a client may take to complete the TLS handshake, then each request head (nginx's
-    /// client_header_timeout): a connection that sends nothing, or only part of a head, is closed.
-    /// Also how long an idle HTTP/1 keep-alive connection is kept.
+    /// How long a client may take to complete the TLS handshake, then the first request head,
+    /// then each later HTTP/1 head from its first byte (nginx's client_header_timeout): a
+    /// connection that sends nothing, or only part of a head, is closed. ConfigMap:
+    /// client-header-timeout.
     #[arg(long, default_value_t = 60, value_name = "SECONDS",
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub client_header_timeout: u64,
+    /// How long a client connection with no request in flight is kept (nginx's
+    /// keepalive_timeout): an idle HTTP/1 connection is closed, an HTTP/2 connection without
+    /// open streams gets GOAWAY. 0: no keep-alive (HTTP/1 responses carry `Connection: close`).
+    /// ConfigMap: keep-alive.
+    #[arg(long, default_value_t = 75, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub keepalive_timeout: u64,
+    /// Requests one client connection may make (nginx's keepalive_requests): the response to
+    /// the last carries `Connection: close` (HTTP/2: GOAWAY). ConfigMap: keep-alive-requests.
+    #[arg(long, default_value_t = 1000, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub keepalive_requests: u32,
+    /// Open client connections each listening socket of each worker holds at most (the HTTP and
+    /// HTTPS sockets, Gateway listeners and the admin port each count their own). At it, the
+    /// idle connections that waited longest are closed for new ones, as when out of file
+    /// descriptors; with none idle, new connections wait in the kernel's backlog [default: the
+    /// open files soft limit (RLIMIT_NOFILE) / 4 / --workers, at least 16: half the descriptors
+    /// for the clients of the workers' HTTP and HTTPS sockets, half for upstream connections and
+    /// the rest; no limit when it is unlimited].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
     /// A Service (its first port) that answers the `custom-http-errors` of Ingresses without a
     /// `default-backend` annotation (ingress-nginx's flag of the same name).
     #[arg(long, value_name = "NAMESPACE/NAME", value_parser = kube_provider::namespaced_name)]
@@ -85,8 +107,9 @@ pub struct Common {
     pub allow_cross_namespace_resources: bool,
     /// The ingress-nginx ConfigMap of global settings: the defaults of proxy-body-size, the proxy
     /// timeouts, proxy-next-upstream, ssl-redirect..., which annotations override, and
-    /// limit-req-status-code, allow-backend-server-header, enable-underscores-in-headers (over
-    /// their flags). A manifest in the files (serve, demo), watched in the cluster (controller).
+    /// limit-req-status-code, allow-backend-server-header, enable-underscores-in-headers,
+    /// keep-alive, keep-alive-requests, client-header-timeout (over their flags; the last three
+    /// for the connections accepted after a change). A manifest in the files (serve, demo), watched in the cluster (controller).
     /// Without it, ingress-nginx's defaults.
     #[arg(long, value_name = "NAMESPACE/NAME", value_parser = kube_provider::namespaced_name)]
     pub configmap: Option<(String, String)>,
@@ -118,6 +141,26 @@ impl Common {
             usize::from,
         )
     }
+
+    /// Open connections per accept loop: `--max-connections`, else a share of the descriptor
+    /// limit (see the flag).
+    pub fn max_connections(&self) -> usize {
+        match self.max_connections {
+            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+            None => default_max_connections(proxy::open_files_limit(), self.workers()),
+        }
+    }
+}
+
+/// `--max-connections` when not given: a quarter of the open files soft limit over the workers
+/// (each has an HTTP and an HTTPS socket; the other half of the limit is for upstream
+/// connections), at least 16; no limit when the limit is not known.
+fn default_max_connections(open_files: Option<u64>, workers: usize) -> usize {
+    let Some(limit) = open_files else {
+        return usize::MAX;
+    };
+    let workers = u64::try_from(workers.max(1)).unwrap_or(u64::MAX);
+    usize::try_from((limit / 4 / workers).max(16)).unwrap_or(usize::MAX)
 }
 
 /// Bound listeners and the running proxy, shared by `serve`, `controller` and `demo`.
@@ -176,8 +219,12 @@ pub async fn start(
     let mut config = ProxyConfig::new(key);
     config.https_redirect_port = common.https_redirect_port.unwrap_or(https_addr.port());
     config.server.client_body_timeout = std::time::Duration::from_secs(common.client_body_timeout);
-    config.server.header_read_timeout =
-        std::time::Duration::from_secs(common.client_header_timeout);
+    config.server.limits = proxy::ConnectionLimits {
+        header_timeout: std::time::Duration::from_secs(common.client_header_timeout),
+        keepalive_timeout: std::time::Duration::from_secs(common.keepalive_timeout),
+        keepalive_requests: common.keepalive_requests,
+    };
+    config.server.max_connections = common.max_connections();
     config.underscores_in_headers = common.enable_underscores_in_headers;
     config.backend_server_header = common.allow_backend_server_header;
     if let Some(path) = &common.admin_token_file {
@@ -347,5 +394,20 @@ pub fn options(common: &Common) -> translate::Options {
         configmap: common.configmap.clone(),
         gateway_controller: common.gateway_controller_name.clone(),
         default_backend_service: common.default_backend_service.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_max_connections;
+
+    #[test]
+    fn max_connections_share_the_descriptor_limit() {
+        // ulimit -n 1024, 2 workers: 128 per socket, 2 sockets per worker: 512 for clients.
+        assert_eq!(default_max_connections(Some(1024), 2), 128);
+        assert_eq!(default_max_connections(Some(1_048_576), 1), 262_144);
+        assert_eq!(default_max_connections(Some(64), 4), 16, "at least 16");
+        assert_eq!(default_max_connections(None, 2), usize::MAX, "unlimited");
+        assert_eq!(default_max_connections(Some(1024), 0), 256);
     }
 }

@@ -315,3 +315,57 @@ async fn forwarded_headers_real_client_and_blocks() {
         "an untrusted peer's X-Forwarded-For counts for nothing"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configmap_connection_limits_apply_to_new_connections() {
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
+    const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: plain.example.com\r\n\r\n";
+    let (_pods, dir, remora) = serve_service_with(
+        "web",
+        "web-5c6d7e8f9a",
+        1,
+        &[web_ingress("plain", "plain.example.com", &[])],
+        &["--configmap", "ingress-nginx/remora"],
+    )
+    .await;
+    remora.wait_ready().await;
+    remora
+        .rewrite(
+            &dir,
+            "cm.yaml",
+            &config_map(&[("keep-alive", "1"), ("keep-alive-requests", "2")]),
+        )
+        .await;
+    // The second request is the last: its response says so, and the connection ends.
+    let mut s = TcpStream::connect(remora.http).await.unwrap();
+    s.write_all(REQUEST).await.unwrap();
+    let first = read_http1_response(&mut s).await.to_ascii_lowercase();
+    assert!(!first.contains("connection: close"), "{first}");
+    s.write_all(REQUEST).await.unwrap();
+    let second = read_http1_response(&mut s).await.to_ascii_lowercase();
+    assert!(second.contains("connection: close"), "{second}");
+    assert!(closed_within(&mut s, Duration::from_secs(5))
+        .await
+        .is_some());
+
+    // Idle for the ConfigMap's second: closed.
+    let mut s = TcpStream::connect(remora.http).await.unwrap();
+    s.write_all(REQUEST).await.unwrap();
+    read_http1_response(&mut s).await;
+    let took = closed_within(&mut s, Duration::from_secs(10)).await;
+    assert!(
+        took.is_some_and(|t| t >= Duration::from_millis(900) && t < Duration::from_secs(3)),
+        "{took:?}"
+    );
+
+    // Back to the defaults (75 s): a new connection idles longer.
+    remora
+        .rewrite(&dir, "cm.yaml", &config_map(&[("keep-alive", "75")]))
+        .await;
+    let mut s = TcpStream::connect(remora.http).await.unwrap();
+    s.write_all(REQUEST).await.unwrap();
+    read_http1_response(&mut s).await;
+    assert_eq!(closed_within(&mut s, Duration::from_secs(2)).await, None);
+}

@@ -180,3 +180,212 @@ async fn connections_without_a_request_head_are_closed() {
     let r = get(&remora.url("/"), &[("host", "public.example.com")]).await;
     assert_eq!(r.status, 200);
 }
+
+/// Read one HTTP/1 response from a keep-alive connection (bounded); its status.
+async fn read_response(s: &mut TcpStream) -> u16 {
+    status(&read_http1_response(s).await)
+}
+
+const KEEP_ALIVE_REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: public.example.com\r\n\r\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_keep_alive_connections_are_closed_busy_ones_are_not() {
+    let (_pods, _dir, remora) = serve_service_with(
+        "web",
+        "web-6c7d8e9f4a",
+        1,
+        &[web_ingress("public", "public.example.com", &[])],
+        &["--keepalive-timeout", "1"],
+    )
+    .await;
+    // One request, then nothing: closed about a second after its response.
+    let mut idle = TcpStream::connect(remora.http).await.unwrap();
+    idle.write_all(KEEP_ALIVE_REQUEST).await.unwrap();
+    assert_eq!(read_response(&mut idle).await, 200);
+    let watching =
+        tokio::spawn(async move { closed_within(&mut idle, Duration::from_secs(10)).await });
+
+    // A request every 300 ms for 2.4 s: never idle for a second, never closed.
+    let mut busy = TcpStream::connect(remora.http).await.unwrap();
+    for i in 0..8 {
+        busy.write_all(KEEP_ALIVE_REQUEST).await.unwrap();
+        assert_eq!(read_response(&mut busy).await, 200, "request {i}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    let took = watching
+        .await
+        .unwrap()
+        .expect("the idle connection still open after 10 s");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+        "idle connection closed after {took:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_head_sent_slowly_is_cut_by_the_header_timeout() {
+    let (_pods, _dir, remora) = serve_service_with(
+        "web",
+        "web-6c7d8e9f4a",
+        1,
+        &[web_ingress("public", "public.example.com", &[])],
+        &["--keepalive-timeout", "10", "--client-header-timeout", "1"],
+    )
+    .await;
+    let mut s = TcpStream::connect(remora.http).await.unwrap();
+    s.write_all(KEEP_ALIVE_REQUEST).await.unwrap();
+    assert_eq!(read_response(&mut s).await, 200);
+    // Idle for twice the header timeout: kept, as the keep-alive timeout says.
+    assert_eq!(closed_within(&mut s, Duration::from_secs(2)).await, None);
+
+    // Then a head, a byte every 200 ms: cut a second after its first byte.
+    let (mut reading, mut writing) = s.into_split();
+    let trickle = tokio::spawn(async move {
+        for b in KEEP_ALIVE_REQUEST {
+            if writing.write_all(&[*b]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(8), reading.read_to_end(&mut rest)).await;
+    let took = started.elapsed();
+    trickle.abort();
+    assert!(closed.is_ok(), "a slow head held the connection for 8 s");
+    assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+        "slow head cut after {took:?}"
+    );
+}
+
+/// An HTTP/2 frame header: length, type, flags, stream.
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(payload.len()).unwrap().to_be_bytes();
+    let mut f = vec![len[1], len[2], len[3], kind, flags];
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_connection_without_streams_gets_goaway_after_the_keepalive_timeout() {
+    const SETTINGS: u8 = 4;
+    const PING: u8 = 6;
+    const GOAWAY: u8 = 7;
+    const HEADERS: u8 = 1;
+    const DATA: u8 = 0;
+    const END_STREAM: u8 = 1;
+    const ACK: u8 = 1;
+    let (_pods, _dir, remora) = serve_service_with(
+        "web",
+        "web-6c7d8e9f4a",
+        1,
+        &[web_ingress("public", "public.example.com", &[])],
+        &["--keepalive-timeout", "1"],
+    )
+    .await;
+    let mut s = TcpStream::connect(remora.http).await.unwrap();
+    // Prior knowledge: the preface, empty settings, and GET / on stream 1 (HPACK: :method GET,
+    // :scheme http, :path / from the static table, :authority a literal).
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    hello.extend(frame(SETTINGS, 0, 0, &[]));
+    let host = b"public.example.com";
+    let mut block = vec![0x82, 0x86, 0x84, 0x41, u8::try_from(host.len()).unwrap()];
+    block.extend_from_slice(host);
+    hello.extend(frame(HEADERS, END_STREAM | 0x4, 1, &block));
+    s.write_all(&hello).await.unwrap();
+
+    // Read frames until the proxy closes the connection, answering its settings and pings.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut response_end = None;
+    let mut goaway = None;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16384];
+    loop {
+        let n = tokio::time::timeout_at(deadline, s.read(&mut chunk))
+            .await
+            .expect("the connection still open after 10 s")
+            .unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        while buf.len() >= 9 {
+            let len = usize::from(buf[0]) << 16 | usize::from(buf[1]) << 8 | usize::from(buf[2]);
+            if buf.len() < 9 + len {
+                break;
+            }
+            let (kind, flags) = (buf[3], buf[4]);
+            let stream = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) & 0x7fff_ffff;
+            let payload = buf[9..9 + len].to_vec();
+            buf.drain(..9 + len);
+            match kind {
+                SETTINGS if flags & ACK == 0 => {
+                    s.write_all(&frame(SETTINGS, ACK, 0, &[])).await.unwrap();
+                }
+                PING if flags & ACK == 0 => {
+                    s.write_all(&frame(PING, ACK, 0, &payload)).await.unwrap();
+                }
+                HEADERS | DATA if stream == 1 && flags & END_STREAM != 0 => {
+                    response_end = Some(Instant::now());
+                }
+                GOAWAY => {
+                    goaway.get_or_insert(Instant::now());
+                }
+                _ => {}
+            }
+        }
+    }
+    let response_end = response_end.expect("no response to GET /");
+    let goaway = goaway.expect("closed without GOAWAY");
+    let idle = goaway.duration_since(response_end);
+    assert!(
+        idle >= Duration::from_millis(900) && idle < Duration::from_secs(3),
+        "GOAWAY after {idle:?} without streams"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_max_connections_the_oldest_idle_connection_makes_room() {
+    let (_pods, _dir, remora) = serve_service_with(
+        "web",
+        "web-6c7d8e9f4a",
+        1,
+        &[web_ingress("public", "public.example.com", &[])],
+        // One worker: its HTTP socket gets every connection.
+        &["--max-connections", "4", "--workers", "1"],
+    )
+    .await;
+    // Four keep-alive connections, idle one after the other.
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        let mut s = TcpStream::connect(remora.http).await.unwrap();
+        s.write_all(KEEP_ALIVE_REQUEST).await.unwrap();
+        assert_eq!(read_response(&mut s).await, 200);
+        idle.push(s);
+        // Distinct idle instants (they are kept to the millisecond).
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A fifth client is served...
+    let mut fifth = TcpStream::connect(remora.http).await.unwrap();
+    fifth.write_all(KEEP_ALIVE_REQUEST).await.unwrap();
+    assert_eq!(read_response(&mut fifth).await, 200);
+    // ...in the place of the connection idle longest; the others stay.
+    assert!(
+        closed_within(&mut idle[0], Duration::from_secs(5))
+            .await
+            .is_some(),
+        "the oldest idle connection still open"
+    );
+    for (i, s) in idle.iter_mut().enumerate().skip(1) {
+        assert_eq!(
+            closed_within(s, Duration::from_millis(200)).await,
+            None,
+            "connection {i} closed"
+        );
+    }
+}

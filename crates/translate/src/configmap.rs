@@ -24,7 +24,7 @@ const ROUTE_KEYS: [&str; 10] = [
 ];
 
 /// Keys with no annotation.
-const GLOBAL_KEYS: [&str; 17] = [
+const GLOBAL_KEYS: [&str; 20] = [
     "limit-req-status-code",
     "allow-backend-server-header",
     "enable-underscores-in-headers",
@@ -33,6 +33,9 @@ const GLOBAL_KEYS: [&str; 17] = [
     "hsts-max-age",
     "hsts-include-subdomains",
     "hsts-preload",
+    "keep-alive",
+    "keep-alive-requests",
+    "client-header-timeout",
     "use-forwarded-headers",
     "enable-real-ip",
     "forwarded-for-header",
@@ -44,6 +47,9 @@ const GLOBAL_KEYS: [&str; 17] = [
     "forwarded-for-proxy-protocol-header",
     "use-proxy-protocol",
 ];
+
+/// The longest `keep-alive` and `client-header-timeout` taken (a day, as the flags).
+const MAX_CONNECTION_SECONDS: u64 = 86_400;
 
 /// What the ConfigMap says, with the command line's values where it says nothing.
 #[derive(Debug, Clone)]
@@ -123,6 +129,19 @@ pub fn read(objects: &Objects, options: &Options, diags: &mut Diagnostics) -> De
         }
         value
     });
+    // Client connections (nginx's keepalive_timeout, keepalive_requests,
+    // client_header_timeout): from the next connection accepted.
+    let day = MAX_CONNECTION_SECONDS;
+    defaults.settings.keep_alive = ranged(&mut r, "keep-alive", "seconds", 0..=day);
+    defaults.settings.client_header_timeout =
+        ranged(&mut r, "client-header-timeout", "seconds", 1..=day);
+    defaults.settings.keep_alive_requests = ranged(
+        &mut r,
+        "keep-alive-requests",
+        "requests",
+        1..=u64::from(u32::MAX),
+    )
+    .and_then(|n| u32::try_from(n).ok());
     defaults.settings.real_ip = real_ip(&mut r);
     defaults.settings.block_cidrs = block_cidrs(&mut r);
     defaults.settings.block_user_agents = block_user_agents(&mut r);
@@ -267,4 +286,27 @@ fn block_user_agents(r: &mut Reader<'_>) -> Vec<String> {
         out.push(item.to_owned());
     }
     out
+}
+
+/// A number of `unit` in `range`; a value out of it warns and reads as absent.
+fn ranged(
+    r: &mut Reader<'_>,
+    key: &str,
+    unit: &str,
+    range: std::ops::RangeInclusive<u64>,
+) -> Option<u64> {
+    let what = format!(
+        "a number of {unit} from {} to {}",
+        range.start(),
+        range.end()
+    );
+    let n = r.uint::<u64>(key, &what)?;
+    if range.contains(&n) {
+        return Some(n);
+    }
+    r.warn(
+        key,
+        format!("invalid value \"{n}\": expected {what}, ignored"),
+    );
+    None
 }

@@ -798,3 +798,49 @@ impl Dir {
         path
     }
 }
+
+/// Read one HTTP/1 response with a `Content-Length` from a keep-alive connection (bounded): its
+/// head and body.
+pub async fn read_http1_response(s: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk))
+            .await
+            .expect("a response within 10 s")
+            .unwrap();
+        assert!(n > 0, "closed within a response: {buf:?}");
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+            continue;
+        };
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse().ok())?
+            })
+            .unwrap_or_else(|| panic!("no content-length in {head:?}"));
+        if body.len() >= length {
+            return text;
+        }
+    }
+}
+
+/// Wait (bounded by `within`) for the other side to close `s`, reading nothing more: how long it
+/// took; `None`: still open.
+pub async fn closed_within(s: &mut tokio::net::TcpStream, within: Duration) -> Option<Duration> {
+    use tokio::io::AsyncReadExt;
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    match tokio::time::timeout(within, s.read_to_end(&mut rest)).await {
+        Ok(_) => {
+            assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+            Some(started.elapsed())
+        }
+        Err(_) => None,
+    }
+}
