@@ -8,6 +8,7 @@
 //! `client_header_timeout`); hyper bounds the later HTTP/1 heads, and so how long a keep-alive
 //! connection may idle. HTTP/2 connections are pinged, so dead peers are found.
 
+use crate::tls::{SniAcceptor, TlsFacts};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::future::Future;
@@ -94,23 +95,56 @@ pub async fn serve<S, B>(
     tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
     options: ServerOptions,
-    make_service: impl Fn(SocketAddr) -> S,
+    make_service: impl Fn(SocketAddr) -> S + Send + Sync + 'static,
 ) where
     S: HttpService<B>,
     B: ResponseBody,
 {
-    serve_closing(listener, tls, shutdown, options, make_service, || {}).await;
+    serve_closing(
+        listener,
+        tls.map(Tls::Fixed),
+        shutdown,
+        options,
+        move |remote, _| make_service(remote),
+        || {},
+    )
+    .await;
+}
+
+/// How a listener's connections start TLS.
+#[derive(Clone)]
+pub(crate) enum Tls {
+    /// One configuration for every handshake.
+    Fixed(tokio_rustls::TlsAcceptor),
+    /// The configuration chosen by the ClientHello's SNI (client certificates per host).
+    BySni(Arc<SniAcceptor>),
+}
+
+impl Tls {
+    async fn accept(
+        &self,
+        stream: tokio::net::TcpStream,
+    ) -> std::io::Result<(
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        TlsFacts,
+    )> {
+        match self {
+            Tls::Fixed(acceptor) => Ok((acceptor.accept(stream).await?, TlsFacts::default())),
+            Tls::BySni(acceptor) => acceptor.accept(stream).await,
+        }
+    }
 }
 
 /// [`serve`], calling `closed` as soon as the listening socket is closed (when `shutdown`
 /// resolves, before the open connections drain): whoever binds the same port again next (a
-/// Gateway listener turned from HTTP to HTTPS) waits for it.
+/// Gateway listener turned from HTTP to HTTPS) waits for it. Each connection's service is made
+/// once its handshake is done, with what the handshake told.
 pub(crate) async fn serve_closing<S, B>(
     listener: TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<Tls>,
     shutdown: impl Future<Output = ()>,
     options: ServerOptions,
-    make_service: impl Fn(SocketAddr) -> S,
+    make_service: impl Fn(SocketAddr, TlsFacts) -> S + Send + Sync + 'static,
     closed: impl FnOnce(),
 ) where
     S: HttpService<B>,
@@ -131,6 +165,7 @@ pub(crate) async fn serve_closing<S, B>(
         .keep_alive_interval(H2_PING_INTERVAL)
         .keep_alive_timeout(H2_PING_TIMEOUT);
     let builder = Arc::new(builder);
+    let make_service = Arc::new(make_service);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
     let mut failures = AcceptFailures::default();
@@ -151,17 +186,19 @@ pub(crate) async fn serve_closing<S, B>(
         // Reap finished connections so the set only holds open ones.
         while connections.try_join_next().is_some() {}
         let _ = stream.set_nodelay(true);
-        let service = make_service(remote);
+        let make_service = make_service.clone();
         let builder = builder.clone();
         let stop = stop_rx.clone();
         let tls = tls.clone();
         connections.spawn(async move {
             let header_timeout = options.header_read_timeout;
-            let Some(acceptor) = tls else {
+            let Some(tls) = tls else {
+                let service = make_service(remote, TlsFacts::default());
                 return drive(&builder, stream, service, stop, remote, header_timeout).await;
             };
-            match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
-                Ok(Ok(stream)) => {
+            match tokio::time::timeout(header_timeout, tls.accept(stream)).await {
+                Ok(Ok((stream, facts))) => {
+                    let service = make_service(remote, facts);
                     drive(&builder, stream, service, stop, remote, header_timeout).await
                 }
                 Ok(Err(e)) => tracing::debug!(error = %e, %remote, "TLS handshake failed"),

@@ -120,6 +120,8 @@ impl HostTable {
                     routes,
                     default: e.default,
                     tls: e.tls,
+                    client_auth: None,
+                    client_auth_error: None,
                 }
             })
             .collect()

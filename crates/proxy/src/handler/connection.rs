@@ -1,5 +1,6 @@
 //! What the request path knows of the client connection, computed once per connection.
 
+use crate::client_auth::PeerCert;
 use crate::headers::Forwarded;
 use crate::table::{ListenerId, RouteHeaders};
 use http::HeaderValue;
@@ -17,6 +18,11 @@ pub struct Connection {
     /// The listener whose socket accepted the connection: its requests are routed among that
     /// listener's virtual hosts only.
     pub listener: ListenerId,
+    /// The client named a server in its TLS handshake (SNI).
+    pub sni: bool,
+    /// The handshake was made for a host with client certificate authentication: the client's
+    /// certificate as verified for that host (`auth-tls-*`).
+    pub peer: Option<Box<PeerCert>>,
 }
 
 impl Connection {
@@ -25,6 +31,7 @@ impl Connection {
         local_port: HeaderValue,
         tls: bool,
         listener: ListenerId,
+        facts: crate::tls::TlsFacts,
     ) -> Self {
         Self {
             remote: remote.ip(),
@@ -33,6 +40,8 @@ impl Connection {
             local_port,
             tls,
             listener,
+            sni: facts.sni,
+            peer: facts.peer,
         }
     }
 
