@@ -6,6 +6,7 @@ mod affinity;
 mod alias;
 mod allowlist;
 mod auth;
+mod auth_tls;
 mod balance;
 mod basic_auth;
 mod canary;
@@ -18,6 +19,7 @@ mod rewrite;
 pub(crate) mod ssl;
 
 pub use affinity::AffinitySpec;
+pub use auth_tls::ClientAuthSpec;
 pub use canary::CanarySpec;
 pub use ssl::SslRedirect;
 
@@ -50,6 +52,9 @@ pub struct IngressAnnotations {
     /// How its routes are proxied (protocol, timeouts, body size, rewrites, redirects, source
     /// lists, CORS), or that they are denied.
     pub location: std::sync::Arc<model::Location>,
+    /// `auth-tls-secret` and its family: the client certificates the Ingress's hosts ask for, or
+    /// why its Secret cannot be used.
+    pub client_auth: Option<ClientAuthSpec>,
 }
 
 /// Parse the annotations of one Ingress, reporting invalid and unsupported ones. `defaults`: the
@@ -70,7 +75,8 @@ pub fn parse(
     allowlist::parse(&mut r, &mut location);
     basic_auth::parse(&mut r, &mut location);
     external_auth::parse(&mut r, &mut location);
-    auth::parse(&mut r, &mut location);
+    auth::parse(&mut r);
+    let client_auth = auth_tls::parse(&mut r, &mut location);
     limit::parse(&mut r, &mut location);
     balance::parse(&mut r, &mut location);
     cors::parse(&mut r, &mut location);
@@ -83,6 +89,7 @@ pub fn parse(
         canary: canary::parse(&mut r),
         use_regex,
         location: std::sync::Arc::new(location),
+        client_auth,
     };
     r.refuse_snippets();
     r.report_unsupported();
