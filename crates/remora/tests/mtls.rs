@@ -1,8 +1,9 @@
 //! Client certificate authentication (ingress-nginx's `auth-tls-*`) through the real binary, with
-//! real TLS: certificates asked for per host (by SNI), verified against the Secret's CA, nginx's
-//! answers (400, the error page's 302, 403 for `auth-tls-match-cn`), the `ssl-client-*` headers
-//! the pods see, and 421 for a request on a connection made for another host (HTTP/2
-//! coalescing). The reference is ingress-nginx's `test/e2e/annotations/authtls.go`.
+//! real TLS: certificates asked for per host (by SNI), verified against the Secret's CA and
+//! revocation lists, nginx's answers (400, the error page's 302, 403 for `auth-tls-match-cn`),
+//! the `ssl-client-*` headers the pods see, and 421 for a request on a connection made for
+//! another host (HTTP/2 coalescing) or for the host's earlier settings. The reference is
+//! ingress-nginx's `test/e2e/annotations/authtls.go`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -48,6 +49,11 @@ struct Identity {
 
 /// A client certificate `O=Remora Test, CN=<cn>` issued by `ca`.
 fn client(ca: &Ca, cn: &str) -> Identity {
+    client_with_serial(ca, cn, None)
+}
+
+/// The same with this serial number.
+fn client_with_serial(ca: &Ca, cn: &str, serial: Option<u64>) -> Identity {
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     params.distinguished_name = rcgen::DistinguishedName::new();
     params
@@ -57,6 +63,7 @@ fn client(ca: &Ca, cn: &str) -> Identity {
         .distinguished_name
         .push(rcgen::DnType::CommonName, cn);
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    params.serial_number = serial.map(rcgen::SerialNumber::from);
     let key = rcgen::KeyPair::generate().unwrap();
     let issuer = rcgen::Issuer::from_params(&ca.params, &ca.key);
     let cert = params.signed_by(&key, &issuer).unwrap();
@@ -72,6 +79,32 @@ fn ca_secret_yaml(name: &str, ca: &Ca) -> String {
     format!(
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: default\ntype: Opaque\ndata:\n  ca.crt: {b64}\n"
     )
+}
+
+/// The same with a `ca.crl` in which `ca` revokes these serial numbers.
+fn ca_secret_with_crl_yaml(name: &str, ca: &Ca, revoked: &[u64]) -> String {
+    let crl = rcgen::CertificateRevocationListParams {
+        this_update: rcgen::date_time_ymd(2024, 1, 1),
+        next_update: rcgen::date_time_ymd(2099, 1, 1),
+        crl_number: rcgen::SerialNumber::from(1u64),
+        issuing_distribution_point: None,
+        revoked_certs: revoked
+            .iter()
+            .map(|serial| rcgen::RevokedCertParams {
+                serial_number: rcgen::SerialNumber::from(*serial),
+                revocation_time: rcgen::date_time_ymd(2024, 1, 1),
+                reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                invalidity_date: None,
+            })
+            .collect(),
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    }
+    .signed_by(&rcgen::Issuer::from_params(&ca.params, &ca.key))
+    .unwrap()
+    .pem()
+    .unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(crl);
+    format!("{}  ca.crl: {b64}\n", ca_secret_yaml(name, ca))
 }
 
 /// Presents the identity if the server asks for one, and remembers whether it asked.
@@ -210,6 +243,11 @@ async fn get(remora: &Remora, host: &str, identity: Option<&Identity>) -> (Resp,
 /// The hosts of `ingresses` (name, host, annotations), all for Service `web` with a certificate
 /// of their own, and the CA Secret `ca`.
 async fn setup(ca: &Ca, ingresses: &[HostSpec<'_>]) -> (Vec<Pod>, Dir, Remora) {
+    setup_with(ca_secret_yaml("ca", ca), ingresses).await
+}
+
+/// [`setup`] with this Secret `ca`.
+async fn setup_with(ca_secret: String, ingresses: &[HostSpec<'_>]) -> (Vec<Pod>, Dir, Remora) {
     let pods = pods("web-7d9c6b5f4d", 1).await;
     let dir = Dir::new();
     dir.write("svc.yaml", &service_yaml("web"));
@@ -217,12 +255,17 @@ async fn setup(ca: &Ca, ingresses: &[HostSpec<'_>]) -> (Vec<Pod>, Dir, Remora) {
         "slice.yaml",
         &slice_yaml("web", "default", None, &pods.iter().collect::<Vec<_>>()),
     );
+    dir.write("ing.yaml", &ing_yaml(ca_secret, ingresses));
+    let remora = Remora::serve(&[dir.path()], &[]);
+    remora.wait_ready().await;
+    (pods, dir, remora)
+}
+
+/// The Secret `ca`, one certificate for every host, and the Ingresses.
+fn ing_yaml(ca_secret: String, ingresses: &[HostSpec<'_>]) -> String {
     let hosts: Vec<&str> = ingresses.iter().map(|(_, h, _)| *h).collect();
     let server = make_cert(&hosts);
-    let mut docs = vec![
-        ca_secret_yaml("ca", ca),
-        tls_secret_yaml("server-tls", &server),
-    ];
+    let mut docs = vec![ca_secret, tls_secret_yaml("server-tls", &server)];
     for (name, host, annotations) in ingresses {
         docs.push(
             IngressYaml::new(name)
@@ -232,10 +275,7 @@ async fn setup(ca: &Ca, ingresses: &[HostSpec<'_>]) -> (Vec<Pod>, Dir, Remora) {
                 .build(),
         );
     }
-    dir.write("ing.yaml", &docs.join("---\n"));
-    let remora = Remora::serve(&[dir.path()], &[]);
-    remora.wait_ready().await;
-    (pods, dir, remora)
+    docs.join("---\n")
 }
 
 /// `auth-tls-verify-client: on` (the default): a valid certificate passes, and the pod is told
@@ -568,4 +608,50 @@ async fn unusable_secret_or_annotation_fails_closed() {
 /// A plain HTTP GET of `/echo-headers` with this Host.
 async fn get_http(remora: &Remora, host: &str) -> Resp {
     common::get(&remora.url("/echo-headers"), &[("host", host)]).await
+}
+
+/// `ca.crl`: a revoked certificate gets 400 (nginx's `ssl_crl`), others of the CA pass. A
+/// connection made before the host's settings changed gets 421 (its certificate was judged by the
+/// old ones); a new connection is judged by the new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_lists_and_settings_changed_under_a_connection() {
+    let trusted = ca("Remora Test CA");
+    let hosts = |match_cn: &'static str| -> Vec<HostSpec<'static>> {
+        let mut annotations = vec![("auth-tls-secret", "ca")];
+        if !match_cn.is_empty() {
+            annotations.push(("auth-tls-match-cn", match_cn));
+        }
+        vec![("crl", "crl.example.com", annotations)]
+    };
+    let secret = ca_secret_with_crl_yaml("ca", &trusted, &[666]);
+    let (_p, dir, remora) = setup_with(secret.clone(), &hosts("")).await;
+    let revoked = client_with_serial(&trusted, "authtls", Some(666));
+    let good = client_with_serial(&trusted, "authtls", Some(7));
+
+    let (r, _) = get(&remora, "crl.example.com", Some(&revoked)).await;
+    assert_eq!(r.status, 400, "a revoked certificate: {}", r.body);
+    let mut c = connect(remora.https, "crl.example.com", Some(&good), false).await;
+    let r = c.get("crl.example.com", &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains("ssl-client-verify: SUCCESS\n"),
+        "{}",
+        r.body
+    );
+
+    remora
+        .rewrite(
+            &dir,
+            "ing.yaml",
+            &ing_yaml(secret, &hosts("CN=someone-else")),
+        )
+        .await;
+    let r = c.get("crl.example.com", &[]).await;
+    assert_eq!(r.status, 421, "judged by the old settings: {}", r.body);
+    let (r, _) = get(&remora, "crl.example.com", Some(&good)).await;
+    assert_eq!(
+        r.status, 403,
+        "a new connection, the new match-cn: {}",
+        r.body
+    );
 }
