@@ -7,6 +7,7 @@
 //! [`time`] holds the calendar arithmetic shared by the cookie codec and the access log.
 
 mod affinity;
+mod client_auth;
 mod diagnostic;
 mod endpoint;
 pub mod expr;
@@ -19,6 +20,7 @@ pub mod time;
 mod tls;
 
 pub use affinity::{Affinity, AffinityMode, SameSite, DEFAULT_BALANCE_FACTOR, DEFAULT_COOKIE_NAME};
+pub use client_auth::{ClientAuth, VerifyClient};
 pub use diagnostic::{Diagnostic, ObjectRef, Severity};
 pub use endpoint::{Backend, BackendId, Endpoint, EndpointId};
 pub use filter::{Filters, HeaderEdits, Mirror, PathModifier, RequestRedirect, UrlRewrite};

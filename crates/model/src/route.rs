@@ -200,6 +200,14 @@ pub struct VirtualHost {
     /// Set when an Ingress lists this host in `spec.tls`: the certificate presented for it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<crate::HostTls>,
+    /// `auth-tls-secret` and its family: the client certificates this host asks for over TLS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_auth: Option<Arc<crate::ClientAuth>>,
+    /// An Ingress of this host has an `auth-tls-secret` that cannot be used (missing or
+    /// malformed Secret, no CA): every request of the host gets 403, as ingress-nginx's server
+    /// `return 403`; why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_auth_error: Option<String>,
 }
 
 #[cfg(test)]

@@ -84,6 +84,8 @@ fn snapshot() -> Snapshot {
             routes,
             default: None,
             tls: None,
+            client_auth: None,
+            client_auth_error: None,
         });
     }
     for b in &mut backends {

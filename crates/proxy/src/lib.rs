@@ -15,6 +15,7 @@ mod access_log;
 mod admin;
 mod basic_auth;
 mod body;
+mod client_auth;
 mod conditions;
 mod cors;
 mod error;
@@ -320,19 +321,25 @@ impl Proxy {
             port,
             tls: tls.is_some(),
         };
-        let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+        let acceptor = tls.map(|c| server::Tls::Fixed(tokio_rustls::TlsAcceptor::from(c)));
         self.serve_proxied(listener, acceptor, id, shutdown, closed)
             .await;
     }
 
-    /// Serve proxied HTTPS (HTTP/1.1 and HTTP/2 by ALPN) on `listener` until `shutdown`.
+    /// Serve proxied HTTPS (HTTP/1.1 and HTTP/2 by ALPN) on `listener` until `shutdown`. The
+    /// handshake of a host with client certificate authentication asks for one (the
+    /// configuration is chosen by SNI, [`tls::SniAcceptor`]); `config` is every other's.
     pub async fn serve_https(
         &self,
         listener: TcpListener,
         config: Arc<ServerConfig>,
         shutdown: impl Future<Output = ()>,
     ) {
-        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        let acceptor = server::Tls::BySni(Arc::new(tls::SniAcceptor::new(
+            config,
+            &self.shared,
+            ListenerId::Ingress,
+        )));
         self.serve_proxied(
             listener,
             Some(acceptor),
@@ -346,7 +353,7 @@ impl Proxy {
     async fn serve_proxied(
         &self,
         listener: TcpListener,
-        tls: Option<tokio_rustls::TlsAcceptor>,
+        tls: Option<server::Tls>,
         id: ListenerId,
         shutdown: impl Future<Output = ()>,
         closed: impl FnOnce(),
@@ -363,7 +370,7 @@ impl Proxy {
             self.shared.config.server,
             // The ConfigMap's limits (else the command line's), as the table says when accepted.
             move || table.table.load().policy.connection,
-            move |remote| {
+            move |remote, facts| {
                 let shared = shared.clone();
                 // Header values that are the same for every request of the connection.
                 let conn = Arc::new(handler::Connection::new(
@@ -371,6 +378,7 @@ impl Proxy {
                     port_value.clone(),
                     secure,
                     id,
+                    facts,
                 ));
                 hyper::service::service_fn(move |req| {
                     handler::handle(shared.clone(), conn.clone(), req)

@@ -21,6 +21,7 @@
 
 mod connection;
 
+use crate::tls::{SniAcceptor, TlsFacts};
 use connection::Conn;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -162,7 +163,7 @@ pub async fn serve<S, B>(
     tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
     options: ServerOptions,
-    make_service: impl Fn(SocketAddr) -> S,
+    make_service: impl Fn(SocketAddr) -> S + Send + Sync + 'static,
 ) where
     S: HttpService<B>,
     B: ResponseBody,
@@ -170,27 +171,52 @@ pub async fn serve<S, B>(
     let limits = options.limits;
     serve_closing(
         listener,
-        tls,
+        tls.map(Tls::Fixed),
         shutdown,
         options,
         move || limits,
-        make_service,
+        move |remote, _| make_service(remote),
         || {},
     )
     .await;
 }
 
+/// How a listener's connections start TLS.
+#[derive(Clone)]
+pub(crate) enum Tls {
+    /// One configuration for every handshake.
+    Fixed(tokio_rustls::TlsAcceptor),
+    /// The configuration chosen by the ClientHello's SNI (client certificates per host).
+    BySni(Arc<SniAcceptor>),
+}
+
+impl Tls {
+    async fn accept(
+        &self,
+        stream: tokio::net::TcpStream,
+    ) -> std::io::Result<(
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        TlsFacts,
+    )> {
+        match self {
+            Tls::Fixed(acceptor) => Ok((acceptor.accept(stream).await?, TlsFacts::default())),
+            Tls::BySni(acceptor) => acceptor.accept(stream).await,
+        }
+    }
+}
+
 /// [`serve`], each connection with the limits `limits` gives when it is accepted, calling
 /// `closed` as soon as the listening socket is closed (when `shutdown` resolves, before the open
 /// connections drain): whoever binds the same port again next (a Gateway listener turned from
-/// HTTP to HTTPS) waits for it.
+/// HTTP to HTTPS) waits for it. Each connection's service is made once its handshake is done,
+/// with what the handshake told.
 pub(crate) async fn serve_closing<S, B>(
     listener: TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<Tls>,
     shutdown: impl Future<Output = ()>,
     options: ServerOptions,
     limits: impl Fn() -> ConnectionLimits,
-    make_service: impl Fn(SocketAddr) -> S,
+    make_service: impl Fn(SocketAddr, TlsFacts) -> S + Send + Sync + 'static,
     closed: impl FnOnce(),
 ) where
     S: HttpService<B>,
@@ -198,6 +224,7 @@ pub(crate) async fn serve_closing<S, B>(
 {
     // Keep-alive on, and off (a keep-alive timeout of 0).
     let builders = [Arc::new(builder(true)), Arc::new(builder(false))];
+    let make_service = Arc::new(make_service);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut open = Registry::new();
     let mut failures = AcceptFailures::default();
@@ -239,7 +266,7 @@ pub(crate) async fn serve_closing<S, B>(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = make_service(remote);
+        let make_service = make_service.clone();
         let limits = limits();
         let builder = builders[usize::from(limits.keepalive_timeout.is_zero())].clone();
         let stop = stop_rx.clone();
@@ -252,12 +279,14 @@ pub(crate) async fn serve_closing<S, B>(
         }
         open.spawn(state, async move {
             let header_timeout = limits.header_timeout;
-            let Some(acceptor) = tls else {
+            let Some(tls) = tls else {
+                let service = make_service(remote, TlsFacts::default());
                 return connection::drive(&builder, stream, service, stop, conn, limits, remote)
                     .await;
             };
-            match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
-                Ok(Ok(stream)) => {
+            match tokio::time::timeout(header_timeout, tls.accept(stream)).await {
+                Ok(Ok((stream, facts))) => {
+                    let service = make_service(remote, facts);
                     connection::drive(&builder, stream, service, stop, conn, limits, remote).await
                 }
                 Ok(Err(e)) => tracing::debug!(error = %e, %remote, "TLS handshake failed"),

@@ -3,6 +3,7 @@
 //! once per snapshot, and never mutated afterwards except for round-robin counters.
 
 use crate::basic_auth::BasicAuthRuntime;
+use crate::client_auth::{ClientAuthRuntime, HostAuth};
 use crate::conditions::CompiledConditions;
 use crate::cors::CorsHeaders;
 use crate::expr::Compiled;
@@ -140,6 +141,10 @@ struct HostRuntime {
     default: Option<RouteRuntime>,
     /// The certificate it presents over TLS (`None`: the default certificate).
     certificate: Option<Arc<CertifiedKey>>,
+    /// `auth-tls-secret`: the client certificates it asks for.
+    client_auth: Option<Arc<ClientAuthRuntime>>,
+    /// An `auth-tls-secret` of the host cannot be used: every request 403.
+    client_auth_broken: bool,
 }
 
 /// What one route needs at request time, prepared once per table: nothing on the request path is
@@ -184,6 +189,16 @@ pub struct RouteHeaders {
     pub vhost: Option<HeaderValue>,
     /// `x-forwarded-prefix`.
     pub prefix: Option<HeaderValue>,
+}
+
+impl HostRuntime {
+    fn host_auth(&self) -> HostAuth<'_> {
+        match &self.client_auth {
+            _ if self.client_auth_broken => HostAuth::Broken,
+            Some(auth) => HostAuth::Verify(auth),
+            None => HostAuth::None,
+        }
+    }
 }
 
 impl RouteHeaders {
@@ -286,6 +301,8 @@ pub struct Matched<'a> {
     pub policy: &'a Policy,
     /// The host has a certificate of its own (not the default one).
     pub has_certificate: bool,
+    /// The host's client certificate authentication (`auth-tls-*`).
+    pub client_auth: HostAuth<'a>,
 }
 
 impl<'a> Matched<'a> {
@@ -511,17 +528,27 @@ impl Table {
             index: HostIndex::new(hosts, deep_wildcards),
             runtimes: hosts
                 .iter()
-                .map(|h| HostRuntime {
-                    routes: h
-                        .routes
-                        .iter()
-                        .map(|r| runtime(&r.target, Some(r)))
-                        .collect(),
-                    default: h.default.as_ref().map(|t| runtime(t, None)),
-                    certificate: match h.tls {
-                        Some(HostTls::Certificate(i)) => keys.get(i).cloned().flatten(),
-                        _ => None,
-                    },
+                .map(|h| {
+                    // Checked by translation; should it still not load, the host fails closed.
+                    let client_auth = h
+                        .client_auth
+                        .as_ref()
+                        .map(|a| ClientAuthRuntime::new(&h.host, a).map(Arc::new));
+                    HostRuntime {
+                        routes: h
+                            .routes
+                            .iter()
+                            .map(|r| runtime(&r.target, Some(r)))
+                            .collect(),
+                        default: h.default.as_ref().map(|t| runtime(t, None)),
+                        certificate: match h.tls {
+                            Some(HostTls::Certificate(i)) => keys.get(i).cloned().flatten(),
+                            _ => None,
+                        },
+                        client_auth_broken: h.client_auth_error.is_some()
+                            || matches!(client_auth, Some(None)),
+                        client_auth: client_auth.flatten(),
+                    }
                 })
                 .collect(),
         };
@@ -645,6 +672,32 @@ impl Table {
         set.runtimes.get(i)?.certificate.clone()
     }
 
+    /// The client authentication of the host a handshake's server name names on `listener`
+    /// (exact, then wildcard, then the catch-all host, whose server takes handshakes of other
+    /// names and without SNI), when it asks for a certificate.
+    pub fn client_auth(
+        &self,
+        listener: ListenerId,
+        server_name: Option<&str>,
+    ) -> Option<Arc<ClientAuthRuntime>> {
+        let (_, set) = self.listener(listener)?;
+        let named = server_name.and_then(|server_name| {
+            let name = if server_name.bytes().any(|b| b.is_ascii_uppercase()) {
+                std::borrow::Cow::Owned(server_name.to_ascii_lowercase())
+            } else {
+                std::borrow::Cow::Borrowed(server_name)
+            };
+            set.index.named(&name)
+        });
+        let host = set.runtimes.get(named.or(set.index.any)?)?;
+        if host.client_auth_broken {
+            return None;
+        }
+        host.client_auth
+            .clone()
+            .filter(|a| a.mode().requests_certificate())
+    }
+
     /// The target for a request on `listener`: the virtual host (exact, then wildcard, then any)
     /// among that listener's, then its first matching route (its path, then its conditions, if
     /// any), then its default backend. `host` must be lowercase, without port.
@@ -678,6 +731,7 @@ impl Table {
                 runtime,
                 policy: &self.policy,
                 has_certificate: rt.certificate.is_some(),
+                client_auth: rt.host_auth(),
             }),
             None => Some(Matched {
                 target: vh.default.as_ref()?,
@@ -688,6 +742,7 @@ impl Table {
                 runtime: rt.default.as_ref()?,
                 policy: &self.policy,
                 has_certificate: rt.certificate.is_some(),
+                client_auth: rt.host_auth(),
             }),
         }
     }

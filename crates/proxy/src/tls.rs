@@ -2,7 +2,12 @@
 //! provider) and the certificate resolver, which picks the certificate for each handshake's SNI from
 //! the current table, among the virtual hosts of the listener it serves (the Ingress hosts, or one
 //! Gateway listener's), so certificates rotate with the configuration, without restart.
+//!
+//! On the Ingress HTTPS listener the configuration itself is chosen by SNI before the handshake
+//! ([`SniAcceptor`]): a host with client certificate authentication (`auth-tls-*`) has its own,
+//! which asks for a certificate; every other name gets the shared one, which does not.
 
+use crate::client_auth::PeerCert;
 use crate::table::ListenerId;
 use crate::Shared;
 use model::{Certificate, KeyFormat};
@@ -109,4 +114,64 @@ pub fn server_config(
         }));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// What a connection's TLS handshake told the request path.
+#[derive(Debug, Default)]
+pub struct TlsFacts {
+    /// The client named a server (SNI).
+    pub sni: bool,
+    /// The handshake was made for a host with client authentication: the client's certificate,
+    /// verified.
+    pub peer: Option<std::sync::Arc<PeerCert>>,
+}
+
+/// The Ingress HTTPS listener's handshakes: the ClientHello is read first, and the host its SNI
+/// names (in the table current at that moment) chooses the configuration: its own when it asks
+/// for client certificates, else `base`.
+pub struct SniAcceptor {
+    base: Arc<ServerConfig>,
+    shared: Weak<Shared>,
+    listener: ListenerId,
+}
+
+impl SniAcceptor {
+    pub(crate) fn new(base: Arc<ServerConfig>, shared: &Arc<Shared>, listener: ListenerId) -> Self {
+        Self {
+            base,
+            shared: Arc::downgrade(shared),
+            listener,
+        }
+    }
+
+    /// The handshake of one connection, and what it told.
+    pub async fn accept(
+        &self,
+        stream: tokio::net::TcpStream,
+    ) -> std::io::Result<(
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        TlsFacts,
+    )> {
+        let start =
+            tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream)
+                .await?;
+        let hello = start.client_hello();
+        let sni = hello.server_name().is_some();
+        let auth = self.shared.upgrade().and_then(|shared| {
+            shared
+                .table
+                .load()
+                .client_auth(self.listener, hello.server_name())
+        });
+        let config = match &auth {
+            Some(auth) => auth
+                .server_config(&self.base)
+                .map_err(std::io::Error::other)?,
+            None => self.base.clone(),
+        };
+        let stream = start.into_stream(config).await?;
+        let peer = auth
+            .map(|auth| std::sync::Arc::new(auth.examine(stream.get_ref().1.peer_certificates())));
+        Ok((stream, TlsFacts { sni, peer }))
+    }
 }

@@ -116,6 +116,8 @@ async fn proxy(routes: Vec<Route>) -> (SocketAddr, Arc<AtomicUsize>) {
             routes,
             default: None,
             tls: None,
+            client_auth: None,
+            client_auth_error: None,
         }],
         backends: vec![
             backend("default/v1:80", 1, v1),

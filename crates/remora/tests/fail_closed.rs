@@ -1,7 +1,8 @@
 //! Security annotations never serve a route open, through the real binary: an Ingress asking for
 //! authentication Remora cannot do (yet, or with these values, such as basic authentication whose
 //! Secret is missing) answers 503 (as ingress-nginx answers a location it cannot configure) and
-//! says why in `/status`; `denylist-source-range` is honoured before the allow-list, and an
+//! says why in `/status` (client certificates whose Secret is missing: 403, ingress-nginx's
+//! server `return 403`); `denylist-source-range` is honoured before the allow-list, and an
 //! invalid one denies the route.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -80,13 +81,13 @@ async fn security_annotations_fail_closed() {
         ),
         (
             "mtls.example.com",
-            503,
-            "auth-tls-secret is not served open",
+            403,
+            "an auth-tls-secret whose Secret is missing is not served open (ingress-nginx's 403)",
         ),
         (
             "mtls-off.example.com",
-            200,
-            "verification off enforces nothing",
+            403,
+            "even with verification off, as ingress-nginx",
         ),
         ("deny-local.example.com", 403, "denylist before allowlist"),
         ("deny-other.example.com", 200, "client outside the denylist"),
@@ -116,17 +117,18 @@ async fn security_annotations_fail_closed() {
         }
     }
     let status = remora.status().await;
-    let said = |ingress: &str, annotation: &str| {
+    let says = |ingress: &str, annotation: &str, code: &str| {
         status["diagnostics"].as_array().unwrap().iter().any(|d| {
             d["object"]
                 .as_str()
                 .is_some_and(|o| o.ends_with(&format!("/{ingress}")))
                 && d["annotation"] == format!("nginx.ingress.kubernetes.io/{annotation}")
-                && d["message"].as_str().unwrap().contains("503")
+                && d["message"].as_str().unwrap().contains(code)
         })
     };
+    let said = |ingress: &str, annotation: &str| says(ingress, annotation, "503");
     assert!(said("external", "auth-url"), "{status}");
     assert!(said("basic", "auth-secret"), "{status}");
-    assert!(said("mtls", "auth-tls-secret"), "{status}");
+    assert!(says("mtls", "auth-tls-secret", "403"), "{status}");
     assert!(said("deny-typo", "denylist-source-range"), "{status}");
 }

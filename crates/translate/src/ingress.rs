@@ -8,8 +8,8 @@ use crate::backends::{Backends, PortRef};
 use crate::objects::{Ingress, IngressBackend, IntOrString};
 use crate::Diagnostics;
 use model::{
-    Affinity, BackendId, Canary, HostMatch, HostTls, ObjectRef, PathType, Route, Target,
-    VirtualHost,
+    Affinity, BackendId, Canary, ClientAuth, HostMatch, HostTls, ObjectRef, PathType, Route,
+    Target, VirtualHost,
 };
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
@@ -23,6 +23,11 @@ struct HostEntry {
     regex: bool,
     /// The certificate of the first Ingress that lists this host in `spec.tls`.
     tls: Option<HostTls>,
+    /// The client authentication of the first Ingress of this host with a usable
+    /// `auth-tls-secret`.
+    client_auth: Option<Arc<ClientAuth>>,
+    /// The first reason an Ingress of this host gave why its `auth-tls-secret` is unusable.
+    client_auth_error: Option<String>,
 }
 
 /// A route, its path as written in the Ingress (what a regex host matches with), and its
@@ -122,6 +127,8 @@ impl HostTable {
                     routes,
                     default: e.default,
                     tls: e.tls,
+                    client_auth: e.client_auth,
+                    client_auth_error: e.client_auth_error,
                 }
             })
             .collect()
@@ -228,8 +235,20 @@ pub fn add(
         let host_tls = tls.get(&host).copied();
         for host in std::iter::once(host).chain(aliases.iter().cloned()) {
             add_rule(&mut cx, rule, &host, hosts, default.as_ref(), ssl);
+            let entry = hosts.0.entry(host).or_default();
             if let Some(t) = host_tls {
-                hosts.0.entry(host).or_default().tls.get_or_insert(t);
+                entry.tls.get_or_insert(t);
+            }
+            // nginx verifies client certificates per server: the first Ingress of the host with
+            // a usable Secret configures it; any with an unusable one makes the host answer 403.
+            match &ann.client_auth {
+                Some(Ok(auth)) => {
+                    entry.client_auth.get_or_insert_with(|| auth.clone());
+                }
+                Some(Err(why)) => {
+                    entry.client_auth_error.get_or_insert_with(|| why.clone());
+                }
+                None => {}
             }
         }
     }

@@ -1,5 +1,6 @@
 //! What the request path knows of the client connection, computed once per connection.
 
+use crate::client_auth::PeerCert;
 use crate::headers::Forwarded;
 use crate::table::{ListenerId, RouteHeaders};
 use http::HeaderValue;
@@ -27,6 +28,11 @@ pub struct Connection {
     /// The pod's `Host` and `X-Forwarded-Host` when a trusted proxy's `X-Forwarded-Host` says
     /// (`use-forwarded-headers`).
     pub forwarded_host: Option<HeaderValue>,
+    /// The client named a server in its TLS handshake (SNI).
+    pub sni: bool,
+    /// The handshake was made for a host with client certificate authentication: the client's
+    /// certificate as verified for that host (`auth-tls-*`).
+    pub peer: Option<std::sync::Arc<PeerCert>>,
 }
 
 impl Connection {
@@ -35,6 +41,7 @@ impl Connection {
         local_port: HeaderValue,
         tls: bool,
         listener: ListenerId,
+        facts: crate::tls::TlsFacts,
     ) -> Self {
         Self {
             remote: remote.ip(),
@@ -45,6 +52,8 @@ impl Connection {
             listener,
             forwarded_for: None,
             forwarded_host: None,
+            sni: facts.sni,
+            peer: facts.peer,
         }
     }
 

@@ -10,7 +10,10 @@
 //! 0. [`head`]: what no server may accept (missing or duplicate `Host`, HTTP/2 `host` against
 //!    `:authority`); [`block`]: the clients the ConfigMap blocks (403).
 //! 1. [`route`]: the virtual host and route, by listener (Ingress or a Gateway port), host and
-//!    path (and a Gateway API route's method, headers and query parameters).
+//!    path (and a Gateway API route's method, headers and query parameters). [`client_cert`]:
+//!    the host's client certificate authentication (`auth-tls-*`: 400, or the redirect to its
+//!    error page; 403 for `auth-tls-match-cn`; 421 on a connection made for another host), and
+//!    the `ssl-client-*` headers the pod gets.
 //! 2. [`local`]: what the route answers itself (HTTPS redirect, `app-root`, `temporal-redirect`
 //!    and `permanent-redirect`, CORS preflight); [`redirect`]: a Gateway API `RequestRedirect`.
 //! 3. Who may: [`limit`], the request rate per client address (503); [`access`], a denied route
@@ -36,6 +39,7 @@ mod access;
 mod basic_auth;
 mod block;
 mod client;
+mod client_cert;
 mod connection;
 mod error_page;
 mod external_auth;
@@ -105,7 +109,7 @@ pub async fn handle(
 async fn phases<'t>(
     shared: &Shared,
     conn: &Connection,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     table: &'t Table,
     out: &mut Outcome<'t>,
 ) -> Result<Response<Body>, Reject> {
@@ -118,6 +122,7 @@ async fn phases<'t>(
     if conn.tls && route.has_certificate && conn.is_ingress() {
         out.hsts = table.policy.hsts.as_ref();
     }
+    client_cert::check(&route, conn, &mut req)?;
     if let Some(answer) = local::answer(&route, &req, conn, &shared.config) {
         return Ok(answer);
     }

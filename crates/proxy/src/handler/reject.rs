@@ -19,6 +19,24 @@ pub enum Reject {
     Blocked,
     #[error("no route for the host and path")]
     NoRoute,
+    /// A host with client certificate authentication refuses the request: no certificate
+    /// (`missing`) or one that failed verification (nginx's 496 and 495, answered 400, or a 302
+    /// to `auth-tls-error-page`).
+    #[error("client certificate missing or invalid")]
+    ClientCertificate {
+        missing: bool,
+        error_page: Option<http::HeaderValue>,
+    },
+    /// `auth-tls-match-cn` does not match the client certificate's subject.
+    #[error("client certificate subject does not match auth-tls-match-cn")]
+    ClientCommonName,
+    /// An `auth-tls-secret` of the host cannot be used (ingress-nginx's server `return 403`).
+    #[error("the host's client certificate authentication cannot be configured")]
+    ClientAuthUnusable,
+    /// The host verifies client certificates, and the connection's handshake was made for
+    /// another host (or for its earlier settings).
+    #[error("request for a host other than the connection's TLS server name")]
+    Misdirected,
     /// The route carries a security annotation Remora cannot honour (see `Location::denied`).
     #[error("the route is denied")]
     Denied,
@@ -63,6 +81,13 @@ impl Reject {
     pub fn status(&self) -> StatusCode {
         match self {
             Reject::BadHead(_) => StatusCode::BAD_REQUEST,
+            Reject::ClientCertificate {
+                error_page: Some(_),
+                ..
+            } => StatusCode::FOUND,
+            Reject::ClientCertificate { .. } => StatusCode::BAD_REQUEST,
+            Reject::ClientCommonName | Reject::ClientAuthUnusable => StatusCode::FORBIDDEN,
+            Reject::Misdirected => StatusCode::MISDIRECTED_REQUEST,
             Reject::Auth(denial) => denial.status,
             Reject::AuthUnavailable | Reject::InvalidBackend => StatusCode::INTERNAL_SERVER_ERROR,
             Reject::NoRoute => StatusCode::NOT_FOUND,
@@ -111,6 +136,27 @@ impl Reject {
             Reject::Unauthorized(challenge) => {
                 r.headers_mut()
                     .insert(http::header::WWW_AUTHENTICATE, challenge);
+            }
+            Reject::ClientCertificate {
+                error_page: Some(page),
+                ..
+            } => {
+                r.headers_mut().insert(http::header::LOCATION, page);
+            }
+            // nginx's pages say why.
+            Reject::ClientCertificate { missing, .. } => {
+                let text: &'static [u8] = if missing {
+                    b"400 No required SSL certificate was sent\n"
+                } else {
+                    b"400 The SSL certificate error\n"
+                };
+                *r.body_mut() =
+                    Body::Right(http_body_util::Full::new(bytes::Bytes::from_static(text)));
+            }
+            Reject::ClientCommonName => {
+                *r.body_mut() = Body::Right(http_body_util::Full::new(bytes::Bytes::from_static(
+                    b"client certificate unauthorized",
+                )));
             }
             _ => {}
         }

@@ -31,6 +31,8 @@ fn host(host: HostMatch, owner: &str) -> VirtualHost {
         }],
         default: None,
         tls: None,
+        client_auth: None,
+        client_auth_error: None,
     }
 }
 

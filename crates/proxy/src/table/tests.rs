@@ -77,6 +77,8 @@ fn table() -> Table {
             routes,
             default: Some(target(9)),
             tls: None,
+            client_auth: None,
+            client_auth_error: None,
         }],
         ..Snapshot::default()
     };

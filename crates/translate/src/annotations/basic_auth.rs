@@ -141,7 +141,7 @@ fn deny(r: &mut Reader<'_>, loc: &mut Location, annotation: &str, why: String) {
 /// client-go's `SplitMetaNamespaceKey` of a value that passed ingress-nginx's validation
 /// (letters, digits, `-._~:/`): `name` or `namespace/name` (an empty namespace is the
 /// Ingress's).
-fn split_name(value: &str) -> Option<(Option<&str>, &str)> {
+pub(super) fn split_name(value: &str) -> Option<(Option<&str>, &str)> {
     let valid = value
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"-._~:/".contains(&b));

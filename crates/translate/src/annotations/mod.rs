@@ -6,6 +6,7 @@ mod affinity;
 mod alias;
 mod allowlist;
 mod auth;
+mod auth_tls;
 mod balance;
 mod basic_auth;
 mod canary;
@@ -20,6 +21,7 @@ pub(crate) mod ssl;
 
 pub use affinity::AffinitySpec;
 pub(crate) use allowlist::networks;
+pub use auth_tls::ClientAuthSpec;
 pub use canary::CanarySpec;
 pub use ssl::SslRedirect;
 
@@ -55,6 +57,9 @@ pub struct IngressAnnotations {
     /// How its routes are proxied (protocol, timeouts, body size, rewrites, redirects, source
     /// lists, CORS), or that they are denied.
     pub location: std::sync::Arc<model::Location>,
+    /// `auth-tls-secret` and its family: the client certificates the Ingress's hosts ask for, or
+    /// why its Secret cannot be used.
+    pub client_auth: Option<ClientAuthSpec>,
 }
 
 /// Parse the annotations of one Ingress, reporting invalid and unsupported ones. `defaults`: the
@@ -75,7 +80,8 @@ pub fn parse(
     allowlist::parse(&mut r, &mut location);
     basic_auth::parse(&mut r, &mut location);
     external_auth::parse(&mut r, &mut location);
-    auth::parse(&mut r, &mut location);
+    auth::parse(&mut r);
+    let client_auth = auth_tls::parse(&mut r, &mut location);
     limit::parse(&mut r, &mut location);
     balance::parse(&mut r, &mut location);
     cors::parse(&mut r, &mut location);
@@ -90,6 +96,7 @@ pub fn parse(
         use_regex,
         default_backend: r.text("default-backend").map(|s| s.trim().to_owned()),
         location: std::sync::Arc::new(location),
+        client_auth,
     };
     r.refuse_snippets();
     r.report_unsupported();

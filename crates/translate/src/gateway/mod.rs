@@ -212,6 +212,8 @@ pub fn translate(
                         routes: e.routes,
                         default: None,
                         tls: e.tls,
+                        client_auth: None,
+                        client_auth_error: None,
                     }
                 })
                 .collect(),

@@ -42,6 +42,7 @@ fn the_lean_head_carries_what_rewrite_head_makes_of_the_request() {
         HeaderValue::from_static("8080"),
         false,
         crate::table::ListenerId::Ingress,
+        Default::default(),
     );
     let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
         (
