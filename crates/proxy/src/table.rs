@@ -91,6 +91,16 @@ impl HostIndex {
         index
     }
 
+    /// The virtual host a TLS server name names ([`HostIndex::named`], lowercased first when it
+    /// has to be).
+    fn named_server(&self, server_name: &str) -> Option<usize> {
+        if server_name.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.named(&server_name.to_ascii_lowercase())
+        } else {
+            self.named(server_name)
+        }
+    }
+
     /// The virtual host a host name (lowercase, without port) names: exact, then wildcard (the
     /// most specific one that covers it).
     fn named(&self, host: &str) -> Option<usize> {
@@ -657,14 +667,7 @@ impl Table {
         server_name: Option<&str>,
     ) -> Option<Arc<CertifiedKey>> {
         let (_, set) = self.listener(listener)?;
-        let named = server_name.and_then(|server_name| {
-            let name = if server_name.bytes().any(|b| b.is_ascii_uppercase()) {
-                std::borrow::Cow::Owned(server_name.to_ascii_lowercase())
-            } else {
-                std::borrow::Cow::Borrowed(server_name)
-            };
-            set.index.named(&name)
-        });
+        let named = server_name.and_then(|name| set.index.named_server(name));
         let i = match listener {
             ListenerId::Ingress => named?,
             ListenerId::Gateway { .. } => named.or(set.index.any)?,
@@ -681,14 +684,7 @@ impl Table {
         server_name: Option<&str>,
     ) -> Option<Arc<ClientAuthRuntime>> {
         let (_, set) = self.listener(listener)?;
-        let named = server_name.and_then(|server_name| {
-            let name = if server_name.bytes().any(|b| b.is_ascii_uppercase()) {
-                std::borrow::Cow::Owned(server_name.to_ascii_lowercase())
-            } else {
-                std::borrow::Cow::Borrowed(server_name)
-            };
-            set.index.named(&name)
-        });
+        let named = server_name.and_then(|name| set.index.named_server(name));
         let host = set.runtimes.get(named.or(set.index.any)?)?;
         if host.client_auth_broken {
             return None;
