@@ -1,5 +1,6 @@
 # Shared by the benchmark scripts (sourced): a work directory and the processes started, both
-# cleaned up on exit; waiting for a port to listen; the three pods; CPU time of processes.
+# cleaned up on exit; waiting for a port to listen; the three pods and Remora's manifests for them;
+# CPU time of processes.
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
@@ -26,6 +27,55 @@ start_pods() { # binary port
     POD_PIDS+=($!)
   done
   for i in 1 2 3; do wait_port "127.0.0.1$i" "$2"; done
+}
+
+# Remora's manifests in $WORK/manifests: the sticky Ingress (cookie `route`) of HOST to the
+# Service `bench`, whose EndpointSlice lists the three pods at PORT.
+write_manifests() { # port host
+  mkdir -p "$WORK/manifests"
+  cat > "$WORK/manifests/bench.yaml" <<YAML
+apiVersion: v1
+kind: Service
+metadata:
+  name: bench
+spec:
+  ports:
+  - port: 80
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: bench-1
+  labels:
+    kubernetes.io/service-name: bench
+addressType: IPv4
+ports:
+- port: $1
+endpoints:
+- addresses: ["127.0.0.11"]
+- addresses: ["127.0.0.12"]
+- addresses: ["127.0.0.13"]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: bench
+  annotations:
+    nginx.ingress.kubernetes.io/affinity: cookie
+    nginx.ingress.kubernetes.io/session-cookie-name: route
+spec:
+  rules:
+  - host: $2
+    http:
+      paths:
+      - path: /
+        pathType: Prefix
+        backend:
+          service:
+            name: bench
+            port:
+              number: 80
+YAML
 }
 
 # User + system CPU time of these processes (all threads), in clock ticks.

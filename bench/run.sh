@@ -93,50 +93,7 @@ place() { # workers
 start_pods "$REMORA" "$BACKEND_PORT"
 
 # Remora's manifests.
-mkdir -p "$WORK/manifests"
-cat > "$WORK/manifests/bench.yaml" <<YAML
-apiVersion: v1
-kind: Service
-metadata:
-  name: bench
-spec:
-  ports:
-  - port: 80
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: bench-1
-  labels:
-    kubernetes.io/service-name: bench
-addressType: IPv4
-ports:
-- port: $BACKEND_PORT
-endpoints:
-- addresses: ["127.0.0.11"]
-- addresses: ["127.0.0.12"]
-- addresses: ["127.0.0.13"]
----
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: bench
-  annotations:
-    nginx.ingress.kubernetes.io/affinity: cookie
-    nginx.ingress.kubernetes.io/session-cookie-name: route
-spec:
-  rules:
-  - host: $HOST
-    http:
-      paths:
-      - path: /
-        pathType: Prefix
-        backend:
-          service:
-            name: bench
-            port:
-              number: 80
-YAML
+write_manifests "$BACKEND_PORT" "$HOST"
 
 # ingress-nginx's proxy headers, as HAProxy rules and nginx directives.
 haproxy_headers() {

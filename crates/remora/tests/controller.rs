@@ -174,18 +174,6 @@ fn count_lists(api: &FakeApi) -> usize {
         .count()
 }
 
-/// Wait (bounded) until `check` holds.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !check() {
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "{what}: not within 15 s"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 fn lease_holder(api: &FakeApi) -> Option<String> {
     api.get("Lease", "default", "remora-leader")?["spec"]["holderIdentity"]
         .as_str()

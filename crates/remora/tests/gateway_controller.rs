@@ -11,7 +11,7 @@ mod common;
 use common::apiserver::FakeApi;
 use common::*;
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const GROUP: &str = "gateway.networking.k8s.io";
 
@@ -141,18 +141,6 @@ fn controller(api: &FakeApi, dir: &Dir, user: &str, extra: &[&str]) -> Remora {
     args.extend(LISTEN_ON_LOOPBACK.map(String::from));
     args.extend(extra.iter().map(|s| s.to_string()));
     Remora::start(&args)
-}
-
-/// Wait (bounded) until `check` holds.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !check() {
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "{what}: not within 15 s"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 fn status(api: &FakeApi, kind: &str, namespace: &str, name: &str) -> Value {

@@ -618,6 +618,22 @@ pub struct Resp {
 }
 
 impl Resp {
+    /// A response, its body read whole.
+    pub async fn read<B>(resp: http::Response<B>) -> Resp
+    where
+        B: hyper::body::Body,
+        B::Error: std::fmt::Debug,
+    {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        Resp {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+
     /// The `Set-Cookie` header values.
     pub fn set_cookies(&self) -> Vec<String> {
         self.headers
@@ -721,13 +737,18 @@ pub async fn request(method: &str, url: &str, headers: &[(&str, &str)], body: By
     .await
     .expect("request timed out")
     .expect("request failed");
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    Resp {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
+    Resp::read(resp).await
+}
+
+/// Wait (bounded: 15 s) until `check` holds.
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !check() {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{what}: not within 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

@@ -5,7 +5,7 @@ use super::Resp;
 use base64::Engine;
 use bytes::Bytes;
 use http::Request;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls_pki_types::{CertificateDer, ServerName};
 use std::net::SocketAddr;
@@ -129,15 +129,8 @@ pub async fn https_get(
             .unwrap();
         sender.send_request(req).await.unwrap()
     };
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
     TlsResp {
-        resp: Resp {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&body).into_owned(),
-        },
+        resp: Resp::read(resp).await,
         peer,
         alpn,
     }
