@@ -6,6 +6,7 @@ mod convert;
 mod cookie_secret;
 mod demo;
 mod gateway;
+mod migrate_check;
 mod pipeline;
 mod runtime;
 mod secret;
@@ -44,6 +45,9 @@ enum Command {
     /// Print the Gateway API objects (HTTPRoutes with sessionPersistence...) that serve what the
     /// Ingresses of manifest files serve.
     Convert(convert::Args),
+    /// Report, annotation by annotation, what moving the Ingresses and ingress-nginx ConfigMap of
+    /// manifest files to Remora changes; exits 1 when anything would behave differently.
+    MigrateCheck(migrate_check::Args),
 }
 
 impl Command {
@@ -55,7 +59,8 @@ impl Command {
             Command::Whoami(_)
             | Command::Check(_)
             | Command::CookieSecret(_)
-            | Command::Convert(_) => false,
+            | Command::Convert(_)
+            | Command::MigrateCheck(_) => false,
         }
     }
 }
@@ -96,6 +101,7 @@ fn main() -> ExitCode {
             Command::Whoami(a) => whoami::run(a).await.map(|()| ExitCode::SUCCESS),
             Command::Check(a) => check::run(a).await,
             Command::Convert(a) => convert::run(a).map(|()| ExitCode::SUCCESS),
+            Command::MigrateCheck(a) => migrate_check::run(a),
         }
     });
     match result {

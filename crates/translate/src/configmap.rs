@@ -64,6 +64,18 @@ pub struct Defaults {
     pub settings: Settings,
 }
 
+/// What Remora does with ConfigMap key `key` (a warning about its value aside).
+pub fn key_support(key: &str) -> crate::migrate::Support {
+    use crate::migrate::Support;
+    if ROUTE_KEYS.contains(&key) || GLOBAL_KEYS.contains(&key) {
+        Support::Supported
+    } else if proxy::BUFFERING.contains(&key) {
+        Support::NoEffect
+    } else {
+        Support::NotSupported
+    }
+}
+
 /// Read the ConfigMap `options.configmap` names, if any. A missing one is a warning, and the
 /// defaults are used.
 pub fn read(objects: &Objects, options: &Options, diags: &mut Diagnostics) -> Defaults {
@@ -85,9 +97,7 @@ pub fn read(objects: &Objects, options: &Options, diags: &mut Diagnostics) -> De
         diags.warn(&object, "not found: ingress-nginx's defaults are used");
         return defaults;
     };
-    let known = |k: &str| {
-        ROUTE_KEYS.contains(&k) || GLOBAL_KEYS.contains(&k) || proxy::BUFFERING.contains(&k)
-    };
+    let known = |k: &str| key_support(k) != crate::migrate::Support::NotSupported;
     let (data, unknown): (BTreeMap<String, String>, BTreeMap<String, String>) = config_map
         .data
         .clone()

@@ -17,6 +17,7 @@ mod configmap;
 pub mod convert;
 mod gateway;
 mod ingress;
+pub mod migrate;
 pub mod objects;
 mod tls;
 

@@ -57,8 +57,9 @@ fn parse_allow(r: &mut Reader<'_>, loc: &mut Location) {
             r.warn(
                 name,
                 format!(
-                    "invalid network(s) {}: every request of this Ingress gets 403 until the list is fixed",
-                    bad.join(", ")
+                    "invalid network(s) {}: {} gets 403 until the list is fixed",
+                    bad.join(", "),
+                    crate::migrate::FAILS_CLOSED
                 ),
             );
             Vec::new()

@@ -109,7 +109,7 @@ pub fn parse(r: &mut Reader<'_>, loc: &mut Location) -> Option<ClientAuthSpec> {
         Err(why) => {
             r.warn(
                 "auth-tls-secret",
-                format!("{why}: every request of this Ingress's hosts gets 403 (ingress-nginx's server return 403), rather than being served without client certificates"),
+                format!("{why}: {}'s hosts gets 403 (ingress-nginx's server return 403), rather than being served without client certificates", crate::migrate::FAILS_CLOSED),
             );
             return Some(Err(format!("auth-tls-secret: {why}")));
         }

@@ -25,6 +25,7 @@ pub use auth_tls::ClientAuthSpec;
 pub use canary::CanarySpec;
 pub use ssl::SslRedirect;
 
+use crate::migrate::FAILS_CLOSED;
 use crate::Diagnostics;
 use model::{ObjectRef, Severity};
 use std::collections::{BTreeMap, BTreeSet};
@@ -246,10 +247,7 @@ impl<'a> Reader<'a> {
     /// without what it asks for. The warning is "`why`: every request of this Ingress gets 503
     /// `until`"; the first reason given is the one the route keeps.
     pub fn deny(&mut self, loc: &mut model::Location, name: &str, why: &str, until: &str) {
-        self.warn(
-            name,
-            format!("{why}: every request of this Ingress gets 503 {until}"),
-        );
+        self.warn(name, format!("{why}: {FAILS_CLOSED} gets 503 {until}"));
         loc.denied.get_or_insert_with(|| format!("{name}: {why}"));
     }
 
