@@ -106,6 +106,15 @@ pub struct Settings {
     /// value, or after `~` a regular expression (`~*`: ignoring case).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub block_user_agents: Vec<String>,
+    /// `add-headers`: response headers (name, value) added to every response, from the data of
+    /// the ConfigMap it names.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub add_headers: Vec<(String, String)>,
+    /// `proxy-set-headers`: request headers (name, value) set on every request to a pod, from
+    /// the data of the ConfigMap it names; a value may use the nginx variables of
+    /// [`expr`]; an empty value removes the header.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub proxy_set_headers: Vec<(String, String)>,
 }
 
 /// Whose word on the client is taken (nginx's realip module, as ingress-nginx configures it).
@@ -137,6 +146,8 @@ impl Default for Settings {
             keep_alive: None,
             keep_alive_requests: None,
             client_header_timeout: None,
+            add_headers: Vec::new(),
+            proxy_set_headers: Vec::new(),
         }
     }
 }

@@ -76,6 +76,10 @@ pub struct Location {
     /// The status of requests over the rate limit: the ConfigMap's `limit-req-status-code` (503).
     #[serde(skip_serializing_if = "is_503")]
     pub limit_req_status_code: u16,
+    /// `custom-headers`: response headers (name, value) added to every response of the route's
+    /// Ingress, from the data of the ConfigMap it names; values are sent as written.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub custom_headers: Vec<(String, String)>,
     /// `custom-http-errors`: responses with these statuses (the pod's, or Remora's own for the
     /// route) are replaced by the default backend's answer (see `Target::default_backend`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -115,6 +119,7 @@ impl Default for Location {
             access_log: true,
             rate_limit: None,
             limit_req_status_code: 503,
+            custom_headers: Vec::new(),
             custom_http_errors: Vec::new(),
             denied: None,
             filters: None,
