@@ -249,6 +249,12 @@ pub struct Policy {
     pub add_headers: Option<Arc<HeaderEditor>>,
     /// `proxy-set-headers`: set on every request to a pod.
     pub proxy_set_headers: Option<Arc<SetHeaders>>,
+    /// `hide-headers`: the pods' response headers dropped.
+    pub hide_headers: Box<[http::HeaderName]>,
+    /// `http-redirect-code`: the status of the redirect to HTTPS.
+    pub https_redirect_code: Option<http::StatusCode>,
+    /// `generate-request-id`: a request without `X-Request-ID` gets one.
+    pub generate_request_id: bool,
 }
 
 /// [`model::RealIp`], ready for requests.
@@ -604,6 +610,17 @@ impl Table {
                 add_headers: HeaderEditor::set(&snapshot.settings.add_headers).map(Arc::new),
                 proxy_set_headers: SetHeaders::new(&snapshot.settings.proxy_set_headers)
                     .map(Arc::new),
+                hide_headers: snapshot
+                    .settings
+                    .hide_headers
+                    .iter()
+                    .filter_map(|h| http::HeaderName::from_bytes(h.as_bytes()).ok())
+                    .collect(),
+                https_redirect_code: snapshot
+                    .settings
+                    .http_redirect_code
+                    .and_then(|c| http::StatusCode::from_u16(c).ok()),
+                generate_request_id: snapshot.settings.generate_request_id.unwrap_or(true),
                 ..Policy::default()
             },
             ingress,

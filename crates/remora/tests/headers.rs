@@ -168,3 +168,80 @@ async fn add_headers_and_proxy_set_headers() {
     assert_eq!(r.headers["x-served-by"], "remora-2");
     assert!(r.headers.get("x-frame-options").is_none());
 }
+
+/// `hide-headers` (the pods' headers clients do not get), `http-redirect-code` (the status of the
+/// redirect to HTTPS, 308 by default) and `generate-request-id` (an X-Request-ID made for a
+/// request without one; `"false"`: the client's only), each changed by a reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hide_headers_redirect_code_and_request_id() {
+    let (_pods, dir, remora) = serve_service_with(
+        "web",
+        "web-9f0a1b2c3d",
+        1,
+        &[
+            web_ingress("plain", "plain.example.com", &[]),
+            web_ingress(
+                "forced",
+                "forced.example.com",
+                &[("force-ssl-redirect", "true")],
+            ),
+        ],
+        &["--configmap", "ingress-nginx/remora"],
+    )
+    .await;
+    remora.wait_ready().await;
+    let plain = [("host", "plain.example.com")];
+    let r = get(&remora.url("/"), &plain).await;
+    assert!(r.headers.get("x-pod-name").is_some(), "{:?}", r.headers);
+    let r = get(&remora.url("/"), &[("host", "forced.example.com")]).await;
+    assert_eq!(r.status, 308);
+    let saw = get(&remora.url("/echo-headers"), &plain).await.body;
+    assert!(saw.to_ascii_lowercase().contains("x-request-id: "), "{saw}");
+
+    let cm = config_map(
+        "ingress-nginx",
+        "remora",
+        &[
+            ("hide-headers", "X-Pod-Name"),
+            ("http-redirect-code", "301"),
+            ("generate-request-id", "false"),
+        ],
+    );
+    remora.rewrite(&dir, "cm.yaml", &cm).await;
+    let r = get(&remora.url("/"), &plain).await;
+    assert_eq!(r.status, 200);
+    assert!(r.headers.get("x-pod-name").is_none(), "{:?}", r.headers);
+    let r = get(&remora.url("/x?a=1"), &[("host", "forced.example.com")]).await;
+    assert_eq!(r.status, 301);
+    assert!(
+        r.headers["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("https://forced.example.com"),
+        "{:?}",
+        r.headers
+    );
+    // No id made, on the lean client's head and on the rewritten one (a request with a body).
+    let saw = get(&remora.url("/echo-headers"), &plain).await.body;
+    assert!(!saw.to_ascii_lowercase().contains("x-request-id"), "{saw}");
+    let saw = request(
+        "POST",
+        &remora.url("/echo-headers"),
+        &plain,
+        bytes::Bytes::from_static(b"body"),
+    )
+    .await
+    .body;
+    assert!(!saw.to_ascii_lowercase().contains("x-request-id"), "{saw}");
+    // The client's own still goes through.
+    let saw = get(
+        &remora.url("/echo-headers"),
+        &[("host", "plain.example.com"), ("x-request-id", "abc123")],
+    )
+    .await
+    .body;
+    assert!(
+        saw.to_ascii_lowercase().contains("x-request-id: abc123"),
+        "{saw}"
+    );
+}

@@ -24,7 +24,10 @@ const ROUTE_KEYS: [&str; 10] = [
 ];
 
 /// Keys with no annotation.
-const GLOBAL_KEYS: [&str; 23] = [
+const GLOBAL_KEYS: [&str; 26] = [
+    "hide-headers",
+    "http-redirect-code",
+    "generate-request-id",
     "global-allowed-response-headers",
     "add-headers",
     "proxy-set-headers",
@@ -164,6 +167,10 @@ pub fn read(objects: &Objects, options: &Options, diags: &mut Diagnostics) -> De
         .into_iter()
         .collect();
     defaults.settings.proxy_set_headers = proxy_set_headers(&mut r);
+    defaults.settings.hide_headers = hide_headers(&mut r);
+    defaults.settings.http_redirect_code = http_redirect_code(&mut r);
+    // nginx's `$request_id` for requests without an X-Request-ID (true).
+    defaults.settings.generate_request_id = r.bool("generate-request-id").filter(|g| !g);
     if r.bool("server-tokens") == Some(true) {
         r.warn(
             "server-tokens",
@@ -260,6 +267,41 @@ fn allowed_response_headers(r: &mut Reader<'_>) -> Vec<String> {
         }
     }
     out
+}
+
+/// `hide-headers`: comma-separated names of the pods' response headers not passed to clients
+/// (nginx's `proxy_hide_header`); an invalid name is warned about and left out.
+fn hide_headers(r: &mut Reader<'_>) -> Vec<String> {
+    let key = "hide-headers";
+    let Some(list) = r.text(key) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if headers::valid_name(name) {
+            out.push(name.to_ascii_lowercase());
+        } else {
+            r.warn(key, format!("invalid header name \"{name}\": left out"));
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// `http-redirect-code`: the status of the redirect to HTTPS; 301, 302, 307 or 308 (the default).
+fn http_redirect_code(r: &mut Reader<'_>) -> Option<u16> {
+    let key = "http-redirect-code";
+    let what = "301, 302, 307 or 308";
+    let code = r.uint::<u16>(key, what)?;
+    if [301, 302, 307, 308].contains(&code) {
+        return (code != 308).then_some(code);
+    }
+    r.warn(
+        key,
+        format!("invalid value \"{code}\": expected {what}, using 308"),
+    );
+    None
 }
 
 /// `proxy-set-headers`: the headers of its ConfigMap; a value's nginx variables Remora does not
