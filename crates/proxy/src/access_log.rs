@@ -32,6 +32,8 @@ pub struct Outcome<'t> {
     pub hsts: Option<&'t HeaderValue>,
     /// The route's `custom-headers`, set on the response whatever answers it.
     pub custom_headers: Option<&'t crate::filters::HeaderEditor>,
+    /// The request counts under `limit-connections` while this lives.
+    pub in_flight: Option<crate::limit::InFlightGuard>,
 }
 
 impl Default for Outcome<'_> {
@@ -45,6 +47,7 @@ impl Default for Outcome<'_> {
             unlogged: false,
             hsts: None,
             custom_headers: None,
+            in_flight: None,
         }
     }
 }

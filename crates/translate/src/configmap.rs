@@ -24,7 +24,7 @@ const ROUTE_KEYS: [&str; 10] = [
 ];
 
 /// Keys with no annotation.
-const GLOBAL_KEYS: [&str; 26] = [
+const GLOBAL_KEYS: [&str; 27] = [
     "hide-headers",
     "http-redirect-code",
     "generate-request-id",
@@ -32,6 +32,7 @@ const GLOBAL_KEYS: [&str; 26] = [
     "add-headers",
     "proxy-set-headers",
     "limit-req-status-code",
+    "limit-conn-status-code",
     "allow-backend-server-header",
     "enable-underscores-in-headers",
     "server-tokens",
@@ -116,6 +117,16 @@ pub fn read(objects: &Objects, options: &Options, diags: &mut Diagnostics) -> De
         } else {
             r.warn(
                 "limit-req-status-code",
+                format!("invalid value \"{code}\": expected {status}, using 503"),
+            );
+        }
+    }
+    if let Some(code) = r.uint::<u16>("limit-conn-status-code", status) {
+        if (400..=599).contains(&code) {
+            defaults.location.limit_conn_status_code = code;
+        } else {
+            r.warn(
+                "limit-conn-status-code",
                 format!("invalid value \"{code}\": expected {status}, using 503"),
             );
         }

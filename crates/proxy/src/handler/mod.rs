@@ -16,7 +16,8 @@
 //!    the `ssl-client-*` headers the pod gets.
 //! 2. [`local`]: what the route answers itself (HTTPS redirect, `app-root`, `temporal-redirect`
 //!    and `permanent-redirect`, CORS preflight); [`redirect`]: a Gateway API `RequestRedirect`.
-//! 3. Who may: [`limit`], the request rate per client address (503); [`access`], a denied route
+//! 3. Who may: [`limit`], the request rate per client address (503); [`limit_conn`], its
+//!    requests in flight (503); [`access`], a denied route
 //!    (503), deny- and allow-lists (403), the declared body size (413); [`basic_auth`], a user's
 //!    password (`auth-type: basic`, 401); [`external_auth`], the authentication service's answer
 //!    (`auth-url`: 401, 403 or a redirect to sign in, 500 without an answer).
@@ -50,6 +51,7 @@ mod forward;
 mod head;
 mod header_filter;
 mod limit;
+mod limit_conn;
 mod local;
 mod mirror;
 mod pick;
@@ -107,6 +109,12 @@ pub async fn handle(
     if let Some(custom) = out.custom_headers {
         custom.apply(response.headers_mut());
     }
+    // `limit-connections`: the request counts until its response body ends.
+    if let Some(guard) = out.in_flight.take() {
+        response
+            .extensions_mut()
+            .insert(crate::server::HeldUntilBodyEnds(Arc::new(guard)));
+    }
     let elapsed = started.elapsed();
     let code = response.status().as_u16();
     if let Some(stats) = out.stats {
@@ -161,6 +169,7 @@ async fn proxied<'t>(
     out: &mut Outcome<'t>,
 ) -> Result<Response<Body>, Reject> {
     limit::check(route, conn)?;
+    out.in_flight = limit_conn::enter(route, conn)?;
     access::check(route.location(), &req, conn)?;
     basic_auth::check(route, &req).await?;
     let grant = external_auth::check(route, conn, &mut req).await?;
