@@ -34,8 +34,8 @@ pub struct WatchConfig {
     pub namespaces: Vec<String>,
     /// Changes that come within this long of each other are published together.
     pub debounce: Duration,
-    /// The ingress-nginx ConfigMap of global settings (`--configmap`): namespace and name. Only
-    /// that one is watched.
+    /// The ingress-nginx ConfigMap of global settings (`--configmap`): namespace and name. It is
+    /// watched besides the watched namespaces' ConfigMaps when it is in none of them.
     pub configmap: Option<(String, String)>,
 }
 
@@ -46,7 +46,8 @@ struct Stores {
     services: Vec<Store<Service>>,
     slices: Vec<Store<EndpointSlice>>,
     secrets: Vec<Store<Secret>>,
-    /// At most one: the `--configmap` one.
+    /// The watched namespaces' (what `custom-headers`, `add-headers` and `proxy-set-headers`
+    /// name), and the `--configmap` one when it is in none of them.
     config_maps: Vec<Store<ConfigMap>>,
     /// `None` when the Gateway API CRDs are not installed.
     gateway: Option<GatewayStores>,
@@ -96,7 +97,8 @@ pub async fn run(client: Client, config: WatchConfig, mut publish: impl FnMut(Ob
         config_maps: Vec::new(),
         gateway: None,
     };
-    if let Some((namespace, name)) = &config.configmap {
+    let outside = |ns: &str| !scopes.iter().any(|s| s.as_deref().is_none_or(|s| s == ns));
+    if let Some((namespace, name)) = config.configmap.as_ref().filter(|(ns, _)| outside(ns)) {
         // One object: a field selector on its name, in its namespace (whatever --namespace says).
         let one = watcher::Config::default().fields(&format!("metadata.name={name}"));
         let api = Api::namespaced(client.clone(), namespace);
@@ -118,6 +120,9 @@ pub async fn run(client: Client, config: WatchConfig, mut publish: impl FnMut(Ob
         stores
             .secrets
             .push(watch(api(&client, ns), opaque_only.clone(), &changed));
+        stores
+            .config_maps
+            .push(watch(api(&client, ns), all.clone(), &changed));
     }
     let gateway = GatewayWatch {
         client: &client,

@@ -106,6 +106,24 @@ pub struct Settings {
     /// value, or after `~` a regular expression (`~*`: ignoring case).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub block_user_agents: Vec<String>,
+    /// `add-headers`: response headers (name, value) added to every response, from the data of
+    /// the ConfigMap it names.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub add_headers: Vec<(String, String)>,
+    /// `proxy-set-headers`: request headers (name, value) set on every request to a pod, from
+    /// the data of the ConfigMap it names; a value may use the nginx variables of
+    /// [`expr`]; an empty value removes the header.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub proxy_set_headers: Vec<(String, String)>,
+    /// `hide-headers`: the pods' response headers (lowercase) not passed to clients.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hide_headers: Vec<String>,
+    /// `http-redirect-code`: the status of the redirect to HTTPS (308).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_redirect_code: Option<u16>,
+    /// `generate-request-id`: `false`, no `X-Request-ID` is made for a request without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generate_request_id: Option<bool>,
 }
 
 /// Whose word on the client is taken (nginx's realip module, as ingress-nginx configures it).
@@ -137,6 +155,11 @@ impl Default for Settings {
             keep_alive: None,
             keep_alive_requests: None,
             client_header_timeout: None,
+            add_headers: Vec::new(),
+            proxy_set_headers: Vec::new(),
+            hide_headers: Vec::new(),
+            http_redirect_code: None,
+            generate_request_id: None,
         }
     }
 }

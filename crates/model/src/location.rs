@@ -76,6 +76,14 @@ pub struct Location {
     /// The status of requests over the rate limit: the ConfigMap's `limit-req-status-code` (503).
     #[serde(skip_serializing_if = "is_503")]
     pub limit_req_status_code: u16,
+    /// The status of requests over `limit-connections`: the ConfigMap's `limit-conn-status-code`
+    /// (503).
+    #[serde(skip_serializing_if = "is_503")]
+    pub limit_conn_status_code: u16,
+    /// `custom-headers`: response headers (name, value) added to every response of the route's
+    /// Ingress, from the data of the ConfigMap it names; values are sent as written.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub custom_headers: Vec<(String, String)>,
     /// `custom-http-errors`: responses with these statuses (the pod's, or Remora's own for the
     /// route) are replaced by the default backend's answer (see `Target::default_backend`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -115,6 +123,8 @@ impl Default for Location {
             access_log: true,
             rate_limit: None,
             limit_req_status_code: 503,
+            limit_conn_status_code: 503,
+            custom_headers: Vec::new(),
             custom_http_errors: Vec::new(),
             denied: None,
             filters: None,
@@ -124,6 +134,10 @@ impl Default for Location {
 
 fn is_true(b: &bool) -> bool {
     *b
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn is_503(code: &u16) -> bool {
@@ -259,6 +273,9 @@ pub struct RateLimit {
     pub rps: u32,
     /// `limit-rpm`: requests per minute (0: none).
     pub rpm: u32,
+    /// `limit-connections`: requests in flight at once per client address (0: none).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub connections: u32,
     /// `limit-burst-multiplier` (5): how many times the rate may come at once.
     pub burst_multiplier: u32,
     /// `limit-allowlist` (`limit-whitelist`): client networks never limited.

@@ -30,6 +30,10 @@ pub struct Outcome<'t> {
     pub unlogged: bool,
     /// The response gets this `Strict-Transport-Security` (HTTPS, a host with a certificate).
     pub hsts: Option<&'t HeaderValue>,
+    /// The route's `custom-headers`, set on the response whatever answers it.
+    pub custom_headers: Option<&'t crate::filters::HeaderEditor>,
+    /// The request counts under `limit-connections` while this lives.
+    pub in_flight: Option<crate::limit::InFlightGuard>,
 }
 
 impl Default for Outcome<'_> {
@@ -42,6 +46,8 @@ impl Default for Outcome<'_> {
             request_id: None,
             unlogged: false,
             hsts: None,
+            custom_headers: None,
+            in_flight: None,
         }
     }
 }

@@ -43,6 +43,14 @@ impl HeaderEditor {
         })
     }
 
+    /// Edits that set these headers (`custom-headers`, `add-headers`); `None` when there are none.
+    pub fn set(headers: &[(String, String)]) -> Option<Self> {
+        Self::new(&HeaderEdits {
+            set: headers.to_vec(),
+            ..HeaderEdits::default()
+        })
+    }
+
     /// Apply the edits in the Gateway API's order: `set` replaces every line of its header, `add`
     /// appends a line (an existing header keeps its values, as the conformance tests expect),
     /// `remove` drops the header.
@@ -190,5 +198,72 @@ mod tests {
         let values: Vec<_> = h.get_all("x-header-set").iter().collect();
         assert_eq!(values, ["new"]);
         assert!(HeaderEditor::new(&HeaderEdits::default()).is_none());
+    }
+}
+
+/// `proxy-set-headers`: request headers every pod gets, names and fixed values parsed once per
+/// table; a value with nginx variables is compiled once and rendered per request.
+#[derive(Debug, Default)]
+pub struct SetHeaders {
+    headers: Box<[(HeaderName, SetValue)]>,
+}
+
+#[derive(Debug)]
+enum SetValue {
+    /// An empty value: the header is removed (nginx's `proxy_set_header NAME ""`).
+    Remove,
+    Fixed(HeaderValue),
+    Expr(crate::expr::Compiled),
+}
+
+impl SetHeaders {
+    /// `None` when there is none, so that a proxy without them pays one check.
+    pub fn new(list: &[(String, String)]) -> Option<Self> {
+        let headers: Box<[(HeaderName, SetValue)]> = list
+            .iter()
+            .filter_map(|(n, v)| {
+                let name = HeaderName::from_bytes(n.as_bytes()).ok()?;
+                let expr = model::expr::Expr::parse(v);
+                let value = if v.is_empty() {
+                    SetValue::Remove
+                } else if expr.vars().next().is_some() {
+                    SetValue::Expr(crate::expr::Compiled::new(v))
+                } else {
+                    SetValue::Fixed(HeaderValue::from_str(v).ok()?)
+                };
+                Some((name, value))
+            })
+            .collect();
+        (!headers.is_empty()).then_some(Self { headers })
+    }
+
+    /// Set (or remove) each header on the request, its variables read from the request as it
+    /// came. A rendered value that is no header value (a variable's bytes) leaves the header out.
+    pub fn apply<B>(&self, conn: &crate::handler::Connection, req: &mut http::Request<B>) {
+        let rendered: Vec<(&HeaderName, Option<HeaderValue>)> = {
+            let cx = conn.cx(req);
+            self.headers
+                .iter()
+                .map(|(name, value)| {
+                    let v = match value {
+                        SetValue::Remove => None,
+                        SetValue::Fixed(v) => Some(v.clone()),
+                        SetValue::Expr(e) => HeaderValue::from_str(&e.render(&cx)).ok(),
+                    };
+                    (name, v)
+                })
+                .collect()
+        };
+        let headers = req.headers_mut();
+        for (name, v) in rendered {
+            match v {
+                Some(v) => {
+                    headers.insert(name, v);
+                }
+                None => {
+                    headers.remove(name);
+                }
+            }
+        }
     }
 }

@@ -186,6 +186,8 @@ pub struct Forwarded<'a> {
     pub original_for: Option<HeaderValue>,
     pub port: &'a HeaderValue,
     pub tls: bool,
+    /// A request without `X-Request-ID` gets one (`generate-request-id`, true by default).
+    pub generate_request_id: bool,
 }
 
 static HTTP: HeaderValue = HeaderValue::from_static("http");
@@ -213,13 +215,13 @@ impl<'a> Forwarded<'a> {
 /// (unless `underscores` are kept) `drop_underscored` make of the client's `headers` (the same
 /// headers, in another order), without building a map: the client's headers but hop-by-hop ones,
 /// those `Connection` lists and those Remora sets, then Remora's. Returns the `X-Request-ID`
-/// sent.
+/// sent (none: the client sent none and `generate_request_id` is off).
 pub fn write_upstream(
     out: &mut Vec<u8>,
     headers: &HeaderMap,
     f: &Forwarded<'_>,
     underscores: bool,
-) -> HeaderValue {
+) -> Option<HeaderValue> {
     // The tokens of `Connection` are compared in place: no list of names is built per request.
     let has_connection = headers.contains_key(header::CONNECTION);
     let set = f.headers();
@@ -246,11 +248,12 @@ pub fn write_upstream(
     if let Some(prefix) = f.prefix {
         line(out, &X_FORWARDED_PREFIX, prefix);
     }
-    request_id.unwrap_or_else(|| {
+    if request_id.is_none() && f.generate_request_id {
         let id = new_request_id();
         line(out, &X_REQUEST_ID, &id);
-        id
-    })
+        request_id = Some(id);
+    }
+    request_id
 }
 
 /// `METHOD target HTTP/1.1`, the target in origin form (path and query).
@@ -359,6 +362,7 @@ mod tests {
             original_for: None,
             port: &port,
             tls: false,
+            generate_request_id: true,
         };
         set_forwarded(&mut h, &forwarded);
         assert_eq!(h["x-forwarded-for"], "127.0.0.9");
@@ -376,6 +380,7 @@ mod tests {
             original_for: None,
             port: &port,
             tls: true,
+            generate_request_id: true,
         };
         set_forwarded(&mut h, &forwarded);
         assert_eq!(h["x-forwarded-proto"], "https");

@@ -10,7 +10,8 @@
 
 use model::{Cidr, RateLimit};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Client slots per rate and Ingress: 128 KiB each.
@@ -22,6 +23,8 @@ const TIME_MASK: u64 = (1 << TIME_BITS) - 1;
 pub struct Limiter {
     allow: Vec<Cidr>,
     rates: Vec<Gcra>,
+    /// `limit-connections`: requests in flight per client.
+    connections: Option<InFlight>,
     /// Times are microseconds since this (48 bits: 8 years).
     epoch: Instant,
 }
@@ -78,8 +81,29 @@ impl Limiter {
         Self {
             allow: limit.allow.clone(),
             rates,
+            connections: (limit.connections > 0).then(|| InFlight::new(limit.connections)),
             epoch: Instant::now(),
         }
+    }
+
+    /// Enter a request of `client` under `limit-connections`: `Ok(None)` when there is no such
+    /// limit (or the client is allowed), `Ok(Some(guard))` counted until the guard drops,
+    /// `Err(())` over the limit (not counted).
+    pub fn enter(self: &Arc<Self>, client: IpAddr) -> Result<Option<InFlightGuard>, ()> {
+        let Some(conns) = &self.connections else {
+            return Ok(None);
+        };
+        if self.allow.iter().any(|net| net.contains(client)) {
+            return Ok(None);
+        }
+        let slots = conns.slots(hash_of(client));
+        if !conns.enter(slots) {
+            return Err(());
+        }
+        Ok(Some(InFlightGuard {
+            limiter: Arc::clone(self),
+            slots,
+        }))
     }
 
     /// Count a request of `client`; `false`: it is over a limit (and not counted against the
@@ -88,16 +112,85 @@ impl Limiter {
         if self.allow.iter().any(|net| net.contains(client)) {
             return true;
         }
-        let client = match client {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(client, IpAddr::V4),
-            v4 => v4,
-        };
-        let hash = match client {
-            IpAddr::V4(a) => xxhash_rust::xxh3::xxh3_64(&a.octets()),
-            IpAddr::V6(a) => xxhash_rust::xxh3::xxh3_64(&a.octets()),
-        };
+        let hash = hash_of(client);
         let now = (self.epoch.elapsed().as_micros() as u64) & TIME_MASK;
         self.rates.iter().all(|rate| rate.admit(hash, now))
+    }
+}
+
+/// The hash a client's state is found by (an IPv4-mapped address is its IPv4 one).
+fn hash_of(client: IpAddr) -> u64 {
+    let client = match client {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(client, IpAddr::V4),
+        v4 => v4,
+    };
+    match client {
+        IpAddr::V4(a) => xxhash_rust::xxh3::xxh3_64(&a.octets()),
+        IpAddr::V6(a) => xxhash_rust::xxh3::xxh3_64(&a.octets()),
+    }
+}
+
+/// Counters of requests in flight per client, in a fixed table (bounded memory: a client's
+/// counters go back to zero when its last request ends, nothing is kept per client). Each client
+/// has two counters, found by two halves of its hash, and counts as the smaller (a count-min
+/// sketch): never less than its own requests in flight, more only when both its counters are
+/// shared with clients that have requests in flight at the same time.
+struct InFlight {
+    max: u32,
+    counters: Box<[AtomicU32]>,
+}
+
+/// Counters per zone: 2 x 64 KiB.
+const COUNTERS: usize = 32 * 1024;
+
+impl InFlight {
+    fn new(max: u32) -> Self {
+        Self {
+            max,
+            counters: (0..COUNTERS).map(|_| AtomicU32::new(0)).collect(),
+        }
+    }
+
+    /// The client's two counters: one in each half of the table.
+    fn slots(&self, hash: u64) -> [usize; 2] {
+        let half = COUNTERS / 2;
+        [
+            (hash as usize) % half,
+            half + ((hash >> 32) as usize) % half,
+        ]
+    }
+
+    /// Count a request in; `false` (and not counted) when the client is at its limit.
+    fn enter(&self, slots: [usize; 2]) -> bool {
+        let mut seen = u32::MAX;
+        for &s in &slots {
+            seen = seen.min(self.counters[s].fetch_add(1, Ordering::AcqRel));
+        }
+        if seen < self.max {
+            return true;
+        }
+        self.leave(slots);
+        false
+    }
+
+    fn leave(&self, slots: [usize; 2]) {
+        for &s in &slots {
+            self.counters[s].fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// A request counted under `limit-connections` until this drops (when its response body ends).
+pub struct InFlightGuard {
+    limiter: Arc<Limiter>,
+    slots: [usize; 2],
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if let Some(conns) = &self.limiter.connections {
+            conns.leave(self.slots);
+        }
     }
 }
 
@@ -110,6 +203,7 @@ mod tests {
             zone: "default/web".into(),
             rps,
             rpm,
+            connections: 0,
             burst_multiplier,
             allow: allow.iter().filter_map(|a| Cidr::parse(a)).collect(),
         }
@@ -146,6 +240,29 @@ mod tests {
         assert!((0..100).all(|_| l.admit(inside)));
         let outside: IpAddr = "192.0.2.1".parse().unwrap();
         assert_eq!((0..100).filter(|_| l.admit(outside)).count(), 2);
+    }
+
+    #[test]
+    fn requests_in_flight_per_client_and_back_to_zero() {
+        let mut l = limit(0, 0, 1, &["10.0.0.0/8"]);
+        l.connections = 2;
+        let l = Arc::new(Limiter::new(&l));
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let first = l.enter(a).unwrap().unwrap();
+        let second = l.enter(a).unwrap().unwrap();
+        assert!(l.enter(a).is_err(), "a third at once");
+        assert!(l.enter(b).unwrap().is_some(), "another client has its own");
+        drop(first);
+        let third = l.enter(a).unwrap().unwrap();
+        drop((second, third));
+        let conns = l.connections.as_ref().unwrap();
+        assert!(conns
+            .counters
+            .iter()
+            .all(|c| c.load(Ordering::Relaxed) == 0));
+        let inside: IpAddr = "10.1.2.3".parse().unwrap();
+        assert!((0..10).all(|_| l.enter(inside).unwrap().is_none()));
     }
 
     #[test]

@@ -138,6 +138,14 @@ impl<S, B> HttpService<B> for S where
 {
 }
 
+/// Put in a response's extensions by a service: kept until the response body ends (or is
+/// dropped), then dropped (`limit-connections`' count of a request in flight).
+#[derive(Clone)]
+pub struct HeldUntilBodyEnds(
+    // Never read: what matters is when it drops.
+    #[allow(dead_code)] pub std::sync::Arc<dyn std::any::Any + Send + Sync>,
+);
+
 /// A response body those services may return.
 pub trait ResponseBody:
     hyper::body::Body<Data: Send, Error: Into<Box<dyn std::error::Error + Send + Sync>>>

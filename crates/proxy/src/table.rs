@@ -8,7 +8,7 @@ use crate::conditions::CompiledConditions;
 use crate::cors::CorsHeaders;
 use crate::expr::Compiled;
 use crate::external_auth::AuthRuntime;
-use crate::filters::HeaderEditor;
+use crate::filters::{HeaderEditor, SetHeaders};
 use crate::limit::Limiter;
 use crate::stats::RouteStats;
 use crate::upstream::{ClientKey, Clients, UpstreamClient};
@@ -170,6 +170,8 @@ pub struct RouteRuntime {
     pub request_headers: Option<Box<HeaderEditor>>,
     /// `ResponseHeaderModifier`: edits of the pod's response headers.
     pub response_headers: Option<Box<HeaderEditor>>,
+    /// `custom-headers`: set on every response of the route.
+    pub custom_headers: Option<Box<HeaderEditor>>,
     /// The compiled `canary-by-header-pattern` of the route's canary.
     pub canary_pattern: Option<regex::Regex>,
     /// The upstream client of the route's location (protocol, connect timeout).
@@ -243,6 +245,16 @@ pub struct Policy {
     pub real_ip: Option<RealIp>,
     /// `block-cidrs` and `block-user-agents`: who gets 403 whatever it asks.
     pub block: Block,
+    /// `add-headers`: set on every response.
+    pub add_headers: Option<Arc<HeaderEditor>>,
+    /// `proxy-set-headers`: set on every request to a pod.
+    pub proxy_set_headers: Option<Arc<SetHeaders>>,
+    /// `hide-headers`: the pods' response headers dropped.
+    pub hide_headers: Box<[http::HeaderName]>,
+    /// `http-redirect-code`: the status of the redirect to HTTPS.
+    pub https_redirect_code: Option<http::StatusCode>,
+    /// `generate-request-id`: a request without `X-Request-ID` gets one.
+    pub generate_request_id: bool,
 }
 
 /// [`model::RealIp`], ready for requests.
@@ -509,6 +521,7 @@ impl Table {
                 .as_ref()
                 .and_then(|f| HeaderEditor::new(&f.response_headers))
                 .map(Box::new),
+            custom_headers: HeaderEditor::set(&target.location.custom_headers).map(Box::new),
             canary_pattern: route
                 .and_then(|r| r.canary.as_ref()?.header_pattern.as_deref())
                 .and_then(|p| regex::Regex::new(p).ok()),
@@ -594,6 +607,20 @@ impl Table {
                     })
                 }),
                 block: Block::new(&snapshot.settings),
+                add_headers: HeaderEditor::set(&snapshot.settings.add_headers).map(Arc::new),
+                proxy_set_headers: SetHeaders::new(&snapshot.settings.proxy_set_headers)
+                    .map(Arc::new),
+                hide_headers: snapshot
+                    .settings
+                    .hide_headers
+                    .iter()
+                    .filter_map(|h| http::HeaderName::from_bytes(h.as_bytes()).ok())
+                    .collect(),
+                https_redirect_code: snapshot
+                    .settings
+                    .http_redirect_code
+                    .and_then(|c| http::StatusCode::from_u16(c).ok()),
+                generate_request_id: snapshot.settings.generate_request_id.unwrap_or(true),
                 ..Policy::default()
             },
             ingress,

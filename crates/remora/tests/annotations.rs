@@ -571,3 +571,78 @@ async fn service_upstream_sends_to_the_cluster_ip() {
     assert_eq!(vip.into_iter().collect::<Vec<_>>(), [pods[1].name.clone()]);
     assert_eq!(spread.len(), 3, "without it, the pods themselves");
 }
+
+/// ingress-nginx's `limit-connections` (limitconnections.go): a client's requests in flight on
+/// the Ingress are limited; over it 503, or the ConfigMap's `limit-conn-status-code`. A request
+/// counts until its response body ends: one whose head came but whose body is still streaming
+/// keeps the next one out; once it ends (here cut by the pod's silence past
+/// `proxy-read-timeout`), the client gets in again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limit_connections_counts_requests_in_flight() {
+    let (_p, dir, remora) = serve_service_with(
+        "web",
+        "web-0a1b2c3d4e",
+        1,
+        &[
+            ing(
+                "limited",
+                "conns.example.com",
+                "/",
+                &[("limit-connections", "1"), ("proxy-read-timeout", "1")],
+            ),
+            ing("free", "free.example.com", "/", &[]),
+        ],
+        &["--configmap", "ingress-nginx/remora"],
+    )
+    .await;
+    remora.wait_ready().await;
+    remora
+        .rewrite(
+            &dir,
+            "cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: remora\n  namespace: ingress-nginx\ndata:\n  limit-conn-status-code: \"429\"\n",
+        )
+        .await;
+    let host = [("host", "conns.example.com")];
+    // One after the other: never over the limit.
+    for _ in 0..5 {
+        assert_eq!(get(&remora.url("/"), &host).await.status, 200);
+    }
+    // A response whose body is still coming.
+    let mut held = tokio::net::TcpStream::connect(remora.http).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(
+        &mut held,
+        b"GET /stall-body HTTP/1.1\r\nhost: conns.example.com\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("partial") {
+        let mut buf = [0u8; 1024];
+        let n = tokio::io::AsyncReadExt::read(&mut held, &mut buf)
+            .await
+            .unwrap();
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 200"));
+    assert_eq!(get(&remora.url("/"), &host).await.status, 429);
+    // Another Ingress is not limited.
+    let free = get(&remora.url("/"), &[("host", "free.example.com")]).await;
+    assert_eq!(free.status, 200);
+    // The stalled body ends (proxy-read-timeout): the count is back to zero.
+    let started = std::time::Instant::now();
+    loop {
+        let code = get(&remora.url("/"), &host).await.status;
+        if code == 200 {
+            break;
+        }
+        assert_eq!(code, 429);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "still limited"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    drop(held);
+}

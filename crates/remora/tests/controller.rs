@@ -372,8 +372,9 @@ async fn namespace_scope_and_publish_service() {
     assert!(status("other").is_null(), "not ours: {}", status("other"));
 }
 
-/// `--configmap`: only that ConfigMap is watched (by name, in its namespace); missing, the
-/// defaults; created or changed, the next configuration uses it.
+/// `--configmap`: that ConfigMap (by name, in its namespace) is the global one; missing, the
+/// defaults; created or changed, the next configuration uses it. The ConfigMaps it names
+/// (`add-headers`) are watched too, and a change to one is a reload.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follows_the_configmap() {
     let pods = pods("web-7f8e9d0c1b", 1).await;
@@ -421,4 +422,35 @@ async fn follows_the_configmap() {
     );
     until(4096, 200).await;
     assert_eq!(post(16384).await.status, 413);
+
+    let headers = |value: &str| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n  namespace: ingress-nginx\ndata:\n  X-Served-By: {value}\n")
+    };
+    api.apply(&headers("one"));
+    api.apply(
+        &decoy
+            .replace("name: other", "name: remora")
+            .replace("proxy-body-size: 1k", "add-headers: ingress-nginx/extra"),
+    );
+    let served_by = |want: &'static str| {
+        let url = remora.url("/");
+        async move {
+            let started = Instant::now();
+            loop {
+                let r = get(&url, &[("host", "shop.example.com")]).await;
+                if r.headers.get("x-served-by").is_some_and(|v| v == want) {
+                    break;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "never X-Served-By: {want}: {:?}",
+                    r.headers
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    served_by("one").await;
+    api.apply(&headers("two"));
+    served_by("two").await;
 }

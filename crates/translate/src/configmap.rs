@@ -4,7 +4,7 @@
 //! an invalid value is one warning and ingress-nginx's default, and the keys Remora does not
 //! support yet are listed in one warning.
 
-use crate::annotations::{proxy, ssl, Reader};
+use crate::annotations::{headers, proxy, ssl, Reader};
 use crate::{Diagnostics, Objects, Options};
 use model::{Location, ObjectRef, Settings};
 use std::collections::BTreeMap;
@@ -24,8 +24,15 @@ const ROUTE_KEYS: [&str; 10] = [
 ];
 
 /// Keys with no annotation.
-const GLOBAL_KEYS: [&str; 20] = [
+const GLOBAL_KEYS: [&str; 27] = [
+    "hide-headers",
+    "http-redirect-code",
+    "generate-request-id",
+    "global-allowed-response-headers",
+    "add-headers",
+    "proxy-set-headers",
     "limit-req-status-code",
+    "limit-conn-status-code",
     "allow-backend-server-header",
     "enable-underscores-in-headers",
     "server-tokens",
@@ -62,6 +69,8 @@ pub struct Defaults {
     pub force_ssl_redirect: bool,
     /// The proxy-wide settings, carried in the snapshot.
     pub settings: Settings,
+    /// `global-allowed-response-headers`: the headers `custom-headers` may set.
+    pub allowed_response_headers: Vec<String>,
 }
 
 /// What Remora does with ConfigMap key `key` (a warning about its value aside).
@@ -84,6 +93,7 @@ pub fn read(objects: &Objects, options: &Options, diags: &mut Diagnostics) -> De
         ssl_redirect: options.default_ssl_redirect,
         force_ssl_redirect: false,
         settings: Settings::default(),
+        allowed_response_headers: Vec::new(),
     };
     let Some((namespace, name)) = &options.configmap else {
         return defaults;
@@ -117,6 +127,16 @@ pub fn read(objects: &Objects, options: &Options, diags: &mut Diagnostics) -> De
         } else {
             r.warn(
                 "limit-req-status-code",
+                format!("invalid value \"{code}\": expected {status}, using 503"),
+            );
+        }
+    }
+    if let Some(code) = r.uint::<u16>("limit-conn-status-code", status) {
+        if (400..=599).contains(&code) {
+            defaults.location.limit_conn_status_code = code;
+        } else {
+            r.warn(
+                "limit-conn-status-code",
                 format!("invalid value \"{code}\": expected {status}, using 503"),
             );
         }
@@ -162,6 +182,16 @@ pub fn read(objects: &Objects, options: &Options, diags: &mut Diagnostics) -> De
         );
     }
     let _ = r.text("forwarded-for-proxy-protocol-header");
+    defaults.allowed_response_headers = allowed_response_headers(&mut r);
+    defaults.settings.add_headers = headers::global(&mut r, "add-headers")
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    defaults.settings.proxy_set_headers = proxy_set_headers(&mut r);
+    defaults.settings.hide_headers = hide_headers(&mut r);
+    defaults.settings.http_redirect_code = http_redirect_code(&mut r);
+    // nginx's `$request_id` for requests without an X-Request-ID (true).
+    defaults.settings.generate_request_id = r.bool("generate-request-id").filter(|g| !g);
     if r.bool("server-tokens") == Some(true) {
         r.warn(
             "server-tokens",
@@ -240,6 +270,81 @@ fn real_ip(r: &mut Reader<'_>) -> Option<model::RealIp> {
         forwarded_headers,
         full_forwarded_for: full && forwarded_headers,
     })
+}
+
+/// `global-allowed-response-headers`: comma-separated header names; an invalid one is warned
+/// about and left out.
+fn allowed_response_headers(r: &mut Reader<'_>) -> Vec<String> {
+    let key = "global-allowed-response-headers";
+    let Some(list) = r.text(key) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if headers::valid_name(name) {
+            out.push(name.to_owned());
+        } else {
+            r.warn(key, format!("invalid header name \"{name}\": left out"));
+        }
+    }
+    out
+}
+
+/// `hide-headers`: comma-separated names of the pods' response headers not passed to clients
+/// (nginx's `proxy_hide_header`); an invalid name is warned about and left out.
+fn hide_headers(r: &mut Reader<'_>) -> Vec<String> {
+    let key = "hide-headers";
+    let Some(list) = r.text(key) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if headers::valid_name(name) {
+            out.push(name.to_ascii_lowercase());
+        } else {
+            r.warn(key, format!("invalid header name \"{name}\": left out"));
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// `http-redirect-code`: the status of the redirect to HTTPS; 301, 302, 307 or 308 (the default).
+fn http_redirect_code(r: &mut Reader<'_>) -> Option<u16> {
+    let key = "http-redirect-code";
+    let what = "301, 302, 307 or 308";
+    let code = r.uint::<u16>(key, what)?;
+    if [301, 302, 307, 308].contains(&code) {
+        return (code != 308).then_some(code);
+    }
+    r.warn(
+        key,
+        format!("invalid value \"{code}\": expected {what}, using 308"),
+    );
+    None
+}
+
+/// `proxy-set-headers`: the headers of its ConfigMap; a value's nginx variables Remora does not
+/// know are warned about and sent as written.
+fn proxy_set_headers(r: &mut Reader<'_>) -> Vec<(String, String)> {
+    let key = "proxy-set-headers";
+    let Some(headers) = headers::global(r, key) else {
+        return Vec::new();
+    };
+    for (name, value) in &headers {
+        let unknown = model::expr::Expr::parse(value).unknown;
+        if !unknown.is_empty() {
+            r.warn(
+                key,
+                format!(
+                    "header {name}: variables not supported by Remora, sent as written: {}",
+                    unknown.join(", ")
+                ),
+            );
+        }
+    }
+    headers.into_iter().collect()
 }
 
 /// `block-cidrs`: the networks every request of is answered 403. An entry that is no network is

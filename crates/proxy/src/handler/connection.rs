@@ -96,6 +96,7 @@ impl Connection {
             original_for,
             port: &self.local_port,
             tls: self.tls,
+            generate_request_id: true,
         }
     }
 }

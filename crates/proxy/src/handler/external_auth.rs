@@ -66,7 +66,9 @@ pub async fn check<B>(
         return Ok(None);
     };
     // The service and the pod see the same request id.
-    headers::ensure_request_id(req.headers_mut());
+    if route.policy.generate_request_id {
+        headers::ensure_request_id(req.headers_mut());
+    }
     let req = &*req;
     let cx = conn.cx(req);
     let url = auth.url.render(&cx);

@@ -22,7 +22,11 @@ pub fn answer<B>(
     if route.https_redirect && !conn.tls && conn.is_ingress() {
         let keep_slash = route.location().preserve_trailing_slash;
         let port = config.https_redirect_port;
-        if let Some(r) = https_redirect(&request_host(req), req.uri(), port, keep_slash) {
+        let code = route
+            .policy
+            .https_redirect_code
+            .unwrap_or(StatusCode::PERMANENT_REDIRECT);
+        if let Some(r) = https_redirect(&request_host(req), req.uri(), port, keep_slash, code) {
             return Some(r);
         }
     }
@@ -59,11 +63,17 @@ pub fn answer<B>(
     None
 }
 
-/// The 308 to the same URL over HTTPS (ingress-nginx's `ssl-redirect`), except for ACME HTTP-01
+/// The 308 (`http-redirect-code`) to the same URL over HTTPS (ingress-nginx's `ssl-redirect`), except for ACME HTTP-01
 /// challenges, which must stay reachable over plain HTTP. `None`: no redirect.
 /// A trailing `/` of the request URI is taken off unless `keep_slash` (ingress-nginx's
 /// `preserve-trailing-slash`).
-fn https_redirect(host: &str, uri: &Uri, port: u16, keep_slash: bool) -> Option<Response<Body>> {
+fn https_redirect(
+    host: &str,
+    uri: &Uri,
+    port: u16,
+    keep_slash: bool,
+    code: StatusCode,
+) -> Option<Response<Body>> {
     let path = uri.path_and_query().map_or("/", PathAndQuery::as_str);
     let path = match path.strip_suffix('/') {
         Some(trimmed) if !keep_slash => trimmed,
@@ -77,7 +87,7 @@ fn https_redirect(host: &str, uri: &Uri, port: u16, keep_slash: bool) -> Option<
     } else {
         format!("https://{host}:{port}{path}")
     };
-    response::redirect(StatusCode::PERMANENT_REDIRECT, &location)
+    response::redirect(code, &location)
 }
 
 /// ingress-nginx's `from-to-www-redirect` server: 308 to the same scheme, port and request URI on

@@ -16,13 +16,15 @@
 //!    the `ssl-client-*` headers the pod gets.
 //! 2. [`local`]: what the route answers itself (HTTPS redirect, `app-root`, `temporal-redirect`
 //!    and `permanent-redirect`, CORS preflight); [`redirect`]: a Gateway API `RequestRedirect`.
-//! 3. Who may: [`limit`], the request rate per client address (503); [`access`], a denied route
+//! 3. Who may: [`limit`], the request rate per client address (503); [`limit_conn`], its
+//!    requests in flight (503); [`access`], a denied route
 //!    (503), deny- and allow-lists (403), the declared body size (413); [`basic_auth`], a user's
 //!    password (`auth-type: basic`, 401); [`external_auth`], the authentication service's answer
 //!    (`auth-url`: 401, 403 or a redirect to sign in, 500 without an answer).
 //! 4. [`pick`]: canary or primary, or a Gateway API rule's weighted backend (its session's, else
 //!    by weight), then the endpoint (sticky layer over the balancer, or the ring by
-//!    `upstream-hash-by`). [`header_filter`]: a Gateway API `RequestHeaderModifier`.
+//!    `upstream-hash-by`). [`header_filter`]: a Gateway API `RequestHeaderModifier`, the
+//!    ConfigMap's `proxy-set-headers`.
 //! 5. [`upstream_request`]: the head the pod gets (rewrite or `URLRewrite`, Host, X-Forwarded-*,
 //!    request id). [`mirror`]: copies of body-less requests to a `RequestMirror`'s backend.
 //! 6. [`forward`]: the exchange with the pod, failing over to other endpoints, within a Gateway
@@ -33,7 +35,9 @@
 //!    (the pod's, or a rejection's from phase 3 on) is answered by the default backend instead;
 //!    so is a request while the route's backend has no endpoint.
 //!
-//! Statistics and the access log line are written by [`handle`] once the response head is known.
+//! Statistics and the access log line are written by [`handle`] once the response head is known;
+//! so are the headers set on every response (`Strict-Transport-Security`, `add-headers`,
+//! `custom-headers`).
 
 mod access;
 mod basic_auth;
@@ -47,6 +51,7 @@ mod forward;
 mod head;
 mod header_filter;
 mod limit;
+mod limit_conn;
 mod local;
 mod mirror;
 mod pick;
@@ -94,6 +99,22 @@ pub async fn handle(
             .headers_mut()
             .insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
     }
+    // ingress-nginx's `more_set_headers`: the ConfigMap's `add-headers` (http block), then the
+    // route's `custom-headers` (its location), on every response, Remora's own included.
+    if conn.is_ingress() {
+        if let Some(add) = &table.policy.add_headers {
+            add.apply(response.headers_mut());
+        }
+    }
+    if let Some(custom) = out.custom_headers {
+        custom.apply(response.headers_mut());
+    }
+    // `limit-connections`: the request counts until its response body ends.
+    if let Some(guard) = out.in_flight.take() {
+        response
+            .extensions_mut()
+            .insert(crate::server::HeldUntilBodyEnds(Arc::new(guard)));
+    }
     let elapsed = started.elapsed();
     let code = response.status().as_u16();
     if let Some(stats) = out.stats {
@@ -118,6 +139,7 @@ async fn phases<'t>(
     let route = route::find(table, conn, &req)?;
     out.stats = Some(&route.runtime.stats);
     out.unlogged = !route.location().access_log;
+    out.custom_headers = route.runtime.custom_headers.as_deref();
     // HSTS is ingress-nginx's behaviour: the Ingress listeners only.
     if conn.tls && route.has_certificate && conn.is_ingress() {
         out.hsts = table.policy.hsts.as_ref();
@@ -147,6 +169,7 @@ async fn proxied<'t>(
     out: &mut Outcome<'t>,
 ) -> Result<Response<Body>, Reject> {
     limit::check(route, conn)?;
+    out.in_flight = limit_conn::enter(route, conn)?;
     access::check(route.location(), &req, conn)?;
     basic_auth::check(route, &req).await?;
     let grant = external_auth::check(route, conn, &mut req).await?;
@@ -155,6 +178,7 @@ async fn proxied<'t>(
     }
     let mut pick = pick::pick(shared, table, route, &req, conn, out)?;
     header_filter::request(route, req.headers_mut());
+    header_filter::proxy_set(route, conn, &mut req);
     let (head, body) = upstream_request::prepare(shared, conn, req, route, out);
     mirror::send(shared, table, route, &head, &body);
     let response = forward::forward(shared, route, &head, body, &mut pick, out).await?;

@@ -1,4 +1,5 @@
-//! Phase 7, respond: what Remora makes of the pod's response. The pod's `Server` dropped; CORS
+//! Phase 7, respond: what Remora makes of the pod's response. The pod's `Server` and the
+//! ConfigMap's `hide-headers` dropped; CORS
 //! headers; a protocol switch the
 //! pod accepted becomes a tunnel between the two connections; hop-by-hop headers dropped; the
 //! Gateway API `ResponseHeaderModifier` edits; the session cookie (or session header) for new and
@@ -30,6 +31,12 @@ pub fn respond(
     if !route.policy.backend_server_header {
         // nginx hides the upstream's `Server` (proxy_hide_header's default).
         response.headers_mut().remove(header::SERVER);
+    }
+    // `hide-headers` (nginx's `proxy_hide_header`, the ConfigMap's): Ingress routes.
+    if conn.is_ingress() {
+        for name in route.policy.hide_headers.iter() {
+            response.headers_mut().remove(name);
+        }
     }
     if let Some(cors) = &route.runtime.cors {
         cors.add(head.origin.as_ref(), response.headers_mut());

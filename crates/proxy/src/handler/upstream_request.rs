@@ -84,7 +84,8 @@ pub fn prepare(
     let idempotent = is_idempotent(&parts.method);
     let underscores = route.policy.keep_underscores;
     let original_for = super::client::original_forwarded_for(&parts.headers, route.policy);
-    let forwarded = conn.forwarded(host.as_ref(), &route.runtime.headers, original_for);
+    let mut forwarded = conn.forwarded(host.as_ref(), &route.runtime.headers, original_for);
+    forwarded.generate_request_id = route.policy.generate_request_id;
     let lean = if !location.protocol.tls()
         && !location.protocol.http2()
         && upgrade.is_none()
@@ -93,7 +94,7 @@ pub fn prepare(
     {
         let (head, request_id) = lean_head(&parts, &forwarded, underscores);
         if shared.access_log.is_some() {
-            out.request_id = Some(request_id);
+            out.request_id = request_id;
         }
         Some(head)
     } else {
@@ -150,7 +151,7 @@ fn upstream_host(parts: &Parts) -> Option<HeaderValue> {
 
 /// Rewrite the client's request head for the upstream: HTTP/1.1, origin-form URI, hop-by-hop
 /// headers dropped (and those with underscores, unless kept), Host, X-Forwarded-* and
-/// X-Request-ID set.
+/// X-Request-ID set (unless `generate-request-id` is off).
 fn rewrite_head(parts: &mut Parts, forwarded: &Forwarded<'_>, underscores: bool) {
     let path = parts
         .uri
@@ -164,7 +165,9 @@ fn rewrite_head(parts: &mut Parts, forwarded: &Forwarded<'_>, underscores: bool)
         headers::drop_underscored(&mut parts.headers);
     }
     headers::set_forwarded(&mut parts.headers, forwarded);
-    headers::ensure_request_id(&mut parts.headers);
+    if forwarded.generate_request_id {
+        headers::ensure_request_id(&mut parts.headers);
+    }
 }
 
 /// The lean client's request head, written from the client's without rewriting it in place: the
@@ -174,7 +177,7 @@ fn lean_head(
     parts: &Parts,
     forwarded: &Forwarded<'_>,
     underscores: bool,
-) -> (Vec<u8>, HeaderValue) {
+) -> (Vec<u8>, Option<HeaderValue>) {
     let mut head = Vec::with_capacity(320 + parts.headers.len() * 32);
     headers::request_line(&mut head, &parts.method, &parts.uri);
     let request_id = headers::write_upstream(&mut head, &parts.headers, forwarded, underscores);

@@ -388,7 +388,10 @@ where
                 .insert(CONNECTION, HeaderValue::from_static("close"));
         }
         let guard = this.guard.take();
-        Poll::Ready(Ok(response.map(|body| Tracked { body, guard })))
+        let held = response
+            .extensions_mut()
+            .remove::<super::HeldUntilBodyEnds>();
+        Poll::Ready(Ok(response.map(|body| Tracked { body, guard, held })))
     }
 }
 
@@ -398,6 +401,8 @@ pin_project_lite::pin_project! {
         #[pin]
         body: B,
         guard: Option<InFlight>,
+        // What the service asked to keep until the body ends (`limit-connections`).
+        held: Option<super::HeldUntilBodyEnds>,
     }
 }
 
@@ -413,6 +418,7 @@ impl<B: Body> Body for Tracked<B> {
         let frame = ready!(this.body.poll_frame(cx));
         if !matches!(frame, Some(Ok(_))) {
             *this.guard = None;
+            *this.held = None;
         }
         Poll::Ready(frame)
     }

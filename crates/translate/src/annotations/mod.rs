@@ -13,6 +13,7 @@ mod canary;
 mod cors;
 pub(crate) mod errors;
 mod external_auth;
+pub(crate) mod headers;
 pub(crate) mod limit;
 pub(crate) mod proxy;
 mod redirect;
@@ -87,6 +88,7 @@ pub fn parse(
     balance::parse(&mut r, &mut location);
     cors::parse(&mut r, &mut location);
     errors::parse(&mut r, &mut location);
+    headers::parse(&mut r, &mut location, &defaults.allowed_response_headers);
     let parsed = IngressAnnotations {
         affinity: affinity::parse(&mut r),
         ssl: ssl::parse(&mut r),

@@ -152,9 +152,22 @@ fn the_lean_head_carries_what_rewrite_head_makes_of_the_request() {
             lines(&headers::encode_head(&prepared), kept),
             "{uri}"
         );
+        let id = id.unwrap();
         assert!(lines(&lean, Some(""))
             .1
             .contains(&format!("x-request-id: {}", id.to_str().unwrap())));
+        // `generate-request-id: "false"`: the client's id only, none made; both heads agree.
+        let mut plain = conn.forwarded(host.as_ref(), route, None);
+        plain.generate_request_id = false;
+        let (lean, id) = lean_head(&parts, &plain, false);
+        let mut prepared = clone_parts(&parts);
+        rewrite_head(&mut prepared, &plain, false);
+        assert_eq!(id.is_some(), kept.is_some(), "{uri}");
+        assert_eq!(
+            lines(&lean, None),
+            lines(&headers::encode_head(&prepared), None),
+            "{uri}"
+        );
     }
 }
 
