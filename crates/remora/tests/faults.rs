@@ -207,3 +207,235 @@ async fn rolling_update(mode: &str) {
     let served_by_new: usize = new.iter().map(|p| p.hits.load(Ordering::Relaxed)).sum();
     assert!(served_by_new > 0);
 }
+
+/// A TCP balancer in front of Remora's replicas, as a cloud load balancer or HAProxy `mode tcp`
+/// with `option redispatch`: each connection goes to the next replica that accepts it.
+async fn tcp_balancer(replicas: Vec<std::net::SocketAddr>) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.9.100:0")
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let next = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else {
+                continue;
+            };
+            let (replicas, next) = (replicas.clone(), next.clone());
+            tokio::spawn(async move {
+                let first = next.fetch_add(1, Ordering::Relaxed);
+                for i in 0..replicas.len() {
+                    let to = replicas[(first + i) % replicas.len()];
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(to).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A free port on `ip`, for a replica that must come back at the same address.
+fn free_port(ip: &str) -> std::net::SocketAddr {
+    std::net::TcpListener::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// A replica of Remora at a fixed HTTP address, sharing the cookie secret.
+fn replica(dir: &Dir, http: std::net::SocketAddr, secret: &str) -> Remora {
+    let ip = http.ip().to_string();
+    Remora::start(
+        &[
+            "serve",
+            "--manifests",
+            &dir.path().display().to_string(),
+            "--listen-http",
+            &http.to_string(),
+            "--listen-https",
+            &format!("{ip}:0"),
+            "--admin",
+            &format!("{ip}:0"),
+            "--workers",
+            "1",
+            "--cookie-secret-file",
+            secret,
+        ]
+        .map(String::from),
+    )
+}
+
+/// Remora's own rolling restart under load: two replicas behind a TCP balancer, each in turn
+/// stopped with SIGTERM (as Kubernetes stops a pod) and started again while 100 sessions send
+/// requests, some of them slow. Clients retry a request once when its kept-alive connection was
+/// closed under it, as browsers do. No request fails, in-flight requests complete, and no
+/// session moves (the replicas share the cookie secret).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rolling_restart_of_remora_under_load_fails_no_request() {
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    let pods = pods("web-7f8e9d0c1-r", 3).await;
+    let refs: Vec<&Pod> = pods.iter().collect();
+    let dir = Dir::new();
+    dir.write("svc.yaml", SERVICE);
+    dir.write("ing.yaml", &ingress("persistent"));
+    dir.write(
+        "slice.yaml",
+        &slice_yaml("web", "default", Some("http"), &refs),
+    );
+    // A Service of its own with one pod, so that a request in flight there can be seen arrive.
+    let slow = common::pods("slow-5b6c7d8e9-r", 1).await;
+    dir.write("slow-svc.yaml", &SERVICE.replace("name: web", "name: slow"));
+    dir.write(
+        "slow-ing.yaml",
+        &IngressYaml::new("slow")
+            .rule(Some("slow.example.com"), "/", "slow")
+            .port_name("http")
+            .build(),
+    );
+    dir.write(
+        "slow-slice.yaml",
+        &slice_yaml("slow", "default", Some("http"), &[&slow[0]]),
+    );
+    let secrets = Dir::new();
+    let secret = secrets.write("secret", "0123456789abcdef-rolling-restart\n");
+    let secret = secret.display().to_string();
+    let addrs = [free_port("127.0.9.1"), free_port("127.0.9.2")];
+    let mut replicas = [
+        replica(&dir, addrs[0], &secret),
+        replica(&dir, addrs[1], &secret),
+    ];
+    let front = tcp_balancer(addrs.to_vec()).await;
+
+    #[derive(Default)]
+    struct Tally {
+        ok: AtomicUsize,
+        slow_ok: AtomicUsize,
+        retried: AtomicUsize,
+        failed: AtomicUsize,
+        moved: AtomicUsize,
+    }
+    let tally = Arc::new(Tally::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks: Vec<_> = (0..100)
+        .map(|i| {
+            let (tally, stop) = (tally.clone(), stop.clone());
+            tokio::spawn(async move {
+                // One client (and pool of kept-alive connections) per session, as a browser.
+                let client =
+                    Client::builder(TokioExecutor::new()).build_http::<Full<bytes::Bytes>>();
+                let mut cookie: Option<String> = None;
+                let mut pod: Option<bytes::Bytes> = None;
+                let deadline = Instant::now() + Duration::from_secs(60);
+                let mut n = 0usize;
+                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                    n += 1;
+                    let path = if (n + i) % 10 == 0 { "/slow" } else { "/" };
+                    let mut answer = None;
+                    for attempt in 0..2 {
+                        let mut req = http::Request::get(format!("http://{front}{path}"));
+                        if let Some(c) = &cookie {
+                            req = req.header("cookie", c);
+                        }
+                        let sent = tokio::time::timeout(
+                            Duration::from_secs(15),
+                            client.request(req.body(Full::default()).unwrap()),
+                        )
+                        .await;
+                        if let Ok(Ok(resp)) = sent {
+                            let status = resp.status();
+                            let set = resp
+                                .headers()
+                                .get("set-cookie")
+                                .and_then(|v| v.to_str().ok())
+                                .and_then(|v| v.split(';').next())
+                                .map(str::to_owned);
+                            let body = resp.into_body().collect().await.map(|b| b.to_bytes());
+                            if let Ok(body) = body {
+                                answer = Some((status, set, body));
+                                break;
+                            }
+                        }
+                        if attempt == 0 {
+                            tally.retried.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    let Some((status, set, body)) = answer else {
+                        tally.failed.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    };
+                    if status != http::StatusCode::OK {
+                        tally.failed.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    tally.ok.fetch_add(1, Ordering::Relaxed);
+                    if path == "/slow" {
+                        tally.slow_ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if let Some(set) = set {
+                        cookie = Some(set);
+                    }
+                    if pod.as_ref().is_some_and(|p| *p != body) {
+                        tally.moved.fetch_add(1, Ordering::Relaxed);
+                    }
+                    pod = Some(body);
+                }
+            })
+        })
+        .collect();
+    let wait_ok = |at_least: usize| {
+        let tally = tally.clone();
+        async move {
+            let started = Instant::now();
+            while tally.ok.load(Ordering::Relaxed) < at_least {
+                assert!(started.elapsed() < Duration::from_secs(30), "load stalled");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    };
+    wait_ok(1_000).await;
+    for i in 0..2 {
+        let served_before = tally.ok.load(Ordering::Relaxed);
+        // A request in flight when SIGTERM comes is answered.
+        let hits = slow[0].hits.load(Ordering::Relaxed);
+        let url = format!("http://{}/slow", addrs[i]);
+        let in_flight =
+            tokio::spawn(async move { get(&url, &[("host", "slow.example.com")]).await });
+        eventually("the slow request reaches its pod", || {
+            slow[0].hits.load(Ordering::Relaxed) > hits
+        })
+        .await;
+        replicas[i].terminate();
+        let code = tokio::task::block_in_place(|| replicas[i].wait_exit(Duration::from_secs(20)));
+        assert_eq!(code, Some(0), "replica {i} exits cleanly on SIGTERM");
+        let answered = in_flight.await.unwrap();
+        assert_eq!(answered.status, 200, "the request in flight completes");
+        // The other replica serves alone for a while, then this one comes back.
+        wait_ok(tally.ok.load(Ordering::Relaxed) + 500).await;
+        replicas[i] = tokio::task::block_in_place(|| replica(&dir, addrs[i], &secret));
+        wait_ok(served_before + 2_000).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let load = |a: &AtomicUsize| a.load(Ordering::Relaxed);
+    let (ok, slow, retried, failed, moved) = (
+        load(&tally.ok),
+        load(&tally.slow_ok),
+        load(&tally.retried),
+        load(&tally.failed),
+        load(&tally.moved),
+    );
+    println!(
+        "rolling restart of 2 Remora replicas under load (100 sessions): {ok} requests ok ({slow} slow), {retried} retried on a closed kept-alive connection, {failed} failed, {moved} session moves"
+    );
+    assert_eq!(failed, 0);
+    assert_eq!(moved, 0, "sessions stay on their pods across replicas");
+    assert!(slow > 0);
+}
