@@ -389,3 +389,55 @@ async fn at_max_connections_the_oldest_idle_connection_makes_room() {
         );
     }
 }
+
+/// Out of descriptors (a low open-files limit, and a `--max-connections` above it): the accept
+/// loop closes the keep-alive connections idle longest to serve new clients, instead of stalling,
+/// and says so in one rate-limited warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_descriptors_idle_connections_make_room() {
+    let pods = pods("web-7d8e9f0a1b", 1).await;
+    let dir = Dir::new();
+    dir.write("svc.yaml", &service_yaml("web"));
+    dir.write(
+        "slice.yaml",
+        &slice_yaml("web", "default", None, &pods.iter().collect::<Vec<_>>()),
+    );
+    dir.write(
+        "ing.yaml",
+        &web_ingress("public", "public.example.com", &[]),
+    );
+    let mut args: Vec<String> = ["serve", "--manifests"].map(String::from).to_vec();
+    args.push(dir.path().display().to_string());
+    args.extend(LISTEN_ON_LOOPBACK.map(String::from));
+    args.extend(["--workers", "1", "--max-connections", "100000"].map(String::from));
+    let remora = Remora::start_with_open_files(&args, 64);
+    // More keep-alive clients, one after the other, than the process has descriptors.
+    let mut clients = Vec::new();
+    for i in 0..100 {
+        let mut s = TcpStream::connect(remora.http).await.unwrap();
+        s.write_all(KEEP_ALIVE_REQUEST).await.unwrap();
+        let status = tokio::time::timeout(Duration::from_secs(10), read_response(&mut s))
+            .await
+            .unwrap_or_else(|_| panic!("client {i} not served"));
+        assert_eq!(status, 200, "client {i}");
+        clients.push(s);
+    }
+    // The first ones made room for the last ones; the last one is still open.
+    assert!(
+        closed_within(&mut clients[0], Duration::from_secs(5))
+            .await
+            .is_some(),
+        "the connection idle longest is still open"
+    );
+    assert_eq!(
+        closed_within(&mut clients[99], Duration::from_millis(200)).await,
+        None
+    );
+    let log = remora.stderr_text();
+    assert_eq!(
+        log.matches("accept failed (out of file descriptors?")
+            .count(),
+        1,
+        "{log}"
+    );
+}

@@ -460,8 +460,24 @@ impl Remora {
     /// Start the binary with `args` and wait (bounded) for
     /// `remora: serving http on A, https on B (admin on C)`.
     pub fn start(args: &[String]) -> Remora {
-        let mut child = Command::new(binary())
-            .args(args)
+        let mut command = Command::new(binary());
+        command.args(args);
+        Self::spawn(command)
+    }
+
+    /// [`Remora::start`] with at most `open_files` descriptors (`prlimit --nofile`).
+    #[allow(dead_code)]
+    pub fn start_with_open_files(args: &[String], open_files: u64) -> Remora {
+        let mut command = Command::new("prlimit");
+        command
+            .arg(format!("--nofile={open_files}:{open_files}"))
+            .arg(binary())
+            .args(args);
+        Self::spawn(command)
+    }
+
+    fn spawn(mut command: Command) -> Remora {
+        let mut child = command
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
