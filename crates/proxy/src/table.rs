@@ -16,8 +16,8 @@ use balance::BackendBalancer;
 use http::uri::Authority;
 use http::HeaderValue;
 use model::{
-    AffinityMode, BackendId, BackendProtocol, Canary, Certificate, Diagnostic, HostMatch, HostTls,
-    Location, PathType, RateLimit, Route, Snapshot, Target, VirtualHost, WeightedBackend,
+    AffinityMode, Backend, BackendId, BackendProtocol, Canary, Certificate, Diagnostic, HostMatch,
+    HostTls, Location, PathType, RateLimit, Route, Snapshot, Target, VirtualHost, WeightedBackend,
 };
 use rustls::sign::CertifiedKey;
 use std::collections::HashMap;
@@ -31,7 +31,9 @@ pub struct Table {
     pub snapshot: Arc<Snapshot>,
     pub diagnostics: Arc<Vec<Diagnostic>>,
     pub generation: u64,
-    pub backends: Vec<BackendRuntime>,
+    /// Same order as `snapshot.backends`; an unchanged backend's runtime is shared with the
+    /// table this one replaced.
+    pub backends: Vec<Arc<BackendRuntime>>,
     /// The Ingress hosts (`snapshot.hosts`), served on `--listen-http` and `--listen-https`.
     ingress: HostSet,
     /// The Gateway listeners (`snapshot.listeners`), sorted by port, one per port.
@@ -328,6 +330,8 @@ pub struct BackendRuntime {
     pub authorities: Vec<Authority>,
     /// The same addresses, for the lean HTTP/1 client.
     pub addrs: Vec<std::net::SocketAddr>,
+    /// The balancer has a consistent-hash ring.
+    ring: bool,
 }
 
 impl Table {
@@ -344,13 +348,13 @@ impl Table {
         previous: Option<&Table>,
         clients: Option<&Clients>,
     ) -> Self {
-        let previous_backends: HashMap<&str, &BackendBalancer> = previous
+        let previous_backends: HashMap<&str, (&Backend, &Arc<BackendRuntime>)> = previous
             .map(|t| {
                 t.snapshot
                     .backends
                     .iter()
                     .zip(&t.backends)
-                    .map(|(b, rt)| (b.name.as_str(), &rt.balancer))
+                    .map(|(b, rt)| (b.name.as_str(), (b, rt)))
                     .collect()
             })
             .unwrap_or_default();
@@ -404,17 +408,26 @@ impl Table {
             .iter()
             .zip(needs_ring)
             .map(|(b, ring)| {
+                let previous = previous_backends.get(b.name.as_str()).copied();
+                // An unchanged backend keeps its runtime, shared with the previous table: its
+                // balancer (ring, session loads, round-robin position) and parsed addresses are
+                // not built again, so a publish costs the backends that changed.
+                if let Some((old, rt)) = previous.filter(|(old, rt)| rt.ring == ring && *old == b) {
+                    debug_assert_eq!(old.endpoints.len(), rt.addrs.len());
+                    return Arc::clone(rt);
+                }
                 let start = generation as usize % b.endpoints.len().max(1);
-                BackendRuntime {
+                Arc::new(BackendRuntime {
                     balancer: BackendBalancer::new(
                         b,
                         ring,
                         start,
-                        previous_backends.get(b.name.as_str()).copied(),
+                        previous.map(|(_, rt)| &rt.balancer),
                     ),
                     authorities: b.endpoints.iter().map(|e| authority(e.addr)).collect(),
                     addrs: b.endpoints.iter().map(|e| e.addr).collect(),
-                }
+                    ring,
+                })
             })
             .collect();
         // Certificates carry over when their Secret did not change: keys are parsed once.
