@@ -102,7 +102,7 @@ fn main() {
         changed.endpoint_slices[n / 2] = s;
     }
     let mut previous = table;
-    for round in 0..5 {
+    for round in 0..3 {
         let t = Instant::now();
         let translation = translate::translate(&changed, &options);
         let translated = t.elapsed();
@@ -114,10 +114,63 @@ fn main() {
             None,
         );
         println!(
-            "one slice changed, full path: translate {translated:?}, total {:?}, rss {:.0} MiB",
+            "one slice changed, full translation: translate {translated:?}, total {:?}, rss {:.0} MiB",
             t.elapsed(),
             rss_mib()
         );
         previous = table;
     }
+    drop(changed);
+
+    // The incremental translator, as the pipeline uses it: a first full translation, then one
+    // EndpointSlice changing at a time.
+    let mut incremental = translate::Incremental::new(options);
+    let mut objects = objects;
+    let t = Instant::now();
+    let translation = incremental.translate(&objects);
+    println!("incremental, first (full) translation: {:?}", t.elapsed());
+    previous = remora_proxy::Table::new(
+        translation.snapshot,
+        translation.diagnostics,
+        10,
+        Some(&previous),
+        None,
+    );
+    let mut times = Vec::new();
+    for round in 0..20u32 {
+        let i = (round as usize * 7919) % n;
+        let mut one = Objects::default();
+        if let Err(e) = one.add_document(slice(i, 100 + round)) {
+            eprintln!("{e}");
+        }
+        if let Some(s) = one.endpoint_slices.pop() {
+            objects.endpoint_slices[i] = s;
+        }
+        let t = Instant::now();
+        let (translation, update) = incremental.update(&objects);
+        let translated = t.elapsed();
+        let table = remora_proxy::Table::new(
+            translation.snapshot,
+            translation.diagnostics,
+            11 + u64::from(round),
+            Some(&previous),
+            None,
+        );
+        let total = t.elapsed();
+        times.push(total);
+        if round < 3 {
+            println!(
+                "one slice changed, incremental ({update:?}): translate {translated:?}, total {total:?}, rss {:.0} MiB",
+                rss_mib()
+            );
+        }
+        previous = table;
+    }
+    times.sort();
+    println!(
+        "incremental over 20 changes: median {:?}, worst {:?}, rss {:.0} MiB",
+        times[times.len() / 2],
+        times[times.len() - 1],
+        rss_mib()
+    );
 }

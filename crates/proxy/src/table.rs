@@ -348,7 +348,7 @@ impl Table {
         previous: Option<&Table>,
         clients: Option<&Clients>,
     ) -> Self {
-        let previous_backends: HashMap<&str, (&Backend, &Arc<BackendRuntime>)> = previous
+        let previous_backends: HashMap<&str, (&Arc<Backend>, &Arc<BackendRuntime>)> = previous
             .map(|t| {
                 t.snapshot
                     .backends
@@ -412,7 +412,9 @@ impl Table {
                 // An unchanged backend keeps its runtime, shared with the previous table: its
                 // balancer (ring, session loads, round-robin position) and parsed addresses are
                 // not built again, so a publish costs the backends that changed.
-                if let Some((old, rt)) = previous.filter(|(old, rt)| rt.ring == ring && *old == b) {
+                if let Some((old, rt)) = previous
+                    .filter(|(old, rt)| rt.ring == ring && (Arc::ptr_eq(old, b) || *old == b))
+                {
                     debug_assert_eq!(old.endpoints.len(), rt.addrs.len());
                     return Arc::clone(rt);
                 }

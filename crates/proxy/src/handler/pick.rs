@@ -361,7 +361,10 @@ mod session_tests {
                 .collect(),
         };
         let snapshot = Snapshot {
-            backends: vec![backend("default/v1:80", 1), backend("default/v2:80", 3)],
+            backends: vec![backend("default/v1:80", 1), backend("default/v2:80", 3)]
+                .into_iter()
+                .map(Into::into)
+                .collect(),
             ..Snapshot::default()
         };
         Table::new(snapshot, Vec::new(), 1, None, None)
