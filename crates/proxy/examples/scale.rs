@@ -99,7 +99,14 @@ fn main() {
         eprintln!("{e}");
     }
     if let Some(s) = one.endpoint_slices.pop() {
-        changed.endpoint_slices[n / 2] = s;
+        let name = &s.metadata.name;
+        if let Some(at) = changed
+            .endpoint_slices
+            .iter()
+            .position(|o| o.metadata.name == *name)
+        {
+            changed.endpoint_slices[at] = s;
+        }
     }
     let mut previous = table;
     for round in 0..3 {
@@ -144,7 +151,14 @@ fn main() {
             eprintln!("{e}");
         }
         if let Some(s) = one.endpoint_slices.pop() {
-            objects.endpoint_slices[i] = s;
+            let name = &s.metadata.name;
+            if let Some(at) = objects
+                .endpoint_slices
+                .iter()
+                .position(|o| o.metadata.name == *name)
+            {
+                objects.endpoint_slices[at] = s;
+            }
         }
         let t = Instant::now();
         let (translation, update) = incremental.update(&objects);
