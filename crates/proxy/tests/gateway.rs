@@ -94,10 +94,7 @@ fn route(path: &str, path_type: PathType, location: Location) -> Route {
         backends: vec![WeightedBackend {
             backend: Some(BackendId(0)),
             weight: 1,
-        }]
-        .into_iter()
-        .map(Into::into)
-        .collect(),
+        }],
     }
 }
 

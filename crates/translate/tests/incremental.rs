@@ -2,6 +2,9 @@
 //! (EndpointSlices, Endpoints, Services, Ingresses, Secrets, added, changed, removed, in any
 //! order), each translated by one `Incremental` and by `translate` from scratch.
 
+// Test code: failing loudly is the point (the workspace denies these lints for library code).
+#![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
+
 use remora_translate::{translate, Incremental, Objects, Options, Update};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;

@@ -48,7 +48,7 @@ fn snapshot() -> Snapshot {
             Listener {
                 port: 9443,
                 tls: true,
-                hosts: vec![exact("shop.example.com", "secure-shop")].into(),
+                hosts: vec![exact("shop.example.com", "secure-shop")],
             },
             Listener {
                 port: 9000,
@@ -57,13 +57,12 @@ fn snapshot() -> Snapshot {
                     exact("shop.example.com", "gw-shop"),
                     host(HostMatch::Wildcard(".example.com".into()), "gw-wildcard"),
                     host(HostMatch::Any, "gw-any"),
-                ]
-                .into(),
+                ],
             },
             Listener {
                 port: 9001,
                 tls: false,
-                hosts: vec![exact("api.example.com", "gw-api")].into(),
+                hosts: vec![exact("api.example.com", "gw-api")],
             },
         ]
         .into(),
