@@ -37,22 +37,24 @@ pub use route::{
 pub use tls::{Certificate, HostTls, KeyFormat, PrivateKey};
 
 use serde::Serialize;
+use std::sync::Arc;
 
 /// One immutable routing configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Snapshot {
     /// Virtual hosts in match order: exact hosts, then wildcard hosts, then at most one catch-all
     /// (rules without `host`). Served on the Ingress listeners (`--listen-http`,
-    /// `--listen-https`).
-    pub hosts: Vec<VirtualHost>,
+    /// `--listen-https`). Shared between snapshots that differ only elsewhere (endpoints).
+    pub hosts: Arc<Vec<VirtualHost>>,
     /// Gateway API listeners, by port: each is served on its own socket with its own hosts.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub listeners: Vec<Listener>,
-    /// Backends referenced by [`Target::backend`], indexed by [`BackendId`].
-    pub backends: Vec<Backend>,
+    pub listeners: Arc<Vec<Listener>>,
+    /// Backends referenced by [`Target::backend`], indexed by [`BackendId`]; each shared with
+    /// the previous snapshot while its endpoints stay the same.
+    pub backends: Vec<Arc<Backend>>,
     /// Certificates referenced by [`VirtualHost::tls`].
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub certificates: Vec<Certificate>,
+    pub certificates: Arc<Vec<Certificate>>,
     /// Proxy-wide settings of the ingress-nginx ConfigMap (`--configmap`).
     #[serde(skip_serializing_if = "Settings::is_default")]
     pub settings: Settings,
@@ -180,7 +182,7 @@ impl Settings {
 impl Snapshot {
     /// The backend a target points at, if it resolved to one.
     pub fn backend(&self, id: BackendId) -> Option<&Backend> {
-        self.backends.get(id.0 as usize)
+        self.backends.get(id.0 as usize).map(|b| &**b)
     }
 
     /// Number of routes over all hosts (for logs).

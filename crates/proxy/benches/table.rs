@@ -92,10 +92,10 @@ fn snapshot() -> Snapshot {
         b.endpoints.sort_by_key(|e| e.id);
     }
     Snapshot {
-        hosts,
-        listeners: Vec::new(),
-        backends,
-        certificates: Vec::new(),
+        hosts: hosts.into(),
+        listeners: Default::default(),
+        backends: backends.into_iter().map(Into::into).collect(),
+        certificates: Default::default(),
         settings: Default::default(),
     }
 }

@@ -16,8 +16,8 @@ use balance::BackendBalancer;
 use http::uri::Authority;
 use http::HeaderValue;
 use model::{
-    AffinityMode, BackendId, BackendProtocol, Canary, Certificate, Diagnostic, HostMatch, HostTls,
-    Location, PathType, RateLimit, Route, Snapshot, Target, VirtualHost, WeightedBackend,
+    AffinityMode, Backend, BackendId, BackendProtocol, Canary, Certificate, Diagnostic, HostMatch,
+    HostTls, Location, PathType, RateLimit, Route, Snapshot, Target, VirtualHost, WeightedBackend,
 };
 use rustls::sign::CertifiedKey;
 use std::collections::HashMap;
@@ -31,11 +31,14 @@ pub struct Table {
     pub snapshot: Arc<Snapshot>,
     pub diagnostics: Arc<Vec<Diagnostic>>,
     pub generation: u64,
-    pub backends: Vec<BackendRuntime>,
+    /// Same order as `snapshot.backends`; an unchanged backend's runtime is shared with the
+    /// table this one replaced.
+    pub backends: Vec<Arc<BackendRuntime>>,
     /// The Ingress hosts (`snapshot.hosts`), served on `--listen-http` and `--listen-https`.
-    ingress: HostSet,
+    /// Shared with the previous table when only endpoints changed.
+    ingress: Arc<HostSet>,
     /// The Gateway listeners (`snapshot.listeners`), sorted by port, one per port.
-    gateways: Vec<GatewayRuntime>,
+    gateways: Arc<Vec<GatewayRuntime>>,
     /// The rustls form of each snapshot certificate, same order (`None`: unusable).
     keys: Vec<Option<Arc<CertifiedKey>>>,
     /// The request rate limits of each zone (Ingress) with limits, carried over to the next
@@ -340,6 +343,8 @@ pub struct BackendRuntime {
     pub authorities: Vec<Authority>,
     /// The same addresses, for the lean HTTP/1 client.
     pub addrs: Vec<std::net::SocketAddr>,
+    /// The balancer has a consistent-hash ring.
+    ring: bool,
 }
 
 impl Table {
@@ -356,13 +361,13 @@ impl Table {
         previous: Option<&Table>,
         clients: Option<&Clients>,
     ) -> Self {
-        let previous_backends: HashMap<&str, &BackendBalancer> = previous
+        let previous_backends: HashMap<&str, (&Arc<Backend>, &Arc<BackendRuntime>)> = previous
             .map(|t| {
                 t.snapshot
                     .backends
                     .iter()
                     .zip(&t.backends)
-                    .map(|(b, rt)| (b.name.as_str(), &rt.balancer))
+                    .map(|(b, rt)| (b.name.as_str(), (b, rt)))
                     .collect()
             })
             .unwrap_or_default();
@@ -416,181 +421,218 @@ impl Table {
             .iter()
             .zip(needs_ring)
             .map(|(b, ring)| {
+                let previous = previous_backends.get(b.name.as_str()).copied();
+                // An unchanged backend keeps its runtime, shared with the previous table: its
+                // balancer (ring, session loads, round-robin position) and parsed addresses are
+                // not built again, so a publish costs the backends that changed.
+                if let Some((old, rt)) = previous
+                    .filter(|(old, rt)| rt.ring == ring && (Arc::ptr_eq(old, b) || *old == b))
+                {
+                    debug_assert_eq!(old.endpoints.len(), rt.addrs.len());
+                    return Arc::clone(rt);
+                }
                 let start = generation as usize % b.endpoints.len().max(1);
-                BackendRuntime {
+                Arc::new(BackendRuntime {
                     balancer: BackendBalancer::new(
                         b,
                         ring,
                         start,
-                        previous_backends.get(b.name.as_str()).copied(),
+                        previous.map(|(_, rt)| &rt.balancer),
                     ),
                     authorities: b.endpoints.iter().map(|e| authority(e.addr)).collect(),
                     addrs: b.endpoints.iter().map(|e| e.addr).collect(),
-                }
-            })
-            .collect();
-        // Certificates carry over when their Secret did not change: keys are parsed once.
-        let previous_keys: HashMap<&Certificate, &Arc<CertifiedKey>> = previous
-            .map(|t| {
-                t.snapshot
-                    .certificates
-                    .iter()
-                    .zip(&t.keys)
-                    .filter_map(|(c, k)| Some((c, k.as_ref()?)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let keys: Vec<Option<Arc<CertifiedKey>>> = snapshot
-            .certificates
-            .iter()
-            .map(|c| match previous_keys.get(c) {
-                Some(k) => Some(Arc::clone(k)),
-                None => crate::tls::certified_key(c),
-            })
-            .collect();
-        // Statistics carry over by (Ingress, Service) so counters keep growing across reloads.
-        let mut previous_stats: HashMap<(String, String), Arc<RouteStats>> = previous
-            .map(|t| {
-                t.route_stats()
-                    .into_iter()
-                    .map(|s| ((s.ingress.clone(), s.service.clone()), s))
-                    .collect()
-            })
-            .unwrap_or_default();
-        // A Gateway API rule's "service" is its weighted backends', comma-separated.
-        let mut stats_of = |t: &Target, weighted: &[WeightedBackend]| -> Arc<RouteStats> {
-            let ingress = format!("{}/{}", t.ingress.namespace, t.ingress.name);
-            let name = |b: Option<BackendId>| {
-                b.and_then(|b| snapshot.backends.get(b.0 as usize))
-                    .map_or("-", |b| b.name.as_str())
-            };
-            let service = match weighted {
-                [] => name(t.backend).to_owned(),
-                _ => weighted
-                    .iter()
-                    .map(|w| name(w.backend))
-                    .collect::<Vec<_>>()
-                    .join(","),
-            };
-            previous_stats
-                .entry((ingress.clone(), service.clone()))
-                .or_insert_with(|| Arc::new(RouteStats::new(ingress, service)))
-                .clone()
-        };
-        let mut limiters: HashMap<RateLimit, Arc<Limiter>> = HashMap::new();
-        let mut limiter_of = |limit: &RateLimit| -> Arc<Limiter> {
-            limiters
-                .entry(limit.clone())
-                .or_insert_with(|| {
-                    previous
-                        .and_then(|t| t.limiters.get(limit).cloned())
-                        .unwrap_or_else(|| Arc::new(Limiter::new(limit)))
+                    ring,
                 })
-                .clone()
-        };
-        let mut basic_auths: HashMap<model::BasicAuth, Arc<BasicAuthRuntime>> = HashMap::new();
-        let mut basic_auth_of = |target: &Target, route: Option<&Route>| {
-            let auth = target.location.basic_auth.as_ref()?;
-            // ingress-nginx's `no-auth-locations` (default `/.well-known/acme-challenge`): the
-            // locations whose path starts so are never authenticated, so certificates renew.
-            if route.is_some_and(|r| r.path.starts_with(NO_AUTH_LOCATION)) {
-                return None;
-            }
-            let runtime = basic_auths
-                .entry(auth.clone())
-                .or_insert_with(|| Arc::new(BasicAuthRuntime::new(auth)));
-            Some(runtime.clone())
-        };
-        let mut runtime = |target: &Target, route: Option<&Route>| RouteRuntime {
-            // Translation dropped the paths and patterns that do not compile.
-            regex: route
-                .filter(|r| matches!(r.path_type, PathType::Regex | PathType::RegularExpression))
-                .and_then(|r| regex::Regex::new(&r.regex_source()).ok()),
-            conditions: route
-                .and_then(|r| r.conditions.as_deref())
-                .map(|c| Box::new(CompiledConditions::new(c))),
-            request_headers: target
-                .location
-                .filters
-                .as_ref()
-                .and_then(|f| HeaderEditor::new(&f.request_headers))
-                .map(Box::new),
-            response_headers: target
-                .location
-                .filters
-                .as_ref()
-                .and_then(|f| HeaderEditor::new(&f.response_headers))
-                .map(Box::new),
-            custom_headers: HeaderEditor::set(&target.location.custom_headers).map(Box::new),
-            canary_pattern: route
-                .and_then(|r| r.canary.as_ref()?.header_pattern.as_deref())
-                .and_then(|p| regex::Regex::new(p).ok()),
-            client: clients.map(|pool| pool.get(ClientKey::of(&target.location))),
-            cors: target.location.cors.as_ref().map(CorsHeaders::new),
-            limiter: target.location.rate_limit.as_ref().map(&mut limiter_of),
-            headers: RouteHeaders::of(&target.location),
-            basic_auth: basic_auth_of(target, route),
-            hash_key: target
-                .location
-                .upstream_hash_by
-                .as_deref()
-                .map(Compiled::new),
-            external_auth: target.location.external_auth.as_ref().map(|auth| {
-                let key = ClientKey {
-                    protocol: BackendProtocol::Http,
-                    connect_timeout_secs: target.location.connect_timeout_secs,
-                };
-                Box::new(AuthRuntime::new(auth, clients.map(|c| c.get(key))))
-            }),
-            stats: stats_of(target, route.map_or(&[], |r| &r.backends)),
-            canary_stats: route
-                .and_then(|r| r.canary.as_ref())
-                .map(|c| stats_of(&c.target, &[])),
-        };
-        let mut host_set = |hosts: &[VirtualHost], deep_wildcards: bool| HostSet {
-            index: HostIndex::new(hosts, deep_wildcards),
-            runtimes: hosts
+            })
+            .collect();
+        // A snapshot that differs from the previous one in endpoints only (incremental
+        // translation shares the rest) keeps the previous host sets: their route runtimes
+        // (compiled paths, clients, statistics, limiters) and certificates are the same.
+        let same_routes = previous.filter(|t| {
+            let (a, b) = (&t.snapshot, &snapshot);
+            Arc::ptr_eq(&a.hosts, &b.hosts)
+                && Arc::ptr_eq(&a.listeners, &b.listeners)
+                && Arc::ptr_eq(&a.certificates, &b.certificates)
+                && a.backends.len() == b.backends.len()
+                && a.backends
+                    .iter()
+                    .zip(&b.backends)
+                    .all(|(a, b)| a.name == b.name)
+        });
+        let (keys, limiters, ingress, gateways) = if let Some(t) = same_routes {
+            (
+                t.keys.clone(),
+                t.limiters.clone(),
+                Arc::clone(&t.ingress),
+                Arc::clone(&t.gateways),
+            )
+        } else {
+            // Certificates carry over when their Secret did not change: keys are parsed once.
+            let previous_keys: HashMap<&Certificate, &Arc<CertifiedKey>> = previous
+                .map(|t| {
+                    t.snapshot
+                        .certificates
+                        .iter()
+                        .zip(&t.keys)
+                        .filter_map(|(c, k)| Some((c, k.as_ref()?)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let keys: Vec<Option<Arc<CertifiedKey>>> = snapshot
+                .certificates
                 .iter()
-                .map(|h| {
-                    // Checked by translation; should it still not load, the host fails closed.
-                    let client_auth = h
-                        .client_auth
-                        .as_ref()
-                        .map(|a| ClientAuthRuntime::new(&h.host, a).map(Arc::new));
-                    HostRuntime {
-                        routes: h
-                            .routes
-                            .iter()
-                            .map(|r| runtime(&r.target, Some(r)))
-                            .collect(),
-                        default: h.default.as_ref().map(|t| runtime(t, None)),
-                        certificate: match h.tls {
-                            Some(HostTls::Certificate(i)) => keys.get(i).cloned().flatten(),
-                            _ => None,
-                        },
-                        client_auth_broken: h.client_auth_error.is_some()
-                            || matches!(client_auth, Some(None)),
-                        client_auth: client_auth.flatten(),
-                    }
+                .map(|c| match previous_keys.get(c) {
+                    Some(k) => Some(Arc::clone(k)),
+                    None => crate::tls::certified_key(c),
                 })
-                .collect(),
+                .collect();
+            // Statistics carry over by (Ingress, Service) so counters keep growing across reloads.
+            let mut previous_stats: HashMap<(String, String), Arc<RouteStats>> = previous
+                .map(|t| {
+                    t.route_stats()
+                        .into_iter()
+                        .map(|s| ((s.ingress.clone(), s.service.clone()), s))
+                        .collect()
+                })
+                .unwrap_or_default();
+            // A Gateway API rule's "service" is its weighted backends', comma-separated.
+            let mut stats_of = |t: &Target, weighted: &[WeightedBackend]| -> Arc<RouteStats> {
+                let ingress = format!("{}/{}", t.ingress.namespace, t.ingress.name);
+                let name = |b: Option<BackendId>| {
+                    b.and_then(|b| snapshot.backends.get(b.0 as usize))
+                        .map_or("-", |b| b.name.as_str())
+                };
+                let service = match weighted {
+                    [] => name(t.backend).to_owned(),
+                    _ => weighted
+                        .iter()
+                        .map(|w| name(w.backend))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                };
+                previous_stats
+                    .entry((ingress.clone(), service.clone()))
+                    .or_insert_with(|| Arc::new(RouteStats::new(ingress, service)))
+                    .clone()
+            };
+            let mut limiters: HashMap<RateLimit, Arc<Limiter>> = HashMap::new();
+            let mut limiter_of = |limit: &RateLimit| -> Arc<Limiter> {
+                limiters
+                    .entry(limit.clone())
+                    .or_insert_with(|| {
+                        previous
+                            .and_then(|t| t.limiters.get(limit).cloned())
+                            .unwrap_or_else(|| Arc::new(Limiter::new(limit)))
+                    })
+                    .clone()
+            };
+            let mut basic_auths: HashMap<model::BasicAuth, Arc<BasicAuthRuntime>> = HashMap::new();
+            let mut basic_auth_of = |target: &Target, route: Option<&Route>| {
+                let auth = target.location.basic_auth.as_ref()?;
+                // ingress-nginx's `no-auth-locations` (default `/.well-known/acme-challenge`): the
+                // locations whose path starts so are never authenticated, so certificates renew.
+                if route.is_some_and(|r| r.path.starts_with(NO_AUTH_LOCATION)) {
+                    return None;
+                }
+                let runtime = basic_auths
+                    .entry(auth.clone())
+                    .or_insert_with(|| Arc::new(BasicAuthRuntime::new(auth)));
+                Some(runtime.clone())
+            };
+            let mut runtime = |target: &Target, route: Option<&Route>| RouteRuntime {
+                // Translation dropped the paths and patterns that do not compile.
+                regex: route
+                    .filter(|r| {
+                        matches!(r.path_type, PathType::Regex | PathType::RegularExpression)
+                    })
+                    .and_then(|r| regex::Regex::new(&r.regex_source()).ok()),
+                conditions: route
+                    .and_then(|r| r.conditions.as_deref())
+                    .map(|c| Box::new(CompiledConditions::new(c))),
+                request_headers: target
+                    .location
+                    .filters
+                    .as_ref()
+                    .and_then(|f| HeaderEditor::new(&f.request_headers))
+                    .map(Box::new),
+                response_headers: target
+                    .location
+                    .filters
+                    .as_ref()
+                    .and_then(|f| HeaderEditor::new(&f.response_headers))
+                    .map(Box::new),
+                custom_headers: HeaderEditor::set(&target.location.custom_headers).map(Box::new),
+                canary_pattern: route
+                    .and_then(|r| r.canary.as_ref()?.header_pattern.as_deref())
+                    .and_then(|p| regex::Regex::new(p).ok()),
+                client: clients.map(|pool| pool.get(ClientKey::of(&target.location))),
+                cors: target.location.cors.as_ref().map(CorsHeaders::new),
+                limiter: target.location.rate_limit.as_ref().map(&mut limiter_of),
+                headers: RouteHeaders::of(&target.location),
+                basic_auth: basic_auth_of(target, route),
+                hash_key: target
+                    .location
+                    .upstream_hash_by
+                    .as_deref()
+                    .map(Compiled::new),
+                external_auth: target.location.external_auth.as_ref().map(|auth| {
+                    let key = ClientKey {
+                        protocol: BackendProtocol::Http,
+                        connect_timeout_secs: target.location.connect_timeout_secs,
+                    };
+                    Box::new(AuthRuntime::new(auth, clients.map(|c| c.get(key))))
+                }),
+                stats: stats_of(target, route.map_or(&[], |r| &r.backends)),
+                canary_stats: route
+                    .and_then(|r| r.canary.as_ref())
+                    .map(|c| stats_of(&c.target, &[])),
+            };
+            let mut host_set = |hosts: &[VirtualHost], deep_wildcards: bool| HostSet {
+                index: HostIndex::new(hosts, deep_wildcards),
+                runtimes: hosts
+                    .iter()
+                    .map(|h| {
+                        // Checked by translation; should it still not load, the host fails closed.
+                        let client_auth = h
+                            .client_auth
+                            .as_ref()
+                            .map(|a| ClientAuthRuntime::new(&h.host, a).map(Arc::new));
+                        HostRuntime {
+                            routes: h
+                                .routes
+                                .iter()
+                                .map(|r| runtime(&r.target, Some(r)))
+                                .collect(),
+                            default: h.default.as_ref().map(|t| runtime(t, None)),
+                            certificate: match h.tls {
+                                Some(HostTls::Certificate(i)) => keys.get(i).cloned().flatten(),
+                                _ => None,
+                            },
+                            client_auth_broken: h.client_auth_error.is_some()
+                                || matches!(client_auth, Some(None)),
+                            client_auth: client_auth.flatten(),
+                        }
+                    })
+                    .collect(),
+            };
+            let ingress = host_set(&snapshot.hosts, false);
+            let mut gateways: Vec<GatewayRuntime> = snapshot
+                .listeners
+                .iter()
+                .enumerate()
+                .map(|(i, l)| GatewayRuntime {
+                    port: l.port,
+                    tls: l.tls,
+                    listener: i,
+                    hosts: host_set(&l.hosts, true),
+                })
+                .collect();
+            // One listener per port (translation merges them): should two come, the first is served,
+            // as the socket manager binds the first.
+            gateways.sort_by_key(|g| (g.port, g.listener));
+            gateways.dedup_by_key(|g| g.port);
+            (keys, limiters, Arc::new(ingress), Arc::new(gateways))
         };
-        let ingress = host_set(&snapshot.hosts, false);
-        let mut gateways: Vec<GatewayRuntime> = snapshot
-            .listeners
-            .iter()
-            .enumerate()
-            .map(|(i, l)| GatewayRuntime {
-                port: l.port,
-                tls: l.tls,
-                listener: i,
-                hosts: host_set(&l.hosts, true),
-            })
-            .collect();
-        // One listener per port (translation merges them): should two come, the first is served,
-        // as the socket manager binds the first.
-        gateways.sort_by_key(|g| (g.port, g.listener));
-        gateways.dedup_by_key(|g| g.port);
         Self {
             policy: Policy {
                 hsts: snapshot
@@ -773,7 +815,7 @@ impl Table {
     /// Every target's statistics, once each (Ingress hosts, then the Gateway listeners').
     pub fn route_stats(&self) -> Vec<Arc<RouteStats>> {
         let mut seen = std::collections::HashSet::new();
-        std::iter::once(&self.ingress)
+        std::iter::once(&*self.ingress)
             .chain(self.gateways.iter().map(|g| &g.hosts))
             .flat_map(|set| &set.runtimes)
             .flat_map(|h| h.routes.iter().chain(&h.default))

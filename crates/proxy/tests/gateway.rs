@@ -118,12 +118,16 @@ async fn proxy(routes: Vec<Route>) -> (SocketAddr, Arc<AtomicUsize>) {
             tls: None,
             client_auth: None,
             client_auth_error: None,
-        }],
+        }]
+        .into(),
         backends: vec![
             backend("default/v1:80", 1, v1),
             backend("default/v2:80", 2, v2),
             backend("default/mirror:80", 3, mirror),
-        ],
+        ]
+        .into_iter()
+        .map(Into::into)
+        .collect(),
         ..Snapshot::default()
     };
     let proxy = Proxy::new(ProxyConfig::new(CookieKey::from_secret(b"gateway"))).unwrap();

@@ -4,7 +4,7 @@ use crate::gateway::Gateways;
 use model::{Diagnostic, Severity};
 use proxy::Proxy;
 use std::sync::Arc;
-use translate::{Objects, Options};
+use translate::{Incremental, Objects, Options, Update};
 
 /// What one translation changed.
 pub struct Applied {
@@ -21,7 +21,8 @@ pub struct Pipeline {
     proxy: Proxy,
     /// Told the Gateway listeners of every published snapshot, to bind or close their sockets.
     gateways: Gateways,
-    options: Options,
+    /// Translates what changed since the previous objects (endpoints only), else everything.
+    translator: Incremental,
     /// Diagnostics of the previous translation (sorted, as translation gives them): only new ones
     /// are logged, so a reload does not repeat every warning.
     seen: Arc<Vec<Diagnostic>>,
@@ -32,7 +33,7 @@ impl Pipeline {
         Self {
             proxy,
             gateways,
-            options,
+            translator: Incremental::new(options),
             seen: Arc::default(),
         }
     }
@@ -40,7 +41,7 @@ impl Pipeline {
     /// Translate and publish; then the Gateway listeners' sockets follow the new snapshot.
     pub fn apply(&mut self, objects: &Objects) -> Applied {
         let started = std::time::Instant::now();
-        let t = translate::translate(objects, &self.options);
+        let (t, update) = self.translator.update(objects);
         for d in t
             .diagnostics
             .iter()
@@ -65,6 +66,7 @@ impl Pipeline {
             backends,
             endpoints,
             listeners,
+            incremental = matches!(update, Update::Endpoints { .. }),
             micros = started.elapsed().as_micros() as u64,
             "configuration published"
         );

@@ -9,7 +9,7 @@ use crate::objects::{
     SERVICE_NAME_LABEL,
 };
 use crate::Diagnostics;
-use model::{Backend, BackendId, Endpoint, EndpointId, ObjectRef};
+use model::{Backend, BackendId, Diagnostic, Endpoint, EndpointId, ObjectRef};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
@@ -36,6 +36,30 @@ pub struct Backends<'a> {
     endpoints: HashMap<(&'a str, &'a str), &'a Endpoints>,
     ids: HashMap<String, BackendId>,
     list: Vec<Backend>,
+    /// Same order as `list`: what each backend's endpoints came from.
+    sources: Vec<Source>,
+}
+
+/// Where a backend's endpoints come from, and who was told what about them: enough to collect
+/// them again when only EndpointSlices (or Endpoints) changed, with the same diagnostics.
+#[derive(Debug, Clone)]
+pub(crate) struct Source {
+    pub(crate) namespace: String,
+    pub(crate) service: String,
+    port: ServicePort,
+    /// `service-upstream` with a cluster IP: one endpoint that no EndpointSlice changes.
+    fixed: bool,
+    /// Every object that resolved the backend, in order (the first one is told about the slices
+    /// that could not be used, each one that no endpoint is ready).
+    callers: Vec<ObjectRef>,
+    /// The diagnostics that depend on the endpoints (pushed with the others at the end).
+    pub(crate) diagnostics: Vec<Diagnostic>,
+}
+
+/// What the backends of a translation were made of.
+pub(crate) struct Finished {
+    pub(crate) list: Vec<Backend>,
+    pub(crate) sources: Vec<Source>,
 }
 
 impl<'a> Backends<'a> {
@@ -63,6 +87,7 @@ impl<'a> Backends<'a> {
                 .collect(),
             ids: HashMap::new(),
             list: Vec::new(),
+            sources: Vec::new(),
         }
     }
 
@@ -132,32 +157,55 @@ impl<'a> Backends<'a> {
         let id = match self.ids.get(&name) {
             Some(id) => *id,
             None => {
-                let endpoints = match (cluster_ip, u16::try_from(sp.port)) {
-                    (Some(ip), Ok(port)) => vec![Endpoint {
-                        id: endpoint_id(&name, ip, None),
-                        addr: SocketAddr::new(ip, port),
-                        ready: true,
-                        serving: true,
-                        terminating: false,
-                        pod: None,
-                    }],
-                    _ => self.collect(namespace, service, sp, object, diags),
+                let mut collected = Diagnostics::default();
+                let (endpoints, fixed) = match (cluster_ip, u16::try_from(sp.port)) {
+                    (Some(ip), Ok(port)) => (
+                        vec![Endpoint {
+                            id: endpoint_id(&name, ip, None),
+                            addr: SocketAddr::new(ip, port),
+                            ready: true,
+                            serving: true,
+                            terminating: false,
+                            pod: None,
+                        }],
+                        true,
+                    ),
+                    _ => (
+                        collect(
+                            self.slices.get(&(namespace, service)).map(Vec::as_slice),
+                            self.endpoints.get(&(namespace, service)).copied(),
+                            namespace,
+                            service,
+                            sp,
+                            object,
+                            &mut collected,
+                        ),
+                        false,
+                    ),
                 };
                 let id = BackendId(self.list.len() as u32);
                 self.list.push(Backend {
                     name: name.clone(),
                     endpoints,
                 });
+                self.sources.push(Source {
+                    namespace: namespace.to_owned(),
+                    service: service.to_owned(),
+                    port: sp.clone(),
+                    fixed,
+                    callers: Vec::new(),
+                    diagnostics: collected.0,
+                });
                 self.ids.insert(name, id);
                 id
             }
         };
-        let backend = &self.list[id.0 as usize];
-        if !backend.endpoints.iter().any(Endpoint::accepts_new) {
-            diags.warn(
-                object,
-                format!("Service {namespace}/{service} port {} has no ready endpoints: new sessions get 503", sp.port),
-            );
+        let i = id.0 as usize;
+        if let (Some(backend), Some(source)) = (self.list.get(i), self.sources.get_mut(i)) {
+            source.callers.push(object.clone());
+            if let Some(d) = not_ready(backend, source, object) {
+                source.diagnostics.push(d);
+            }
         }
         Ok(id)
     }
@@ -168,18 +216,113 @@ impl<'a> Backends<'a> {
         svc.spec.ports.first().map(|p| PortRef::Number(p.port))
     }
 
-    pub fn finish(self) -> Vec<Backend> {
-        self.list
+    pub(crate) fn finish(self) -> Finished {
+        Finished {
+            list: self.list,
+            sources: self.sources,
+        }
+    }
+}
+
+/// The warning that `namespace/service:port` has no endpoint taking new sessions, on `object`.
+fn not_ready(backend: &Backend, source: &Source, object: &ObjectRef) -> Option<Diagnostic> {
+    if backend.endpoints.iter().any(Endpoint::accepts_new) {
+        return None;
+    }
+    let mut diags = Diagnostics::default();
+    diags.warn(
+        object,
+        format!(
+            "Service {}/{} port {} has no ready endpoints: new sessions get 503",
+            source.namespace, source.service, source.port.port
+        ),
+    );
+    diags.0.pop()
+}
+
+/// The EndpointSlices and Endpoints of each Service (by namespace and name), for the Services in
+/// `wanted` only.
+pub(crate) struct EndpointIndex<'a> {
+    slices: HashMap<(&'a str, &'a str), Vec<&'a EndpointSlice>>,
+    endpoints: HashMap<(&'a str, &'a str), &'a Endpoints>,
+}
+
+impl<'a> EndpointIndex<'a> {
+    pub(crate) fn new(
+        objects: &'a Objects,
+        wanted: &std::collections::HashSet<(String, String)>,
+    ) -> Self {
+        let is_wanted = |ns: &str, name: &str| wanted.contains(&(ns.to_owned(), name.to_owned()));
+        let mut slices: HashMap<_, Vec<_>> = HashMap::new();
+        for s in &objects.endpoint_slices {
+            if let Some(svc) = s.metadata.labels.get(SERVICE_NAME_LABEL) {
+                if is_wanted(s.metadata.namespace(), svc) {
+                    slices
+                        .entry((s.metadata.namespace(), svc.as_str()))
+                        .or_default()
+                        .push(s);
+                }
+            }
+        }
+        let endpoints = objects
+            .endpoints
+            .iter()
+            .filter(|e| is_wanted(e.metadata.namespace(), &e.metadata.name))
+            .map(|e| ((e.metadata.namespace(), e.metadata.name.as_str()), e))
+            .collect();
+        Self { slices, endpoints }
     }
 
-    fn collect(
+    /// A backend collected again from the current EndpointSlices (or Endpoints), with the
+    /// diagnostics a full translation would give about them; `None`: its endpoints do not come
+    /// from them.
+    pub(crate) fn recollect(
         &self,
-        namespace: &str,
-        service: &str,
-        sp: &ServicePort,
-        object: &ObjectRef,
-        diags: &mut Diagnostics,
-    ) -> Vec<Endpoint> {
+        backend: &Backend,
+        source: &Source,
+    ) -> Option<(Backend, Source)> {
+        if source.fixed {
+            return None;
+        }
+        let (ns, svc) = (source.namespace.as_str(), source.service.as_str());
+        let first = source.callers.first()?;
+        let mut collected = Diagnostics::default();
+        let endpoints = collect(
+            self.slices.get(&(ns, svc)).map(Vec::as_slice),
+            self.endpoints.get(&(ns, svc)).copied(),
+            ns,
+            svc,
+            &source.port,
+            first,
+            &mut collected,
+        );
+        let backend = Backend {
+            name: backend.name.clone(),
+            endpoints,
+        };
+        let mut source = Source {
+            diagnostics: collected.0,
+            ..source.clone()
+        };
+        for caller in &source.callers {
+            if let Some(d) = not_ready(&backend, &source, caller) {
+                source.diagnostics.push(d);
+            }
+        }
+        Some((backend, source))
+    }
+}
+
+fn collect(
+    slices: Option<&[&EndpointSlice]>,
+    legacy: Option<&Endpoints>,
+    namespace: &str,
+    service: &str,
+    sp: &ServicePort,
+    object: &ObjectRef,
+    diags: &mut Diagnostics,
+) -> Vec<Endpoint> {
+    {
         let port_name = sp.name.as_deref().unwrap_or("");
         // A slice port without a number means "all ports"; the pod then listens on targetPort.
         let fallback_port = match &sp.target_port {
@@ -188,7 +331,7 @@ impl<'a> Backends<'a> {
         };
         let id_base = format!("{namespace}/{service}");
         let mut out = Vec::new();
-        if let Some(slices) = self.slices.get(&(namespace, service)) {
+        if let Some(slices) = slices {
             for slice in slices {
                 if slice.address_type == "FQDN" {
                     diags.warn(
@@ -232,7 +375,7 @@ impl<'a> Backends<'a> {
                     }
                 }
             }
-        } else if let Some(eps) = self.endpoints.get(&(namespace, service)) {
+        } else if let Some(eps) = legacy {
             for subset in &eps.subsets {
                 let Some(p) = subset
                     .ports

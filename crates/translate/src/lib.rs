@@ -16,6 +16,7 @@ mod class;
 mod configmap;
 pub mod convert;
 mod gateway;
+mod incremental;
 mod ingress;
 pub mod migrate;
 pub mod objects;
@@ -23,9 +24,11 @@ mod tls;
 
 pub use gateway::status::{self as gateway_status, GatewayApiStatus};
 pub use gateway::DEFAULT_CONTROLLER_NAME as DEFAULT_GATEWAY_CONTROLLER;
+pub use incremental::{Incremental, Update};
 pub use model;
 use model::{Diagnostic, ObjectRef, Severity, Snapshot};
 pub use objects::Objects;
+use std::sync::Arc;
 
 /// Settings that change what translation serves, from the command line.
 #[derive(Debug, Clone)]
@@ -90,6 +93,19 @@ pub struct Translation {
 
 /// Translate every served Ingress into one snapshot.
 pub fn translate(objects: &Objects, options: &Options) -> Translation {
+    translate_recorded(objects, options).0
+}
+
+/// What a translation's backends were made of, kept by [`Incremental`] to redo only them.
+pub(crate) struct Recorded {
+    /// The diagnostics that do not depend on endpoints, sorted and without duplicates.
+    base: Vec<Diagnostic>,
+    /// Same order as the snapshot's backends.
+    sources: Vec<backends::Source>,
+}
+
+/// [`translate`], and what [`Incremental`] needs to update its result.
+pub(crate) fn translate_recorded(objects: &Objects, options: &Options) -> (Translation, Recorded) {
     let mut diags = Diagnostics::default();
     let defaults = configmap::read(objects, options, &mut diags);
     let served = class::served_ingresses(objects, options, &mut diags);
@@ -153,19 +169,38 @@ pub fn translate(objects: &Objects, options: &Options) -> Translation {
         &mut certificates,
         &mut diags,
     );
+    let hosts = hosts.finish(&mut diags);
+    let backends = backends.finish();
     let snapshot = Snapshot {
-        hosts: hosts.finish(&mut diags),
-        listeners,
-        backends: backends.finish(),
-        certificates: certificates.finish(),
+        hosts: Arc::new(hosts),
+        listeners: Arc::new(listeners),
+        backends: backends.list.into_iter().map(Arc::new).collect(),
+        certificates: Arc::new(certificates.finish()),
         settings: defaults.settings,
     };
-    Translation {
+    let base = diags.finish();
+    let diagnostics = with_endpoint_diagnostics(&base, &backends.sources);
+    let translation = Translation {
         snapshot,
-        diagnostics: diags.finish(),
+        diagnostics,
         served: served_refs,
         gateway_status,
+    };
+    let recorded = Recorded {
+        base,
+        sources: backends.sources,
+    };
+    (translation, recorded)
+}
+
+/// All diagnostics of a translation: `base` and those about each backend's endpoints, sorted and
+/// without duplicates.
+fn with_endpoint_diagnostics(base: &[Diagnostic], sources: &[backends::Source]) -> Vec<Diagnostic> {
+    let mut all = Diagnostics(base.to_vec());
+    for s in sources {
+        all.0.extend(s.diagnostics.iter().cloned());
     }
+    all.finish()
 }
 
 /// Collects diagnostics during one translation.

@@ -23,7 +23,7 @@ pub use gateway_api::experimental::referencegrants::ReferenceGrant;
 /// A GRPCRoute is checked against its own schema, then held in HTTPRoute form (one routing model):
 /// its method matches become the paths gRPC puts them in (`/SERVICE/METHOD`, see [`grpc_as_http`]),
 /// and its pods are spoken to in gRPC (HTTP/2).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HttpRoute {
     pub route: HTTPRoute,
     /// Same order as `spec.rules`.
@@ -141,7 +141,7 @@ pub struct HeaderConfig {
 }
 
 /// A `v1/Namespace`: only its labels are read.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Namespace {
     #[serde(default, deserialize_with = "null_default")]
     pub metadata: ObjectMeta,
@@ -159,7 +159,7 @@ where
 }
 
 /// Every object translation looks at. Order within each list does not matter.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Objects {
     #[serde(default, deserialize_with = "null_default")]
     pub ingresses: Vec<Ingress>,
@@ -274,7 +274,7 @@ pub enum IntOrString {
     String(String),
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Ingress {
     #[serde(default, deserialize_with = "null_default")]
@@ -285,7 +285,7 @@ pub struct Ingress {
     pub spec: IngressSpec,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IngressSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -301,7 +301,7 @@ pub struct IngressSpec {
     pub tls: Vec<IngressTls>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IngressRule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -310,13 +310,13 @@ pub struct IngressRule {
     pub http: Option<HttpIngressRuleValue>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct HttpIngressRuleValue {
     #[serde(default, deserialize_with = "null_default")]
     pub paths: Vec<HttpIngressPath>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpIngressPath {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -329,7 +329,7 @@ pub struct HttpIngressPath {
 
 /// Both shapes: `service: {name, port: {number | name}}` (v1) and `serviceName` + `servicePort`
 /// (v1beta1). `resource` backends are recognised only to be reported as unsupported.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IngressBackend {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -342,7 +342,7 @@ pub struct IngressBackend {
     pub resource: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct IngressServiceBackend {
     #[serde(default, deserialize_with = "null_default")]
     pub name: String,
@@ -350,7 +350,7 @@ pub struct IngressServiceBackend {
     pub port: Option<ServiceBackendPort>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServiceBackendPort {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub number: Option<i64>,
@@ -358,7 +358,7 @@ pub struct ServiceBackendPort {
     pub name: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IngressTls {
     #[serde(default, deserialize_with = "null_default")]
@@ -367,7 +367,7 @@ pub struct IngressTls {
     pub secret_name: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Service {
     #[serde(default, deserialize_with = "null_default")]
     pub metadata: ObjectMeta,
@@ -375,7 +375,7 @@ pub struct Service {
     pub spec: ServiceSpec,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceSpec {
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
@@ -395,7 +395,7 @@ pub struct ServiceSpec {
     pub cluster_ip: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServicePort {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -411,7 +411,7 @@ pub struct ServicePort {
 /// The label that ties an EndpointSlice to its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointSlice {
     #[serde(default, deserialize_with = "null_default")]
@@ -424,7 +424,7 @@ pub struct EndpointSlice {
     pub ports: Vec<EndpointPort>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SliceEndpoint {
     #[serde(default, deserialize_with = "null_default")]
@@ -439,7 +439,7 @@ pub struct SliceEndpoint {
 
 /// Absent conditions mean what the EndpointSlice API says: `ready` unknown = ready, `serving`
 /// unknown = same as ready, `terminating` unknown = not terminating.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EndpointConditions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready: Option<bool>,
@@ -449,7 +449,7 @@ pub struct EndpointConditions {
     pub terminating: Option<bool>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ObjectReference {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
@@ -461,7 +461,7 @@ pub struct ObjectReference {
     pub uid: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EndpointPort {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -472,7 +472,7 @@ pub struct EndpointPort {
 }
 
 /// Legacy `v1/Endpoints`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Endpoints {
     #[serde(default, deserialize_with = "null_default")]
     pub metadata: ObjectMeta,
@@ -480,7 +480,7 @@ pub struct Endpoints {
     pub subsets: Vec<EndpointSubset>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointSubset {
     #[serde(default, deserialize_with = "null_default")]
@@ -491,7 +491,7 @@ pub struct EndpointSubset {
     pub ports: Vec<EndpointPort>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointAddress {
     #[serde(default, deserialize_with = "null_default")]
@@ -547,7 +547,7 @@ pub struct ConfigMap {
 }
 
 /// A `networking.k8s.io/v1` IngressClass: which controller serves the Ingresses of the class.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct IngressClass {
     #[serde(default, deserialize_with = "null_default")]
     pub metadata: ObjectMeta,
@@ -555,14 +555,14 @@ pub struct IngressClass {
     pub spec: IngressClassSpec,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct IngressClassSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub controller: Option<String>,
 }
 
 /// Just enough of an `apps/v1` Deployment for the demo to start its pods.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Deployment {
     #[serde(default, deserialize_with = "null_default")]
     pub metadata: ObjectMeta,
@@ -570,7 +570,7 @@ pub struct Deployment {
     pub spec: DeploymentSpec,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeploymentSpec {
     /// Absent means 1, as in the API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -579,7 +579,7 @@ pub struct DeploymentSpec {
     pub template: PodTemplate,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PodTemplate {
     #[serde(default, deserialize_with = "null_default")]
     pub metadata: ObjectMeta,
@@ -587,13 +587,13 @@ pub struct PodTemplate {
     pub spec: PodSpec,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PodSpec {
     #[serde(default, deserialize_with = "null_default")]
     pub containers: Vec<Container>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Container {
     #[serde(default, deserialize_with = "null_default")]
     pub name: String,
@@ -601,7 +601,7 @@ pub struct Container {
     pub ports: Vec<ContainerPort>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerPort {
     #[serde(default, skip_serializing_if = "Option::is_none")]

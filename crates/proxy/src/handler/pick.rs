@@ -179,7 +179,7 @@ fn session_backend<'t, B>(
     sessions(affinity, req).find_map(|value| {
         weighted
             .iter()
-            .filter_map(|w| table.backends.get(w.backend?.0 as usize))
+            .filter_map(|w| table.backends.get(w.backend?.0 as usize).map(|b| &**b))
             .find(|b| b.balancer.recognizes(key, affinity, value, now))
     })
 }
@@ -195,6 +195,7 @@ fn by_weight<'t>(
     chosen
         .backend
         .and_then(|b| table.backends.get(b.0 as usize))
+        .map(|b| &**b)
         .ok_or(Reject::InvalidBackend)
 }
 
@@ -360,7 +361,10 @@ mod session_tests {
                 .collect(),
         };
         let snapshot = Snapshot {
-            backends: vec![backend("default/v1:80", 1), backend("default/v2:80", 3)],
+            backends: vec![backend("default/v1:80", 1), backend("default/v2:80", 3)]
+                .into_iter()
+                .map(Into::into)
+                .collect(),
             ..Snapshot::default()
         };
         Table::new(snapshot, Vec::new(), 1, None, None)
@@ -395,7 +399,7 @@ mod session_tests {
     ) -> Option<usize> {
         let req = Request::get("/").header(name, value).body(()).unwrap();
         let found = session_backend(&key(), t, weighted, a, &req, 150)?;
-        t.backends.iter().position(|b| std::ptr::eq(b, found))
+        t.backends.iter().position(|b| std::ptr::eq(&**b, found))
     }
 
     #[test]
@@ -493,6 +497,6 @@ mod session_tests {
             backend: Some(BackendId(1)),
             weight: 1,
         }];
-        assert!(by_weight(&t, &fine, 0).is_ok_and(|b| std::ptr::eq(b, &t.backends[1])));
+        assert!(by_weight(&t, &fine, 0).is_ok_and(|b| std::ptr::eq(b, &*t.backends[1])));
     }
 }

@@ -42,7 +42,7 @@ fn exact(name: &str, owner: &str) -> VirtualHost {
 
 fn snapshot() -> Snapshot {
     Snapshot {
-        hosts: vec![exact("shop.example.com", "ingress-shop")],
+        hosts: vec![exact("shop.example.com", "ingress-shop")].into(),
         listeners: vec![
             // Out of port order: the table sorts them.
             Listener {
@@ -64,7 +64,8 @@ fn snapshot() -> Snapshot {
                 tls: false,
                 hosts: vec![exact("api.example.com", "gw-api")],
             },
-        ],
+        ]
+        .into(),
         ..Snapshot::default()
     }
 }
@@ -109,11 +110,11 @@ fn each_listener_routes_among_its_own_hosts() {
 #[test]
 fn gateway_wildcards_cover_any_number_of_labels_ingress_ones_one() {
     let mut s = snapshot();
-    s.hosts.push(host(
+    Arc::make_mut(&mut s.hosts).push(host(
         HostMatch::Wildcard(".example.com".into()),
         "ingress-wildcard",
     ));
-    s.listeners[1]
+    Arc::make_mut(&mut s.listeners)[1]
         .hosts
         .push(host(HostMatch::Wildcard(".eu.example.com".into()), "gw-eu"));
     let table = Table::new(s, Vec::new(), 1, None, None);
@@ -169,10 +170,11 @@ fn certificate(name: &str) -> Certificate {
 #[test]
 fn certificates_are_found_among_the_listeners_hosts() {
     let mut s = snapshot();
-    s.certificates = vec![certificate("shop.example.com"), certificate("any.example")];
-    s.hosts[0].tls = Some(HostTls::Certificate(0));
-    s.listeners[0].hosts[0].tls = Some(HostTls::Certificate(0));
-    s.listeners[0].hosts.push(VirtualHost {
+    s.certificates = vec![certificate("shop.example.com"), certificate("any.example")].into();
+    Arc::make_mut(&mut s.hosts)[0].tls = Some(HostTls::Certificate(0));
+    let listeners = Arc::make_mut(&mut s.listeners);
+    listeners[0].hosts[0].tls = Some(HostTls::Certificate(0));
+    listeners[0].hosts.push(VirtualHost {
         tls: Some(HostTls::Certificate(1)),
         ..host(HostMatch::Any, "secure-any")
     });

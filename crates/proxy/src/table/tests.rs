@@ -79,7 +79,8 @@ fn table() -> Table {
             tls: None,
             client_auth: None,
             client_auth_error: None,
-        }],
+        }]
+        .into(),
         ..Snapshot::default()
     };
     Table::new(snapshot, Vec::new(), 1, None, None)
