@@ -2,10 +2,13 @@
 //!
 //! Editors save in bursts (write, rename, chmod); Kubernetes ConfigMap mounts swap a symlink. Every
 //! burst becomes one reload signal, sent once the burst has been quiet for [`QUIET`] or has lasted
-//! [`MAX_DELAY`], so a change is served within about 100 ms. The watch is level-triggered: the
-//! signal carries no detail, the consumer re-reads everything.
+//! [`MAX_DELAY`], so a change is served within about 100 ms. The signal carries the paths the
+//! events named ([`Changes`]), so that only those files are read again; a watcher error, a queue
+//! overflow, or a directory created or removed asks for everything to be listed again.
 
-use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
+use crate::load::Changes;
+use notify::event::{CreateKind, RemoveKind};
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -19,7 +22,26 @@ pub const MAX_DELAY: Duration = Duration::from_millis(60);
 /// Debounced change notifications for a set of manifest paths.
 pub struct Watcher {
     _inner: RecommendedWatcher,
-    rx: mpsc::UnboundedReceiver<()>,
+    rx: mpsc::UnboundedReceiver<Changes>,
+}
+
+/// What one event says changed.
+fn changes(event: notify::Result<notify::Event>) -> Option<Changes> {
+    let Ok(event) = event else {
+        return Some(Changes::everything());
+    };
+    match event.kind {
+        EventKind::Access(_) => None,
+        _ if event.need_rescan() => Some(Changes::everything()),
+        EventKind::Create(CreateKind::Folder)
+        | EventKind::Remove(RemoveKind::Folder)
+        | EventKind::Any
+        | EventKind::Other => Some(Changes::everything()),
+        _ => Some(Changes {
+            rescan: false,
+            paths: event.paths.into_iter().collect(),
+        }),
+    }
 }
 
 impl Watcher {
@@ -29,12 +51,8 @@ impl Watcher {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut inner =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                let relevant = match &event {
-                    Ok(e) => !matches!(e.kind, notify::EventKind::Access(_)),
-                    Err(_) => true,
-                };
-                if relevant {
-                    let _ = tx.send(());
+                if let Some(c) = changes(event) {
+                    let _ = tx.send(c);
                 }
             })?;
         for root in roots {
@@ -51,16 +69,22 @@ impl Watcher {
         Ok(Self { _inner: inner, rx })
     }
 
-    /// Wait for the next burst of changes to end. `None` when the watcher stopped.
-    pub async fn changed(&mut self) -> Option<()> {
-        self.rx.recv().await?;
+    /// Wait for the next burst of changes to end: what it changed. `None` when the watcher
+    /// stopped.
+    pub async fn changed(&mut self) -> Option<Changes> {
+        let mut all = self.rx.recv().await?;
         let deadline = Instant::now() + MAX_DELAY;
         loop {
             let quiet = Instant::now() + QUIET;
             match tokio::time::timeout_at(quiet.min(deadline), self.rx.recv()).await {
-                Ok(Some(())) if Instant::now() < deadline => continue,
+                Ok(Some(c)) => {
+                    all.extend(c);
+                    if Instant::now() >= deadline {
+                        return Some(all);
+                    }
+                }
                 Ok(None) => return None,
-                _ => return Some(()),
+                Err(_) => return Some(all),
             }
         }
     }

@@ -57,7 +57,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             if let Some(e) = r.errors.first() {
                 bail!("{e}");
             }
-            r.objects
+            Objects::clone(&r.objects)
         }
         None => files::decode_file(
             std::path::Path::new("seed-002-what-is-my-pod.yaml"),
@@ -95,18 +95,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         };
         tokio::select! {
             changed = changed => {
-                if changed.is_none() {
+                let Some(changes) = changed else {
                     bail!("the manifest watcher stopped");
-                }
+                };
                 let Some(m) = &mut manifests else { continue };
-                let reload = m.reload();
+                let reload = m.reload_changes(&changes);
                 for e in &reload.errors {
                     tracing::error!("{e} (the last good version stays in use)");
                 }
                 if !reload.changed {
                     continue;
                 }
-                objects = reload.objects;
+                objects = Objects::clone(&reload.objects);
                 let stopped = cluster.sync(&objects, true).await;
                 publish(&mut pipeline, &cluster, &objects);
                 // Pods leave the EndpointSlices first, then stop: no request is sent to a pod

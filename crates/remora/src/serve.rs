@@ -59,10 +59,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     loop {
         tokio::select! {
             changed = watcher.changed() => {
-                if changed.is_none() {
+                let Some(changes) = changed else {
                     bail!("the manifest watcher stopped");
-                }
-                let reload = manifests.reload();
+                };
+                let reload = manifests.reload_changes(&changes);
                 for e in &reload.errors {
                     tracing::error!("{e} (the last good version of this file stays in use)");
                     running.proxy.record_config_error();

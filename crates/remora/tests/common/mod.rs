@@ -411,8 +411,13 @@ impl Drop for Remora {
     }
 }
 
+/// The `remora` binary of this build, or the one `REMORA_BINARY` names (a benchmark measuring
+/// another build).
 pub fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_remora")
+    static BINARY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BINARY.get_or_init(|| {
+        std::env::var("REMORA_BINARY").unwrap_or_else(|_| env!("CARGO_BIN_EXE_remora").to_owned())
+    })
 }
 
 impl Remora {
