@@ -18,6 +18,7 @@ use kube::runtime::reflector::{self, store::Writer, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
@@ -132,11 +133,12 @@ pub async fn run(client: Client, config: WatchConfig, mut publish: impl FnMut(Ob
     gateway.start(&mut stores.gateway, true).await;
     stores.wait_until_ready().await;
     tracing::info!("initial sync done");
+    let mut decoded = Decoded::default();
     let mut recheck =
         tokio::time::interval_at(tokio::time::Instant::now() + CRD_RECHECK, CRD_RECHECK);
     recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        publish(stores.objects());
+        publish(stores.objects(&mut decoded));
         loop {
             let complete = stores.gateway.as_ref().is_some_and(|g| g.grpc_routes);
             tokio::select! {
@@ -339,23 +341,92 @@ impl Stores {
         }
     }
 
-    /// Everything cached, as translation's input.
-    fn objects(&self) -> Objects {
-        let mut objects = Objects::default();
-        add_all(&mut objects, std::slice::from_ref(&self.classes));
-        add_all(&mut objects, &self.ingresses);
-        add_all(&mut objects, &self.services);
-        add_all(&mut objects, &self.slices);
-        add_all(&mut objects, &self.secrets);
-        add_all(&mut objects, &self.config_maps);
+    /// Everything cached, as translation's input. Only the objects that changed since the
+    /// previous call (another resourceVersion) are decoded again; `decoded` keeps the others.
+    fn objects(&self, decoded: &mut Decoded) -> Objects {
+        let mut d = decoded.next();
+        add_all(&mut d, std::slice::from_ref(&self.classes));
+        add_all(&mut d, &self.ingresses);
+        add_all(&mut d, &self.services);
+        add_all(&mut d, &self.slices);
+        add_all(&mut d, &self.secrets);
+        add_all(&mut d, &self.config_maps);
         if let Some(g) = &self.gateway {
-            add_all(&mut objects, std::slice::from_ref(&g.namespaces));
+            add_all(&mut d, std::slice::from_ref(&g.namespaces));
             for (resource, store) in &g.objects {
-                add_dynamic(&mut objects, resource, store);
+                add_dynamic(&mut d, resource, store);
             }
         }
+        let mut objects = d.objects;
+        *decoded = Decoded { cache: d.now };
         objects.sort();
         objects
+    }
+}
+
+/// Each watched object as translation decoded it (an `Objects` holding just it), by kind,
+/// namespace and name, with the resourceVersion it was decoded at.
+#[derive(Default)]
+struct Decoded {
+    cache: HashMap<ObjectKey, (String, Objects)>,
+}
+
+type ObjectKey = (String, String, String);
+
+/// One pass over the caches: the objects so far, what the previous pass decoded, and what this
+/// one keeps for the next.
+struct Decoding {
+    objects: Objects,
+    before: HashMap<ObjectKey, (String, Objects)>,
+    now: HashMap<ObjectKey, (String, Objects)>,
+}
+
+impl Decoded {
+    fn next(&mut self) -> Decoding {
+        Decoding {
+            objects: Objects::default(),
+            before: std::mem::take(&mut self.cache),
+            now: HashMap::new(),
+        }
+    }
+}
+
+impl Decoding {
+    /// Add one object: the decoded copy of its resourceVersion when there is one, else `json()`
+    /// decoded by translation exactly as a manifest document would be.
+    fn add(
+        &mut self,
+        kind: &str,
+        meta: &kube::api::ObjectMeta,
+        json: impl FnOnce() -> serde_json::Result<serde_json::Value>,
+    ) {
+        let key = (
+            kind.to_owned(),
+            meta.namespace.clone().unwrap_or_default(),
+            meta.name.clone().unwrap_or_default(),
+        );
+        let version = meta.resource_version.clone().unwrap_or_default();
+        if let Some((v, one)) = self.before.remove(&key) {
+            if v == version && !version.is_empty() {
+                self.objects.extend_from(&one);
+                self.now.insert(key, (v, one));
+                return;
+            }
+        }
+        let value = match json() {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot encode a watched object");
+                return;
+            }
+        };
+        let mut one = Objects::default();
+        if let Err(e) = one.add_document(value) {
+            tracing::warn!("{e}");
+            return;
+        }
+        self.objects.extend_from(&one);
+        self.now.insert(key, (version, one));
     }
 }
 
@@ -379,45 +450,31 @@ where
     }
 }
 
-/// The API's JSON of each object, decoded by translation exactly as a manifest document would be.
-fn add_all<K>(objects: &mut Objects, stores: &[Store<K>])
+/// Each object of `stores` (see [`Decoding::add`]).
+fn add_all<K>(d: &mut Decoding, stores: &[Store<K>])
 where
     K: Resource + Clone + serde::Serialize + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
+    let kind = K::kind(&K::DynamicType::default()).into_owned();
     for store in stores {
         for obj in store.state() {
-            let value = match serde_json::to_value(&*obj) {
-                Ok(v) => v,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot encode a watched object");
-                    continue;
-                }
-            };
-            if let Err(e) = objects.add_document(value) {
-                tracing::warn!("{e}");
-            }
+            d.add(&kind, obj.meta(), || serde_json::to_value(&*obj));
         }
     }
 }
 
 /// Objects cached as the API server sent them: their JSON with the `apiVersion` and `kind` of
 /// `resource` (list items come without them), decoded by translation as a manifest would be.
-fn add_dynamic(objects: &mut Objects, resource: &ApiResource, store: &Store<DynamicObject>) {
+fn add_dynamic(d: &mut Decoding, resource: &ApiResource, store: &Store<DynamicObject>) {
     for obj in store.state() {
-        let mut value = match serde_json::to_value(&*obj) {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot encode a watched object");
-                continue;
+        d.add(&resource.kind, &obj.metadata, || {
+            let mut value = serde_json::to_value(&*obj)?;
+            if let Some(fields) = value.as_object_mut() {
+                fields.insert("apiVersion".to_owned(), resource.api_version.clone().into());
+                fields.insert("kind".to_owned(), resource.kind.clone().into());
             }
-        };
-        if let Some(fields) = value.as_object_mut() {
-            fields.insert("apiVersion".to_owned(), resource.api_version.clone().into());
-            fields.insert("kind".to_owned(), resource.kind.clone().into());
-        }
-        if let Err(e) = objects.add_document(value) {
-            tracing::warn!("{e}");
-        }
+            Ok(value)
+        });
     }
 }

@@ -201,6 +201,38 @@ pub struct Objects {
 }
 
 impl Objects {
+    /// Append a copy of every object of `other`.
+    pub fn extend_from(&mut self, other: &Objects) {
+        let Objects {
+            ingresses,
+            services,
+            endpoint_slices,
+            endpoints,
+            secrets,
+            ingress_classes,
+            config_maps,
+            gateway_classes,
+            gateways,
+            http_routes,
+            reference_grants,
+            namespaces,
+            deployments,
+        } = other;
+        self.ingresses.extend_from_slice(ingresses);
+        self.services.extend_from_slice(services);
+        self.endpoint_slices.extend_from_slice(endpoint_slices);
+        self.endpoints.extend_from_slice(endpoints);
+        self.secrets.extend_from_slice(secrets);
+        self.ingress_classes.extend_from_slice(ingress_classes);
+        self.config_maps.extend_from_slice(config_maps);
+        self.gateway_classes.extend_from_slice(gateway_classes);
+        self.gateways.extend_from_slice(gateways);
+        self.http_routes.extend_from_slice(http_routes);
+        self.reference_grants.extend_from_slice(reference_grants);
+        self.namespaces.extend_from_slice(namespaces);
+        self.deployments.extend_from_slice(deployments);
+    }
+
     /// Sort each list by namespace and name, so translation output does not depend on input order.
     pub fn sort(&mut self) {
         fn key(m: &ObjectMeta) -> (String, String) {
