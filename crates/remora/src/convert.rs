@@ -27,21 +27,27 @@ pub struct Args {
     pub gateway_controller_name: String,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
-    let mut manifests = Manifests::new(args.manifests.clone());
-    let loaded = manifests.reload();
+/// The objects of manifest files read once, for the commands that print something about them;
+/// every file that cannot be used is printed on stderr and fails the command.
+pub fn load(paths: &[PathBuf]) -> anyhow::Result<std::sync::Arc<translate::Objects>> {
+    let loaded = Manifests::new(paths.to_vec()).reload();
     if !loaded.errors.is_empty() {
         for e in &loaded.errors {
             eprintln!("{e}");
         }
         bail!("{} manifest error(s)", loaded.errors.len());
     }
+    Ok(loaded.objects)
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let objects = load(&args.manifests)?;
     let options = translate::Options {
         ingress_classes: args.ingress_classes.clone(),
         ..translate::Options::default()
     };
     let docs = translate::convert::to_gateway_api(
-        &loaded.objects,
+        &objects,
         &options,
         &args.gateway_name,
         &args.gateway_class,

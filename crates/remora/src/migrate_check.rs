@@ -2,8 +2,6 @@
 //! (an exported `kubectl get ingress,configmap -A -o yaml`) to Remora changes, annotation by
 //! annotation. The judging is `translate::migrate`; this reads the files and prints.
 
-use anyhow::bail;
-use files::Manifests;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -38,17 +36,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         std::io::stdout().write_all(migrate::annotation_table().as_bytes())?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut manifests = Manifests::new(args.manifests.clone());
-    let loaded = manifests.reload();
-    if !loaded.errors.is_empty() {
-        for e in &loaded.errors {
-            eprintln!("{e}");
-        }
-        bail!("{} manifest error(s)", loaded.errors.len());
-    }
+    let objects = crate::convert::load(&args.manifests)?;
     let configmap = args.configmap.clone().or_else(|| {
-        loaded
-            .objects
+        objects
             .config_maps
             .iter()
             .find(|c| c.metadata.name == "ingress-nginx-controller")
@@ -59,7 +49,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         configmap,
         ..translate::Options::default()
     };
-    let report = migrate::check(&loaded.objects, &options);
+    let report = migrate::check(&objects, &options);
     let width = report.entries().map(|(k, _)| k.len()).max().unwrap_or(0);
     let mut out = String::new();
     let (mut supported, mut no_effect, mut closed, mut warned, mut ignored) = (0, 0, 0, 0, 0);

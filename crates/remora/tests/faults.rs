@@ -29,6 +29,19 @@ fn ingress(mode: &str) -> String {
         .build()
 }
 
+/// A directory serving the Service `web` (these pods) through the Ingress `web` with cookie
+/// affinity in `mode`.
+fn web_dir(mode: &str, pods: &[&Pod]) -> Dir {
+    let dir = Dir::new();
+    dir.write("svc.yaml", SERVICE);
+    dir.write("ing.yaml", &ingress(mode));
+    dir.write(
+        "slice.yaml",
+        &slice_yaml("web", "default", Some("http"), pods),
+    );
+    dir
+}
+
 #[derive(Default)]
 struct Counts {
     ok: AtomicUsize,
@@ -84,13 +97,7 @@ async fn wait_requests(counts: &Counts, at_least: usize) {
 async fn killing_a_pinned_pod_under_load_fails_no_request() {
     let mut pods = pods("web-5c6d7e8f9-k", 5).await;
     let refs: Vec<&Pod> = pods.iter().collect();
-    let dir = Dir::new();
-    dir.write("svc.yaml", SERVICE);
-    dir.write("ing.yaml", &ingress("persistent"));
-    dir.write(
-        "slice.yaml",
-        &slice_yaml("web", "default", Some("http"), &refs),
-    );
+    let dir = web_dir("persistent", &refs);
     let remora = Remora::serve(&[dir.path()], &[]);
     let stop = Arc::new(AtomicBool::new(false));
     let counts = Arc::new(Counts::default());
@@ -281,13 +288,7 @@ async fn a_rolling_restart_of_remora_under_load_fails_no_request() {
 
     let pods = pods("web-7f8e9d0c1-r", 3).await;
     let refs: Vec<&Pod> = pods.iter().collect();
-    let dir = Dir::new();
-    dir.write("svc.yaml", SERVICE);
-    dir.write("ing.yaml", &ingress("persistent"));
-    dir.write(
-        "slice.yaml",
-        &slice_yaml("web", "default", Some("http"), &refs),
-    );
+    let dir = web_dir("persistent", &refs);
     // A Service of its own with one pod, so that a request in flight there can be seen arrive.
     let slow = common::pods("slow-5b6c7d8e9-r", 1).await;
     dir.write("slow-svc.yaml", &SERVICE.replace("name: web", "name: slow"));
