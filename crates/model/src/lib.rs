@@ -97,6 +97,14 @@ pub struct Settings {
     /// request head.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_header_timeout: Option<u64>,
+    /// `client-body-timeout` (seconds): time a client may leave between two reads of a request
+    /// body before it gets 408.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_body_timeout: Option<u64>,
+    /// `large-client-header-buffers`: the request line and each header line must fit in `size`
+    /// bytes, the whole head in `number` × `size`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_buffers: Option<HeaderBuffers>,
     /// `use-forwarded-headers`, `enable-real-ip` and their companions: which peers are proxies
     /// whose word on the client is taken; `None`: the connection's peer is the client.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -128,6 +136,13 @@ pub struct Settings {
     pub generate_request_id: Option<bool>,
 }
 
+/// nginx's `large_client_header_buffers`: `number` buffers of `size` bytes hold a request head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct HeaderBuffers {
+    pub number: u32,
+    pub size: u32,
+}
+
 /// Whose word on the client is taken (nginx's realip module, as ingress-nginx configures it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RealIp {
@@ -157,6 +172,8 @@ impl Default for Settings {
             keep_alive: None,
             keep_alive_requests: None,
             client_header_timeout: None,
+            client_body_timeout: None,
+            header_buffers: None,
             add_headers: Vec::new(),
             proxy_set_headers: Vec::new(),
             hide_headers: Vec::new(),

@@ -58,16 +58,23 @@ pub struct ConnectionLimits {
     /// The response to an HTTP/1 connection's request number this carries `Connection: close`;
     /// an HTTP/2 connection gets GOAWAY at it (`keepalive_requests`).
     pub keepalive_requests: u32,
+    /// The largest request head, in bytes (nginx's `large_client_header_buffers` number × size):
+    /// an HTTP/1 head that does not fit gets 431, an HTTP/2 header list 431 too.
+    pub max_head: usize,
 }
+
+/// The smallest head limit: hyper's read buffer cannot be smaller.
+pub const MIN_HEAD: usize = 8 * 1024;
 
 impl Default for ConnectionLimits {
     /// nginx's defaults, and ingress-nginx's (`client-header-timeout`, `keep-alive`,
-    /// `keep-alive-requests`).
+    /// `keep-alive-requests`, `large-client-header-buffers` of 4 × 8 KiB).
     fn default() -> Self {
         Self {
             header_timeout: Duration::from_secs(60),
             keepalive_timeout: Duration::from_secs(75),
             keepalive_requests: 1000,
+            max_head: 4 * 8 * 1024,
         }
     }
 }
@@ -230,8 +237,7 @@ pub(crate) async fn serve_closing<S, B>(
     S: HttpService<B>,
     B: ResponseBody,
 {
-    // Keep-alive on, and off (a keep-alive timeout of 0).
-    let builders = [Arc::new(builder(true)), Arc::new(builder(false))];
+    let mut builders = Builders::default();
     let make_service = Arc::new(make_service);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut open = Registry::new();
@@ -276,7 +282,7 @@ pub(crate) async fn serve_closing<S, B>(
         let _ = stream.set_nodelay(true);
         let make_service = make_service.clone();
         let limits = limits();
-        let builder = builders[usize::from(limits.keepalive_timeout.is_zero())].clone();
+        let builder = builders.get(&limits);
         let stop = stop_rx.clone();
         let tls = tls.clone();
         let conn = Arc::new(Conn::new(open.epoch));
@@ -316,12 +322,43 @@ pub(crate) async fn serve_closing<S, B>(
     }
 }
 
-/// hyper's connection builder: HTTP/1 with or without keep-alive, HTTP/2 pinged.
-fn builder(keep_alive: bool) -> auto::Builder<TokioExecutor> {
+/// hyper's connection builders of the limits connections were accepted with lately: one per
+/// keep-alive (on or off) and head limit, made when limits first ask for it (a ConfigMap change),
+/// not per connection.
+#[derive(Default)]
+struct Builders(Vec<(bool, usize, Arc<auto::Builder<TokioExecutor>>)>);
+
+impl Builders {
+    /// More limits than this in a row: the oldest builder is dropped.
+    const KEPT: usize = 4;
+
+    fn get(&mut self, limits: &ConnectionLimits) -> Arc<auto::Builder<TokioExecutor>> {
+        let keep_alive = !limits.keepalive_timeout.is_zero();
+        let max_head = limits.max_head.max(MIN_HEAD);
+        if let Some((_, _, b)) = self
+            .0
+            .iter()
+            .find(|(k, m, _)| *k == keep_alive && *m == max_head)
+        {
+            return b.clone();
+        }
+        if self.0.len() >= Self::KEPT {
+            self.0.remove(0);
+        }
+        let b = Arc::new(builder(keep_alive, max_head));
+        self.0.push((keep_alive, max_head, b.clone()));
+        b
+    }
+}
+
+/// hyper's connection builder: HTTP/1 with or without keep-alive, HTTP/2 pinged, heads up to
+/// `max_head` bytes (at least [`MIN_HEAD`]).
+fn builder(keep_alive: bool, max_head: usize) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
+        .max_buf_size(max_head.max(MIN_HEAD))
         // Off: it runs from the end of the previous response, so it would bound idle time too.
         // The connection's own timer bounds each head from its first byte (`connection`).
         .header_read_timeout(None)
@@ -334,7 +371,8 @@ fn builder(keep_alive: bool) -> auto::Builder<TokioExecutor> {
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(H2_PING_INTERVAL)
-        .keep_alive_timeout(H2_PING_TIMEOUT);
+        .keep_alive_timeout(H2_PING_TIMEOUT)
+        .max_header_list_size(u32::try_from(max_head).unwrap_or(u32::MAX));
     builder
 }
 

@@ -244,6 +244,10 @@ pub struct Policy {
     pub hsts: Option<HeaderValue>,
     /// The limits of client connections accepted while the table is current.
     pub connection: crate::ConnectionLimits,
+    /// Time a client may leave between two reads of a request body (`client_body_timeout`).
+    pub client_body_timeout: std::time::Duration,
+    /// The longest request line and header line (`large-client-header-buffers`' size).
+    pub max_header_line: usize,
     /// Whose word on the client is taken (`use-forwarded-headers`, `enable-real-ip`).
     pub real_ip: Option<RealIp>,
     /// `block-cidrs` and `block-user-agents`: who gets 403 whatever it asks.
@@ -685,8 +689,19 @@ impl Table {
         self.policy.backend_server_header = settings
             .allow_backend_server_header
             .unwrap_or(config.backend_server_header);
+        self.policy.client_body_timeout = settings.client_body_timeout.map_or(
+            config.server.client_body_timeout,
+            std::time::Duration::from_secs,
+        );
         let limits = config.server.limits;
+        let buffers = settings.header_buffers;
+        self.policy.max_header_line = buffers.map_or(crate::handler::DEFAULT_HEADER_LINE, |b| {
+            usize::try_from(b.size).unwrap_or(usize::MAX)
+        });
         self.policy.connection = crate::ConnectionLimits {
+            max_head: buffers.map_or(limits.max_head, |b| {
+                usize::try_from(u64::from(b.number) * u64::from(b.size)).unwrap_or(usize::MAX)
+            }),
             header_timeout: settings
                 .client_header_timeout
                 .map_or(limits.header_timeout, std::time::Duration::from_secs),

@@ -223,6 +223,7 @@ pub async fn start(
         header_timeout: std::time::Duration::from_secs(common.client_header_timeout),
         keepalive_timeout: std::time::Duration::from_secs(common.keepalive_timeout),
         keepalive_requests: common.keepalive_requests,
+        ..proxy::ConnectionLimits::default()
     };
     config.server.max_connections = common.max_connections();
     config.underscores_in_headers = common.enable_underscores_in_headers;

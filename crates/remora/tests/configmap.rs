@@ -369,3 +369,145 @@ async fn configmap_connection_limits_apply_to_new_connections() {
     read_http1_response(&mut s).await;
     assert_eq!(closed_within(&mut s, Duration::from_secs(2)).await, None);
 }
+
+/// `client-body-timeout`: a client that stops sending a request body gets 408 after the
+/// ConfigMap's time (here 1 s), not the flag's default of 60 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configmap_client_body_timeout_answers_a_stalled_upload_408() {
+    use std::time::Duration;
+    let (_pods, _dir, remora) = serve_service_with(
+        "web",
+        "web-7d9e8f6c5a",
+        1,
+        &[
+            web_ingress("app", "app.example.com", &[("proxy-body-size", "0")]),
+            config_map(&[("client-body-timeout", "1")]),
+        ],
+        &["--configmap", "ingress-nginx/remora"],
+    )
+    .await;
+    remora.wait_ready().await;
+    let (status, _, took) = paced_upload(
+        &remora,
+        "/echo-body",
+        1,
+        1000,
+        Duration::from_millis(100),
+        false,
+    )
+    .await;
+    assert_eq!(status, 408, "{took:?}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    remora
+        .wait_log("the client sent no more of the request body for 1s")
+        .await;
+}
+
+/// The status line of the response to `head` sent whole on a new connection.
+async fn status_of_raw(remora: &Remora, head: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(remora.http).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !got.windows(2).any(|w| w == b"\r\n") {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), s.read(&mut chunk))
+            .await
+            .expect("an answer within 10 s")
+            .unwrap();
+        assert!(n > 0, "closed without an answer: {got:?}");
+        got.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&got).into_owned();
+    text.lines().next().unwrap_or_default().to_owned()
+}
+
+/// The status of an HTTP/2 (prior knowledge) request with `headers` headers of `len` bytes;
+/// `None` if the stream failed.
+async fn h2c_status(remora: &Remora, headers: usize, len: usize) -> Option<u16> {
+    use http_body_util::Empty;
+    let tcp = tokio::net::TcpStream::connect(remora.http).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let mut req = http::Request::get("http://app.example.com/");
+    for i in 0..headers {
+        req = req.header(format!("x-big-{i}"), "w".repeat(len));
+    }
+    let req = req.body(Empty::<Bytes>::new()).unwrap();
+    sender
+        .send_request(req)
+        .await
+        .ok()
+        .map(|r| r.status().as_u16())
+}
+
+/// `large-client-header-buffers` ("4 8k" by default, as ingress-nginx's): a request line longer
+/// than one buffer gets 414, a header line longer than one 400, a head larger than all of them 431;
+/// the ConfigMap raises them on reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_client_header_buffers_bound_lines_and_heads() {
+    let (_pods, dir, remora) = serve_service_with(
+        "web",
+        "web-7d9e8f6c5b",
+        1,
+        &[web_ingress("app", "app.example.com", &[])],
+        &["--configmap", "ingress-nginx/remora"],
+    )
+    .await;
+    remora.wait_ready().await;
+    let host = [("host", "app.example.com")];
+    let long_uri = remora.url(&format!("/{}", "a".repeat(9000)));
+    let long_header = "v".repeat(9000);
+    let head_of = |headers: usize, len: usize| {
+        let mut h = String::from("GET / HTTP/1.1\r\nHost: app.example.com\r\n");
+        for i in 0..headers {
+            h.push_str(&format!("x-big-{i}: {}\r\n", "w".repeat(len)));
+        }
+        h.push_str("\r\n");
+        h
+    };
+
+    assert_eq!(get(&remora.url("/"), &host).await.status, 200);
+    assert_eq!(get(&long_uri, &host).await.status, 414);
+    let r = get(&remora.url("/"), &[host[0], ("x-long", &long_header)]).await;
+    assert_eq!(r.status, 400);
+    // Three lines of 7,000 bytes fit in 4 × 8 KiB; five do not.
+    assert!(status_of_raw(&remora, &head_of(3, 7000))
+        .await
+        .contains(" 200 "));
+    assert!(status_of_raw(&remora, &head_of(5, 7000))
+        .await
+        .contains(" 431 "));
+    assert_eq!(h2c_status(&remora, 3, 7000).await, Some(200));
+    assert_eq!(h2c_status(&remora, 5, 7000).await, Some(431));
+
+    remora
+        .rewrite(
+            &dir,
+            "cm.yaml",
+            &config_map(&[("large-client-header-buffers", "8 16k")]),
+        )
+        .await;
+    assert_eq!(get(&long_uri, &host).await.status, 200);
+    let r = get(&remora.url("/"), &[host[0], ("x-long", &long_header)]).await;
+    assert_eq!(r.status, 200);
+    assert!(status_of_raw(&remora, &head_of(5, 7000))
+        .await
+        .contains(" 200 "));
+
+    // An invalid value is a warning, and the defaults.
+    remora
+        .rewrite(
+            &dir,
+            "cm.yaml",
+            &config_map(&[("large-client-header-buffers", "lots")]),
+        )
+        .await;
+    remora.wait_log("large-client-header-buffers").await;
+    assert_eq!(get(&long_uri, &host).await.status, 414);
+}

@@ -24,7 +24,7 @@ const ROUTE_KEYS: [&str; 10] = [
 ];
 
 /// Keys with no annotation.
-const GLOBAL_KEYS: [&str; 27] = [
+const GLOBAL_KEYS: [&str; 29] = [
     "hide-headers",
     "http-redirect-code",
     "generate-request-id",
@@ -43,6 +43,8 @@ const GLOBAL_KEYS: [&str; 27] = [
     "keep-alive",
     "keep-alive-requests",
     "client-header-timeout",
+    "client-body-timeout",
+    "large-client-header-buffers",
     "use-forwarded-headers",
     "enable-real-ip",
     "forwarded-for-header",
@@ -55,7 +57,7 @@ const GLOBAL_KEYS: [&str; 27] = [
     "use-proxy-protocol",
 ];
 
-/// The longest `keep-alive` and `client-header-timeout` taken (a day, as the flags).
+/// The longest `keep-alive`, `client-header-timeout` and `client-body-timeout` taken (a day, as the flags).
 const MAX_CONNECTION_SECONDS: u64 = 86_400;
 
 /// What the ConfigMap says, with the command line's values where it says nothing.
@@ -165,6 +167,9 @@ pub fn read(objects: &Objects, options: &Options, diags: &mut Diagnostics) -> De
     defaults.settings.keep_alive = ranged(&mut r, "keep-alive", "seconds", 0..=day);
     defaults.settings.client_header_timeout =
         ranged(&mut r, "client-header-timeout", "seconds", 1..=day);
+    defaults.settings.client_body_timeout =
+        ranged(&mut r, "client-body-timeout", "seconds", 1..=day);
+    defaults.settings.header_buffers = header_buffers(&mut r);
     defaults.settings.keep_alive_requests = ranged(
         &mut r,
         "keep-alive-requests",
@@ -404,6 +409,37 @@ fn block_user_agents(r: &mut Reader<'_>) -> Vec<String> {
 }
 
 /// A number of `unit` in `range`; a value out of it warns and reads as absent.
+/// `large-client-header-buffers: "NUMBER SIZE"` (nginx's default `4 8k`): sizes as nginx writes
+/// them, from 1k to 1m each, at most 64 buffers and 16 MiB in all.
+fn header_buffers(r: &mut Reader<'_>) -> Option<model::HeaderBuffers> {
+    const KEY: &str = "large-client-header-buffers";
+    let v = r.text(KEY)?;
+    let mut parts = v.split_whitespace();
+    let parsed = match (parts.next(), parts.next(), parts.next()) {
+        (Some(n), Some(size), None) => n
+            .parse::<u32>()
+            .ok()
+            .zip(proxy::size(size).and_then(|s| u32::try_from(s).ok())),
+        _ => None,
+    };
+    match parsed {
+        Some((number, size))
+            if (1..=64).contains(&number)
+                && (1024..=1024 * 1024).contains(&size)
+                && u64::from(number) * u64::from(size) <= 16 * 1024 * 1024 =>
+        {
+            Some(model::HeaderBuffers { number, size })
+        }
+        _ => {
+            r.warn(
+                KEY,
+                format!("invalid value \"{v}\": expected a number of buffers (1-64) and their size (1k-1m), e.g. \"4 8k\"; using 4 8k"),
+            );
+            None
+        }
+    }
+}
+
 fn ranged(
     r: &mut Reader<'_>,
     key: &str,

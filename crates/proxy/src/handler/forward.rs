@@ -96,7 +96,7 @@ async fn tries<'t>(
     let connect = Duration::from_secs(u64::from(location.connect_timeout_secs.max(1)));
     let lean_timeouts = h1::Timeouts { connect, read };
     let timeouts = ExchangeTimeouts {
-        client_body: shared.config.server.client_body_timeout,
+        client_body: route.policy.client_body_timeout,
         send: Duration::from_secs(u64::from(location.send_timeout_secs.max(1))),
         read,
     };

@@ -62,6 +62,7 @@ mod route;
 mod upstream_request;
 
 pub use connection::Connection;
+pub use head::DEFAULT_HEADER_LINE;
 pub use reject::Reject;
 
 use crate::access_log::{Outcome, RequestLine};
@@ -134,7 +135,7 @@ async fn phases<'t>(
     table: &'t Table,
     out: &mut Outcome<'t>,
 ) -> Result<Response<Body>, Reject> {
-    head::check(&req)?;
+    head::check(&req, table.policy.max_header_line)?;
     block::check(&table.policy.block, &req, conn)?;
     let route = route::find(table, conn, &req)?;
     out.stats = Some(&route.runtime.stats);

@@ -13,6 +13,9 @@ pub enum Reject {
     /// A request head no server may accept.
     #[error("malformed request: {0}")]
     BadHead(&'static str),
+    /// The request line is longer than a header buffer (nginx's 414).
+    #[error("request line too long")]
+    UriTooLong,
     /// The client's address or `User-Agent` is blocked proxy-wide (`block-cidrs`,
     /// `block-user-agents`).
     #[error("client blocked")]
@@ -81,6 +84,7 @@ impl Reject {
     pub fn status(&self) -> StatusCode {
         match self {
             Reject::BadHead(_) => StatusCode::BAD_REQUEST,
+            Reject::UriTooLong => StatusCode::URI_TOO_LONG,
             Reject::ClientCertificate {
                 error_page: Some(_),
                 ..

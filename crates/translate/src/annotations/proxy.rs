@@ -89,7 +89,7 @@ pub fn parse(r: &mut Reader<'_>, loc: &mut Location) {
 }
 
 /// An nginx size: bytes, or with a `k`, `m` or `g` suffix (any case).
-fn size(v: &str) -> Option<u64> {
+pub(crate) fn size(v: &str) -> Option<u64> {
     let (digits, unit) = match v.char_indices().last()? {
         (i, c) if c.is_ascii_alphabetic() => (&v[..i], c.to_ascii_lowercase()),
         _ => (v, 'b'),
