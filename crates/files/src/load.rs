@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use translate::objects;
+use translate::objects::{self, List};
 use translate::Objects;
 
 /// A file that could not be used, and why.
@@ -262,7 +262,7 @@ impl Manifests {
                 pending.added.push((
                     owner,
                     Objects {
-                        secrets: secrets.clone(),
+                        secrets: secrets.clone().into(),
                         ..Objects::default()
                     },
                 ));
@@ -507,7 +507,7 @@ keyed_k8s!(
 /// One operation on each list of the assembly and its owners, with the same list of a file's
 /// objects.
 trait EachList {
-    fn list<T: Keyed>(&mut self, list: &mut Vec<T>, owners: &mut Vec<Owner>, new: Vec<T>);
+    fn list<T: Keyed>(&mut self, list: &mut List<T>, owners: &mut Vec<Owner>, new: Vec<Arc<T>>);
 }
 
 /// `f` on every list. The destructuring names every field, so a kind added to `Objects` does not
@@ -535,19 +535,19 @@ fn each_list(
         deployments,
     } = from;
     let [o0, o1, o2, o3, o4, o5, o6, o7, o8, o9, o10, o11, o12] = owners;
-    f.list(&mut into.ingresses, o0, ingresses);
-    f.list(&mut into.services, o1, services);
-    f.list(&mut into.endpoint_slices, o2, endpoint_slices);
-    f.list(&mut into.endpoints, o3, endpoints);
-    f.list(&mut into.secrets, o4, secrets);
-    f.list(&mut into.ingress_classes, o5, ingress_classes);
-    f.list(&mut into.config_maps, o6, config_maps);
-    f.list(&mut into.gateway_classes, o7, gateway_classes);
-    f.list(&mut into.gateways, o8, gateways);
-    f.list(&mut into.http_routes, o9, http_routes);
-    f.list(&mut into.reference_grants, o10, reference_grants);
-    f.list(&mut into.namespaces, o11, namespaces);
-    f.list(&mut into.deployments, o12, deployments);
+    f.list(&mut into.ingresses, o0, ingresses.into_vec());
+    f.list(&mut into.services, o1, services.into_vec());
+    f.list(&mut into.endpoint_slices, o2, endpoint_slices.into_vec());
+    f.list(&mut into.endpoints, o3, endpoints.into_vec());
+    f.list(&mut into.secrets, o4, secrets.into_vec());
+    f.list(&mut into.ingress_classes, o5, ingress_classes.into_vec());
+    f.list(&mut into.config_maps, o6, config_maps.into_vec());
+    f.list(&mut into.gateway_classes, o7, gateway_classes.into_vec());
+    f.list(&mut into.gateways, o8, gateways.into_vec());
+    f.list(&mut into.http_routes, o9, http_routes.into_vec());
+    f.list(&mut into.reference_grants, o10, reference_grants.into_vec());
+    f.list(&mut into.namespaces, o11, namespaces.into_vec());
+    f.list(&mut into.deployments, o12, deployments.into_vec());
 }
 
 /// Take the objects of `gone` out; put `new` in, as `owner`'s, each where it sorts.
@@ -561,7 +561,8 @@ struct Update<'a> {
 const INSERT_AT_MOST: usize = 16;
 
 impl EachList for Update<'_> {
-    fn list<T: Keyed>(&mut self, list: &mut Vec<T>, owners: &mut Vec<Owner>, new: Vec<T>) {
+    fn list<T: Keyed>(&mut self, list: &mut List<T>, owners: &mut Vec<Owner>, new: Vec<Arc<T>>) {
+        // `list` is copied (when the translator still shares it) only if it changes.
         if !self.gone.is_empty() {
             let keep: Vec<bool> = owners
                 .iter()
@@ -582,7 +583,8 @@ impl EachList for Update<'_> {
             let n = new.len();
             list.extend(new);
             owners.extend(std::iter::repeat_n(owner.clone(), n));
-            let mut pairs: Vec<(T, Owner)> = std::mem::take(list)
+            let mut pairs: Vec<(Arc<T>, Owner)> = std::mem::take(list)
+                .into_vec()
                 .into_iter()
                 .zip(std::mem::take(owners))
                 .collect();
@@ -592,7 +594,9 @@ impl EachList for Update<'_> {
                     .cmp(&b.key())
                     .then_with(|| oa.order().cmp(&ob.order()))
             });
-            (*list, *owners) = pairs.into_iter().unzip();
+            let objects: Vec<Arc<T>>;
+            (objects, *owners) = pairs.into_iter().unzip();
+            *list = objects.into();
             return;
         }
         for object in new {

@@ -123,9 +123,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
 fn publish(pipeline: &mut Pipeline, cluster: &Cluster, objects: &Objects) {
     let mut with_slices = objects.clone();
-    with_slices
-        .endpoint_slices
-        .extend(cluster.endpoint_slices(objects));
+    with_slices.endpoint_slices.extend(
+        cluster
+            .endpoint_slices(objects)
+            .into_iter()
+            .map(std::sync::Arc::new),
+    );
     pipeline.apply(&with_slices);
 }
 

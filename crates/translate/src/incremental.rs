@@ -8,7 +8,7 @@
 //! [`crate::translate`]'s for the same objects, diagnostics included.
 
 use crate::backends::EndpointIndex;
-use crate::objects::{EndpointSlice, Endpoints, ObjectMeta, Objects, SERVICE_NAME_LABEL};
+use crate::objects::{EndpointSlice, Endpoints, List, ObjectMeta, Objects, SERVICE_NAME_LABEL};
 use crate::{translate_recorded, with_endpoint_diagnostics, Options, Recorded, Translation};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -63,8 +63,7 @@ impl Incremental {
             }
         }
         let (translation, recorded) = translate_recorded(objects, &self.options);
-        // The previous objects go before the copy of the new ones is made.
-        self.last = None;
+        // Kept as the provider's own copy (lists are shared until one side changes one).
         self.last = Some(Last {
             objects: objects.clone(),
             translation: translation.clone(),
@@ -107,8 +106,16 @@ impl Last {
             let snapshot = &mut self.translation.snapshot;
             let sources = &mut self.recorded.sources;
             let mut diagnostics_changed = false;
+            // By namespace, then name: looked up without a copy of either.
+            let mut named: HashMap<&str, HashSet<&str>> = HashMap::new();
+            for (namespace, name) in &services {
+                named.entry(namespace).or_default().insert(name);
+            }
             for (backend, source) in snapshot.backends.iter_mut().zip(sources.iter_mut()) {
-                if !services.contains(&(source.namespace.clone(), source.service.clone())) {
+                let wanted = named
+                    .get(source.namespace.as_str())
+                    .is_some_and(|names| names.contains(source.service.as_str()));
+                if !wanted {
                     continue;
                 }
                 let Some((new, new_source)) = index.recollect(backend, source) else {
@@ -133,15 +140,18 @@ impl Last {
     }
 }
 
-/// Make `kept` equal to `new`, adding to `services` the Service of every object added, removed
-/// or changed (before and after).
+/// Make `kept` equal to `new` (the same copy), adding to `services` the Service of every object
+/// added, removed or changed (before and after).
 fn sync<T: Clone + PartialEq>(
-    kept: &mut Vec<T>,
-    new: &[T],
+    kept: &mut List<T>,
+    new: &List<T>,
     meta: impl Fn(&T) -> &ObjectMeta,
     service: impl Fn(&T) -> Option<ServiceKey>,
     services: &mut HashSet<ServiceKey>,
 ) {
+    if kept.same(new) {
+        return;
+    }
     let key = |o: &T| {
         let m = meta(o);
         (m.namespace().to_owned(), m.name.clone())
@@ -153,13 +163,13 @@ fn sync<T: Clone + PartialEq>(
             .all(|(a, b)| meta(a).name == meta(b).name && meta(a).namespace == meta(b).namespace);
     if same_order {
         // The usual case: the same objects in the same order, a few of them changed.
-        for (old, o) in kept.iter_mut().zip(new) {
-            if old != o {
+        for (old, o) in kept.iter_shared().zip(new.iter_shared()) {
+            if !Arc::ptr_eq(old, o) && **old != **o {
                 services.extend(service(old));
                 services.extend(service(o));
-                *old = o.clone();
             }
         }
+        *kept = new.clone();
         return;
     }
     let before: HashMap<ServiceKeyRef, &T> = kept.iter().map(|o| (key(o), o)).collect();
@@ -181,7 +191,8 @@ fn sync<T: Clone + PartialEq>(
             services.extend(service(old));
         }
     }
-    *kept = new.to_vec();
+    drop(before);
+    *kept = new.clone();
 }
 
 /// An object's namespace and name.

@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 pub use gateway_api::experimental::gatewayclasses::GatewayClass;
 pub use gateway_api::experimental::gateways::Gateway;
@@ -158,46 +159,158 @@ where
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
+/// One kind's objects, each behind an `Arc`, in a list behind an `Arc`: a clone of the list is a
+/// pointer copy, and a change to one object copies the list of pointers (make_mut), not the other
+/// objects. The provider's objects and the translator's previous ones are thus one copy but for
+/// what changed, and comparing two versions of a cluster looks only at what is not shared.
+#[derive(Debug)]
+pub struct List<T>(Arc<Vec<Arc<T>>>);
+
+impl<T> List<T> {
+    /// The two are one copy: equal without a look at the objects.
+    pub fn same(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// The objects (the pointers are the list itself: `Deref`).
+    pub fn iter(&self) -> ListIter<'_, T> {
+        self.0.iter().map(|a| &**a)
+    }
+
+    /// The objects' shared pointers: two versions of a list share those of the objects that did
+    /// not change.
+    pub fn iter_shared(&self) -> std::slice::Iter<'_, Arc<T>> {
+        self.0.iter()
+    }
+
+    /// Add an object at the end.
+    pub fn push(&mut self, object: T) {
+        Arc::make_mut(&mut self.0).push(Arc::new(object));
+    }
+
+    /// The objects, as shared pointers; the list is copied only if another shares it.
+    pub fn into_vec(self) -> Vec<Arc<T>> {
+        Arc::try_unwrap(self.0).unwrap_or_else(|shared| (*shared).clone())
+    }
+}
+
+impl<T> Default for List<T> {
+    fn default() -> Self {
+        Self(Arc::new(Vec::new()))
+    }
+}
+
+impl<T> Clone for List<T> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<T> std::ops::Deref for List<T> {
+    type Target = Vec<Arc<T>>;
+    fn deref(&self) -> &Vec<Arc<T>> {
+        &self.0
+    }
+}
+
+impl<T> std::ops::DerefMut for List<T> {
+    fn deref_mut(&mut self) -> &mut Vec<Arc<T>> {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+impl<T: PartialEq> PartialEq for List<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.same(other)
+            || (self.len() == other.len()
+                && self
+                    .iter_shared()
+                    .zip(other.iter_shared())
+                    .all(|(a, b)| Arc::ptr_eq(a, b) || **a == **b))
+    }
+}
+
+impl<T> From<Vec<Arc<T>>> for List<T> {
+    fn from(v: Vec<Arc<T>>) -> Self {
+        Self(Arc::new(v))
+    }
+}
+
+impl<T> From<Vec<T>> for List<T> {
+    fn from(v: Vec<T>) -> Self {
+        Self(Arc::new(v.into_iter().map(Arc::new).collect()))
+    }
+}
+
+impl<T> FromIterator<T> for List<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+        Self(Arc::new(iter.into_iter().map(Arc::new).collect()))
+    }
+}
+
+/// [`List::iter`].
+pub type ListIter<'a, T> = std::iter::Map<std::slice::Iter<'a, Arc<T>>, fn(&'a Arc<T>) -> &'a T>;
+
+impl<'a, T> IntoIterator for &'a List<T> {
+    type Item = &'a T;
+    type IntoIter = ListIter<'a, T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl<T: Serialize> Serialize for List<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|a| &**a))
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for List<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<T>::deserialize(d).map(Self::from)
+    }
+}
+
 /// Every object translation looks at. Order within each list does not matter.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Objects {
     #[serde(default, deserialize_with = "null_default")]
-    pub ingresses: Vec<Ingress>,
+    pub ingresses: List<Ingress>,
     #[serde(default, deserialize_with = "null_default")]
-    pub services: Vec<Service>,
+    pub services: List<Service>,
     #[serde(default, deserialize_with = "null_default")]
-    pub endpoint_slices: Vec<EndpointSlice>,
+    pub endpoint_slices: List<EndpointSlice>,
     /// Legacy `v1/Endpoints`: used for a Service only when no EndpointSlice names it.
     #[serde(default, deserialize_with = "null_default")]
-    pub endpoints: Vec<Endpoints>,
+    pub endpoints: List<Endpoints>,
     #[serde(default, deserialize_with = "null_default")]
-    pub secrets: Vec<Secret>,
+    pub secrets: List<Secret>,
     #[serde(default, deserialize_with = "null_default")]
-    pub ingress_classes: Vec<IngressClass>,
+    pub ingress_classes: List<IngressClass>,
     /// `v1/ConfigMap`: only the one `Options::configmap` names is read (ingress-nginx's global
     /// configuration).
     #[serde(default, deserialize_with = "null_default")]
-    pub config_maps: Vec<ConfigMap>,
+    pub config_maps: List<ConfigMap>,
     /// Gateway API `GatewayClass`: the ones whose `controllerName` is Remora's are served.
     #[serde(default, deserialize_with = "null_default")]
-    pub gateway_classes: Vec<GatewayClass>,
+    pub gateway_classes: List<GatewayClass>,
     #[serde(default, deserialize_with = "null_default")]
-    pub gateways: Vec<Gateway>,
+    pub gateways: List<Gateway>,
     /// `HTTPRoute` (`v1` and `v1beta1`, the same schema) and `GRPCRoute` (in HTTPRoute form).
     #[serde(default, deserialize_with = "null_default")]
-    pub http_routes: Vec<HttpRoute>,
+    pub http_routes: List<HttpRoute>,
     /// `ReferenceGrant`, `v1beta1` and `v1`: what routes and Gateways may reference in other
     /// namespaces.
     #[serde(default, deserialize_with = "null_default")]
-    pub reference_grants: Vec<ReferenceGrant>,
+    pub reference_grants: List<ReferenceGrant>,
     /// `v1/Namespace`: their labels are what a listener's `allowedRoutes.namespaces.selector`
     /// selects.
     #[serde(default, deserialize_with = "null_default")]
-    pub namespaces: Vec<Namespace>,
+    pub namespaces: List<Namespace>,
     /// Not used by translation. Kept because the demo, standing in for a cluster, turns them into
     /// pods and EndpointSlices.
     #[serde(default, deserialize_with = "null_default")]
-    pub deployments: Vec<Deployment>,
+    pub deployments: List<Deployment>,
 }
 
 impl Objects {
