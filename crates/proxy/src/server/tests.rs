@@ -8,6 +8,7 @@ const LIMITS: ConnectionLimits = ConnectionLimits {
     header_timeout: Duration::from_secs(60),
     keepalive_timeout: Duration::from_secs(75),
     keepalive_requests: 3,
+    proxy_protocol: None,
 };
 
 fn ms(n: u64) -> Duration {
