@@ -52,6 +52,9 @@ use tokio::net::TcpListener;
 #[doc(hidden)]
 pub mod fuzzing {
     pub use crate::h1::{read_in_memory as read_response, Error as ResponseError, InMemory};
+    pub use crate::server::proxy_protocol::{
+        parse as parse_proxy_header, read_in_memory as read_proxy_header, Header as ProxyHeader,
+    };
 }
 
 pub use error::Error;

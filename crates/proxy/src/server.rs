@@ -314,7 +314,9 @@ pub(crate) async fn serve_closing<S, B>(
                 // Fails closed: no valid header in time, no TLS and no HTTP, not a byte answered.
                 match tokio::time::timeout(timeout, proxy_protocol::read(&mut stream)).await {
                     Ok(Ok(header)) => peer.proxy = Some(header),
-                    Ok(Err(e)) => return tracing::debug!(error = %e, %remote, "closed"),
+                    Ok(Err(e)) => {
+                        return tracing::debug!(error = %e, %remote, "PROXY protocol, closed")
+                    }
                     Err(_) => {
                         return tracing::debug!(%remote, "no PROXY protocol header in time, closed")
                     }

@@ -4,6 +4,7 @@
 //! taken from it is what the header is known to span, so the TLS or HTTP bytes that follow in the
 //! same segment stay for them. The bytes are parsed by `ppp`.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
@@ -48,8 +49,88 @@ pub enum Error {
     Invalid(String),
 }
 
+/// A connection the header is read from: a socket, or bytes in memory (tests, fuzzing).
+pub trait Source {
+    /// Copy what has come and not been taken, up to `buf`'s length, without taking it; 0: the
+    /// connection ended. Waits for a byte when none has come.
+    fn peek(&mut self, buf: &mut [u8]) -> impl Future<Output = std::io::Result<usize>>;
+    /// Take exactly `buf`'s length of bytes.
+    fn take(&mut self, buf: &mut [u8]) -> impl Future<Output = std::io::Result<()>>;
+}
+
+impl Source for TcpStream {
+    async fn peek(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        TcpStream::peek(self, buf).await
+    }
+
+    async fn take(&mut self, buf: &mut [u8]) -> std::io::Result<()> {
+        self.read_exact(buf).await.map(|_| ())
+    }
+}
+
+/// Bytes in memory, which come `segment` at a time (at least 1): a [`Source`] that never waits.
+pub struct InMemory<'a> {
+    pub bytes: &'a [u8],
+    /// How many have been taken.
+    pub taken: usize,
+    pub segment: usize,
+    /// How many have come so far (a peek that finds nothing new lets the next segment come).
+    came: usize,
+}
+
+impl<'a> InMemory<'a> {
+    pub fn new(bytes: &'a [u8], segment: usize) -> Self {
+        let segment = segment.max(1);
+        Self {
+            bytes,
+            taken: 0,
+            segment,
+            came: segment.min(bytes.len()),
+        }
+    }
+}
+
+impl Source for InMemory<'_> {
+    async fn peek(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.came == self.taken {
+            self.came = (self.came + self.segment).min(self.bytes.len());
+        }
+        let n = buf.len().min(self.came - self.taken);
+        buf[..n].copy_from_slice(&self.bytes[self.taken..self.taken + n]);
+        Ok(n)
+    }
+
+    async fn take(&mut self, buf: &mut [u8]) -> std::io::Result<()> {
+        let end = self.taken + buf.len();
+        let Some(bytes) = self.bytes.get(self.taken..end) else {
+            self.taken = self.bytes.len();
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        };
+        buf.copy_from_slice(bytes);
+        self.taken = end;
+        self.came = self.came.max(end);
+        Ok(())
+    }
+}
+
+/// [`read`] over bytes in memory that come `segment` at a time: the header, and how many bytes it
+/// took.
+pub fn read_in_memory(bytes: &[u8], segment: usize) -> (Result<Header, Error>, usize) {
+    let mut source = InMemory::new(bytes, segment);
+    let result = {
+        let future = std::pin::pin!(read(&mut source));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match future.poll(&mut cx) {
+            std::task::Poll::Ready(r) => r,
+            // An in-memory source never waits.
+            std::task::Poll::Pending => Err(Error::Closed),
+        }
+    };
+    (result, source.taken)
+}
+
 /// Read the header `stream` begins with, and nothing after it.
-pub async fn read(stream: &mut TcpStream) -> Result<Header, Error> {
+pub async fn read(stream: &mut impl Source) -> Result<Header, Error> {
     let mut buf = [0u8; V1_MAX];
     let n = stream.peek(&mut buf[..1]).await?;
     match buf[..n].first() {
@@ -61,9 +142,9 @@ pub async fn read(stream: &mut TcpStream) -> Result<Header, Error> {
 }
 
 /// v2: the fixed part tells the length of the rest.
-async fn read_v2(stream: &mut TcpStream) -> Result<Header, Error> {
+async fn read_v2(stream: &mut impl Source) -> Result<Header, Error> {
     let mut fixed = [0u8; 16];
-    stream.read_exact(&mut fixed).await.map_err(eof)?;
+    stream.take(&mut fixed).await.map_err(eof)?;
     if !fixed.starts_with(V2_SIGNATURE) {
         return Err(Error::Missing);
     }
@@ -73,13 +154,13 @@ async fn read_v2(stream: &mut TcpStream) -> Result<Header, Error> {
     }
     let mut header = vec![0u8; total];
     header[..16].copy_from_slice(&fixed);
-    stream.read_exact(&mut header[16..]).await.map_err(eof)?;
+    stream.take(&mut header[16..]).await.map_err(eof)?;
     parse(&header)
 }
 
 /// v1: peeked until its `\r\n`; bytes peeked before it are all the header's, so they are taken
 /// as they come.
-async fn read_v1(stream: &mut TcpStream, buf: &mut [u8; V1_MAX]) -> Result<Header, Error> {
+async fn read_v1(stream: &mut impl Source, buf: &mut [u8; V1_MAX]) -> Result<Header, Error> {
     let mut have = 0;
     loop {
         let n = stream.peek(&mut buf[have..]).await?;
@@ -93,7 +174,7 @@ async fn read_v1(stream: &mut TcpStream, buf: &mut [u8; V1_MAX]) -> Result<Heade
             .position(|w| w == b"\r\n")
             .map(|at| start + at + 2);
         let take = end.unwrap_or(seen);
-        stream.read_exact(&mut buf[have..take]).await.map_err(eof)?;
+        stream.take(&mut buf[have..take]).await.map_err(eof)?;
         have = take;
         let prefix = have.min(V1_PREFIX.len());
         if buf[..prefix] != V1_PREFIX[..prefix] {

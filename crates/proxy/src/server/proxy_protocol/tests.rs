@@ -159,3 +159,22 @@ fn parse_takes_whole_headers_only() {
     assert!(parse(&h).is_err());
     assert!(parse(&[]).is_err());
 }
+
+#[test]
+fn in_memory_whatever_the_segments_only_the_header_is_taken() {
+    let v1 = b"PROXY TCP4 192.168.0.1 192.168.0.11 56324 1234\r\n".to_vec();
+    let v2 = v2(true, &[]);
+    for (header, want) in [
+        (v1, proxied("192.168.0.1:56324", "192.168.0.11:1234")),
+        (v2, Header::Local),
+    ] {
+        let bytes = [header.as_slice(), b"GET / HTTP/1.1\r\n"].concat();
+        for segment in [1, 2, 5, 16, 17, 1000] {
+            let (h, taken) = read_in_memory(&bytes, segment);
+            assert_eq!(h.unwrap(), want, "segment {segment}");
+            assert_eq!(taken, header.len(), "segment {segment}");
+        }
+        let (h, _) = read_in_memory(&header[..header.len() - 1], 3);
+        assert!(matches!(h, Err(Error::Closed)), "{h:?}");
+    }
+}
