@@ -126,11 +126,15 @@ async fn echo(addr: SocketAddr, header: &[u8], host: &str, extra: &[(&str, &str)
 }
 
 /// Over HTTP: v1 and v2 sources are the client for the pod (`X-Forwarded-For`, `X-Real-IP`,
-/// `X-Forwarded-Port` from the destination, 443 as HTTPS) and for the allow-list; LOCAL keeps the
-/// peer; no header, a garbage one or one too slow: closed with no response. The ConfigMap turns
-/// it on by a reload, for new connections; then off again.
+/// `X-Forwarded-Port` from the destination, 443 as HTTPS), the allow-list, `block-cidrs`, the rate
+/// limit and the access log; LOCAL keeps the peer; no header, a garbage one or one too slow:
+/// closed with no response. The ConfigMap turns it on by a reload, for new connections; then off
+/// again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_protocol_sources_allow_lists_and_fail_closed() {
+    let logs = Dir::new();
+    let log = logs.path().join("access.log");
+    let log_arg = log.display().to_string();
     let (_pods, dir, remora) = serve_service_with(
         "web",
         "web-7a8b9c0d1e",
@@ -142,8 +146,18 @@ async fn proxy_protocol_sources_allow_lists_and_fail_closed() {
                 "allowed.example.com",
                 &[("whitelist-source-range", "192.0.2.0/24")],
             ),
+            web_ingress(
+                "limited",
+                "limited.example.com",
+                &[("limit-rpm", "1"), ("limit-burst-multiplier", "1")],
+            ),
         ],
-        &["--configmap", "ingress-nginx/remora"],
+        &[
+            "--configmap",
+            "ingress-nginx/remora",
+            "--access-log",
+            &log_arg,
+        ],
     )
     .await;
     remora.wait_ready().await;
@@ -171,6 +185,7 @@ async fn proxy_protocol_sources_allow_lists_and_fail_closed() {
             &config_map(&[
                 ("use-proxy-protocol", "true"),
                 ("proxy-protocol-header-timeout", "1s"),
+                ("block-cidrs", "203.0.113.66"),
             ]),
         )
         .await;
@@ -244,6 +259,38 @@ async fn proxy_protocol_sources_allow_lists_and_fail_closed() {
     assert_eq!(allowed(v1("192.0.2.200:1", "10.0.0.1:80")).await, 200);
     assert_eq!(allowed(v1("198.51.100.7:1", "10.0.0.1:80")).await, 403);
     assert_eq!(allowed(v2(true, "", "")).await, 403, "LOCAL: the peer");
+    // block-cidrs, and the rate limit (one request a minute per client): by the header's source.
+    let status = |host: &'static str, header: Vec<u8>| {
+        let bytes = [header, head(host, "/", &[])].concat();
+        async move { parse(&exchange(addr, &bytes).await).0 }
+    };
+    assert_eq!(
+        status("proxy-protocol", v1("203.0.113.66:1", "10.0.0.1:80")).await,
+        403
+    );
+    assert_eq!(
+        status("proxy-protocol", v1("203.0.113.67:1", "10.0.0.1:80")).await,
+        200
+    );
+    let limited = |source: &str| status("limited.example.com", v1(source, "10.0.0.1:80"));
+    let mut codes = Vec::new();
+    for port in 1..=4 {
+        codes.push(limited(&format!("198.51.100.1:{port}")).await);
+    }
+    assert_eq!(codes[0], 200, "{codes:?}");
+    assert_eq!(codes[3], 503, "{codes:?}");
+    assert_eq!(
+        limited("198.51.100.2:1").await,
+        200,
+        "another client's quota"
+    );
+    // The access log's client.
+    eventually("the access log names the header's source", || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains(r#""client":"192.168.0.1""#)
+    })
+    .await;
 
     // Fails closed: no header, a garbage one, a truncated v2: closed, not a byte answered.
     let v2_cut = v2(false, "192.0.2.9:1", "10.0.0.1:80")[..20].to_vec();
