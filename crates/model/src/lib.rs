@@ -134,6 +134,29 @@ pub struct Settings {
     /// `generate-request-id`: `false`, no `X-Request-ID` is made for a request without one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub generate_request_id: Option<bool>,
+    /// `use-proxy-protocol` and its companions: every connection of the Ingress listeners begins
+    /// with a PROXY protocol header; `None`: none is read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_protocol: Option<ProxyProtocol>,
+}
+
+/// The PROXY protocol (v1 or v2) on the Ingress listeners, as ingress-nginx's
+/// `use-proxy-protocol` configures nginx (`listen ... proxy_protocol`, `real_ip_header
+/// proxy_protocol`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProxyProtocol {
+    /// `proxy-protocol-header-timeout` (5 s), in milliseconds: a connection whose header is not
+    /// complete by then is closed.
+    pub header_timeout_ms: u64,
+    /// `proxy-real-ip-cidr` (`0.0.0.0/0`): the peers (load balancers) whose header's source
+    /// address is taken for the client's (nginx's `set_real_ip_from`).
+    pub trusted: Vec<Cidr>,
+    /// With `use-forwarded-headers`: `forwarded-for-proxy-protocol-header`
+    /// (`X-Forwarded-For-Proxy-Protocol`), lower case, the request header the pods get with what
+    /// ingress-nginx's realip reads: the forwarded-for header when the header's source is a
+    /// trusted proxy, else that source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forwarded_for_header: Option<String>,
 }
 
 /// nginx's `large_client_header_buffers`: `number` buffers of `size` bytes hold a request head.
@@ -179,6 +202,7 @@ impl Default for Settings {
             hide_headers: Vec::new(),
             http_redirect_code: None,
             generate_request_id: None,
+            proxy_protocol: None,
         }
     }
 }

@@ -52,6 +52,9 @@ use tokio::net::TcpListener;
 #[doc(hidden)]
 pub mod fuzzing {
     pub use crate::h1::{read_in_memory as read_response, Error as ResponseError, InMemory};
+    pub use crate::server::proxy_protocol::{
+        parse as parse_proxy_header, read_in_memory as read_proxy_header, Header as ProxyHeader,
+    };
 }
 
 pub use error::Error;
@@ -368,18 +371,26 @@ impl Proxy {
             tls,
             shutdown,
             self.shared.config.server,
-            // The ConfigMap's limits (else the command line's), as the table says when accepted.
-            move || table.table.load().policy.connection,
-            move |remote, facts| {
+            // The ConfigMap's limits (else the command line's), as the table says when accepted;
+            // the PROXY protocol on the Ingress listeners only (ingress-nginx's ConfigMap).
+            move || {
+                let mut limits = table.table.load().policy.connection;
+                if id != ListenerId::Ingress {
+                    limits.proxy_protocol = None;
+                }
+                limits
+            },
+            move |peer: server::Peer, facts| {
                 let shared = shared.clone();
                 // Header values that are the same for every request of the connection.
-                let conn = Arc::new(handler::Connection::new(
-                    remote,
-                    port_value.clone(),
-                    secure,
-                    id,
-                    facts,
-                ));
+                let mut conn =
+                    handler::Connection::new(peer.socket, port_value.clone(), secure, id, facts);
+                if let Some(header) = peer.proxy {
+                    let table = shared.table.load();
+                    let trusted = table.policy.proxy_protocol.as_ref();
+                    conn = conn.proxied(header, trusted.map_or(&[], |p| &p.trusted));
+                }
+                let conn = Arc::new(conn);
                 hyper::service::service_fn(move |req| {
                     handler::handle(shared.clone(), conn.clone(), req)
                 })

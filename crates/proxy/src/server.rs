@@ -18,8 +18,13 @@
 //! waited longest (an eighth of them, 1 to 32, as nginx's `ngx_drain_connections`); with none
 //! idle, new connections wait in the kernel's backlog until one ends or goes idle. When `accept`
 //! fails for want of descriptors (EMFILE, ENFILE), it closes the same share before trying again.
+//!
+//! With the PROXY protocol on (`use-proxy-protocol`, [`ConnectionLimits::proxy_protocol`]), each
+//! connection's header is read first, within its own timeout, before TLS and HTTP; a connection
+//! without a valid one is closed without a word ([`proxy_protocol`]).
 
 mod connection;
+pub(crate) mod proxy_protocol;
 
 use crate::tls::{SniAcceptor, TlsFacts};
 use connection::Conn;
@@ -61,6 +66,10 @@ pub struct ConnectionLimits {
     /// The largest request head, in bytes (nginx's `large_client_header_buffers` number × size):
     /// an HTTP/1 head that does not fit gets 431, an HTTP/2 header list 431 too.
     pub max_head: usize,
+    /// With the PROXY protocol (`use-proxy-protocol`): the time a connection has to send its
+    /// header (`proxy-protocol-header-timeout`), which every connection must begin with; `None`:
+    /// connections begin with TLS or HTTP.
+    pub proxy_protocol: Option<Duration>,
 }
 
 /// The smallest head limit: hyper's read buffer cannot be smaller.
@@ -75,8 +84,18 @@ impl Default for ConnectionLimits {
             keepalive_timeout: Duration::from_secs(75),
             keepalive_requests: 1000,
             max_head: 4 * 8 * 1024,
+            proxy_protocol: None,
         }
     }
+}
+
+/// Who a connection comes from: its socket's peer and, with the PROXY protocol, what the header
+/// said.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer {
+    pub socket: SocketAddr,
+    /// `None`: the listener does not read the PROXY protocol.
+    pub proxy: Option<proxy_protocol::Header>,
 }
 
 /// Settings of an accept loop.
@@ -190,7 +209,7 @@ pub async fn serve<S, B>(
         shutdown,
         options,
         move || limits,
-        move |remote, _| make_service(remote),
+        move |peer: Peer, _| make_service(peer.socket),
         || {},
     )
     .await;
@@ -224,14 +243,14 @@ impl Tls {
 /// `closed` as soon as the listening socket is closed (when `shutdown` resolves, before the open
 /// connections drain): whoever binds the same port again next (a Gateway listener turned from
 /// HTTP to HTTPS) waits for it. Each connection's service is made once its handshake is done,
-/// with what the handshake told.
+/// with what the handshake told, and after the PROXY protocol header when the limits ask for one.
 pub(crate) async fn serve_closing<S, B>(
     listener: TcpListener,
     tls: Option<Tls>,
     shutdown: impl Future<Output = ()>,
     options: ServerOptions,
     limits: impl Fn() -> ConnectionLimits,
-    make_service: impl Fn(SocketAddr, TlsFacts) -> S + Send + Sync + 'static,
+    make_service: impl Fn(Peer, TlsFacts) -> S + Send + Sync + 'static,
     closed: impl FnOnce(),
 ) where
     S: HttpService<B>,
@@ -260,7 +279,7 @@ pub(crate) async fn serve_closing<S, B>(
                 continue;
             }
         }
-        let (stream, remote) = tokio::select! {
+        let (mut stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -293,14 +312,30 @@ pub(crate) async fn serve_closing<S, B>(
         }
         open.spawn(state, async move {
             let header_timeout = limits.header_timeout;
+            let mut peer = Peer {
+                socket: remote,
+                proxy: None,
+            };
+            if let Some(timeout) = limits.proxy_protocol {
+                // Fails closed: no valid header in time, no TLS and no HTTP, not a byte answered.
+                match tokio::time::timeout(timeout, proxy_protocol::read(&mut stream)).await {
+                    Ok(Ok(header)) => peer.proxy = Some(header),
+                    Ok(Err(e)) => {
+                        return tracing::debug!(error = %e, %remote, "PROXY protocol, closed")
+                    }
+                    Err(_) => {
+                        return tracing::debug!(%remote, "no PROXY protocol header in time, closed")
+                    }
+                }
+            }
             let Some(tls) = tls else {
-                let service = make_service(remote, TlsFacts::default());
+                let service = make_service(peer, TlsFacts::default());
                 return connection::drive(&builder, stream, service, stop, conn, limits, remote)
                     .await;
             };
             match tokio::time::timeout(header_timeout, tls.accept(stream)).await {
                 Ok(Ok((stream, facts))) => {
-                    let service = make_service(remote, facts);
+                    let service = make_service(peer, facts);
                     connection::drive(&builder, stream, service, stop, conn, limits, remote).await
                 }
                 Ok(Err(e)) => tracing::debug!(error = %e, %remote, "TLS handshake failed"),

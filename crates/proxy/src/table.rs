@@ -262,6 +262,18 @@ pub struct Policy {
     pub https_redirect_code: Option<http::StatusCode>,
     /// `generate-request-id`: a request without `X-Request-ID` gets one.
     pub generate_request_id: bool,
+    /// `use-proxy-protocol`: whose PROXY protocol header is believed, and the header the pods get
+    /// (the header's timeout is in `connection`).
+    pub proxy_protocol: Option<ProxyProtocol>,
+}
+
+/// [`model::ProxyProtocol`], ready for connections and requests.
+#[derive(Debug, Clone)]
+pub struct ProxyProtocol {
+    /// `proxy-real-ip-cidr`: the peers whose header's source is the client.
+    pub trusted: Vec<model::Cidr>,
+    /// With `use-forwarded-headers`: `forwarded-for-proxy-protocol-header`.
+    pub forwarded_for_header: Option<http::HeaderName>,
 }
 
 /// [`model::RealIp`], ready for requests.
@@ -667,6 +679,17 @@ impl Table {
                     .http_redirect_code
                     .and_then(|c| http::StatusCode::from_u16(c).ok()),
                 generate_request_id: snapshot.settings.generate_request_id.unwrap_or(true),
+                proxy_protocol: snapshot
+                    .settings
+                    .proxy_protocol
+                    .as_ref()
+                    .map(|p| ProxyProtocol {
+                        trusted: p.trusted.clone(),
+                        forwarded_for_header: p
+                            .forwarded_for_header
+                            .as_deref()
+                            .and_then(|h| http::HeaderName::from_bytes(h.as_bytes()).ok()),
+                    }),
                 ..Policy::default()
             },
             ingress,
@@ -711,6 +734,10 @@ impl Table {
             keepalive_requests: settings
                 .keep_alive_requests
                 .unwrap_or(limits.keepalive_requests),
+            proxy_protocol: settings
+                .proxy_protocol
+                .as_ref()
+                .map(|p| std::time::Duration::from_millis(p.header_timeout_ms)),
         };
         self
     }

@@ -223,6 +223,8 @@ pub async fn start(
         header_timeout: std::time::Duration::from_secs(common.client_header_timeout),
         keepalive_timeout: std::time::Duration::from_secs(common.keepalive_timeout),
         keepalive_requests: common.keepalive_requests,
+        // Only the ConfigMap's `use-proxy-protocol` turns it on.
+        proxy_protocol: None,
         ..proxy::ConnectionLimits::default()
     };
     config.server.max_connections = common.max_connections();

@@ -24,7 +24,7 @@ const ROUTE_KEYS: [&str; 10] = [
 ];
 
 /// Keys with no annotation.
-const GLOBAL_KEYS: [&str; 29] = [
+const GLOBAL_KEYS: [&str; 30] = [
     "hide-headers",
     "http-redirect-code",
     "generate-request-id",
@@ -52,9 +52,9 @@ const GLOBAL_KEYS: [&str; 29] = [
     "proxy-real-ip-cidr",
     "block-cidrs",
     "block-user-agents",
-    // With use-proxy-protocol only, which is not supported yet (its own warning).
-    "forwarded-for-proxy-protocol-header",
     "use-proxy-protocol",
+    "proxy-protocol-header-timeout",
+    "forwarded-for-proxy-protocol-header",
 ];
 
 /// The longest `keep-alive`, `client-header-timeout` and `client-body-timeout` taken (a day, as the flags).
@@ -178,15 +178,9 @@ pub fn read(objects: &Objects, options: &Options, diags: &mut Diagnostics) -> De
     )
     .and_then(|n| u32::try_from(n).ok());
     defaults.settings.real_ip = real_ip(&mut r);
+    defaults.settings.proxy_protocol = proxy_protocol(&mut r, defaults.settings.real_ip.as_ref());
     defaults.settings.block_cidrs = block_cidrs(&mut r);
     defaults.settings.block_user_agents = block_user_agents(&mut r);
-    if r.bool("use-proxy-protocol") == Some(true) {
-        r.warn(
-            "use-proxy-protocol",
-            "the PROXY protocol is not supported by Remora yet: the listeners expect HTTP, so connections from a load balancer that sends it fail",
-        );
-    }
-    let _ = r.text("forwarded-for-proxy-protocol-header");
     defaults.allowed_response_headers = allowed_response_headers(&mut r);
     defaults.settings.add_headers = headers::global(&mut r, "add-headers")
         .unwrap_or_default()
@@ -221,7 +215,6 @@ fn real_ip(r: &mut Reader<'_>) -> Option<model::RealIp> {
     let enabled = r.bool("enable-real-ip").unwrap_or(false);
     let full = r.bool("compute-full-forwarded-for").unwrap_or(false);
     let header = r.text("forwarded-for-header");
-    let cidrs = r.text("proxy-real-ip-cidr");
     if !forwarded_headers && !enabled {
         if full {
             r.warn(
@@ -242,27 +235,7 @@ fn real_ip(r: &mut Reader<'_>) -> Option<model::RealIp> {
             "x-forwarded-for".to_owned()
         }
     };
-    let trusted = match cidrs {
-        None => vec![model::Cidr {
-            addr: std::net::Ipv4Addr::UNSPECIFIED.into(),
-            prefix: 0,
-        }],
-        Some(list) => match crate::annotations::networks(&list) {
-            Ok(nets) => nets,
-            Err(bad) => {
-                r.warn(
-                    "proxy-real-ip-cidr",
-                    format!(
-                        "invalid network(s) {}: not trusted (the others are)",
-                        bad.join(", ")
-                    ),
-                );
-                list.split(',')
-                    .filter_map(|n| model::Cidr::parse(n.trim()))
-                    .collect()
-            }
-        },
-    };
+    let trusted = trusted_proxies(r);
     if full && !forwarded_headers {
         r.warn(
             "compute-full-forwarded-for",
@@ -274,6 +247,117 @@ fn real_ip(r: &mut Reader<'_>) -> Option<model::RealIp> {
         trusted,
         forwarded_headers,
         full_forwarded_for: full && forwarded_headers,
+    })
+}
+
+/// `proxy-real-ip-cidr` (`0.0.0.0/0`, ingress-nginx's): the proxies whose word on the client is
+/// taken. An entry that is no network is warned about (the others are trusted).
+fn trusted_proxies(r: &mut Reader<'_>) -> Vec<model::Cidr> {
+    let Some(list) = r.text("proxy-real-ip-cidr") else {
+        return vec![model::Cidr {
+            addr: std::net::Ipv4Addr::UNSPECIFIED.into(),
+            prefix: 0,
+        }];
+    };
+    match crate::annotations::networks(&list) {
+        Ok(nets) => nets,
+        Err(bad) => {
+            r.warn(
+                "proxy-real-ip-cidr",
+                format!(
+                    "invalid network(s) {}: not trusted (the others are)",
+                    bad.join(", ")
+                ),
+            );
+            list.split(',')
+                .filter_map(|n| model::Cidr::parse(n.trim()))
+                .collect()
+        }
+    }
+}
+
+/// ingress-nginx's `proxy-protocol-header-timeout` default.
+const PROXY_PROTOCOL_HEADER_TIMEOUT_MS: u64 = 5_000;
+
+/// `use-proxy-protocol`: every connection of the Ingress listeners begins with a PROXY protocol
+/// header (read within `proxy-protocol-header-timeout`, a Go duration such as `5s`), whose source
+/// address is the client's when the peer is among `proxy-real-ip-cidr`. With
+/// `use-forwarded-headers` (`real_ip`), `forwarded-for-proxy-protocol-header` names the header
+/// the pods get with what ingress-nginx's realip reads.
+fn proxy_protocol(
+    r: &mut Reader<'_>,
+    real_ip: Option<&model::RealIp>,
+) -> Option<model::ProxyProtocol> {
+    let on = r.bool("use-proxy-protocol").unwrap_or(false);
+    let timeout = r.text("proxy-protocol-header-timeout");
+    let header = r.text("forwarded-for-proxy-protocol-header");
+    if !on {
+        for (key, given) in [
+            ("proxy-protocol-header-timeout", timeout.is_some()),
+            ("forwarded-for-proxy-protocol-header", header.is_some()),
+        ] {
+            if given {
+                r.warn(key, "has no effect without use-proxy-protocol: \"true\"");
+            }
+        }
+        return None;
+    }
+    let day = MAX_CONNECTION_SECONDS * 1000;
+    let header_timeout_ms = match timeout {
+        None => PROXY_PROTOCOL_HEADER_TIMEOUT_MS,
+        Some(t) => {
+            match t.trim().parse::<gateway_api::Duration>() {
+                Ok(d) => match u64::try_from(d.as_millis()) {
+                    Ok(ms) if (1..=day).contains(&ms) => ms,
+                    _ => {
+                        r.warn(
+                        "proxy-protocol-header-timeout",
+                        format!("invalid value \"{t}\": expected a duration from 1ms to 24h, using 5s"),
+                    );
+                        PROXY_PROTOCOL_HEADER_TIMEOUT_MS
+                    }
+                },
+                Err(_) => {
+                    r.warn(
+                    "proxy-protocol-header-timeout",
+                    format!("invalid value \"{t}\": expected a duration such as 5s or 500ms, using 5s"),
+                );
+                    PROXY_PROTOCOL_HEADER_TIMEOUT_MS
+                }
+            }
+        }
+    };
+    let forwarded_headers = real_ip.is_some_and(|r| r.forwarded_headers);
+    let header_given = header.is_some();
+    let forwarded_for_header = match header.map(|h| h.trim().to_ascii_lowercase()) {
+        _ if !forwarded_headers => {
+            if header_given {
+                r.warn(
+                    "forwarded-for-proxy-protocol-header",
+                    "has no effect without use-forwarded-headers: \"true\"",
+                );
+            }
+            None
+        }
+        None => Some("x-forwarded-for-proxy-protocol".to_owned()),
+        Some(h) if http::HeaderName::from_bytes(h.as_bytes()).is_ok() => Some(h),
+        Some(h) => {
+            r.warn(
+                "forwarded-for-proxy-protocol-header",
+                format!("invalid header name \"{h}\": X-Forwarded-For-Proxy-Protocol is used"),
+            );
+            Some("x-forwarded-for-proxy-protocol".to_owned())
+        }
+    };
+    // Read again when real_ip did not (neither use-forwarded-headers nor enable-real-ip).
+    let trusted = match real_ip {
+        Some(real) => real.trusted.clone(),
+        None => trusted_proxies(r),
+    };
+    Some(model::ProxyProtocol {
+        header_timeout_ms,
+        trusted,
+        forwarded_for_header,
     })
 }
 

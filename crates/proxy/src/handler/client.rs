@@ -23,6 +23,15 @@ static X_FORWARDED_HOST: http::HeaderName = http::HeaderName::from_static("x-for
 /// `conn` as it is.
 pub fn resolve<B>(conn: &Connection, req: &Request<B>, policy: &Policy) -> Option<Connection> {
     let real = policy.real_ip.as_ref()?;
+    if let Some(source) = conn.proxy_source {
+        // The PROXY protocol's source is the client (`real_ip_header proxy_protocol`), unless
+        // with `use-forwarded-headers` it is a trusted proxy, which the forwarded-for header then
+        // names the client of (ingress-nginx's `forwarded-for-proxy-protocol-header`); a header
+        // without addresses (a health check) has no such header.
+        if !real.forwarded_headers || source.is_none() {
+            return None;
+        }
+    }
     if !trusted(real, conn.remote) {
         return None;
     }
@@ -60,6 +69,42 @@ pub fn resolve<B>(conn: &Connection, req: &Request<B>, policy: &Policy) -> Optio
         }
     }
     derived
+}
+
+/// With the PROXY protocol and `use-forwarded-headers`: the request header
+/// `forwarded-for-proxy-protocol-header` set as ingress-nginx's `more_set_input_headers` sets it
+/// for its realip module, and so the pods get it: the forwarded-for header when the PROXY
+/// header's source is a trusted proxy, else that source; no header when neither is (a client's
+/// own of that name never passes).
+pub fn set_proxy_protocol_header<B>(conn: &Connection, req: &mut Request<B>, policy: &Policy) {
+    let (Some(source), Some(pp), Some(real)) = (
+        conn.proxy_source,
+        policy.proxy_protocol.as_ref(),
+        policy.real_ip.as_ref(),
+    ) else {
+        return;
+    };
+    let Some(name) = &pp.forwarded_for_header else {
+        return;
+    };
+    let headers = req.headers_mut();
+    let value = match source {
+        Some(ip) if trusted(real, ip) => match joined(headers, &real.header) {
+            Some(list) => HeaderValue::from_str(&list).ok(),
+            None => None,
+        },
+        Some(ip) if ip == conn.remote => Some(conn.client_ip.clone()),
+        Some(ip) => HeaderValue::from_str(&ip.to_string()).ok(),
+        None => None,
+    };
+    match value {
+        Some(v) => {
+            headers.insert(name.clone(), v);
+        }
+        None => {
+            headers.remove(name);
+        }
+    }
 }
 
 /// The forwarded-for header the request came with (`forwarded-for-header`, `X-Forwarded-For` by

@@ -2,6 +2,7 @@
 
 use crate::client_auth::PeerCert;
 use crate::headers::Forwarded;
+use crate::server::proxy_protocol::Header as ProxyHeader;
 use crate::table::{ListenerId, RouteHeaders};
 use http::HeaderValue;
 use std::net::{IpAddr, SocketAddr};
@@ -33,6 +34,10 @@ pub struct Connection {
     /// The handshake was made for a host with client certificate authentication: the client's
     /// certificate as verified for that host (`auth-tls-*`).
     pub peer: Option<std::sync::Arc<PeerCert>>,
+    /// With the PROXY protocol (`use-proxy-protocol`): the source address its header gave, as
+    /// written, trusted or not (`None` inside: a header without addresses, v2 `LOCAL` or v1
+    /// `UNKNOWN`); `None`: the connection did not begin with one.
+    pub proxy_source: Option<Option<IpAddr>>,
 }
 
 impl Connection {
@@ -54,7 +59,35 @@ impl Connection {
             forwarded_host: None,
             sni: facts.sni,
             peer: facts.peer,
+            proxy_source: None,
         }
+    }
+
+    /// The connection as its PROXY protocol header describes it, as ingress-nginx's nginx reads
+    /// it (`real_ip_header proxy_protocol`, `$proxy_protocol_server_port`): the header's source
+    /// is the client when the socket's peer is among `proxy-real-ip-cidr` (`trusted`); its
+    /// destination port is the `X-Forwarded-Port`, and 443 means the client spoke HTTPS to the
+    /// load balancer (`X-Forwarded-Proto: https`, no redirect to HTTPS). A header without
+    /// addresses (`LOCAL`, `UNKNOWN`) leaves the connection as its socket says.
+    pub fn proxied(mut self, header: ProxyHeader, trusted: &[model::Cidr]) -> Self {
+        let ProxyHeader::Proxied {
+            source,
+            destination,
+        } = header
+        else {
+            self.proxy_source = Some(None);
+            return self;
+        };
+        self.proxy_source = Some(Some(source.ip()));
+        if trusted.iter().any(|net| net.contains(self.remote)) {
+            self.remote = source.ip();
+            if let Ok(ip) = HeaderValue::from_str(&source.ip().to_string()) {
+                self.client_ip = ip;
+            }
+        }
+        self.local_port = HeaderValue::from(destination.port());
+        self.tls = self.tls || destination.port() == 443;
+        self
     }
 
     /// The connection came in on the Ingress listeners (`--listen-http`, `--listen-https`), where

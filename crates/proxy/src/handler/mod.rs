@@ -83,6 +83,8 @@ pub async fn handle(
     let started = Instant::now();
     // One load of the current table, kept for the whole request.
     let table = shared.table.load_full();
+    let mut req = req;
+    client::set_proxy_protocol_header(&conn, &mut req, &table.policy);
     let real = client::resolve(&conn, &req, &table.policy);
     let conn = real.as_ref().unwrap_or(&conn);
     let line = shared

@@ -9,6 +9,7 @@ const LIMITS: ConnectionLimits = ConnectionLimits {
     keepalive_timeout: Duration::from_secs(75),
     keepalive_requests: 3,
     max_head: MIN_HEAD,
+    proxy_protocol: None,
 };
 
 fn ms(n: u64) -> Duration {

@@ -123,10 +123,9 @@ fn each_annotation_and_key_gets_a_verdict() {
     assert_eq!(verdict("use-forwarded-headers"), Verdict::Supported);
     assert_eq!(verdict("proxy-buffer-size"), Verdict::NoEffect);
     assert_eq!(verdict("enable-opentelemetry"), Verdict::NotSupported);
-    assert!(matches!(verdict("use-proxy-protocol"), Verdict::Warned(_)));
-    // auth-type, proxy-http-version, the snippet, mirror-target, enable-opentelemetry and
-    // use-proxy-protocol.
-    assert_eq!(report.differences(), 6);
+    assert_eq!(verdict("use-proxy-protocol"), Verdict::Supported);
+    // auth-type, proxy-http-version, the snippet, mirror-target and enable-opentelemetry.
+    assert_eq!(report.differences(), 5);
     assert_eq!(report.objects[1].object.kind, "ConfigMap");
 }
 
