@@ -8,8 +8,8 @@ use crate::backends::{Backends, PortRef};
 use crate::objects::{Ingress, IngressBackend, IntOrString};
 use crate::Diagnostics;
 use model::{
-    Affinity, BackendId, Canary, ClientAuth, HostMatch, HostTls, ObjectRef, PathType, Route,
-    Target, VirtualHost,
+    Affinity, BackendId, Canary, ClientAuth, HostMatch, HostTls, ObjectRef, Passthrough, PathType,
+    Route, Severity, Target, VirtualHost,
 };
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
@@ -28,6 +28,8 @@ struct HostEntry {
     client_auth: Option<Arc<ClientAuth>>,
     /// The first reason an Ingress of this host gave why its `auth-tls-secret` is unusable.
     client_auth_error: Option<String>,
+    /// The first Ingress of this (exact) host with `ssl-passthrough`.
+    passthrough: Option<ObjectRef>,
 }
 
 /// A route, its path as written in the Ingress (what a regex host matches with), and its
@@ -106,6 +108,9 @@ impl HostTable {
             .into_iter()
             .map(|(host, mut e)| {
                 let has_tls = e.tls.is_some();
+                let passthrough = e.passthrough.as_ref().and_then(|asked| {
+                    passthrough(&host, asked, &e.routes, e.default.as_ref(), diags)
+                });
                 for p in &mut e.routes {
                     p.route.https_redirect = p.ssl.force || (p.ssl.with_tls && has_tls);
                 }
@@ -129,11 +134,55 @@ impl HostTable {
                     tls: e.tls,
                     client_auth: e.client_auth,
                     client_auth_error: e.client_auth_error,
+                    passthrough,
                 }
             })
             .collect()
     }
 }
+
+/// Where the TLS connections of a passthrough host go, as ingress-nginx takes them: the backend
+/// of the host's location `/` (its `Prefix` path `/`, whichever Ingress of the host has it), else
+/// the host's default backend (`spec.defaultBackend`). Without either, or while that Service does
+/// not resolve, the host is not passthrough (ingress-nginx: "ignoring SSL Passthrough", "Missing
+/// Service"): its connections are terminated, with a warning on the Ingress that asked.
+fn passthrough(
+    host: &HostMatch,
+    asked: &ObjectRef,
+    routes: &[Pending],
+    default: Option<&Target>,
+    diags: &mut Diagnostics,
+) -> Option<Passthrough> {
+    let root = routes
+        .iter()
+        .map(|p| &p.route)
+        .find(|r| r.path == "/" && r.path_type == PathType::Prefix)
+        .map(|r| &r.target);
+    let why = match root.or(default) {
+        Some(Target {
+            backend: Some(backend),
+            ingress,
+            ..
+        }) => {
+            return Some(Passthrough {
+                backend: *backend,
+                ingress: ingress.clone(),
+            })
+        }
+        Some(_) => "the Service of its path / (or default backend) does not resolve",
+        None => "it has neither a Prefix path / nor a default backend to relay to",
+    };
+    diags.push(
+        Severity::Warning,
+        asked,
+        Some(SSL_PASSTHROUGH),
+        format!("host {host}: {why}: its TLS connections are terminated by Remora meanwhile"),
+    );
+    None
+}
+
+/// The full name of the annotation whose warnings `ingress.rs` gives.
+const SSL_PASSTHROUGH: &str = "nginx.ingress.kubernetes.io/ssl-passthrough";
 
 /// The routes of a `use-regex` host: every path as written becomes an expression (whatever its
 /// type, as in ingress-nginx), tried longest first, then in reverse string order for equal lengths
@@ -233,6 +282,32 @@ pub fn add(
             _ => &ann.server_aliases[..],
         };
         let host_tls = tls.get(&host).copied();
+        if ann.ssl_passthrough {
+            // ingress-nginx compares the SNI with each passthrough server's name as written: only
+            // an exact host can match (aliases are not passthrough either).
+            match &host {
+                HostMatch::Exact(_) => {
+                    hosts
+                        .0
+                        .entry(host.clone())
+                        .or_default()
+                        .passthrough
+                        .get_or_insert_with(|| object.clone());
+                }
+                other => {
+                    let rule = match other {
+                        HostMatch::Any => "a rule without host".to_owned(),
+                        h => format!("the rule of host {h}"),
+                    };
+                    cx.diags.push(
+                        Severity::Warning,
+                        object,
+                        Some(SSL_PASSTHROUGH),
+                        format!("has no effect on {rule}: a TLS server name (SNI) is compared with exact host names only, as ingress-nginx does"),
+                    );
+                }
+            }
+        }
         for host in std::iter::once(host).chain(aliases.iter().cloned()) {
             add_rule(&mut cx, rule, &host, hosts, default.as_ref(), ssl);
             let entry = hosts.0.entry(host).or_default();

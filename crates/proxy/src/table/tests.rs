@@ -79,6 +79,7 @@ fn table() -> Table {
             tls: None,
             client_auth: None,
             client_auth_error: None,
+            passthrough: None,
         }]
         .into(),
         ..Snapshot::default()
