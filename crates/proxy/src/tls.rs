@@ -150,18 +150,18 @@ impl SniAcceptor {
     /// The handshake of one connection, and what it told; or, when its ClientHello names an
     /// `ssl-passthrough` host, the connection to relay as it is.
     pub(crate) async fn accept(&self, stream: tokio::net::TcpStream) -> std::io::Result<Handshake> {
-        let Some(shared) = self.shared.upgrade() else {
-            return Err(std::io::Error::other("the proxy is gone"));
-        };
+        // The table current when each step happens (a weak reference: no handshake keeps the
+        // proxy alive).
+        let table = || self.shared.upgrade().map(|shared| shared.table.load_full());
         let acceptor = rustls::server::Acceptor::default();
-        let start = if shared.table.load().has_passthrough() {
+        let start = if table().is_some_and(|t| t.has_passthrough()) {
             let start =
                 tokio_rustls::LazyConfigAcceptor::new(acceptor, Recorded::new(stream)).await?;
             let (accepted, (stream, hello)) = (start.accepted, start.io.into_parts());
             let target = accepted
                 .client_hello()
                 .server_name()
-                .and_then(|name| shared.table.load().passthrough(name));
+                .and_then(|name| table()?.passthrough(name));
             match (target, hello) {
                 (Some(target), Some(hello)) => {
                     return Ok(Handshake::Relay(Relay {
@@ -181,10 +181,7 @@ impl SniAcceptor {
         };
         let hello = start.client_hello();
         let sni = hello.server_name().is_some();
-        let auth = shared
-            .table
-            .load()
-            .client_auth(self.listener, hello.server_name());
+        let auth = table().and_then(|t| t.client_auth(self.listener, hello.server_name()));
         let config = match &auth {
             Some(auth) => auth
                 .server_config(&self.base)
