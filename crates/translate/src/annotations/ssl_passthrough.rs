@@ -13,7 +13,9 @@ const NAME: &str = "ssl-passthrough";
 /// it, an info line names the Ingress's other annotations, which apply to plain HTTP requests
 /// only (ingress-nginx: passthrough "invalidates all the other annotations").
 pub fn parse(r: &mut Reader<'_>) -> bool {
-    if r.bool(NAME) != Some(true) {
+    // A canary Ingress makes no host of its own (ingress-nginx skips canaries when it marks
+    // passthrough servers): only its split annotations count, quietly as for the others.
+    if r.bool(NAME) != Some(true) || r.peek_bool("canary") == Some(true) {
         return false;
     }
     if !r.options.enable_ssl_passthrough {
