@@ -2,7 +2,8 @@
 //! certificates), reached through Remora's HTTPS listener with `--enable-ssl-passthrough`. The
 //! client sees the pod's certificate and talks to the pod; other names, no SNI, and Remora
 //! without the flag are terminated as ever; a stalled ClientHello is closed at the header
-//! timeout; a reload that removes the annotation ends passthrough for new connections.
+//! timeout; a reload that removes the annotation ends passthrough for new connections; a relayed
+//! connection holds its place among the open connections.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -431,4 +432,62 @@ async fn a_reload_without_the_annotation_stops_passthrough_for_new_connections()
     let (status, body) = send(&mut relayed, PASS, "GET", Bytes::new()).await;
     assert_eq!(status, 200);
     assert!(String::from_utf8_lossy(&body).starts_with("hello from tls-pod-"));
+}
+
+/// A relayed connection is one of the accept loop's open connections, and never an idle one:
+/// at `--max-connections 1` a second client waits in the backlog while it lasts, and is served
+/// once it ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relayed_connection_counts_toward_the_connection_limit() {
+    let s = setup().await;
+    let remora = Remora::serve(
+        &[s.dir.path()],
+        &[
+            "--enable-ssl-passthrough",
+            "--max-connections",
+            "1",
+            "--workers",
+            "1",
+        ],
+    );
+    let tls = connect(remora.https, Some(PASS), Some(&s.pod_cert))
+        .await
+        .unwrap();
+    let mut relayed = http1(tls).await;
+    assert_eq!(send(&mut relayed, PASS, "GET", Bytes::new()).await.0, 200);
+
+    let https = remora.https;
+    let web_cert = TestCert {
+        cert_pem: s.web_cert.cert_pem.clone(),
+        key_pem: s.web_cert.key_pem.clone(),
+        der: s.web_cert.der.clone(),
+    };
+    let mut second = tokio::spawn(async move {
+        let tls = connect(https, Some(WEB), Some(&web_cert)).await.unwrap();
+        let mut h = http1(tls).await;
+        send(&mut h, WEB, "GET", Bytes::new()).await.0
+    });
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), &mut second)
+            .await
+            .is_err(),
+        "served while the relayed connection holds the only place"
+    );
+    drop(relayed);
+    let status = tokio::time::timeout(Duration::from_secs(10), second)
+        .await
+        .expect("served once the relayed connection ended")
+        .unwrap();
+    assert_eq!(status, 200);
+}
+
+/// `remora controller` takes the flag too (the serving options are shared).
+#[test]
+fn the_controller_has_the_flag() {
+    let out = std::process::Command::new(binary())
+        .args(["controller", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("--enable-ssl-passthrough"), "{help}");
 }
