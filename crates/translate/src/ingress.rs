@@ -28,8 +28,8 @@ struct HostEntry {
     client_auth: Option<Arc<ClientAuth>>,
     /// The first reason an Ingress of this host gave why its `auth-tls-secret` is unusable.
     client_auth_error: Option<String>,
-    /// The first Ingress of this (exact) host with `ssl-passthrough`.
-    passthrough: Option<ObjectRef>,
+    /// The Ingresses of this (exact) host with `ssl-passthrough`, oldest first.
+    passthrough: Vec<ObjectRef>,
 }
 
 /// A route, its path as written in the Ingress (what a regex host matches with), and its
@@ -108,9 +108,12 @@ impl HostTable {
             .into_iter()
             .map(|(host, mut e)| {
                 let has_tls = e.tls.is_some();
-                let passthrough = e.passthrough.as_ref().and_then(|asked| {
+                let passthrough = e.passthrough.first().and_then(|asked| {
                     passthrough(&host, asked, &e.routes, e.default.as_ref(), diags)
                 });
+                if passthrough.is_some() {
+                    bypassed(&host, &e, diags);
+                }
                 for p in &mut e.routes {
                     p.route.https_redirect = p.ssl.force || (p.ssl.with_tls && has_tls);
                 }
@@ -179,6 +182,51 @@ fn passthrough(
         format!("host {host}: {why}: its TLS connections are terminated by Remora meanwhile"),
     );
     None
+}
+
+/// The access controls of a passthrough host that its TLS connections bypass (Remora sees no
+/// request of them, as nginx sees none in ingress-nginx), when an Ingress other than those that
+/// asked for passthrough set them: a warning on that Ingress, whose controls now hold over plain
+/// HTTP only (the one that asked is told by its info line). Client certificates, which the
+/// host's handshakes would ask for, are a warning on the Ingress that asked. Neither names the
+/// annotation: ingress-nginx does the same, so `migrate-check` has nothing to flag.
+fn bypassed(host: &HostMatch, e: &HostEntry, diags: &mut Diagnostics) {
+    let targets = e
+        .routes
+        .iter()
+        .map(|p| &p.route.target)
+        .chain(e.default.as_ref());
+    for t in targets.filter(|t| !e.passthrough.contains(&t.ingress)) {
+        let l = &t.location;
+        let controls: Vec<&str> = [
+            (l.allow_sources.is_some(), "allowlist-source-range"),
+            (l.deny_sources.is_some(), "denylist-source-range"),
+            (l.basic_auth.is_some(), "auth-type: basic"),
+            (l.external_auth.is_some(), "auth-url"),
+            (l.denied.is_some(), "the refusal (503) of its requests"),
+        ]
+        .into_iter()
+        .filter_map(|(set, name)| set.then_some(name))
+        .collect();
+        if !controls.is_empty() {
+            diags.warn(
+                &t.ingress,
+                format!(
+                    "host {host} is an ssl-passthrough host ({}): its TLS connections go to the pods as they are, without {} (as in ingress-nginx); plain HTTP requests keep them",
+                    e.passthrough.first().map_or(String::new(), ToString::to_string),
+                    controls.join(", ")
+                ),
+            );
+        }
+    }
+    if let Some(asked) = e.passthrough.first() {
+        if e.client_auth.is_some() || e.client_auth_error.is_some() {
+            diags.warn(
+                asked,
+                format!("host {host} asks for client certificates (auth-tls-secret), which its TLS connections, relayed as they are, bypass (as in ingress-nginx): the pods must ask for them"),
+            );
+        }
+    }
 }
 
 /// The full name of the annotation whose warnings `ingress.rs` gives.
@@ -287,12 +335,10 @@ pub fn add(
             // an exact host can match (aliases are not passthrough either).
             match &host {
                 HostMatch::Exact(_) => {
-                    hosts
-                        .0
-                        .entry(host.clone())
-                        .or_default()
-                        .passthrough
-                        .get_or_insert_with(|| object.clone());
+                    let asking = &mut hosts.0.entry(host.clone()).or_default().passthrough;
+                    if !asking.contains(object) {
+                        asking.push(object.clone());
+                    }
                 }
                 other => {
                     let rule = match other {
