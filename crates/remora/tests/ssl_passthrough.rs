@@ -109,10 +109,12 @@ fn tls_service(name: &str, addrs: &[SocketAddr]) -> String {
     s
 }
 
-/// The passthrough Ingress of `host` (its location `/` to Service `tls-app`), with or without
-/// the annotation.
+/// The passthrough Ingress of `host` (its location `/` to Service `tls-app`, `/plain` to the
+/// HTTP pods of `web`), with or without the annotation.
 fn pass_ingress(host: &str, annotated: bool) -> String {
-    let ing = IngressYaml::new("pass").rule(Some(host), "/", "tls-app");
+    let ing = IngressYaml::new("pass")
+        .rule(Some(host), "/", "tls-app")
+        .rule(Some(host), "/plain", "web");
     let ing = if annotated {
         ing.nginx("ssl-passthrough", "true")
     } else {
@@ -246,7 +248,8 @@ async fn setup() -> Setup {
 /// trusts nothing else) and talks to the pod: requests and a 1 MiB body both ways, on every
 /// connection though one of the three endpoints is gone (the next pod is tried). The other host
 /// of the listener is terminated with its Secret's certificate; no SNI and an unknown name get
-/// the default certificate. The relayed connections are counted in `/metrics`.
+/// the default certificate; plain HTTP for the passthrough host is routed as ever. The relayed
+/// connections are counted in `/metrics`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_passthrough_host_reaches_the_pod_others_are_terminated() {
     let s = setup().await;
@@ -290,6 +293,12 @@ async fn the_passthrough_host_reaches_the_pod_others_are_terminated() {
     assert_eq!(status, 200);
     assert!(String::from_utf8_lossy(&body).contains("web-5f6d7c8b9a-0"));
 
+    // Plain HTTP requests for the passthrough host are routed as any host's (ingress-nginx's
+    // server on port 80 serves its locations).
+    let plain = get(&remora.url("/plain"), &[("host", PASS)]).await;
+    assert_eq!(plain.status, 200);
+    assert!(plain.body.contains("web-5f6d7c8b9a-0"), "{}", plain.body);
+
     // No SNI, and a name no passthrough Ingress has: terminated, the default certificate.
     for sni in [None, Some("other.example.com")] {
         let tls = connect(remora.https, sni, None).await.unwrap();
@@ -316,7 +325,8 @@ async fn the_passthrough_host_reaches_the_pod_others_are_terminated() {
         .body
         .lines()
         .find(|l| {
-            l.starts_with("remora_upstream_connect_errors_total{") && l.contains("default/pass")
+            l.starts_with("remora_upstream_connect_errors_total{")
+                && l.contains("ingress=\"default/pass\",service=\"default/tls-app:80\"")
         })
         .unwrap_or_default();
     assert!(
