@@ -118,11 +118,11 @@ impl Relay {
             hello,
             target,
         } = self;
-        target.stats.passthrough();
         let Some((mut upstream, pod)) = connect(&target).await else {
             tracing::debug!(%remote, "TLS passthrough: no pod could be reached, connection closed");
             return;
         };
+        target.stats.passthrough();
         if let Err(e) = upstream.write_all(&hello).await {
             tracing::debug!(%remote, %pod, error = %e, "TLS passthrough: the pod closed");
             return;
