@@ -41,8 +41,8 @@ const NAMES: &[&str] = &[
     "session-cookie-conditional-samesite-none", "session-cookie-domain",
     "session-cookie-expires", "session-cookie-hash", "session-cookie-max-age",
     "session-cookie-name", "session-cookie-path", "session-cookie-samesite",
-    "session-cookie-secure", "session-cookie-sliding", "ssl-redirect", "temporal-redirect",
-    "temporal-redirect-code", "upstream-hash-by", "upstream-hash-by-subset",
+    "session-cookie-secure", "session-cookie-sliding", "ssl-passthrough", "ssl-redirect",
+    "temporal-redirect", "temporal-redirect-code", "upstream-hash-by", "upstream-hash-by-subset",
     "upstream-hash-by-subset-size", "upstream-vhost", "use-regex", "whitelist-source-range",
     "x-forwarded-prefix",
 ];
@@ -186,11 +186,15 @@ fuzz_target!(|input: Input<'_>| {
     objects.config_maps[0].data = map(&input.configmap, "");
     let options = translate::Options {
         configmap: Some(("ingress-nginx".into(), "ingress-nginx-controller".into())),
+        // `ssl-passthrough` read to the end (its hosts' backends chosen).
+        enable_ssl_passthrough: true,
         ..translate::Options::default()
     };
     let translation = translate::translate(&objects, &options);
     let table = proxy::Table::new(translation.snapshot, translation.diagnostics, 1, None, None);
     for host in [host.as_str(), "example.com", "www.example.com"] {
+        // As a ClientHello's server name: the passthrough host, if any.
+        let _ = table.passthrough(host);
         let host = model::host_name(host);
         for path in [path.as_str(), "/", "/app/x"] {
             if let Ok(req) = http::Request::get(path).body(()) {

@@ -31,8 +31,8 @@ pub use location::{
 };
 pub use password::PasswordScheme;
 pub use route::{
-    regex_source, Canary, Conditions, PathType, Route, Target, ValueMatch, VirtualHost,
-    WeightedBackend,
+    regex_source, Canary, Conditions, Passthrough, PathType, Route, Target, ValueMatch,
+    VirtualHost, WeightedBackend,
 };
 pub use tls::{Certificate, HostTls, KeyFormat, PrivateKey};
 

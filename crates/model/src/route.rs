@@ -208,6 +208,20 @@ pub struct VirtualHost {
     /// `return 403`; why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_auth_error: Option<String>,
+    /// `ssl-passthrough` (with `--enable-ssl-passthrough`): TLS connections whose SNI names this
+    /// (exact) host are relayed to a pod of this backend as they are, not terminated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passthrough: Option<Passthrough>,
+}
+
+/// Where the TLS connections of an `ssl-passthrough` host go: ingress-nginx's backend of the
+/// host's location `/` (its `Prefix` path `/`, else the default backend).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Passthrough {
+    pub backend: BackendId,
+    /// The Ingress of that path (or default backend): the statistics' label.
+    #[serde(serialize_with = "display")]
+    pub ingress: ObjectRef,
 }
 
 #[cfg(test)]

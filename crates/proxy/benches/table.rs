@@ -86,6 +86,7 @@ fn snapshot() -> Snapshot {
             tls: None,
             client_auth: None,
             client_auth_error: None,
+            passthrough: None,
         });
     }
     for b in &mut backends {

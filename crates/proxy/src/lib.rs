@@ -27,6 +27,7 @@ mod handler;
 mod headers;
 mod limit;
 mod metrics;
+mod passthrough;
 mod response;
 mod server;
 mod stats;

@@ -144,6 +144,15 @@ impl Collector for Exposition {
             "Requests sent again to another pod",
             stats.iter().map(|s| (labels(s), load(&s.retries))),
         )?;
+        counter(
+            &mut encoder,
+            "remora_ssl_passthrough_connections",
+            "TLS connections relayed to the pods as they are (ssl-passthrough), by the Ingress and Service of the host's location /",
+            stats
+                .iter()
+                .filter(|s| load(&s.passthrough) > 0)
+                .map(|s| (labels(s), load(&s.passthrough))),
+        )?;
         let snapshot = &self.table.snapshot;
         gauge(
             &mut encoder,

@@ -26,7 +26,7 @@
 mod connection;
 pub(crate) mod proxy_protocol;
 
-use crate::tls::{SniAcceptor, TlsFacts};
+use crate::tls::{Handshake, SniAcceptor, TlsFacts};
 use connection::Conn;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -225,15 +225,12 @@ pub(crate) enum Tls {
 }
 
 impl Tls {
-    async fn accept(
-        &self,
-        stream: tokio::net::TcpStream,
-    ) -> std::io::Result<(
-        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
-        TlsFacts,
-    )> {
+    async fn accept(&self, stream: tokio::net::TcpStream) -> std::io::Result<Handshake> {
         match self {
-            Tls::Fixed(acceptor) => Ok((acceptor.accept(stream).await?, TlsFacts::default())),
+            Tls::Fixed(acceptor) => Ok(Handshake::Tls(
+                acceptor.accept(stream).await?,
+                TlsFacts::default(),
+            )),
             Tls::BySni(acceptor) => acceptor.accept(stream).await,
         }
     }
@@ -334,10 +331,14 @@ pub(crate) async fn serve_closing<S, B>(
                     .await;
             };
             match tokio::time::timeout(header_timeout, tls.accept(stream)).await {
-                Ok(Ok((stream, facts))) => {
+                Ok(Ok(Handshake::Tls(stream, facts))) => {
                     let service = make_service(peer, facts);
                     connection::drive(&builder, stream, service, stop, conn, limits, remote).await
                 }
+                // Counted among the open connections until both sides close; never idle, so
+                // never closed for a new one. At shutdown it has the grace period, as a busy
+                // connection.
+                Ok(Ok(Handshake::Relay(relay))) => relay.run(remote).await,
                 Ok(Err(e)) => tracing::debug!(error = %e, %remote, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
             }

@@ -106,6 +106,9 @@ pub struct RouteStats {
     pub(crate) sessions: [AtomicU64; COUNTED.len()],
     pub(crate) connect_errors: AtomicU64,
     pub(crate) retries: AtomicU64,
+    /// TLS connections relayed to the pods as they are (`ssl-passthrough`; the statistics of
+    /// the host's location `/`).
+    pub(crate) passthrough: AtomicU64,
 }
 
 impl RouteStats {
@@ -118,6 +121,7 @@ impl RouteStats {
             sessions: Default::default(),
             connect_errors: AtomicU64::new(0),
             retries: AtomicU64::new(0),
+            passthrough: AtomicU64::new(0),
         }
     }
 
@@ -140,6 +144,11 @@ impl RouteStats {
 
     pub fn retry(&self) {
         self.retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A TLS connection is relayed to a pod (`ssl-passthrough`).
+    pub fn passthrough(&self) {
+        self.passthrough.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -135,6 +135,8 @@ impl HostIndex {
 struct HostSet {
     index: HostIndex,
     runtimes: Vec<HostRuntime>,
+    /// Some host is an `ssl-passthrough` host: the HTTPS listener reads each ClientHello itself.
+    passthrough: bool,
 }
 
 /// A Gateway listener of the table: its port and protocol, its hosts, and where they are in the
@@ -158,6 +160,22 @@ struct HostRuntime {
     client_auth: Option<Arc<ClientAuthRuntime>>,
     /// An `auth-tls-secret` of the host cannot be used: every request 403.
     client_auth_broken: bool,
+    /// `ssl-passthrough`: where its TLS connections are relayed.
+    passthrough: Option<PassthroughRuntime>,
+}
+
+/// Where an `ssl-passthrough` host's TLS connections go: a backend of the table (by index, so a
+/// table that shares this host set with the previous one relays to its own endpoints), counted
+/// in the statistics of the host's location `/`.
+struct PassthroughRuntime {
+    backend: usize,
+    stats: Arc<RouteStats>,
+}
+
+/// The backend an `ssl-passthrough` connection is relayed to, and the statistics it counts in.
+pub struct PassthroughTarget {
+    pub backend: Arc<BackendRuntime>,
+    pub stats: Arc<RouteStats>,
 }
 
 /// What one route needs at request time, prepared once per table: nothing on the request path is
@@ -613,13 +631,18 @@ impl Table {
                             .client_auth
                             .as_ref()
                             .map(|a| ClientAuthRuntime::new(&h.host, a).map(Arc::new));
+                        let routes: Vec<RouteRuntime> = h
+                            .routes
+                            .iter()
+                            .map(|r| runtime(&r.target, Some(r)))
+                            .collect();
+                        let default = h.default.as_ref().map(|t| runtime(t, None));
+                        let passthrough = h.passthrough.as_ref().map(|p| {
+                            passthrough_runtime(h, p, &routes, default.as_ref(), &snapshot)
+                        });
                         HostRuntime {
-                            routes: h
-                                .routes
-                                .iter()
-                                .map(|r| runtime(&r.target, Some(r)))
-                                .collect(),
-                            default: h.default.as_ref().map(|t| runtime(t, None)),
+                            routes,
+                            default,
                             certificate: match h.tls {
                                 Some(HostTls::Certificate(i)) => keys.get(i).cloned().flatten(),
                                 _ => None,
@@ -627,9 +650,12 @@ impl Table {
                             client_auth_broken: h.client_auth_error.is_some()
                                 || matches!(client_auth, Some(None)),
                             client_auth: client_auth.flatten(),
+                            passthrough,
                         }
                     })
                     .collect(),
+                // Translation gives exact hosts only; an Ingress listener's alone is looked at.
+                passthrough: hosts.iter().any(|h| h.passthrough.is_some()),
             };
             let ingress = host_set(&snapshot.hosts, false);
             let mut gateways: Vec<GatewayRuntime> = snapshot
@@ -805,6 +831,29 @@ impl Table {
             .filter(|a| a.mode().requests_certificate())
     }
 
+    /// Some Ingress host is an `ssl-passthrough` host: the HTTPS listener reads the ClientHello
+    /// itself, to relay it.
+    pub fn has_passthrough(&self) -> bool {
+        self.ingress.passthrough
+    }
+
+    /// Where a TLS connection whose SNI is `server_name` is relayed, when it names an
+    /// `ssl-passthrough` host of the Ingress listener (exactly, ignoring case, as ingress-nginx
+    /// compares names). No allocation: the name is lowercased on the stack.
+    pub fn passthrough(&self, server_name: &str) -> Option<PassthroughTarget> {
+        let mut lower = [0u8; 256];
+        let name = lower.get_mut(..server_name.len())?;
+        name.copy_from_slice(server_name.as_bytes());
+        name.make_ascii_lowercase();
+        let name = std::str::from_utf8(name).ok()?;
+        let i = *self.ingress.index.exact.get(name)?;
+        let p = self.ingress.runtimes.get(i)?.passthrough.as_ref()?;
+        Some(PassthroughTarget {
+            backend: self.backends.get(p.backend)?.clone(),
+            stats: p.stats.clone(),
+        })
+    }
+
     /// The target for a request on `listener`: the virtual host (exact, then wildcard, then any)
     /// among that listener's, then its first matching route (its path, then its conditions, if
     /// any), then its default backend. `host` must be lowercase, without port.
@@ -860,11 +909,55 @@ impl Table {
         std::iter::once(&*self.ingress)
             .chain(self.gateways.iter().map(|g| &g.hosts))
             .flat_map(|set| &set.runtimes)
-            .flat_map(|h| h.routes.iter().chain(&h.default))
-            .flat_map(|r| std::iter::once(&r.stats).chain(&r.canary_stats))
+            .flat_map(|h| {
+                h.routes
+                    .iter()
+                    .chain(&h.default)
+                    .flat_map(|r| std::iter::once(&r.stats).chain(&r.canary_stats))
+                    .chain(h.passthrough.as_ref().map(|p| &p.stats))
+            })
             .filter(|s| seen.insert(Arc::as_ptr(s)))
             .cloned()
             .collect()
+    }
+}
+
+/// The runtime of a passthrough host: its backend, and the statistics of the route (its location
+/// `/`) or default backend translation took it from, which carry the same (Ingress, Service).
+fn passthrough_runtime(
+    host: &VirtualHost,
+    p: &model::Passthrough,
+    routes: &[RouteRuntime],
+    default: Option<&RouteRuntime>,
+    snapshot: &Snapshot,
+) -> PassthroughRuntime {
+    let same = |t: &Target| t.backend == Some(p.backend) && t.ingress == p.ingress;
+    let stats = host
+        .routes
+        .iter()
+        .zip(routes)
+        .find(|(r, _)| same(&r.target))
+        .map(|(_, rt)| &rt.stats)
+        .or_else(|| {
+            host.default
+                .as_ref()
+                .filter(|t| same(t))
+                .and(default.map(|d| &d.stats))
+        })
+        .cloned()
+        .unwrap_or_else(|| {
+            let service = snapshot
+                .backends
+                .get(p.backend.0 as usize)
+                .map_or("-", |b| b.name.as_str());
+            Arc::new(RouteStats::new(
+                format!("{}/{}", p.ingress.namespace, p.ingress.name),
+                service.to_owned(),
+            ))
+        });
+    PassthroughRuntime {
+        backend: p.backend.0 as usize,
+        stats,
     }
 }
 

@@ -5,9 +5,12 @@
 //!
 //! On the Ingress HTTPS listener the configuration itself is chosen by SNI before the handshake
 //! ([`SniAcceptor`]): a host with client certificate authentication (`auth-tls-*`) has its own,
-//! which asks for a certificate; every other name gets the shared one, which does not.
+//! which asks for a certificate; every other name gets the shared one, which does not. A name
+//! that is an `ssl-passthrough` host is not terminated at all: the connection is relayed
+//! ([`crate::passthrough`]).
 
 use crate::client_auth::PeerCert;
+use crate::passthrough::{Recorded, Relay, MAX_HELLO};
 use crate::table::ListenerId;
 use crate::Shared;
 use model::{Certificate, KeyFormat};
@@ -144,25 +147,41 @@ impl SniAcceptor {
         }
     }
 
-    /// The handshake of one connection, and what it told.
-    pub async fn accept(
-        &self,
-        stream: tokio::net::TcpStream,
-    ) -> std::io::Result<(
-        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
-        TlsFacts,
-    )> {
-        let start =
-            tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream)
-                .await?;
+    /// The handshake of one connection, and what it told; or, when its ClientHello names an
+    /// `ssl-passthrough` host, the connection to relay as it is.
+    pub(crate) async fn accept(&self, stream: tokio::net::TcpStream) -> std::io::Result<Handshake> {
+        // The table current when each step happens (a weak reference: no handshake keeps the
+        // proxy alive).
+        let table = || self.shared.upgrade().map(|shared| shared.table.load_full());
+        let acceptor = rustls::server::Acceptor::default();
+        let start = if table().is_some_and(|t| t.has_passthrough()) {
+            let start =
+                tokio_rustls::LazyConfigAcceptor::new(acceptor, Recorded::new(stream)).await?;
+            let (accepted, (stream, hello)) = (start.accepted, start.io.into_parts());
+            let target = accepted
+                .client_hello()
+                .server_name()
+                .and_then(|name| table()?.passthrough(name));
+            match (target, hello) {
+                (Some(target), Some(hello)) => {
+                    return Ok(Handshake::Relay(Relay {
+                        client: stream,
+                        hello,
+                        target,
+                    }))
+                }
+                (Some(_), None) => tracing::debug!(
+                    "ClientHello for a passthrough host larger than {MAX_HELLO} bytes: terminated"
+                ),
+                (None, _) => {}
+            }
+            tokio_rustls::StartHandshake::from_parts(accepted, stream)
+        } else {
+            tokio_rustls::LazyConfigAcceptor::new(acceptor, stream).await?
+        };
         let hello = start.client_hello();
         let sni = hello.server_name().is_some();
-        let auth = self.shared.upgrade().and_then(|shared| {
-            shared
-                .table
-                .load()
-                .client_auth(self.listener, hello.server_name())
-        });
+        let auth = table().and_then(|t| t.client_auth(self.listener, hello.server_name()));
         let config = match &auth {
             Some(auth) => auth
                 .server_config(&self.base)
@@ -172,6 +191,19 @@ impl SniAcceptor {
         let stream = start.into_stream(config).await?;
         let peer = auth
             .map(|auth| std::sync::Arc::new(auth.examine(stream.get_ref().1.peer_certificates())));
-        Ok((stream, TlsFacts { sni, peer }))
+        Ok(Handshake::Tls(stream, TlsFacts { sni, peer }))
     }
+}
+
+/// How a connection of an HTTPS listener goes on after its ClientHello.
+// The TLS stream is the common case, moved once per connection: not worth a box.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Handshake {
+    /// Terminated: the TLS stream, and what its handshake told.
+    Tls(
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        TlsFacts,
+    ),
+    /// `ssl-passthrough`: relayed to a pod as it is.
+    Relay(Relay),
 }

@@ -1,5 +1,6 @@
 //! The two-way byte stream of a switched protocol (WebSocket and other `Upgrade`s) between the
-//! client and the upstream, closed when either side closes or nothing moves for the idle timeout.
+//! client and the upstream, closed when either side closes or nothing moves for the idle timeout;
+//! also the relay of an `ssl-passthrough` connection (`passthrough.rs`), without one.
 
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
@@ -15,10 +16,12 @@ pub async fn run(client: OnUpgrade, upstream: OnUpgrade, idle: Duration) {
             return;
         }
     };
-    relay(TokioIo::new(client), TokioIo::new(upstream), idle).await;
+    relay(TokioIo::new(client), TokioIo::new(upstream), Some(idle)).await;
 }
 
-async fn relay<A, B>(a: A, b: B, idle: Duration)
+/// Relay bytes both ways until both sides have closed (each end's close is passed on as a
+/// shutdown of the other's writing), either fails, or `idle` (if any) passes without a byte.
+pub(crate) async fn relay<A, B>(a: A, b: B, idle: Option<Duration>)
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
@@ -29,7 +32,7 @@ where
     let mut b_buf = vec![0u8; 16 * 1024];
     let (mut a_open, mut b_open) = (true, true);
     while a_open || b_open {
-        let step = tokio::time::timeout(idle, async {
+        let step = async {
             tokio::select! {
                 n = a_read.read(&mut a_buf), if a_open => match n {
                     Ok(0) | Err(_) => {
@@ -46,8 +49,11 @@ where
                     Ok(n) => a_write.write_all(&b_buf[..n]).await,
                 },
             }
-        })
-        .await;
+        };
+        let step = match idle {
+            Some(idle) => tokio::time::timeout(idle, step).await,
+            None => Ok(step.await),
+        };
         match step {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return,
@@ -67,7 +73,7 @@ mod tests {
     async fn relays_both_ways_and_closes_when_idle() {
         let (client, mut client_peer) = tokio::io::duplex(64);
         let (upstream, mut upstream_peer) = tokio::io::duplex(64);
-        let relay = tokio::spawn(relay(client, upstream, Duration::from_millis(200)));
+        let relay = tokio::spawn(relay(client, upstream, Some(Duration::from_millis(200))));
         client_peer.write_all(b"ping").await.ok();
         let mut buf = [0u8; 4];
         upstream_peer.read_exact(&mut buf).await.ok();

@@ -118,6 +118,7 @@ async fn proxy(routes: Vec<Route>) -> (SocketAddr, Arc<AtomicUsize>) {
             tls: None,
             client_auth: None,
             client_auth_error: None,
+            passthrough: None,
         }]
         .into(),
         backends: vec![

@@ -25,6 +25,10 @@ pub struct Args {
     /// Check only Ingresses of these classes (repeatable) [default: all].
     #[arg(long = "ingress-class", value_name = "NAME")]
     pub ingress_classes: Vec<String>,
+    /// Judge as Remora run with --enable-ssl-passthrough (as ingress-nginx was, if its Ingresses
+    /// use ssl-passthrough).
+    #[arg(long)]
+    pub enable_ssl_passthrough: bool,
     /// Print every annotation ingress-nginx reads and what Remora does with it, and exit.
     #[arg(long)]
     pub list: bool,
@@ -47,6 +51,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let options = translate::Options {
         ingress_classes: args.ingress_classes.clone(),
         configmap,
+        enable_ssl_passthrough: args.enable_ssl_passthrough,
         ..translate::Options::default()
     };
     let report = migrate::check(&objects, &options);

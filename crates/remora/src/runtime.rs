@@ -105,6 +105,12 @@ pub struct Common {
     /// (503), as ingress-nginx denies it.
     #[arg(long)]
     pub allow_cross_namespace_resources: bool,
+    /// Relay the TLS connections whose SNI names a host of an Ingress with `ssl-passthrough:
+    /// "true"` to its pods as they are, not terminated (ingress-nginx's flag of the same name):
+    /// the HTTPS listener then reads each ClientHello before the handshake. Without it, the
+    /// annotation has no effect (a warning per Ingress says so).
+    #[arg(long)]
+    pub enable_ssl_passthrough: bool,
     /// The ingress-nginx ConfigMap of global settings: the defaults of proxy-body-size, the proxy
     /// timeouts, proxy-next-upstream, ssl-redirect..., which annotations override, and
     /// limit-req-status-code, allow-backend-server-header, enable-underscores-in-headers,
@@ -397,6 +403,7 @@ pub fn options(common: &Common) -> translate::Options {
         configmap: common.configmap.clone(),
         gateway_controller: common.gateway_controller_name.clone(),
         default_backend_service: common.default_backend_service.clone(),
+        enable_ssl_passthrough: common.enable_ssl_passthrough,
     }
 }
 

@@ -8,8 +8,8 @@ use crate::backends::{Backends, PortRef};
 use crate::objects::{Ingress, IngressBackend, IntOrString};
 use crate::Diagnostics;
 use model::{
-    Affinity, BackendId, Canary, ClientAuth, HostMatch, HostTls, ObjectRef, PathType, Route,
-    Target, VirtualHost,
+    Affinity, BackendId, Canary, ClientAuth, HostMatch, HostTls, ObjectRef, Passthrough, PathType,
+    Route, Severity, Target, VirtualHost,
 };
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
@@ -28,6 +28,8 @@ struct HostEntry {
     client_auth: Option<Arc<ClientAuth>>,
     /// The first reason an Ingress of this host gave why its `auth-tls-secret` is unusable.
     client_auth_error: Option<String>,
+    /// The Ingresses of this (exact) host with `ssl-passthrough`, oldest first.
+    passthrough: Vec<ObjectRef>,
 }
 
 /// A route, its path as written in the Ingress (what a regex host matches with), and its
@@ -106,6 +108,12 @@ impl HostTable {
             .into_iter()
             .map(|(host, mut e)| {
                 let has_tls = e.tls.is_some();
+                let passthrough = e.passthrough.first().and_then(|asked| {
+                    passthrough(&host, asked, &e.routes, e.default.as_ref(), diags)
+                });
+                if passthrough.is_some() {
+                    bypassed(&host, &e, diags);
+                }
                 for p in &mut e.routes {
                     p.route.https_redirect = p.ssl.force || (p.ssl.with_tls && has_tls);
                 }
@@ -129,11 +137,100 @@ impl HostTable {
                     tls: e.tls,
                     client_auth: e.client_auth,
                     client_auth_error: e.client_auth_error,
+                    passthrough,
                 }
             })
             .collect()
     }
 }
+
+/// Where the TLS connections of a passthrough host go, as ingress-nginx takes them: the backend
+/// of the host's location `/` (its `Prefix` path `/`, whichever Ingress of the host has it), else
+/// the host's default backend (`spec.defaultBackend`). Without either, or while that Service does
+/// not resolve, the host is not passthrough (ingress-nginx: "ignoring SSL Passthrough", "Missing
+/// Service"): its connections are terminated, with a warning on the Ingress that asked.
+fn passthrough(
+    host: &HostMatch,
+    asked: &ObjectRef,
+    routes: &[Pending],
+    default: Option<&Target>,
+    diags: &mut Diagnostics,
+) -> Option<Passthrough> {
+    let root = routes
+        .iter()
+        .map(|p| &p.route)
+        .find(|r| r.path == "/" && r.path_type == PathType::Prefix)
+        .map(|r| &r.target);
+    let why = match root.or(default) {
+        Some(Target {
+            backend: Some(backend),
+            ingress,
+            ..
+        }) => {
+            return Some(Passthrough {
+                backend: *backend,
+                ingress: ingress.clone(),
+            })
+        }
+        Some(_) => "the Service of its path / (or default backend) does not resolve",
+        None => "it has neither a Prefix path / nor a default backend to relay to",
+    };
+    diags.push(
+        Severity::Warning,
+        asked,
+        Some(SSL_PASSTHROUGH),
+        format!("host {host}: {why}: its TLS connections are terminated by Remora meanwhile"),
+    );
+    None
+}
+
+/// The access controls of a passthrough host that its TLS connections bypass (Remora sees no
+/// request of them, as nginx sees none in ingress-nginx), when an Ingress other than those that
+/// asked for passthrough set them: a warning on that Ingress, whose controls now hold over plain
+/// HTTP only (the one that asked is told by its info line). Client certificates, which the
+/// host's handshakes would ask for, are a warning on the Ingress that asked. Neither names the
+/// annotation: ingress-nginx does the same, so `migrate-check` has nothing to flag.
+fn bypassed(host: &HostMatch, e: &HostEntry, diags: &mut Diagnostics) {
+    let targets = e
+        .routes
+        .iter()
+        .map(|p| &p.route.target)
+        .chain(e.default.as_ref());
+    for t in targets.filter(|t| !e.passthrough.contains(&t.ingress)) {
+        let l = &t.location;
+        let controls: Vec<&str> = [
+            (l.allow_sources.is_some(), "allowlist-source-range"),
+            (l.deny_sources.is_some(), "denylist-source-range"),
+            (l.basic_auth.is_some(), "auth-type: basic"),
+            (l.external_auth.is_some(), "auth-url"),
+            (l.denied.is_some(), "the refusal (503) of its requests"),
+        ]
+        .into_iter()
+        .filter_map(|(set, name)| set.then_some(name))
+        .collect();
+        if !controls.is_empty() {
+            diags.warn(
+                &t.ingress,
+                format!(
+                    "host {host} is an ssl-passthrough host ({}): its TLS connections go to the pods as they are, without {} (as in ingress-nginx); plain HTTP requests keep them",
+                    e.passthrough.first().map_or(String::new(), ToString::to_string),
+                    controls.join(", ")
+                ),
+            );
+        }
+    }
+    if let Some(asked) = e.passthrough.first() {
+        if e.client_auth.is_some() || e.client_auth_error.is_some() {
+            diags.warn(
+                asked,
+                format!("host {host} asks for client certificates (auth-tls-secret), which its TLS connections, relayed as they are, bypass (as in ingress-nginx): the pods must ask for them"),
+            );
+        }
+    }
+}
+
+/// The full name of the annotation whose warnings `ingress.rs` gives.
+const SSL_PASSTHROUGH: &str = "nginx.ingress.kubernetes.io/ssl-passthrough";
 
 /// The routes of a `use-regex` host: every path as written becomes an expression (whatever its
 /// type, as in ingress-nginx), tried longest first, then in reverse string order for equal lengths
@@ -233,6 +330,30 @@ pub fn add(
             _ => &ann.server_aliases[..],
         };
         let host_tls = tls.get(&host).copied();
+        if ann.ssl_passthrough {
+            // ingress-nginx compares the SNI with each passthrough server's name as written: only
+            // an exact host can match (aliases are not passthrough either).
+            match &host {
+                HostMatch::Exact(_) => {
+                    let asking = &mut hosts.0.entry(host.clone()).or_default().passthrough;
+                    if !asking.contains(object) {
+                        asking.push(object.clone());
+                    }
+                }
+                other => {
+                    let rule = match other {
+                        HostMatch::Any => "a rule without host".to_owned(),
+                        h => format!("the rule of host {h}"),
+                    };
+                    cx.diags.push(
+                        Severity::Warning,
+                        object,
+                        Some(SSL_PASSTHROUGH),
+                        format!("has no effect on {rule}: a TLS server name (SNI) is compared with exact host names only, as ingress-nginx does"),
+                    );
+                }
+            }
+        }
         for host in std::iter::once(host).chain(aliases.iter().cloned()) {
             add_rule(&mut cx, rule, &host, hosts, default.as_ref(), ssl);
             let entry = hosts.0.entry(host).or_default();

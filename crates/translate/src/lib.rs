@@ -60,6 +60,10 @@ pub struct Options {
     /// ingress-nginx's `--default-backend-service` (namespace and name; its first port): answers
     /// the `custom-http-errors` of Ingresses without a `default-backend` annotation.
     pub default_backend_service: Option<(String, String)>,
+    /// ingress-nginx's `--enable-ssl-passthrough`: the `ssl-passthrough` annotation relays the
+    /// TLS connections of its hosts to their pods. Without it, the annotation has no effect (a
+    /// warning says so).
+    pub enable_ssl_passthrough: bool,
 }
 
 impl Default for Options {
@@ -74,6 +78,7 @@ impl Default for Options {
             configmap: None,
             gateway_controller: DEFAULT_GATEWAY_CONTROLLER.to_owned(),
             default_backend_service: None,
+            enable_ssl_passthrough: false,
         }
     }
 }

@@ -163,7 +163,7 @@ pub const ANNOTATIONS: &[(&str, Support)] = &[
     ("session-cookie-samesite", Supported),
     ("session-cookie-secure", Supported),
     ("ssl-ciphers", NotSupported),
-    ("ssl-passthrough", NotSupported),
+    ("ssl-passthrough", Supported),
     ("ssl-prefer-server-ciphers", NotSupported),
     ("ssl-redirect", Supported),
     ("stream-snippet", Refused),

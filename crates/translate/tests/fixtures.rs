@@ -56,6 +56,9 @@ struct FixtureOptions {
     watch_ingress_without_class: bool,
     #[serde(default)]
     allow_cross_namespace_resources: bool,
+    /// `--enable-ssl-passthrough`.
+    #[serde(default)]
+    enable_ssl_passthrough: bool,
     /// `NAMESPACE/NAME` of the ingress-nginx ConfigMap (`--configmap`).
     #[serde(default)]
     configmap: Option<String>,
@@ -122,6 +125,7 @@ fn load(name: &str, input: &Path) -> Result<Fixture, String> {
             options.controller = o.controller;
             options.watch_ingress_without_class = o.watch_ingress_without_class;
             options.allow_cross_namespace_resources = o.allow_cross_namespace_resources;
+            options.enable_ssl_passthrough = o.enable_ssl_passthrough;
             options.configmap = o.configmap.map(|c| match c.split_once('/') {
                 Some((ns, name)) => (ns.to_owned(), name.to_owned()),
                 None => ("default".to_owned(), c),

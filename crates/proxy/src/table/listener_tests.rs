@@ -33,6 +33,7 @@ fn host(host: HostMatch, owner: &str) -> VirtualHost {
         tls: None,
         client_auth: None,
         client_auth_error: None,
+        passthrough: None,
     }
 }
 

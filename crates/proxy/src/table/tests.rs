@@ -79,6 +79,7 @@ fn table() -> Table {
             tls: None,
             client_auth: None,
             client_auth_error: None,
+            passthrough: None,
         }]
         .into(),
         ..Snapshot::default()
@@ -142,4 +143,54 @@ fn matched_routes_carry_their_path_and_conditions_are_compiled_once() {
     assert!(rt[0].conditions.is_none() && rt[3].conditions.is_none());
     assert!(rt[1].conditions.is_some() && rt[5].conditions.is_some());
     assert!(rt[4].regex.is_some());
+}
+
+/// `ssl-passthrough` hosts are found by the ClientHello's server name, exactly but for case; the
+/// statistics are those of the location `/` translation took the backend from.
+#[test]
+fn passthrough_hosts_are_found_by_exact_server_name() {
+    let pass = model::Passthrough {
+        backend: BackendId(0),
+        ingress: ObjectRef::new("HTTPRoute", "default", "web"),
+    };
+    let host = |name: &str, passthrough: Option<model::Passthrough>| VirtualHost {
+        host: HostMatch::Exact(name.into()),
+        routes: vec![route("/", PathType::Prefix, 0, None)],
+        default: None,
+        tls: None,
+        client_auth: None,
+        client_auth_error: None,
+        passthrough,
+    };
+    let snapshot = Snapshot {
+        hosts: vec![
+            host("pass.example.com", Some(pass)),
+            host("web.example.com", None),
+        ]
+        .into(),
+        backends: vec![Arc::new(Backend {
+            name: "default/tls:443".into(),
+            endpoints: Vec::new(),
+        })],
+        ..Snapshot::default()
+    };
+    let t = Table::new(snapshot, Vec::new(), 1, None, None);
+    assert!(t.has_passthrough());
+    let found = t.passthrough("Pass.Example.COM");
+    assert!(found.is_some_and(|p| p.stats.service == "default/tls:443"));
+    assert!(t.passthrough("web.example.com").is_none());
+    assert!(t.passthrough("other.example.com").is_none());
+    assert!(t.passthrough(&"a".repeat(300)).is_none());
+    // The route's statistics count its connections.
+    let req = http::Request::get("/").body(()).ok();
+    let route_stats = req
+        .as_ref()
+        .and_then(|r| t.route(ListenerId::Ingress, "pass.example.com", r))
+        .map(|m| Arc::as_ptr(&m.runtime.stats));
+    assert_eq!(
+        route_stats,
+        t.passthrough("pass.example.com")
+            .map(|p| Arc::as_ptr(&p.stats))
+    );
+    assert!(!table().has_passthrough());
 }

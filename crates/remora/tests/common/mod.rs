@@ -231,7 +231,7 @@ fn websocket_echo(
 
 /// Distinct loopback addresses for each call in this process (and, through the pid, mostly
 /// distinct across test binaries): 127.<a>.<b>.11, .12, ...
-fn address_block(n: usize) -> Vec<Ipv4Addr> {
+pub fn address_block(n: usize) -> Vec<Ipv4Addr> {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let block = NEXT.fetch_add(1, Ordering::Relaxed);
     let pid = std::process::id() as usize;

@@ -19,6 +19,7 @@ pub(crate) mod proxy;
 mod redirect;
 mod rewrite;
 pub(crate) mod ssl;
+mod ssl_passthrough;
 
 pub use affinity::AffinitySpec;
 pub(crate) use allowlist::networks;
@@ -62,6 +63,9 @@ pub struct IngressAnnotations {
     /// `auth-tls-secret` and its family: the client certificates the Ingress's hosts ask for, or
     /// why its Secret cannot be used.
     pub client_auth: Option<ClientAuthSpec>,
+    /// `ssl-passthrough: "true"` with `--enable-ssl-passthrough`: the TLS connections of its
+    /// hosts are relayed to their pods.
+    pub ssl_passthrough: bool,
 }
 
 /// Parse the annotations of one Ingress, reporting invalid and unsupported ones. `defaults`: the
@@ -92,6 +96,7 @@ pub fn parse(
     let parsed = IngressAnnotations {
         affinity: affinity::parse(&mut r),
         ssl: ssl::parse(&mut r),
+        ssl_passthrough: ssl_passthrough::parse(&mut r),
         server_aliases: alias::parse(&mut r),
         from_to_www: r.bool("from-to-www-redirect").unwrap_or(false),
         service_upstream: r.bool("service-upstream").unwrap_or(false),

@@ -214,6 +214,7 @@ pub fn translate(
                         tls: e.tls,
                         client_auth: None,
                         client_auth_error: None,
+                        passthrough: None,
                     }
                 })
                 .collect(),
