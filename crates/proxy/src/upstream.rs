@@ -41,6 +41,27 @@ impl UpstreamError {
             UpstreamError::Lean(e) => e.is_connect(),
         }
     }
+
+    /// The TLS handshake with the pod failed (its certificate not trusted, no protocol or cipher
+    /// suite in common...): nginx's `error` of `proxy_next_upstream`, never a `timeout`.
+    pub fn is_tls_handshake(&self) -> bool {
+        std::error::Error::source(self).is_some_and(rustls_within)
+    }
+}
+
+/// Is a rustls error `e`, or within it? An `io::Error` wrapping one (tokio-rustls's) is looked
+/// into, since its `source` skips what it wraps.
+fn rustls_within(e: &(dyn std::error::Error + 'static)) -> bool {
+    if e.is::<rustls::Error>() {
+        return true;
+    }
+    let wrapped = e
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref());
+    if wrapped.is_some_and(|inner| rustls_within(inner)) {
+        return true;
+    }
+    e.source().is_some_and(rustls_within)
 }
 
 pub type UpstreamClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, UpstreamBody>;

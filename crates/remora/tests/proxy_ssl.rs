@@ -156,6 +156,15 @@ impl<'a> PodTls<'a> {
 /// A pod serving HTTP/1.1 over TLS on loopback that answers every request with
 /// `sni=<the server name of its handshake, or -> client=<yes|no>`.
 async fn tls_pod(tls: PodTls<'_>) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    serve_tls(listener, tls)
+}
+
+/// [`tls_pod`] on `listener`.
+fn serve_tls(
+    listener: tokio::net::TcpListener,
+    tls: PodTls<'_>,
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let mut provider = rustls::crypto::ring::default_provider();
     if let Some(keep) = tls.tls12_suites {
         provider
@@ -189,7 +198,6 @@ async fn tls_pod(tls: PodTls<'_>) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(tls.leaf.key_der.clone()));
     let config = builder.with_single_cert(chain, key).unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
         loop {
@@ -226,6 +234,22 @@ async fn tls_pod(tls: PodTls<'_>) -> (SocketAddr, tokio::task::JoinHandle<()>) {
         }
     });
     (addr, task)
+}
+
+/// Two listeners on distinct loopback addresses sharing one port, as two pods of a Service.
+async fn two_addresses() -> (tokio::net::TcpListener, tokio::net::TcpListener) {
+    for i in 0..50u8 {
+        let a = tokio::net::TcpListener::bind((std::net::Ipv4Addr::new(127, 0, 7, 10 + i), 0))
+            .await
+            .unwrap();
+        let port = a.local_addr().unwrap().port();
+        if let Ok(b) =
+            tokio::net::TcpListener::bind((std::net::Ipv4Addr::new(127, 0, 8, 10 + i), port)).await
+        {
+            return (a, b);
+        }
+    }
+    panic!("no two loopback addresses with a common free port");
 }
 
 /// Service `name` and its EndpointSlice with the one pod at `addr`.
@@ -694,5 +718,61 @@ async fn settings_that_cannot_be_honoured_fail_closed() {
     assert_eq!(
         ask(&remora, "missing").await,
         (200, "sni=- client=no".to_owned())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_failing_verification_is_an_error_for_proxy_next_upstream() {
+    let pods_ca = ca("Pods CA");
+    let other_ca = ca("Other CA");
+    let good = leaf(&pods_ca, "good", &[POD_NAME]);
+    let bad = leaf(&other_ca, "bad", &[POD_NAME]);
+    let (a, b) = two_addresses().await;
+    let (good_addr, _p1) = serve_tls(a, PodTls::new(&good));
+    let (bad_addr, _p2) = serve_tls(b, PodTls::new(&bad));
+    let dir = Dir::new();
+    dir.write("pod-svc.yaml", &service_yaml("pod"));
+    dir.write(
+        "pod-slice.yaml",
+        &format!(
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: pod-x\n  namespace: default\n  labels:\n    kubernetes.io/service-name: pod\naddressType: IPv4\nports:\n- port: {}\nendpoints:\n- addresses: [\"{}\"]\n- addresses: [\"{}\"]\n",
+            good_addr.port(),
+            good_addr.ip(),
+            bad_addr.ip()
+        ),
+    );
+    dir.write(
+        "pods-ca.yaml",
+        &secret_yaml("pods-ca", Some(&pods_ca), None),
+    );
+    let verified = [
+        ("proxy-ssl-secret", "default/pods-ca"),
+        ("proxy-ssl-verify", "on"),
+        ("proxy-ssl-name", POD_NAME),
+    ];
+    let mut timeout_only = verified.to_vec();
+    timeout_only.push(("proxy-next-upstream", "timeout"));
+    let ingresses = [
+        https_ingress("failover", "pod", &verified),
+        https_ingress("timeout-only", "pod", &timeout_only),
+    ];
+    dir.write("ing.yaml", &ingresses.join("---\n"));
+    let remora = Remora::serve(&[dir.path()], &["--workers", "1"]);
+
+    // Round robin alternates: half the requests go to the untrusted pod first, and move on to
+    // the trusted one (verified as well) with `error`, ingress-nginx's default.
+    for _ in 0..4 {
+        assert_eq!(ask(&remora, "failover").await.0, 200);
+    }
+    let statuses: Vec<u16> =
+        futures_util::future::join_all((0..4).map(|_| ask(&remora, "timeout-only")))
+            .await
+            .into_iter()
+            .map(|(status, _)| status)
+            .collect();
+    assert!(
+        statuses.contains(&502) && statuses.contains(&200),
+        "without `error` the untrusted pod's requests are not moved: {statuses:?}\n{}",
+        remora.stderr_text()
     );
 }
