@@ -7,7 +7,7 @@
 //! and ciphers are those listed, and settings that cannot be honoured answer 503. The reference
 //! is ingress-nginx's `test/e2e/annotations/proxyssl.go`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 use common::*;
