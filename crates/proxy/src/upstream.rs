@@ -64,7 +64,9 @@ fn rustls_within(e: &(dyn std::error::Error + 'static)) -> bool {
     e.source().is_some_and(rustls_within)
 }
 
-pub type UpstreamClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, UpstreamBody>;
+/// A pooled client, shared by the routes (and tables) whose settings are the same; the map of
+/// [`Clients`] holds one reference, so a client no table uses any more is seen and dropped.
+pub type UpstreamClient = Arc<Client<hyper_rustls::HttpsConnector<HttpConnector>, UpstreamBody>>;
 
 /// What makes two routes need different clients.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -119,6 +121,14 @@ impl Clients {
         Ok(client)
     }
 
+    /// Drop the clients no table holds any more (their settings changed, or their routes went), so
+    /// that rotated Secrets do not pile up; called before a table is built, while the current one
+    /// holds the clients it uses.
+    pub fn prune(&self) {
+        let mut made = self.made.lock().unwrap_or_else(|e| e.into_inner());
+        made.retain(|_, client| Arc::strong_count(client) > 1);
+    }
+
     fn build(&self, key: &ClientKey) -> Result<UpstreamClient, rustls::Error> {
         let mut http = HttpConnector::new();
         http.set_connect_timeout(Some(Duration::from_secs(u64::from(
@@ -145,12 +155,14 @@ impl Clients {
         } else {
             builder.enable_http1().wrap_connector(http)
         };
-        Ok(Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(self.pool_idle_timeout)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .http2_only(key.protocol.http2())
-            .build(connector))
+        Ok(Arc::new(
+            Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(self.pool_idle_timeout)
+                .pool_timer(TokioTimer::new())
+                .timer(TokioTimer::new())
+                .http2_only(key.protocol.http2())
+                .build(connector),
+        ))
     }
 }
 
@@ -406,8 +418,15 @@ mod tests {
             protocol: BackendProtocol::Http,
             ..https(true)
         };
-        clients.get(ClientKey::of(&plain)).unwrap();
-        clients.get(ClientKey::of(&Location::default())).unwrap();
+        let held = clients.get(ClientKey::of(&plain)).unwrap();
+        let again = clients.get(ClientKey::of(&Location::default())).unwrap();
+        assert!(Arc::ptr_eq(&held, &again));
         assert_eq!(made(&clients), 3);
+        // Only the clients something still holds stay.
+        clients.prune();
+        assert_eq!(made(&clients), 1);
+        drop((held, again));
+        clients.prune();
+        assert_eq!(made(&clients), 0);
     }
 }

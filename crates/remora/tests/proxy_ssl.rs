@@ -776,3 +776,41 @@ async fn a_pod_failing_verification_is_an_error_for_proxy_next_upstream() {
         remora.stderr_text()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_secret_is_used_from_the_next_reload() {
+    let pods_ca = ca("Pods CA");
+    let other_ca = ca("Other CA");
+    let pod_cert = leaf(&pods_ca, "pod", &[POD_NAME]);
+    let (pod, _p) = tls_pod(PodTls::new(&pod_cert)).await;
+    let dir = Dir::new();
+    pod_service(&dir, "pod", pod);
+    dir.write("trust.yaml", &secret_yaml("trust", Some(&other_ca), None));
+    let verified = [
+        ("proxy-ssl-secret", "default/trust"),
+        ("proxy-ssl-verify", "on"),
+        ("proxy-ssl-name", POD_NAME),
+    ];
+    dir.write("ing.yaml", &https_ingress("rotated", "pod", &verified));
+    let remora = Remora::serve(&[dir.path()], &[]);
+    assert_eq!(ask(&remora, "rotated").await.0, 502, "another CA's Secret");
+
+    // The Secret now holds the pods' CA: a new TLS configuration, used at once.
+    remora
+        .rewrite(
+            &dir,
+            "trust.yaml",
+            &secret_yaml("trust", Some(&pods_ca), None),
+        )
+        .await;
+    assert_eq!(ask(&remora, "rotated").await.0, 200);
+    // And back: the first settings again, and the pod untrusted again.
+    remora
+        .rewrite(
+            &dir,
+            "trust.yaml",
+            &secret_yaml("trust", Some(&other_ca), None),
+        )
+        .await;
+    assert_eq!(ask(&remora, "rotated").await.0, 502);
+}
