@@ -275,6 +275,16 @@ fn https_ingress(name: &str, service: &str, annotations: &[(&str, &str)]) -> Str
         .build()
 }
 
+/// An Ingress `name` for host `<name>.example.com` to the plain HTTP Service `web`, with
+/// ingress-nginx's e2e Secret and these annotations besides.
+fn e2e_ingress(name: &str, annotations: &[(&str, &str)]) -> String {
+    IngressYaml::new(name)
+        .nginx("proxy-ssl-secret", "default/proxyssl.foo.com")
+        .nginx_all(annotations)
+        .rule(Some(&format!("{name}.example.com")), "/", "web")
+        .build()
+}
+
 /// GET `/` of `<name>.example.com` through Remora: status and body.
 async fn ask(remora: &Remora, name: &str) -> (u16, String) {
     let r = get(
@@ -330,6 +340,12 @@ async fn pods_are_verified_against_the_secrets_ca_for_the_name() {
         "other-ca.yaml",
         &secret_yaml("other-ca", Some(&other_ca), None),
     );
+    // As the e2e framework's CreateIngressMASecret: a CA and a key pair.
+    let e2e_cert = leaf(&pods_ca, "proxyssl.foo.com", &["proxyssl.foo.com"]);
+    dir.write(
+        "e2e.yaml",
+        &secret_yaml("proxyssl.foo.com", Some(&pods_ca), Some(&e2e_cert)),
+    );
     let verify = |secret: &'static str| {
         [
             ("proxy-ssl-secret", secret),
@@ -376,18 +392,22 @@ async fn pods_are_verified_against_the_secrets_ca_for_the_name() {
             ],
         ),
         https_ingress("selfsigned", "selfsigned", &[]),
-        // ingress-nginx's e2e: the annotations on a plain HTTP backend change nothing.
-        IngressYaml::new("e2e")
-            .nginx_all(&[
-                ("proxy-ssl-secret", "default/pods-ca"),
+        // ingress-nginx's e2e cases (proxyssl.go), whose echo pods speak plain HTTP: with an HTTP
+        // backend the annotations change nothing.
+        e2e_ingress("e2e-secret", &[]),
+        e2e_ingress(
+            "e2e-verify",
+            &[
                 ("proxy-ssl-verify", "on"),
                 ("proxy-ssl-verify-depth", "2"),
                 ("proxy-ssl-server-name", "on"),
-                ("proxy-ssl-ciphers", "HIGH:!AES"),
-                ("proxy-ssl-protocols", "TLSv1.2 TLSv1.3"),
-            ])
-            .rule(Some("e2e.example.com"), "/", "web")
-            .build(),
+            ],
+        ),
+        e2e_ingress("e2e-ciphers", &[("proxy-ssl-ciphers", "HIGH:!AES")]),
+        e2e_ingress(
+            "e2e-protocols",
+            &[("proxy-ssl-protocols", "TLSv1.2 TLSv1.3")],
+        ),
     ];
     dir.write("ing.yaml", &ingresses.join("---\n"));
     let remora = Remora::serve(&[dir.path()], &[]);
@@ -409,7 +429,10 @@ async fn pods_are_verified_against_the_secrets_ca_for_the_name() {
         ("depth-1", 502, "an intermediate is past depth 1"),
         ("depth-2", 200, "depth 2 allows one intermediate"),
         ("selfsigned", 200, "no proxy-ssl annotation: not verified"),
-        ("e2e", 200, "a plain HTTP backend ignores upstream TLS"),
+        ("e2e-secret", 200, "e2e: proxy-ssl-secret"),
+        ("e2e-verify", 200, "e2e: verify on, depth 2, server name on"),
+        ("e2e-ciphers", 200, "e2e: HIGH:!AES"),
+        ("e2e-protocols", 200, "e2e: TLSv1.2 TLSv1.3"),
     ];
     for (name, status, why) in cases {
         let (got, body) = ask(&remora, name).await;
