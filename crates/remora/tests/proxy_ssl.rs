@@ -1,5 +1,6 @@
 //! TLS to the pods (ingress-nginx's `proxy-ssl-*` annotations, nginx's `proxy_ssl_*`) through the
-//! real binary, with real TLS pods on loopback: certificates made by test CAs (rcgen), each pod
+//! real binary, with real TLS pods on loopback (HTTP/1.1, and HTTP/2 for GRPCS): certificates made
+//! by test CAs (rcgen), each pod
 //! answering with the SNI its handshake got and whether a client certificate came. The pod's
 //! chain is verified against the Secret's `ca.crt` within the depth and for `proxy-ssl-name`
 //! (502 otherwise, as nginx's failed upstream handshake), SNI is sent only with
@@ -139,6 +140,8 @@ struct PodTls<'a> {
     versions: &'a [&'static SupportedProtocolVersion],
     /// Only these TLS 1.2 suites (`None`: all of rustls's).
     tls12_suites: Option<&'a [rustls::CipherSuite]>,
+    /// HTTP/2 (ALPN `h2`), as a gRPC pod, instead of HTTP/1.1.
+    h2: bool,
 }
 
 impl<'a> PodTls<'a> {
@@ -149,6 +152,7 @@ impl<'a> PodTls<'a> {
             client_ca: None,
             versions: BOTH,
             tls12_suites: None,
+            h2: false,
         }
     }
 }
@@ -196,7 +200,11 @@ fn serve_tls(
             .map(|c| CertificateDer::from(c.der.clone())),
     );
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(tls.leaf.key_der.clone()));
-    let config = builder.with_single_cert(chain, key).unwrap();
+    let mut config = builder.with_single_cert(chain, key).unwrap();
+    let h2 = tls.h2;
+    if h2 {
+        config.alpn_protocols = vec![b"h2".to_vec()];
+    }
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
@@ -227,9 +235,15 @@ fn serve_tls(
                         )))
                     }
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tls), svc)
-                    .await;
+                let _ = if h2 {
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), svc)
+                        .await
+                } else {
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), svc)
+                        .await
+                };
             });
         }
     });
@@ -321,12 +335,19 @@ async fn pods_are_verified_against_the_secrets_ca_for_the_name() {
         key_pem: selfsigned.key_pem.clone(),
     };
     let (plain_tls, _p3) = tls_pod(PodTls::new(&selfsigned)).await;
+    // An HTTP/2 pod, as gRPC pods are (`backend-protocol: GRPCS`).
+    let (grpcs, _p4) = tls_pod(PodTls {
+        h2: true,
+        ..PodTls::new(&pod_cert)
+    })
+    .await;
     let web = pods("web", 1).await;
 
     let dir = Dir::new();
     pod_service(&dir, "pod", pod);
     pod_service(&dir, "deep", deep);
     pod_service(&dir, "selfsigned", plain_tls);
+    pod_service(&dir, "grpcs", grpcs);
     dir.write("web-svc.yaml", &service_yaml("web"));
     dir.write(
         "web-slice.yaml",
@@ -392,6 +413,16 @@ async fn pods_are_verified_against_the_secrets_ca_for_the_name() {
             ],
         ),
         https_ingress("selfsigned", "selfsigned", &[]),
+        IngressYaml::new("grpcs-right")
+            .nginx("backend-protocol", "GRPCS")
+            .nginx_all(&verify("default/pods-ca"))
+            .rule(Some("grpcs-right.example.com"), "/", "grpcs")
+            .build(),
+        IngressYaml::new("grpcs-wrong-ca")
+            .nginx("backend-protocol", "GRPCS")
+            .nginx_all(&verify("default/other-ca"))
+            .rule(Some("grpcs-wrong-ca.example.com"), "/", "grpcs")
+            .build(),
         // ingress-nginx's e2e cases (proxyssl.go), whose echo pods speak plain HTTP: with an HTTP
         // backend the annotations change nothing.
         e2e_ingress("e2e-secret", &[]),
@@ -429,6 +460,8 @@ async fn pods_are_verified_against_the_secrets_ca_for_the_name() {
         ("depth-1", 502, "an intermediate is past depth 1"),
         ("depth-2", 200, "depth 2 allows one intermediate"),
         ("selfsigned", 200, "no proxy-ssl annotation: not verified"),
+        ("grpcs-right", 200, "GRPCS verified like HTTPS"),
+        ("grpcs-wrong-ca", 502, "GRPCS: another CA"),
         ("e2e-secret", 200, "e2e: proxy-ssl-secret"),
         ("e2e-verify", 200, "e2e: verify on, depth 2, server name on"),
         ("e2e-ciphers", 200, "e2e: HIGH:!AES"),
