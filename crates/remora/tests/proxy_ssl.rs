@@ -1,7 +1,7 @@
 //! TLS to the pods (ingress-nginx's `proxy-ssl-*` annotations, nginx's `proxy_ssl_*`) through the
 //! real binary, with real TLS pods on loopback (HTTP/1.1, and HTTP/2 for GRPCS): certificates made
-//! by test CAs (rcgen), each pod
-//! answering with the SNI its handshake got and whether a client certificate came. The pod's
+//! by test CAs (rcgen), each pod answering with the SNI its handshake got and whether a client
+//! certificate came. The pod's
 //! chain is verified against the Secret's `ca.crt` within the depth and for `proxy-ssl-name`
 //! (502 otherwise, as nginx's failed upstream handshake), SNI is sent only with
 //! `proxy-ssl-server-name: "on"`, the Secret's `tls.crt` is presented to pods that ask, protocols
