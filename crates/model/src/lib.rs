@@ -18,6 +18,7 @@ mod password;
 mod route;
 pub mod time;
 mod tls;
+mod upstream_tls;
 
 pub use affinity::{Affinity, AffinityMode, SameSite, DEFAULT_BALANCE_FACTOR, DEFAULT_COOKIE_NAME};
 pub use client_auth::{ClientAuth, VerifyClient};
@@ -35,6 +36,7 @@ pub use route::{
     VirtualHost, WeightedBackend,
 };
 pub use tls::{Certificate, HostTls, KeyFormat, PrivateKey};
+pub use upstream_tls::{UpstreamTls, DEFAULT_PROXY_SSL_NAME};
 
 use serde::Serialize;
 use std::sync::Arc;

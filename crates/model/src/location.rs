@@ -96,6 +96,10 @@ pub struct Location {
     /// Gateway API routes: the rule's filters and timeouts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub filters: Option<Box<crate::Filters>>,
+    /// `proxy-ssl-secret` and its family: how the pods of an HTTPS or GRPCS backend are spoken
+    /// to over TLS (`None`: no certificate checked, none presented, as ingress-nginx's default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_tls: Option<std::sync::Arc<crate::UpstreamTls>>,
 }
 
 impl Default for Location {
@@ -128,6 +132,7 @@ impl Default for Location {
             custom_http_errors: Vec::new(),
             denied: None,
             filters: None,
+            upstream_tls: None,
         }
     }
 }
@@ -157,7 +162,8 @@ pub enum BackendProtocol {
     /// HTTP/1.1 over TCP.
     #[default]
     Http,
-    /// HTTP/1.1 over TLS (the pod's certificate is not verified, as ingress-nginx's default).
+    /// HTTP/1.1 over TLS (the pod's certificate is not verified unless `proxy-ssl-verify` says so,
+    /// as ingress-nginx's default).
     Https,
     /// gRPC: HTTP/2 over TCP (h2c), trailers passed through.
     Grpc,

@@ -130,8 +130,8 @@ struct Shared {
     table: ArcSwap<Table>,
     global: Arc<stats::Global>,
     access_log: Option<access_log::AccessLog>,
-    /// Upstream clients by protocol and connect timeout (the per-route timeouts and protocol
-    /// come from the route's `Location`).
+    /// Upstream clients by protocol, connect timeout and upstream TLS settings (from the route's
+    /// `Location`).
     clients: upstream::Clients,
     /// Idle connections of the lean HTTP/1 client (requests without a body to plain-HTTP pods).
     h1: h1::Pool,
@@ -205,6 +205,8 @@ impl Proxy {
     ) -> u64 {
         let started = std::time::Instant::now();
         let generation = self.shared.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        // The clients of tables gone since the last publish go (the current table holds its own).
+        self.shared.clients.prune();
         let previous = self.shared.table.load();
         let table = Table::new(
             snapshot,

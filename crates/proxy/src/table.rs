@@ -599,7 +599,7 @@ impl Table {
                 canary_pattern: route
                     .and_then(|r| r.canary.as_ref()?.header_pattern.as_deref())
                     .and_then(|p| regex::Regex::new(p).ok()),
-                client: clients.map(|pool| pool.get(ClientKey::of(&target.location))),
+                client: clients.and_then(|pool| client_of(pool, &target.location)),
                 cors: target.location.cors.as_ref().map(CorsHeaders::new),
                 limiter: target.location.rate_limit.as_ref().map(&mut limiter_of),
                 headers: RouteHeaders::of(&target.location),
@@ -613,8 +613,12 @@ impl Table {
                     let key = ClientKey {
                         protocol: BackendProtocol::Http,
                         connect_timeout_secs: target.location.connect_timeout_secs,
+                        tls: None,
                     };
-                    Box::new(AuthRuntime::new(auth, clients.map(|c| c.get(key))))
+                    Box::new(AuthRuntime::new(
+                        auth,
+                        clients.and_then(|c| c.get(key).ok()),
+                    ))
                 }),
                 stats: stats_of(target, route.map_or(&[], |r| &r.backends)),
                 canary_stats: route
@@ -958,6 +962,22 @@ fn passthrough_runtime(
     PassthroughRuntime {
         backend: p.backend.0 as usize,
         stats,
+    }
+}
+
+/// The upstream client of a location; `None` (the route answers 502, never reaching its pods
+/// with other TLS settings than asked) when its `proxy-ssl-*` settings cannot be made.
+fn client_of(clients: &Clients, location: &Location) -> Option<UpstreamClient> {
+    match clients.get(ClientKey::of(location)) {
+        Ok(client) => Some(client),
+        Err(e) => {
+            let secret = location
+                .upstream_tls
+                .as_ref()
+                .map_or("-", |t| t.secret.as_str());
+            tracing::warn!(secret, error = %e, "proxy-ssl-secret: upstream TLS cannot be set up, the route answers 502");
+            None
+        }
     }
 }
 

@@ -152,7 +152,7 @@ pub fn resolve(
 
 /// Decode and check a TLS Secret: `tls.crt` (a PEM chain, leaf first) and `tls.key` (a PEM
 /// private key matching the leaf), from `data` (base64) or `stringData`.
-fn decode(secret: &Secret, key: &str) -> Result<Certificate, String> {
+pub(crate) fn decode(secret: &Secret, key: &str) -> Result<Certificate, String> {
     let field = |name: &str| -> Result<Vec<u8>, String> {
         secret
             .value(name)

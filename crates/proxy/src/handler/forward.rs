@@ -6,7 +6,9 @@
 //! comes back through its slot. Other errors (the pod closed or reset the connection), a response
 //! head that did not come in time, or a listed status (`http_502`...) are retried only for requests
 //! without a body that are idempotent (or with `non_idempotent`), as nginx's
-//! `proxy_next_upstream` does; a streamed body is never kept to be sent again.
+//! `proxy_next_upstream` does; a streamed body is never kept to be sent again. A TLS handshake
+//! that failed (a pod whose certificate `proxy-ssl-verify` does not trust) is such a connection,
+//! retried only with `error`, as nginx's: the next endpoint is verified the same way.
 //!
 //! A Gateway API route's timeouts bound the exchange besides: `timeouts.request` all the tries
 //! together, to the response head (504), and `timeouts.backendRequest` each try, to its response
@@ -176,6 +178,8 @@ async fn tries<'t>(
                 }
                 match &slot {
                     _ if !next.error && !next.timeout => None,
+                    // A handshake that failed is an `error`, whatever the connection's timeout.
+                    _ if !next.error && e.is_tls_handshake() => None,
                     None => Some(RequestBody::Empty),
                     Some(slot) => slot
                         .lock()

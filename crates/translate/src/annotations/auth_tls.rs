@@ -226,7 +226,7 @@ fn field(secret: &Secret, key: &str, what: &str) -> Result<Option<Vec<u8>>, Stri
 }
 
 /// `ca.crt`: PEM certificates, each usable as a trust anchor; at least one.
-fn certificates(secret: &Secret, key: &str) -> Result<Vec<Arc<[u8]>>, String> {
+pub(super) fn certificates(secret: &Secret, key: &str) -> Result<Vec<Arc<[u8]>>, String> {
     let pem = field(secret, key, "ca.crt")?.ok_or_else(|| {
         format!(
             "Secret {key} has no ca.crt (the CA certificates client certificates must chain to)"

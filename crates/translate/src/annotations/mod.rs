@@ -16,6 +16,7 @@ mod external_auth;
 pub(crate) mod headers;
 pub(crate) mod limit;
 pub(crate) mod proxy;
+mod proxy_ssl;
 mod redirect;
 mod rewrite;
 pub(crate) mod ssl;
@@ -82,6 +83,7 @@ pub fn parse(
     let mut location = defaults.location.clone();
     let use_regex = rewrite::parse(&mut r, &mut location);
     proxy::parse(&mut r, &mut location);
+    proxy_ssl::parse(&mut r, &mut location);
     redirect::parse(&mut r, &mut location);
     allowlist::parse(&mut r, &mut location);
     basic_auth::parse(&mut r, &mut location);
