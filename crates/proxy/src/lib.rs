@@ -16,6 +16,7 @@ mod admin;
 mod basic_auth;
 mod body;
 mod client_auth;
+mod compat;
 mod conditions;
 mod cors;
 mod error;
@@ -54,6 +55,7 @@ pub mod fuzzing {
     pub use crate::h1::{read_in_memory as read_response, Error as ResponseError, InMemory};
 }
 
+pub use compat::CompatConfig;
 pub use error::Error;
 pub use server::{
     open_files_limit, serve, ConnectionLimits, HttpService, ResponseBody, ServerOptions,
@@ -88,6 +90,9 @@ pub struct ProxyConfig {
     /// The pods' `Server` header goes to clients (ingress-nginx's `allow-backend-server-header`);
     /// by default it is dropped, as nginx does. The snapshot's `settings` win when they say.
     pub backend_server_header: bool,
+    /// `--metrics-compat ingress-nginx`: `/metrics` also has ingress-nginx's request series,
+    /// with these constant labels.
+    pub metrics_compat: Option<CompatConfig>,
 }
 
 impl ProxyConfig {
@@ -100,6 +105,7 @@ impl ProxyConfig {
             admin_token: None,
             underscores_in_headers: false,
             backend_server_header: false,
+            metrics_compat: None,
         }
     }
 }
@@ -185,10 +191,16 @@ impl Proxy {
 
     /// A configuration source failed to load (counted in `/metrics`).
     pub fn record_config_error(&self) {
-        self.shared
-            .global
-            .config_reload_errors
-            .fetch_add(1, Ordering::Relaxed);
+        let global = &self.shared.global;
+        global.config_reload_errors.fetch_add(1, Ordering::Relaxed);
+        global.last_reload_failed.store(true, Ordering::Relaxed);
+    }
+
+    /// Every configuration source of a reload loaded (after [`Proxy::record_config_error`]: the
+    /// reload is successful again).
+    pub fn record_config_loaded(&self) {
+        let global = &self.shared.global;
+        global.last_reload_failed.store(false, Ordering::Relaxed);
     }
 
     /// Swap in a new snapshot, translated in `translation` time. Requests in flight finish on the
@@ -202,12 +214,13 @@ impl Proxy {
         let started = std::time::Instant::now();
         let generation = self.shared.generation.fetch_add(1, Ordering::Relaxed) + 1;
         let previous = self.shared.table.load();
-        let table = Table::new(
+        let table = Table::build(
             snapshot,
             diagnostics,
             generation,
             Some(&previous),
             Some(&self.shared.clients),
+            self.shared.config.metrics_compat.is_some(),
         )
         .with_defaults(&self.shared.config);
         self.shared.table.store(Arc::new(table));
@@ -225,7 +238,11 @@ impl Proxy {
 
     /// The `/metrics` text.
     pub fn metrics(&self) -> String {
-        metrics::render(self.table(), self.shared.global.clone())
+        metrics::render(
+            self.table(),
+            self.shared.global.clone(),
+            self.shared.config.metrics_compat.as_ref(),
+        )
     }
 
     /// True once a first configuration has been published.

@@ -69,8 +69,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Some(m) => Some(Watcher::new(m.watched()).context("cannot watch the manifest file")?),
         None => None,
     };
-    let running =
-        runtime::start(args.listen_http, args.listen_https, &args.common, &shutdown).await?;
+    let running = runtime::start(
+        args.listen_http,
+        args.listen_https,
+        &args.common,
+        crate::controller::CONTROLLER_CLASS,
+        &shutdown,
+    )
+    .await?;
     let mut pipeline = Pipeline::new(
         running.proxy.clone(),
         running.gateways.clone(),
