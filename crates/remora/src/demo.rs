@@ -108,6 +108,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 let reload = m.reload_changes(&changes);
                 for e in &reload.errors {
                     tracing::error!("{e} (the last good version stays in use)");
+                    running.proxy.record_config_error();
+                }
+                if reload.errors.is_empty() {
+                    running.proxy.record_config_loaded();
                 }
                 if !reload.changed {
                     continue;
