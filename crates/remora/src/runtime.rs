@@ -242,16 +242,16 @@ pub async fn start(
     config.server.max_connections = common.max_connections();
     config.underscores_in_headers = common.enable_underscores_in_headers;
     config.backend_server_header = common.allow_backend_server_header;
-    // ingress-nginx's constant labels: the pod's namespace and name as its Deployment passes
-    // them (the downward API), the namespace `default` without.
-    config.metrics_compat = common.metrics_compat.map(|MetricsCompat::IngressNginx| {
-        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        proxy::CompatConfig {
-            controller_namespace: env("POD_NAMESPACE").unwrap_or_else(|| "default".to_owned()),
-            controller_class: controller_class.to_owned(),
-            controller_pod: env("POD_NAME").unwrap_or_default(),
-        }
-    });
+    // ingress-nginx's constant labels: the pod's namespace and name as the controller knows
+    // them (the downward API's POD_NAMESPACE and POD_NAME, else what the pod tells).
+    config.metrics_compat =
+        common
+            .metrics_compat
+            .map(|MetricsCompat::IngressNginx| proxy::CompatConfig {
+                controller_namespace: kube_provider::pod_namespace(None),
+                controller_class: controller_class.to_owned(),
+                controller_pod: kube_provider::pod_name(None).unwrap_or_default(),
+            });
     if let Some(path) = &common.admin_token_file {
         let token = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read --admin-token-file {}", path.display()))?;

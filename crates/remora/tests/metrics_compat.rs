@@ -296,3 +296,66 @@ async fn without_the_flag_there_is_no_ingress_nginx_series() {
     assert!(m.contains("remora_requests_total{"), "{m}");
     assert!(!m.contains("nginx_ingress_controller_"), "{m}");
 }
+
+/// In a cluster, taking over ingress-nginx's class: `controller_class` is its controller value,
+/// as ingress-nginx's own label, and the pod's namespace and name come from the downward API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_labels_its_class_and_pod() {
+    let pods = pods("web-4b5c6d7e8f", 1).await;
+    let api = common::apiserver::FakeApi::start().await;
+    let dir = Dir::new();
+    api.apply(
+        "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata:\n  name: nginx\nspec:\n  controller: k8s.io/ingress-nginx\n",
+    );
+    api.apply(&service_yaml("web"));
+    api.apply(&slice_yaml("web", "default", None, &[&pods[0]]));
+    api.apply(
+        &IngressYaml::new("web")
+            .rule(Some(HOST), "/", "web")
+            .build()
+            .replace("spec:\n", "spec:\n  ingressClassName: nginx\n"),
+    );
+    let kubeconfig = api.kubeconfig(&dir).display().to_string();
+    let mut args: Vec<String> = [
+        "controller",
+        "--kubeconfig",
+        &kubeconfig,
+        "--workers",
+        "2",
+        "--controller-class",
+        "k8s.io/ingress-nginx",
+        "--metrics-compat",
+        "ingress-nginx",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(LISTEN_ON_LOOPBACK.map(String::from));
+    let env = [
+        ("POD_NAME", "remora-6b8f7c-x2x9z"),
+        ("POD_NAMESPACE", "ingress-ns"),
+    ];
+    let remora = Remora::start_with_env(&args, &env);
+    remora.wait_ready().await;
+    assert_eq!(get(&remora.url("/"), &[("host", HOST)]).await.status, 200);
+    let m = scrape(&remora).await;
+    let labels = with(
+        series("GET", "/", "200", ""),
+        "controller_class",
+        "k8s.io/ingress-nginx",
+    );
+    assert_eq!(
+        value(&m, "nginx_ingress_controller_requests", &labels),
+        Some(1.0),
+        "{m}"
+    );
+    let c = with(constant(), "controller_class", "k8s.io/ingress-nginx");
+    assert_eq!(
+        value(
+            &m,
+            "nginx_ingress_controller_config_last_reload_successful",
+            &c
+        ),
+        Some(1.0),
+        "{m}"
+    );
+}

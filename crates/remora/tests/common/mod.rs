@@ -454,10 +454,13 @@ impl Remora {
 
     /// [`Remora::serve`] with these environment variables set (as a pod's manifest sets them).
     pub fn serve_with_env(manifests: &[&Path], extra: &[&str], env: &[(&str, &str)]) -> Remora {
+        Self::start_with_env(&Self::serve_args(manifests, extra), env)
+    }
+
+    /// [`Remora::start`] with these environment variables set.
+    pub fn start_with_env(args: &[String], env: &[(&str, &str)]) -> Remora {
         let mut command = Command::new(binary());
-        command
-            .args(Self::serve_args(manifests, extra))
-            .envs(env.iter().copied());
+        command.args(args).envs(env.iter().copied());
         Self::spawn(command)
     }
 
