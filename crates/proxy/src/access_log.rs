@@ -34,6 +34,10 @@ pub struct Outcome<'t> {
     pub custom_headers: Option<&'t crate::filters::HeaderEditor>,
     /// The request counts under `limit-connections` while this lives.
     pub in_flight: Option<crate::limit::InFlightGuard>,
+    /// The route's ingress-nginx series (`--metrics-compat ingress-nginx`).
+    pub compat: Option<&'t crate::compat::CompatStats>,
+    /// With those: how long after its try started the pod's response head came.
+    pub upstream_header: Option<Duration>,
 }
 
 impl Default for Outcome<'_> {
@@ -48,6 +52,8 @@ impl Default for Outcome<'_> {
             hsts: None,
             custom_headers: None,
             in_flight: None,
+            compat: None,
+            upstream_header: None,
         }
     }
 }

@@ -16,6 +16,7 @@ mod admin;
 mod basic_auth;
 mod body;
 mod client_auth;
+mod compat;
 mod conditions;
 mod cors;
 mod error;
@@ -58,6 +59,7 @@ pub mod fuzzing {
     };
 }
 
+pub use compat::CompatConfig;
 pub use error::Error;
 pub use server::{
     open_files_limit, serve, ConnectionLimits, HttpService, ResponseBody, ServerOptions,
@@ -92,6 +94,9 @@ pub struct ProxyConfig {
     /// The pods' `Server` header goes to clients (ingress-nginx's `allow-backend-server-header`);
     /// by default it is dropped, as nginx does. The snapshot's `settings` win when they say.
     pub backend_server_header: bool,
+    /// `--metrics-compat ingress-nginx`: `/metrics` also has ingress-nginx's request series,
+    /// with these constant labels.
+    pub metrics_compat: Option<CompatConfig>,
 }
 
 impl ProxyConfig {
@@ -104,6 +109,7 @@ impl ProxyConfig {
             admin_token: None,
             underscores_in_headers: false,
             backend_server_header: false,
+            metrics_compat: None,
         }
     }
 }
@@ -189,10 +195,16 @@ impl Proxy {
 
     /// A configuration source failed to load (counted in `/metrics`).
     pub fn record_config_error(&self) {
-        self.shared
-            .global
-            .config_reload_errors
-            .fetch_add(1, Ordering::Relaxed);
+        let global = &self.shared.global;
+        global.config_reload_errors.fetch_add(1, Ordering::Relaxed);
+        global.last_reload_failed.store(true, Ordering::Relaxed);
+    }
+
+    /// Every configuration source of a reload loaded (after [`Proxy::record_config_error`]: the
+    /// reload is successful again).
+    pub fn record_config_loaded(&self) {
+        let global = &self.shared.global;
+        global.last_reload_failed.store(false, Ordering::Relaxed);
     }
 
     /// Swap in a new snapshot, translated in `translation` time. Requests in flight finish on the
@@ -208,12 +220,13 @@ impl Proxy {
         // The clients of tables gone since the last publish go (the current table holds its own).
         self.shared.clients.prune();
         let previous = self.shared.table.load();
-        let table = Table::new(
+        let table = Table::build(
             snapshot,
             diagnostics,
             generation,
             Some(&previous),
             Some(&self.shared.clients),
+            self.shared.config.metrics_compat.is_some(),
         )
         .with_defaults(&self.shared.config);
         self.shared.table.store(Arc::new(table));
@@ -231,7 +244,11 @@ impl Proxy {
 
     /// The `/metrics` text.
     pub fn metrics(&self) -> String {
-        metrics::render(self.table(), self.shared.global.clone())
+        metrics::render(
+            self.table(),
+            self.shared.global.clone(),
+            self.shared.config.metrics_compat.as_ref(),
+        )
     }
 
     /// True once a first configuration has been published.

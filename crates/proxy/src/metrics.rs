@@ -1,7 +1,8 @@
 //! The Prometheus exposition of the statistics ([`crate::stats`]) and of the current table's
 //! endpoints, through a `prometheus-client` collector that reads the atomics at scrape time.
 
-use crate::stats::{Global, RouteStats, CODES, COUNTED};
+use crate::compat::CompatConfig;
+use crate::stats::{slot_label, Global, RouteStats, COUNTED};
 use crate::table::Table;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -13,9 +14,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// The `/metrics` text for the current table.
-pub fn render(table: Arc<Table>, global: Arc<Global>) -> String {
+/// `compat`: ingress-nginx's series too (`--metrics-compat ingress-nginx`).
+pub fn render(table: Arc<Table>, global: Arc<Global>, compat: Option<&CompatConfig>) -> String {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(Exposition { table, global }));
+    registry.register_collector(Box::new(Exposition {
+        table,
+        global,
+        compat: compat.cloned(),
+    }));
     let mut out = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
         tracing::warn!(error = %e, "metrics encoding failed");
@@ -34,6 +40,7 @@ fn labels(s: &RouteStats) -> Vec<(&'static str, String)> {
 struct Exposition {
     table: Arc<Table>,
     global: Arc<Global>,
+    compat: Option<CompatConfig>,
 }
 
 impl std::fmt::Debug for Exposition {
@@ -87,10 +94,8 @@ impl Collector for Exposition {
             "remora_requests",
             "Requests by Ingress, Service and status",
             stats.iter().flat_map(|s| {
-                let named = CODES.iter().map(|c| c.to_string());
-                let classes = (1..=5).map(|c| format!("{c}xx"));
-                named
-                    .chain(classes)
+                (0..s.codes.len())
+                    .map(slot_label)
                     .zip(&s.codes)
                     .filter(|(_, n)| load(n) > 0)
                     .map(|(status, n)| {
@@ -232,6 +237,15 @@ impl Collector for Exposition {
             None,
             MetricType::Gauge,
         )?)?;
+        if let Some(config) = &self.compat {
+            let reloads = crate::compat::Reloads {
+                successful: !g.last_reload_failed.load(Ordering::Relaxed),
+                hash: self.table.config_hash,
+                reloads: load(&g.config_reloads),
+                errors: load(&g.config_reload_errors),
+            };
+            crate::compat::encode(&mut encoder, config, &self.table.compat_stats(), &reloads)?;
+        }
         Ok(())
     }
 }

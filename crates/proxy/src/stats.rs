@@ -13,7 +13,23 @@ pub(crate) const CODES: [u16; 24] = [
     200, 201, 202, 204, 206, 301, 302, 304, 307, 308, 400, 401, 403, 404, 405, 408, 409, 413, 429,
     499, 500, 502, 503, 504,
 ];
-const SLOTS: usize = CODES.len() + 5;
+pub(crate) const SLOTS: usize = CODES.len() + 5;
+
+/// The slot a status is counted in: its own, else its class's.
+pub(crate) fn slot(status: u16) -> usize {
+    CODES
+        .iter()
+        .position(|c| *c == status)
+        .unwrap_or_else(|| CODES.len() + usize::from((status / 100).clamp(1, 5) - 1))
+}
+
+/// The `status` label of a slot: the code, or the class (`4xx`).
+pub(crate) fn slot_label(slot: usize) -> String {
+    match CODES.get(slot) {
+        Some(c) => c.to_string(),
+        None => format!("{}xx", slot.saturating_sub(CODES.len()) + 1),
+    }
+}
 
 /// Latency buckets, seconds (upper bounds).
 const BUCKETS: [f64; 13] = [
@@ -127,11 +143,7 @@ impl RouteStats {
 
     /// A finished request: its status and the time to its response head.
     pub fn request(&self, status: u16, elapsed: Duration, session: SessionOutcome) {
-        let slot = CODES
-            .iter()
-            .position(|c| *c == status)
-            .unwrap_or_else(|| CODES.len() + usize::from((status / 100).clamp(1, 5) - 1));
-        self.codes[slot].fetch_add(1, Ordering::Relaxed);
+        self.codes[slot(status)].fetch_add(1, Ordering::Relaxed);
         self.latency.observe(elapsed);
         if let Some(i) = COUNTED.iter().position(|o| *o == session) {
             self.sessions[i].fetch_add(1, Ordering::Relaxed);
@@ -160,4 +172,7 @@ pub struct Global {
     /// Translation plus table build, per configuration.
     pub config_build: Histogram,
     pub access_log_dropped: AtomicU64,
+    /// The last reload attempt had a configuration source that failed to load
+    /// (`nginx_ingress_controller_config_last_reload_successful`).
+    pub last_reload_failed: std::sync::atomic::AtomicBool,
 }

@@ -4,6 +4,7 @@
 
 use crate::basic_auth::BasicAuthRuntime;
 use crate::client_auth::{ClientAuthRuntime, HostAuth};
+use crate::compat::{CompatLabels, CompatStats};
 use crate::conditions::CompiledConditions;
 use crate::cors::CorsHeaders;
 use crate::expr::Compiled;
@@ -46,6 +47,10 @@ pub struct Table {
     limiters: HashMap<RateLimit, Arc<Limiter>>,
     /// Proxy-wide policy: the snapshot's settings (the ConfigMap) over the command line's.
     pub policy: Policy,
+    /// With `--metrics-compat ingress-nginx`: a hash of the hosts and listeners served
+    /// (`nginx_ingress_controller_config_hash`; endpoints left out, as ingress-nginx's hash of
+    /// its configuration leaves them out); 0 without.
+    pub config_hash: u64,
 }
 
 /// Which listening socket a connection came in on, so its request is routed among that
@@ -213,6 +218,10 @@ pub struct RouteRuntime {
     /// Statistics of the target, and of the canary if the route has one.
     pub stats: Arc<RouteStats>,
     pub canary_stats: Option<Arc<RouteStats>>,
+    /// With `--metrics-compat ingress-nginx`, on Ingress routes: the ingress-nginx series of the
+    /// route, and of its requests the canary takes.
+    pub compat: Option<Arc<CompatStats>>,
+    pub canary_compat: Option<Arc<CompatStats>>,
 }
 
 /// Header values a route sets on requests to its pods, parsed once per table.
@@ -395,6 +404,19 @@ impl Table {
         previous: Option<&Table>,
         clients: Option<&Clients>,
     ) -> Self {
+        Self::build(snapshot, diagnostics, generation, previous, clients, false)
+    }
+
+    /// [`Table::new`]; `compat`: keep the ingress-nginx series of each Ingress route
+    /// (`--metrics-compat ingress-nginx`).
+    pub fn build(
+        snapshot: Snapshot,
+        diagnostics: Vec<Diagnostic>,
+        generation: u64,
+        previous: Option<&Table>,
+        clients: Option<&Clients>,
+        compat: bool,
+    ) -> Self {
         let previous_backends: HashMap<&str, (&Arc<Backend>, &Arc<BackendRuntime>)> = previous
             .map(|t| {
                 t.snapshot
@@ -493,12 +515,13 @@ impl Table {
                     .zip(&b.backends)
                     .all(|(a, b)| a.name == b.name)
         });
-        let (keys, limiters, ingress, gateways) = if let Some(t) = same_routes {
+        let (keys, limiters, ingress, gateways, config_hash) = if let Some(t) = same_routes {
             (
                 t.keys.clone(),
                 t.limiters.clone(),
                 Arc::clone(&t.ingress),
                 Arc::clone(&t.gateways),
+                t.config_hash,
             )
         } else {
             // Certificates carry over when their Secret did not change: keys are parsed once.
@@ -547,6 +570,46 @@ impl Table {
                 previous_stats
                     .entry((ingress.clone(), service.clone()))
                     .or_insert_with(|| Arc::new(RouteStats::new(ingress, service)))
+                    .clone()
+            };
+            // The ingress-nginx series carry over by their labels.
+            let mut previous_compat: HashMap<CompatLabels, Arc<CompatStats>> = previous
+                .filter(|_| compat)
+                .map(|t| {
+                    t.compat_stats()
+                        .into_iter()
+                        .map(|s| (s.labels.clone(), s))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut compat_of = |host: &HostMatch,
+                                 route: Option<&Route>,
+                                 target: &Target,
+                                 canary: Option<&Target>|
+             -> Arc<CompatStats> {
+                let backend = |t: &Target| {
+                    t.backend
+                        .and_then(|b| snapshot.backends.get(b.0 as usize))
+                        .map(|b| b.name.as_str())
+                };
+                let labels = CompatLabels {
+                    host: match host {
+                        HostMatch::Any => "_".to_owned(),
+                        h => h.to_string(),
+                    },
+                    path: route.map_or("/", |r| r.path.as_str()).to_owned(),
+                    namespace: target.ingress.namespace.clone(),
+                    ingress: target.ingress.name.clone(),
+                    service: backend(target)
+                        .map_or("-", crate::compat::service_name)
+                        .to_owned(),
+                    canary: canary.map_or(String::new(), |c| {
+                        backend(c).map_or_else(|| "-".to_owned(), crate::compat::upstream_name)
+                    }),
+                };
+                previous_compat
+                    .entry(labels.clone())
+                    .or_insert_with(|| Arc::new(CompatStats::new(labels)))
                     .clone()
             };
             let mut limiters: HashMap<RateLimit, Arc<Limiter>> = HashMap::new();
@@ -624,12 +687,28 @@ impl Table {
                 canary_stats: route
                     .and_then(|r| r.canary.as_ref())
                     .map(|c| stats_of(&c.target, &[])),
+                compat: None,
+                canary_compat: None,
             };
+            // Ingress routes get their ingress-nginx series when `compat`; Gateway API routes
+            // have none (`host` `None`): ingress-nginx has no such routes to label.
+            let mut route_runtime =
+                |host: Option<&HostMatch>, target: &Target, route: Option<&Route>| {
+                    let mut rt = runtime(target, route);
+                    if let Some(host) = host.filter(|_| compat) {
+                        rt.compat = Some(compat_of(host, route, target, None));
+                        rt.canary_compat = route
+                            .and_then(|r| r.canary.as_ref())
+                            .map(|c| compat_of(host, route, target, Some(&c.target)));
+                    }
+                    rt
+                };
             let mut host_set = |hosts: &[VirtualHost], deep_wildcards: bool| HostSet {
                 index: HostIndex::new(hosts, deep_wildcards),
                 runtimes: hosts
                     .iter()
                     .map(|h| {
+                        let ingress_host = (!deep_wildcards).then_some(&h.host);
                         // Checked by translation; should it still not load, the host fails closed.
                         let client_auth = h
                             .client_auth
@@ -638,9 +717,12 @@ impl Table {
                         let routes: Vec<RouteRuntime> = h
                             .routes
                             .iter()
-                            .map(|r| runtime(&r.target, Some(r)))
+                            .map(|r| route_runtime(ingress_host, &r.target, Some(r)))
                             .collect();
-                        let default = h.default.as_ref().map(|t| runtime(t, None));
+                        let default = h
+                            .default
+                            .as_ref()
+                            .map(|t| route_runtime(ingress_host, t, None));
                         let passthrough = h.passthrough.as_ref().map(|p| {
                             passthrough_runtime(h, p, &routes, default.as_ref(), &snapshot)
                         });
@@ -677,7 +759,22 @@ impl Table {
             // as the socket manager binds the first.
             gateways.sort_by_key(|g| (g.port, g.listener));
             gateways.dedup_by_key(|g| g.port);
-            (keys, limiters, Arc::new(ingress), Arc::new(gateways))
+            let config_hash = if compat {
+                use std::hash::{Hash, Hasher};
+                let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+                snapshot.hosts.hash(&mut hasher);
+                snapshot.listeners.hash(&mut hasher);
+                hasher.finish()
+            } else {
+                0
+            };
+            (
+                keys,
+                limiters,
+                Arc::new(ingress),
+                Arc::new(gateways),
+                config_hash,
+            )
         };
         Self {
             policy: Policy {
@@ -730,6 +827,7 @@ impl Table {
             diagnostics: Arc::new(diagnostics),
             generation,
             backends,
+            config_hash,
         }
     }
 
@@ -978,6 +1076,21 @@ fn client_of(clients: &Clients, location: &Location) -> Option<UpstreamClient> {
             tracing::warn!(secret, error = %e, "proxy-ssl-secret: upstream TLS cannot be set up, the route answers 502");
             None
         }
+    }
+}
+
+impl Table {
+    /// Every Ingress route's ingress-nginx series, once each (`--metrics-compat ingress-nginx`).
+    pub fn compat_stats(&self) -> Vec<Arc<CompatStats>> {
+        let mut seen = std::collections::HashSet::new();
+        self.ingress
+            .runtimes
+            .iter()
+            .flat_map(|h| h.routes.iter().chain(&h.default))
+            .flat_map(|r| r.compat.iter().chain(&r.canary_compat))
+            .filter(|s| seen.insert(Arc::as_ptr(s)))
+            .cloned()
+            .collect()
     }
 }
 

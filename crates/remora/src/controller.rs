@@ -77,8 +77,14 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
     let client = kube_provider::client(args.kubeconfig.as_deref()).await?;
     // Behind the controller's Service, clients reach HTTPS on 443 whatever the container port.
     args.common.https_redirect_port.get_or_insert(443);
-    let running =
-        runtime::start(args.listen_http, args.listen_https, &args.common, &shutdown).await?;
+    let running = runtime::start(
+        args.listen_http,
+        args.listen_https,
+        &args.common,
+        &args.controller_class,
+        &shutdown,
+    )
+    .await?;
     let mut options = runtime::options(&args.common);
     options.controller = Some(args.controller_class.clone());
     options.watch_ingress_without_class = args.watch_ingress_without_class;

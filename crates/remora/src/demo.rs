@@ -69,8 +69,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Some(m) => Some(Watcher::new(m.watched()).context("cannot watch the manifest file")?),
         None => None,
     };
-    let running =
-        runtime::start(args.listen_http, args.listen_https, &args.common, &shutdown).await?;
+    let running = runtime::start(
+        args.listen_http,
+        args.listen_https,
+        &args.common,
+        crate::controller::CONTROLLER_CLASS,
+        &shutdown,
+    )
+    .await?;
     let mut pipeline = Pipeline::new(
         running.proxy.clone(),
         running.gateways.clone(),
@@ -102,6 +108,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 let reload = m.reload_changes(&changes);
                 for e in &reload.errors {
                     tracing::error!("{e} (the last good version stays in use)");
+                    running.proxy.record_config_error();
+                }
+                if reload.errors.is_empty() {
+                    running.proxy.record_config_loaded();
                 }
                 if !reload.changed {
                     continue;

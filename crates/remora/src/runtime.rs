@@ -128,6 +128,18 @@ pub struct Common {
     /// The `controllerName` of the GatewayClasses whose Gateways Remora serves (Gateway API).
     #[arg(long, value_name = "NAME", default_value = translate::DEFAULT_GATEWAY_CONTROLLER)]
     pub gateway_controller_name: String,
+    /// Besides the remora_* series, /metrics also has the request series of another
+    /// controller, under its names and labels: `ingress-nginx` (nginx_ingress_controller_requests,
+    /// ..._request_duration_seconds, ..._header_duration_seconds, ..._request_size,
+    /// ..._response_size, and its reload gauges), so its dashboards and alerts keep working.
+    #[arg(long, value_name = "CONTROLLER", value_enum)]
+    pub metrics_compat: Option<MetricsCompat>,
+}
+
+/// The controllers whose metrics `--metrics-compat` can also export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MetricsCompat {
+    IngressNginx,
 }
 
 fn balance_factor(s: &str) -> Result<f64, String> {
@@ -204,10 +216,12 @@ impl Running {
 }
 
 /// Bind the listeners and start serving (with an empty table until the first publish).
+/// `controller_class`: the controller value of the IngressClasses served (a metrics label).
 pub async fn start(
     listen_http: SocketAddr,
     listen_https: SocketAddr,
     common: &Common,
+    controller_class: &str,
     shutdown: &Shutdown,
 ) -> anyhow::Result<Running> {
     let key = crate::secret::load(common.cookie_secret_file.as_deref())?;
@@ -236,6 +250,16 @@ pub async fn start(
     config.server.max_connections = common.max_connections();
     config.underscores_in_headers = common.enable_underscores_in_headers;
     config.backend_server_header = common.allow_backend_server_header;
+    // ingress-nginx's constant labels: the pod's namespace and name as the controller knows
+    // them (the downward API's POD_NAMESPACE and POD_NAME, else what the pod tells).
+    config.metrics_compat =
+        common
+            .metrics_compat
+            .map(|MetricsCompat::IngressNginx| proxy::CompatConfig {
+                controller_namespace: kube_provider::pod_namespace(None),
+                controller_class: controller_class.to_owned(),
+                controller_pod: kube_provider::pod_name(None).unwrap_or_default(),
+            });
     if let Some(path) = &common.admin_token_file {
         let token = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read --admin-token-file {}", path.display()))?;

@@ -45,8 +45,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let mut watcher =
         Watcher::new(manifests.watched()).context("cannot watch the manifest paths")?;
-    let running =
-        runtime::start(args.listen_http, args.listen_https, &args.common, &shutdown).await?;
+    let running = runtime::start(
+        args.listen_http,
+        args.listen_https,
+        &args.common,
+        crate::controller::CONTROLLER_CLASS,
+        &shutdown,
+    )
+    .await?;
     let mut pipeline = Pipeline::new(
         running.proxy.clone(),
         running.gateways.clone(),
@@ -66,6 +72,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 for e in &reload.errors {
                     tracing::error!("{e} (the last good version of this file stays in use)");
                     running.proxy.record_config_error();
+                }
+                if reload.errors.is_empty() {
+                    running.proxy.record_config_loaded();
                 }
                 if reload.changed {
                     pipeline.apply(&reload.objects);

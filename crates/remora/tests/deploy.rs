@@ -124,11 +124,33 @@ fn manifest_arguments_are_accepted_by_the_binary() {
     let mut args = container_args(deployment);
     accepted(&args);
     // The overlay's additions too.
-    args.extend([
-        "--controller-class=k8s.io/ingress-nginx".to_owned(),
-        "--ingress-class=nginx".to_owned(),
-    ]);
+    let overlay =
+        std::fs::read_to_string(deploy().join("overlays/take-over-nginx/kustomization.yaml"))
+            .unwrap();
+    let additions = [
+        "--controller-class=k8s.io/ingress-nginx",
+        "--ingress-class=nginx",
+        "--metrics-compat=ingress-nginx",
+    ];
+    for a in additions {
+        assert!(overlay.contains(&format!("value: {a}\n")), "{a}");
+    }
+    args.extend(additions.map(str::to_owned));
     accepted(&args);
+    // The pod's name and namespace, ingress-nginx's metric labels, from the downward API.
+    let env = &deployment["spec"]["template"]["spec"]["containers"][0]["env"];
+    for (name, field) in [
+        ("POD_NAME", "metadata.name"),
+        ("POD_NAMESPACE", "metadata.namespace"),
+    ] {
+        let var = env
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .unwrap();
+        assert_eq!(var["valueFrom"]["fieldRef"]["fieldPath"], field);
+    }
     accepted(&container_args(find("Job")));
     // The Deployment mounts the Secret the Job creates, and reads the key the Job writes.
     let volume = &deployment["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"];

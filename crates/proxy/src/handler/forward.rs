@@ -122,6 +122,8 @@ async fn tries<'t>(
         };
         out.upstream = Some(authority);
         out.tries = attempt as u8 + 1;
+        // The clock is read for the ingress-nginx header time only.
+        let try_started = out.compat.map(|_| Instant::now());
         let Some(this_body) = body.take() else {
             break;
         };
@@ -149,6 +151,9 @@ async fn tries<'t>(
             }
             _ => break,
         };
+        if let (Some(started), Ok(Ok(_))) = (try_started, &sent) {
+            out.upstream_header = Some(started.elapsed());
+        }
         let failure = match sent {
             Ok(Ok(response)) if next.statuses.contains(&response.status().as_u16()) => {
                 // Only worth dropping if another endpoint can take the request.

@@ -66,6 +66,7 @@ pub use head::DEFAULT_HEADER_LINE;
 pub use reject::Reject;
 
 use crate::access_log::{Outcome, RequestLine};
+use crate::compat;
 use crate::response::Body;
 use crate::table::{Matched, Table};
 use crate::Shared;
@@ -91,6 +92,14 @@ pub async fn handle(
         .access_log
         .as_ref()
         .map(|_| RequestLine::of(&req, &conn.client_ip));
+    // `--metrics-compat ingress-nginx`: what its series need of the request, before it is
+    // consumed.
+    let compat_request = shared.config.metrics_compat.as_ref().map(|_| {
+        (
+            compat::method_index(req.method()),
+            compat::request_size(&req),
+        )
+    });
     let mut out = Outcome::default();
     let mut response = match phases(&shared, conn, req, &table, &mut out).await {
         Ok(response) => response,
@@ -123,6 +132,16 @@ pub async fn handle(
     if let Some(stats) = out.stats {
         stats.request(code, elapsed, out.session);
     }
+    if let (Some(series), Some((method, request_size))) = (out.compat, compat_request) {
+        series.record(&compat::Observation {
+            method,
+            status: code,
+            elapsed,
+            header: out.upstream_header,
+            request_size,
+            response_size: compat::response_size(&response),
+        });
+    }
     if let (Some(log), Some(line), false) = (&shared.access_log, line, out.unlogged) {
         log.write(line, &out, code, elapsed, &shared.global);
     }
@@ -141,6 +160,7 @@ async fn phases<'t>(
     block::check(&table.policy.block, &req, conn)?;
     let route = route::find(table, conn, &req)?;
     out.stats = Some(&route.runtime.stats);
+    out.compat = route.runtime.compat.as_deref();
     out.unlogged = !route.location().access_log;
     out.custom_headers = route.runtime.custom_headers.as_deref();
     // HSTS is ingress-nginx's behaviour: the Ingress listeners only.

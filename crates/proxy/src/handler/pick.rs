@@ -54,6 +54,7 @@ pub fn pick<'t, B>(
             ) =>
         {
             out.stats = route.runtime.canary_stats.as_deref().or(out.stats);
+            out.compat = route.runtime.canary_compat.as_deref().or(out.compat);
             Some(c)
         }
         _ => None,

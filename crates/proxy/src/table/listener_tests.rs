@@ -216,3 +216,22 @@ fn gateway_routes_have_statistics() {
     assert!(owners.contains("default/gw-api"), "{owners:?}");
     assert!(owners.contains("default/ingress-shop"), "{owners:?}");
 }
+
+#[test]
+fn only_ingress_routes_have_ingress_nginx_series_and_only_with_the_flag() {
+    let table = Table::build(snapshot(), Vec::new(), 1, None, None, true);
+    let series = table.compat_stats();
+    let owners: Vec<(&str, &str)> = series
+        .iter()
+        .map(|s| (s.labels.ingress.as_str(), s.labels.host.as_str()))
+        .collect();
+    assert_eq!(owners, [("ingress-shop", "shop.example.com")]);
+    assert_ne!(table.config_hash, 0);
+    // Carried to the next table, whose hash is the same for the same routes.
+    let next = Table::build(snapshot(), Vec::new(), 2, Some(&table), None, true);
+    assert!(Arc::ptr_eq(&next.compat_stats()[0], &series[0]));
+    assert_eq!(next.config_hash, table.config_hash);
+    let plain = Table::new(snapshot(), Vec::new(), 1, None, None);
+    assert!(plain.compat_stats().is_empty());
+    assert_eq!(plain.config_hash, 0);
+}

@@ -449,6 +449,22 @@ impl Remora {
 
     /// `remora serve --manifests <each path> <extra...>` on port 0, waiting for its ready line.
     pub fn serve(manifests: &[&Path], extra: &[&str]) -> Remora {
+        Self::start(&Self::serve_args(manifests, extra))
+    }
+
+    /// [`Remora::serve`] with these environment variables set (as a pod's manifest sets them).
+    pub fn serve_with_env(manifests: &[&Path], extra: &[&str], env: &[(&str, &str)]) -> Remora {
+        Self::start_with_env(&Self::serve_args(manifests, extra), env)
+    }
+
+    /// [`Remora::start`] with these environment variables set.
+    pub fn start_with_env(args: &[String], env: &[(&str, &str)]) -> Remora {
+        let mut command = Command::new(binary());
+        command.args(args).envs(env.iter().copied());
+        Self::spawn(command)
+    }
+
+    fn serve_args(manifests: &[&Path], extra: &[&str]) -> Vec<String> {
         let mut args: Vec<String> = vec!["serve".into()];
         for m in manifests {
             args.push("--manifests".into());
@@ -459,7 +475,7 @@ impl Remora {
             args.extend(["--workers", "2"].map(String::from));
         }
         args.extend(extra.iter().map(|s| s.to_string()));
-        Self::start(&args)
+        args
     }
 
     /// Start the binary with `args` and wait (bounded) for
