@@ -348,31 +348,38 @@ impl Objects {
 
     /// Sort each list by namespace and name, so translation output does not depend on input order.
     pub fn sort(&mut self) {
-        fn key(m: &ObjectMeta) -> (String, String) {
-            (m.namespace().to_owned(), m.name.clone())
+        fn meta(m: &ObjectMeta) -> (&str, &str) {
+            (m.namespace(), &m.name)
         }
-        self.ingresses.sort_by_key(|o| key(&o.metadata));
-        self.services.sort_by_key(|o| key(&o.metadata));
-        self.endpoint_slices.sort_by_key(|o| key(&o.metadata));
-        self.endpoints.sort_by_key(|o| key(&o.metadata));
-        self.secrets.sort_by_key(|o| key(&o.metadata));
-        self.ingress_classes.sort_by_key(|o| key(&o.metadata));
-        self.config_maps.sort_by_key(|o| key(&o.metadata));
-        self.deployments.sort_by_key(|o| key(&o.metadata));
-        self.namespaces.sort_by_key(|o| key(&o.metadata));
-        fn k8s_key(
-            m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-        ) -> (String, String) {
+        fn k8s(m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> (&str, &str) {
             (
-                m.namespace.clone().unwrap_or_default(),
-                m.name.clone().unwrap_or_default(),
+                m.namespace.as_deref().unwrap_or_default(),
+                m.name.as_deref().unwrap_or_default(),
             )
         }
-        self.gateway_classes.sort_by_key(|o| k8s_key(&o.metadata));
-        self.gateways.sort_by_key(|o| k8s_key(&o.metadata));
-        self.http_routes.sort_by_key(|o| k8s_key(&o.route.metadata));
-        self.reference_grants.sort_by_key(|o| k8s_key(&o.metadata));
+        sort_list(&mut self.ingresses, |o| meta(&o.metadata));
+        sort_list(&mut self.services, |o| meta(&o.metadata));
+        sort_list(&mut self.endpoint_slices, |o| meta(&o.metadata));
+        sort_list(&mut self.endpoints, |o| meta(&o.metadata));
+        sort_list(&mut self.secrets, |o| meta(&o.metadata));
+        sort_list(&mut self.ingress_classes, |o| meta(&o.metadata));
+        sort_list(&mut self.config_maps, |o| meta(&o.metadata));
+        sort_list(&mut self.deployments, |o| meta(&o.metadata));
+        sort_list(&mut self.namespaces, |o| meta(&o.metadata));
+        sort_list(&mut self.gateway_classes, |o| k8s(&o.metadata));
+        sort_list(&mut self.gateways, |o| k8s(&o.metadata));
+        sort_list(&mut self.http_routes, |o| k8s(&o.route.metadata));
+        sort_list(&mut self.reference_grants, |o| k8s(&o.metadata));
     }
+}
+
+/// Sort `list` by `key` (namespace and name) without a copy of either, stably; a list already in
+/// order is left as it is (and not copied from another that shares it).
+fn sort_list<T>(list: &mut List<T>, key: fn(&T) -> (&str, &str)) {
+    if list.windows(2).all(|w| key(&w[0]) <= key(&w[1])) {
+        return;
+    }
+    list.sort_by(|a, b| key(a).cmp(&key(b)));
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
