@@ -200,3 +200,95 @@ async fn external_authentication_as_ingress_nginx() {
     let (uri, _) = seen.lock().unwrap().last().cloned().unwrap();
     assert_eq!(uri, "/check?h=vars.example.com&u=%2Fx%2520y");
 }
+
+fn config_map(data: &[(&str, &str)]) -> String {
+    let mut y = String::from(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: remora\n  namespace: ingress-nginx\ndata:\n",
+    );
+    for (k, v) in data {
+        y.push_str(&format!("  {k}: \"{v}\"\n"));
+    }
+    y
+}
+
+/// The ConfigMap's `global-auth-url` (ingress-nginx's global external authentication): every
+/// Ingress location without its own `auth-url` asks the service, unless its Ingress says
+/// `enable-global-auth: "false"`; an Ingress's own `auth-url` wins; global settings that cannot be
+/// used deny the locations they apply to (503), never serve them open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn global_auth_url_from_the_configmap() {
+    let (auth, seen) = auth_service().await;
+    let (own, _) = auth_service().await;
+    let (_pods, dir, remora) = serve_service_with(
+        "web",
+        "web-6c7d8e9f0g",
+        1,
+        &[
+            web_ingress("guarded", "guarded.example.com", &[]),
+            web_ingress(
+                "public",
+                "public.example.com",
+                &[("enable-global-auth", "false")],
+            ),
+            web_ingress(
+                "own",
+                "own.example.com",
+                &[("auth-url", &format!("http://{own}/own"))],
+            ),
+        ],
+        &["--configmap", "ingress-nginx/remora"],
+    )
+    .await;
+    remora.wait_ready().await;
+    remora
+        .rewrite(
+            &dir,
+            "cm.yaml",
+            &config_map(&[
+                ("global-auth-url", &format!("http://{auth}/global")),
+                ("global-auth-response-headers", "X-User"),
+            ]),
+        )
+        .await;
+    let at = |host: &'static str, cookie: &'static str| {
+        let url = remora.url("/echo-headers");
+        async move {
+            let mut headers = vec![("host", host)];
+            if !cookie.is_empty() {
+                headers.push(("cookie", cookie));
+            }
+            get(&url, &headers).await
+        }
+    };
+    // No session: the global service's 401 and challenge; with one, the pod and X-User.
+    let r = at("guarded.example.com", "").await;
+    assert_eq!(r.status, 401);
+    assert!(
+        r.headers.contains_key("www-authenticate"),
+        "{:?}",
+        r.headers
+    );
+    let r = at("guarded.example.com", "session=good").await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("x-user: alice"), "{}", r.body);
+    assert!(seen.lock().unwrap().iter().any(|(uri, _)| uri == "/global"));
+    // enable-global-auth: "false": not asked.
+    let asked = seen.lock().unwrap().len();
+    assert_eq!(at("public.example.com", "").await.status, 200);
+    assert_eq!(seen.lock().unwrap().len(), asked);
+    // Its own auth-url: the global service is not asked.
+    assert_eq!(at("own.example.com", "session=good").await.status, 200);
+    assert_eq!(seen.lock().unwrap().len(), asked);
+
+    // A global URL that cannot be used: 503 where it applies, never the pod.
+    remora
+        .rewrite(
+            &dir,
+            "cm.yaml",
+            &config_map(&[("global-auth-url", "not a url")]),
+        )
+        .await;
+    assert_eq!(at("guarded.example.com", "session=good").await.status, 503);
+    assert_eq!(at("public.example.com", "").await.status, 200);
+    remora.wait_log("global-auth-url").await;
+}

@@ -4,7 +4,7 @@
 //! an invalid value is one warning and ingress-nginx's default, and the keys Remora does not
 //! support yet are listed in one warning.
 
-use crate::annotations::{headers, proxy, ssl, Reader};
+use crate::annotations::{external_auth, headers, proxy, ssl, Reader};
 use crate::{Diagnostics, Objects, Options};
 use model::{Location, ObjectRef, Settings};
 use std::collections::BTreeMap;
@@ -24,7 +24,7 @@ const ROUTE_KEYS: [&str; 10] = [
 ];
 
 /// Keys with no annotation.
-const GLOBAL_KEYS: [&str; 30] = [
+const GLOBAL_KEYS: [&str; 39] = [
     "hide-headers",
     "http-redirect-code",
     "generate-request-id",
@@ -55,6 +55,15 @@ const GLOBAL_KEYS: [&str; 30] = [
     "use-proxy-protocol",
     "proxy-protocol-header-timeout",
     "forwarded-for-proxy-protocol-header",
+    "global-auth-url",
+    "global-auth-method",
+    "global-auth-signin",
+    "global-auth-signin-redirect-param",
+    "global-auth-response-headers",
+    "global-auth-request-redirect",
+    "global-auth-cache-key",
+    "global-auth-cache-duration",
+    "global-auth-always-set-cookie",
 ];
 
 /// The longest `keep-alive`, `client-header-timeout` and `client-body-timeout` taken (a day, as the flags).
@@ -73,6 +82,17 @@ pub struct Defaults {
     pub settings: Settings,
     /// `global-allowed-response-headers`: the headers `custom-headers` may set.
     pub allowed_response_headers: Vec<String>,
+    /// `global-auth-url` and its family: the external authentication of every Ingress location
+    /// without its own `auth-url` (unless `enable-global-auth: "false"`).
+    pub global_auth: Option<GlobalAuth>,
+}
+
+/// The ConfigMap's `global-auth-*`.
+#[derive(Debug, Clone)]
+pub enum GlobalAuth {
+    Auth(model::ExternalAuth),
+    /// Settings that cannot be used: the locations they apply to are denied, with this reason.
+    Invalid(String),
 }
 
 /// What Remora does with ConfigMap key `key` (a warning about its value aside).
@@ -96,6 +116,7 @@ pub fn read(objects: &Objects, options: &Options, diags: &mut Diagnostics) -> De
         force_ssl_redirect: false,
         settings: Settings::default(),
         allowed_response_headers: Vec::new(),
+        global_auth: None,
     };
     let Some((namespace, name)) = &options.configmap else {
         return defaults;
@@ -182,6 +203,16 @@ pub fn read(objects: &Objects, options: &Options, diags: &mut Diagnostics) -> De
     defaults.settings.block_cidrs = block_cidrs(&mut r);
     defaults.settings.block_user_agents = block_user_agents(&mut r);
     defaults.allowed_response_headers = allowed_response_headers(&mut r);
+    // `global-auth-url` and its family, read as the `auth-*` annotations are.
+    defaults.global_auth = r.with_prefix("global-", |g| {
+        let mut scratch = Location::default();
+        external_auth::parse(g, &mut scratch);
+        match (scratch.external_auth, scratch.denied) {
+            (_, Some(why)) => Some(GlobalAuth::Invalid(why)),
+            (Some(auth), None) => Some(GlobalAuth::Auth(auth)),
+            (None, None) => None,
+        }
+    });
     defaults.settings.add_headers = headers::global(&mut r, "add-headers")
         .unwrap_or_default()
         .into_iter()

@@ -93,7 +93,7 @@ pub const ANNOTATIONS: &[(&str, Support)] = &[
     ("disable-proxy-intercept-errors", NotSupported),
     ("enable-access-log", Supported),
     ("enable-cors", Supported),
-    ("enable-global-auth", NoEffect),
+    ("enable-global-auth", Supported),
     ("enable-modsecurity", NotSupported),
     ("enable-opentelemetry", NotSupported),
     ("enable-owasp-core-rules", NotSupported),
@@ -358,16 +358,25 @@ fn warned(diags: &[Diagnostic], object: &ObjectRef, key: &str) -> Option<Verdict
         return None;
     }
     let text = messages.join("; ");
-    Some(if messages.iter().any(|m| m.contains(FAILS_CLOSED)) {
-        Verdict::FailsClosed(text)
-    } else {
-        Verdict::Warned(text)
-    })
+    Some(
+        if messages
+            .iter()
+            .any(|m| m.contains(FAILS_CLOSED) || m.contains(GLOBAL_FAILS_CLOSED))
+        {
+            Verdict::FailsClosed(text)
+        } else {
+            Verdict::Warned(text)
+        },
+    )
 }
 
 /// The words every warning of an annotation that makes an Ingress refuse requests (rather than
 /// serve them without the control it asks for) says, so the report can tell those apart.
 pub(crate) const FAILS_CLOSED: &str = "every request of this Ingress";
+
+/// The same for the ConfigMap's `global-auth-*` keys.
+pub(crate) const GLOBAL_FAILS_CLOSED: &str =
+    "every request of every Ingress without enable-global-auth: \"false\"";
 
 #[cfg(test)]
 mod tests;

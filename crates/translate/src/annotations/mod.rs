@@ -12,7 +12,7 @@ mod basic_auth;
 mod canary;
 mod cors;
 pub(crate) mod errors;
-mod external_auth;
+pub(crate) mod external_auth;
 pub(crate) mod headers;
 pub(crate) mod limit;
 pub(crate) mod proxy;
@@ -88,7 +88,7 @@ pub fn parse(
     allowlist::parse(&mut r, &mut location);
     basic_auth::parse(&mut r, &mut location);
     external_auth::parse(&mut r, &mut location);
-    auth::parse(&mut r);
+    auth::parse(&mut r, &mut location, defaults.global_auth.as_ref());
     let client_auth = auth_tls::parse(&mut r, &mut location);
     limit::parse(&mut r, &mut location);
     balance::parse(&mut r, &mut location);
@@ -161,6 +161,15 @@ impl<'a> Reader<'a> {
     pub fn unprefixed(mut self) -> Self {
         self.prefix = "";
         self
+    }
+
+    /// `f` reading the keys `prefix` + name (a ConfigMap's `global-auth-*`, read by the parser of
+    /// the `auth-*` annotations).
+    pub fn with_prefix<T>(&mut self, prefix: &'static str, f: impl FnOnce(&mut Self) -> T) -> T {
+        let saved = std::mem::replace(&mut self.prefix, prefix);
+        let out = f(self);
+        self.prefix = saved;
+        out
     }
 
     /// The Ingress whose annotations these are.
@@ -256,7 +265,13 @@ impl<'a> Reader<'a> {
     /// without what it asks for. The warning is "`why`: every request of this Ingress gets 503
     /// `until`"; the first reason given is the one the route keeps.
     pub fn deny(&mut self, loc: &mut model::Location, name: &str, why: &str, until: &str) {
-        self.warn(name, format!("{why}: {FAILS_CLOSED} gets 503 {until}"));
+        // A ConfigMap's `global-auth-*` deny every Ingress they apply to.
+        let whom = if self.prefix == PREFIX {
+            FAILS_CLOSED
+        } else {
+            crate::migrate::GLOBAL_FAILS_CLOSED
+        };
+        self.warn(name, format!("{why}: {whom} gets 503 {until}"));
         loc.denied.get_or_insert_with(|| format!("{name}: {why}"));
     }
 
