@@ -107,6 +107,10 @@ pub struct Settings {
     /// bytes, the whole head in `number` × `size`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub header_buffers: Option<HeaderBuffers>,
+    /// `ssl-protocols` and `ssl-ciphers`: the TLS versions and TLS 1.2 cipher suites of the
+    /// Ingress HTTPS listener; `None`: TLS 1.2 and 1.3 with every suite rustls has.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_tls: Option<ServerTls>,
     /// `use-forwarded-headers`, `enable-real-ip` and their companions: which peers are proxies
     /// whose word on the client is taken; `None`: the connection's peer is the client.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -161,6 +165,16 @@ pub struct ProxyProtocol {
     pub forwarded_for_header: Option<String>,
 }
 
+/// The handshakes the Ingress HTTPS listener accepts (ConfigMap `ssl-protocols`, `ssl-ciphers`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServerTls {
+    pub tls12: bool,
+    pub tls13: bool,
+    /// TLS 1.2 cipher suites, IANA names in order of preference; TLS 1.3 suites are not chosen by
+    /// a cipher list (as with OpenSSL), all are offered.
+    pub ciphers: Vec<String>,
+}
+
 /// nginx's `large_client_header_buffers`: `number` buffers of `size` bytes hold a request head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct HeaderBuffers {
@@ -199,6 +213,7 @@ impl Default for Settings {
             client_header_timeout: None,
             client_body_timeout: None,
             header_buffers: None,
+            server_tls: None,
             add_headers: Vec::new(),
             proxy_set_headers: Vec::new(),
             hide_headers: Vec::new(),

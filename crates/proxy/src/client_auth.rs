@@ -91,7 +91,11 @@ impl ClientAuthRuntime {
 
     /// The handshake's configuration for this host: `base`'s (certificates, versions, ALPN),
     /// asking the client for a certificate.
-    pub fn server_config(&self, base: &ServerConfig) -> Result<Arc<ServerConfig>, rustls::Error> {
+    pub fn server_config(
+        &self,
+        base: &ServerConfig,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> Result<Arc<ServerConfig>, rustls::Error> {
         if let Some(c) = self.config.get() {
             return Ok(c.clone());
         }
@@ -101,7 +105,7 @@ impl ClientAuthRuntime {
             algorithms: provider.signature_verification_algorithms,
         };
         let mut config = ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+            .with_protocol_versions(versions)?
             .with_client_cert_verifier(Arc::new(verifier))
             .with_cert_resolver(base.cert_resolver.clone());
         config.alpn_protocols = base.alpn_protocols.clone();

@@ -22,7 +22,7 @@ use model::{
 };
 use rustls::sign::CertifiedKey;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// ingress-nginx's `no-auth-locations` default: ACME HTTP-01 challenges are answered without
 /// authentication.
@@ -51,6 +51,10 @@ pub struct Table {
     /// (`nginx_ingress_controller_config_hash`; endpoints left out, as ingress-nginx's hash of
     /// its configuration leaves them out); 0 without.
     pub config_hash: u64,
+    /// The Ingress HTTPS listener's configuration under the ConfigMap's `ssl-protocols` and
+    /// `ssl-ciphers`, made at the first handshake that needs it; shared with the next table while
+    /// they stay the same.
+    ingress_tls: Arc<OnceLock<Arc<rustls::ServerConfig>>>,
 }
 
 /// Which listening socket a connection came in on, so its request is routed among that
@@ -776,6 +780,7 @@ impl Table {
                 config_hash,
             )
         };
+        let snapshot_server_tls = snapshot.settings.server_tls.clone();
         Self {
             policy: Policy {
                 hsts: snapshot
@@ -828,7 +833,28 @@ impl Table {
             generation,
             backends,
             config_hash,
+            ingress_tls: previous
+                .filter(|p| p.snapshot.settings.server_tls == snapshot_server_tls)
+                .map(|p| p.ingress_tls.clone())
+                .unwrap_or_default(),
         }
+    }
+
+    /// The configuration of the Ingress HTTPS listener's handshakes while this table is current:
+    /// `base`, or with the ConfigMap's `ssl-protocols` and `ssl-ciphers`
+    /// ([`crate::tls::restricted`]).
+    pub(crate) fn ingress_tls(
+        &self,
+        base: &Arc<rustls::ServerConfig>,
+    ) -> Result<Arc<rustls::ServerConfig>, rustls::Error> {
+        let Some(want) = &self.snapshot.settings.server_tls else {
+            return Ok(base.clone());
+        };
+        if let Some(config) = self.ingress_tls.get() {
+            return Ok(config.clone());
+        }
+        let made = crate::tls::restricted(base, want)?;
+        Ok(self.ingress_tls.get_or_init(|| made).clone())
     }
 
     /// Resolve the policy: the snapshot's settings where they say, else the command line's.

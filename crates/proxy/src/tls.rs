@@ -119,6 +119,65 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
+/// The TLS versions `want` (the ConfigMap's `ssl-protocols`) allows; all (1.3 and 1.2) without.
+pub(crate) fn versions(
+    want: Option<&model::ServerTls>,
+) -> Vec<&'static rustls::SupportedProtocolVersion> {
+    let (tls12, tls13) = want.map_or((true, true), |w| (w.tls12, w.tls13));
+    let mut versions = Vec::new();
+    if tls13 {
+        versions.push(&rustls::version::TLS13);
+    }
+    if tls12 {
+        versions.push(&rustls::version::TLS12);
+    }
+    versions
+}
+
+/// `base` for the versions and TLS 1.2 cipher suites `want` allows (the ConfigMap's
+/// `ssl-protocols`, `ssl-ciphers`): the same certificates, ALPN and session resumption.
+pub(crate) fn restricted(
+    base: &ServerConfig,
+    want: &model::ServerTls,
+) -> Result<Arc<ServerConfig>, rustls::Error> {
+    let ring = rustls::crypto::ring::default_provider();
+    // TLS 1.3 suites are all offered; TLS 1.2 ones as `ssl-ciphers` lists them (all if empty).
+    let tls13 = ring
+        .cipher_suites
+        .iter()
+        .filter(|s| s.version() == &rustls::version::TLS13);
+    let tls12: Vec<_> = if want.ciphers.is_empty() {
+        ring.cipher_suites
+            .iter()
+            .filter(|s| s.version() == &rustls::version::TLS12)
+            .copied()
+            .collect()
+    } else {
+        want.ciphers
+            .iter()
+            .filter_map(|name| {
+                ring.cipher_suites
+                    .iter()
+                    .find(|s| s.suite().as_str() == Some(name.as_str()))
+                    .copied()
+            })
+            .collect()
+    };
+    let cipher_suites = tls13.copied().chain(tls12).collect();
+    let provider = Arc::new(rustls::crypto::CryptoProvider {
+        cipher_suites,
+        ..ring
+    });
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&versions(Some(want)))?
+        .with_no_client_auth()
+        .with_cert_resolver(base.cert_resolver.clone());
+    config.alpn_protocols = base.alpn_protocols.clone();
+    config.session_storage = base.session_storage.clone();
+    config.ticketer = base.ticketer.clone();
+    Ok(Arc::new(config))
+}
+
 /// What a connection's TLS handshake told the request path.
 #[derive(Debug, Default)]
 pub struct TlsFacts {
@@ -181,12 +240,27 @@ impl SniAcceptor {
         };
         let hello = start.client_hello();
         let sni = hello.server_name().is_some();
-        let auth = table().and_then(|t| t.client_auth(self.listener, hello.server_name()));
+        let current = table();
+        let auth = current
+            .as_ref()
+            .and_then(|t| t.client_auth(self.listener, hello.server_name()));
+        // The ConfigMap's `ssl-protocols` and `ssl-ciphers` (Ingress listener only).
+        let base = match (&current, self.listener) {
+            (Some(t), ListenerId::Ingress) => {
+                t.ingress_tls(&self.base).map_err(std::io::Error::other)?
+            }
+            _ => self.base.clone(),
+        };
         let config = match &auth {
-            Some(auth) => auth
-                .server_config(&self.base)
-                .map_err(std::io::Error::other)?,
-            None => self.base.clone(),
+            Some(auth) => {
+                let want = match (&current, self.listener) {
+                    (Some(t), ListenerId::Ingress) => t.snapshot.settings.server_tls.as_ref(),
+                    _ => None,
+                };
+                auth.server_config(&base, &versions(want))
+                    .map_err(std::io::Error::other)?
+            }
+            None => base,
         };
         let stream = start.into_stream(config).await?;
         let peer = auth

@@ -2,6 +2,8 @@
 //! certificate, rotation without restart, HTTP/2 by ALPN, sticky sessions over HTTPS with `Secure`
 //! cookies, and the HTTP to HTTPS redirects.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use common::tls::*;
 use common::*;
@@ -403,4 +405,110 @@ async fn tls_dir_pem_pairs_are_secrets() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+/// A bare TLS handshake with `addr` offering only `version` and the TLS 1.2 `suites` (all TLS 1.3
+/// ones): the suite agreed, or the error.
+async fn handshake(
+    addr: std::net::SocketAddr,
+    version: &'static rustls::SupportedProtocolVersion,
+    suites: &[rustls::CipherSuite],
+) -> Result<rustls::CipherSuite, String> {
+    use std::sync::Arc;
+    let ring = rustls::crypto::ring::default_provider();
+    let cipher_suites = ring
+        .cipher_suites
+        .iter()
+        .filter(|s| s.version() == &rustls::version::TLS13 || suites.contains(&s.suite()))
+        .copied()
+        .collect();
+    let provider = Arc::new(rustls::crypto::CryptoProvider {
+        cipher_suites,
+        ..ring
+    });
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(proxy::NoVerify::new(provider)))
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("tls.example.com").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    tls.get_ref()
+        .1
+        .negotiated_cipher_suite()
+        .map(|s| s.suite())
+        .ok_or_else(|| "no suite".to_owned())
+}
+
+/// The ConfigMap's `ssl-protocols` and `ssl-ciphers` decide the Ingress HTTPS listener's
+/// handshakes, from the next reload; an invalid value is a warning and the defaults (TLS 1.2 and
+/// 1.3, every suite).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configmap_ssl_protocols_and_ciphers() {
+    use rustls::version::{TLS12, TLS13};
+    use rustls::CipherSuite::*;
+    let cm = |data: &[(&str, &str)]| {
+        let mut y = String::from(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: remora\n  namespace: ingress-nginx\ndata:\n",
+        );
+        for (k, v) in data {
+            y.push_str(&format!("  {k}: \"{v}\"\n"));
+        }
+        y
+    };
+    let aes128 = [
+        TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    ];
+    let aes256 = [
+        TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    ];
+    let (_pods, dir, remora) = setup_with(
+        &[("ing.yaml", ingress("web", &["tls.example.com"], &[], &[]))],
+        &["--configmap", "ingress-nginx/remora"],
+    )
+    .await;
+    remora.wait_ready().await;
+    let https = remora.https;
+    assert!(handshake(https, &TLS12, &aes128).await.is_ok());
+    assert!(handshake(https, &TLS13, &[]).await.is_ok());
+
+    remora
+        .rewrite(&dir, "cm.yaml", &cm(&[("ssl-protocols", "TLSv1.3")]))
+        .await;
+    assert!(handshake(https, &TLS12, &aes128).await.is_err());
+    assert!(handshake(https, &TLS13, &[]).await.is_ok());
+
+    remora
+        .rewrite(
+            &dir,
+            "cm.yaml",
+            &cm(&[
+                ("ssl-protocols", "TLSv1 TLSv1.2"),
+                (
+                    "ssl-ciphers",
+                    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384",
+                ),
+            ]),
+        )
+        .await;
+    assert!(handshake(https, &TLS12, &aes128).await.is_err());
+    let suite = handshake(https, &TLS12, &[aes128, aes256].concat()).await;
+    assert!(aes256.iter().any(|s| suite == Ok(*s)), "{suite:?}");
+    assert!(handshake(https, &TLS13, &[]).await.is_err());
+    remora.wait_log("TLSv1 not supported").await;
+
+    // Invalid: the defaults.
+    remora
+        .rewrite(&dir, "cm.yaml", &cm(&[("ssl-protocols", "TLSv9")]))
+        .await;
+    remora.wait_log("TLSv9").await;
+    assert!(handshake(https, &TLS12, &aes128).await.is_ok());
+    assert!(handshake(https, &TLS13, &[]).await.is_ok());
 }

@@ -24,7 +24,7 @@ const ROUTE_KEYS: [&str; 10] = [
 ];
 
 /// Keys with no annotation.
-const GLOBAL_KEYS: [&str; 39] = [
+const GLOBAL_KEYS: [&str; 41] = [
     "hide-headers",
     "http-redirect-code",
     "generate-request-id",
@@ -64,6 +64,8 @@ const GLOBAL_KEYS: [&str; 39] = [
     "global-auth-cache-key",
     "global-auth-cache-duration",
     "global-auth-always-set-cookie",
+    "ssl-protocols",
+    "ssl-ciphers",
 ];
 
 /// The longest `keep-alive`, `client-header-timeout` and `client-body-timeout` taken (a day, as the flags).
@@ -191,6 +193,7 @@ pub fn read(objects: &Objects, options: &Options, diags: &mut Diagnostics) -> De
     defaults.settings.client_body_timeout =
         ranged(&mut r, "client-body-timeout", "seconds", 1..=day);
     defaults.settings.header_buffers = header_buffers(&mut r);
+    defaults.settings.server_tls = server_tls(&mut r);
     defaults.settings.keep_alive_requests = ranged(
         &mut r,
         "keep-alive-requests",
@@ -524,6 +527,80 @@ fn block_user_agents(r: &mut Reader<'_>) -> Vec<String> {
 }
 
 /// A number of `unit` in `range`; a value out of it warns and reads as absent.
+/// `ssl-protocols` (ingress-nginx's default `TLSv1.2 TLSv1.3`) and `ssl-ciphers` (its default
+/// list names every TLS 1.2 suite rustls has): the Ingress HTTPS listener's handshakes. Versions
+/// older than TLS 1.2 and suites rustls does not have are left out with a warning; a value that
+/// leaves nothing is a warning and the default.
+fn server_tls(r: &mut Reader<'_>) -> Option<model::ServerTls> {
+    use crate::annotations::proxy_ssl::ciphers;
+    let protocols = r.text("ssl-protocols");
+    let cipher_list = r.text("ssl-ciphers");
+    if protocols.is_none() && cipher_list.is_none() {
+        return None;
+    }
+    let (mut tls12, mut tls13) = (true, true);
+    if let Some(v) = &protocols {
+        let (mut t12, mut t13) = (false, false);
+        let (mut old, mut bad) = (Vec::new(), Vec::new());
+        for p in v.split_ascii_whitespace() {
+            match p {
+                "TLSv1.2" => t12 = true,
+                "TLSv1.3" => t13 = true,
+                "SSLv2" | "SSLv3" | "TLSv1" | "TLSv1.1" => old.push(p),
+                _ => bad.push(p),
+            }
+        }
+        if !bad.is_empty() || !(t12 || t13) {
+            r.warn(
+                "ssl-protocols",
+                format!("invalid value \"{v}\": expected TLSv1.2 and TLSv1.3 or one of them (rustls speaks no older version); using TLSv1.2 TLSv1.3"),
+            );
+        } else {
+            if !old.is_empty() {
+                r.warn(
+                    "ssl-protocols",
+                    format!(
+                        "{} not supported (rustls speaks TLS 1.2 and 1.3 only): left out",
+                        old.join(", ")
+                    ),
+                );
+            }
+            (tls12, tls13) = (t12, t13);
+        }
+    }
+    let mut suites = Vec::new();
+    if let Some(v) = &cipher_list {
+        let evaluated = ciphers::valid(v).then(|| ciphers::evaluate(v));
+        match evaluated {
+            Some(e) if !e.suites.is_empty() => {
+                if !e.unknown.is_empty() {
+                    r.warn(
+                        "ssl-ciphers",
+                        format!(
+                            "{} name no TLS 1.2 suite rustls has ({}): left out",
+                            e.unknown.join(", "),
+                            ciphers::OPENSSL_NAMES.join(", ")
+                        ),
+                    );
+                }
+                suites = e.suites;
+            }
+            _ => r.warn(
+                "ssl-ciphers",
+                format!(
+                    "\"{v}\" leaves none of the TLS 1.2 suites rustls has ({}): all of them are offered",
+                    ciphers::OPENSSL_NAMES.join(", ")
+                ),
+            ),
+        }
+    }
+    Some(model::ServerTls {
+        tls12,
+        tls13,
+        ciphers: suites,
+    })
+}
+
 /// `large-client-header-buffers: "NUMBER SIZE"` (nginx's default `4 8k`): sizes as nginx writes
 /// them, from 1k to 1m each, at most 64 buffers and 16 MiB in all.
 fn header_buffers(r: &mut Reader<'_>) -> Option<model::HeaderBuffers> {

@@ -16,7 +16,7 @@ pub(crate) mod external_auth;
 pub(crate) mod headers;
 pub(crate) mod limit;
 pub(crate) mod proxy;
-mod proxy_ssl;
+pub(crate) mod proxy_ssl;
 mod redirect;
 mod rewrite;
 pub(crate) mod ssl;

@@ -14,7 +14,7 @@
 //! (`TLSv1`, `TLSv1.1`) and cipher names it has no suite for are warned about and left out; when
 //! none is left, the Ingress is denied.
 
-mod ciphers;
+pub(crate) mod ciphers;
 
 use super::Reader;
 use model::{Location, UpstreamTls, DEFAULT_PROXY_SSL_NAME};
