@@ -119,11 +119,34 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
-/// The TLS versions `want` (the ConfigMap's `ssl-protocols`) allows; all (1.3 and 1.2) without.
-pub(crate) fn versions(
-    want: Option<&model::ServerTls>,
-) -> Vec<&'static rustls::SupportedProtocolVersion> {
-    let (tls12, tls13) = want.map_or((true, true), |w| (w.tls12, w.tls13));
+/// ring's provider with the TLS 1.3 suites (with `tls13`) and the TLS 1.2 suites `ciphers`
+/// names, IANA names in order (with `tls12`), and those versions: the configuration both sides of
+/// Remora take from ingress-nginx's `*-protocols` and `*-ciphers` (`ssl-*` for clients, the
+/// `proxy-ssl-*` of a route for pods).
+pub(crate) fn suites(
+    tls12: bool,
+    tls13: bool,
+    ciphers: &[String],
+) -> (
+    Arc<rustls::crypto::CryptoProvider>,
+    Vec<&'static rustls::SupportedProtocolVersion>,
+) {
+    let ring = rustls::crypto::ring::default_provider();
+    // TLS 1.3 suites are all offered (a cipher list does not choose them, as with OpenSSL).
+    let tls13_suites = ring
+        .cipher_suites
+        .iter()
+        .filter(|s| tls13 && s.version() == &rustls::version::TLS13);
+    let tls12_suites = ciphers.iter().filter(|_| tls12).filter_map(|name| {
+        ring.cipher_suites
+            .iter()
+            .find(|s| s.suite().as_str() == Some(name.as_str()))
+    });
+    let cipher_suites = tls13_suites.chain(tls12_suites).copied().collect();
+    let provider = Arc::new(rustls::crypto::CryptoProvider {
+        cipher_suites,
+        ..ring
+    });
     let mut versions = Vec::new();
     if tls13 {
         versions.push(&rustls::version::TLS13);
@@ -131,7 +154,7 @@ pub(crate) fn versions(
     if tls12 {
         versions.push(&rustls::version::TLS12);
     }
-    versions
+    (provider, versions)
 }
 
 /// `base` for the versions and TLS 1.2 cipher suites `want` allows (the ConfigMap's
@@ -140,36 +163,9 @@ pub(crate) fn restricted(
     base: &ServerConfig,
     want: &model::ServerTls,
 ) -> Result<Arc<ServerConfig>, rustls::Error> {
-    let ring = rustls::crypto::ring::default_provider();
-    // TLS 1.3 suites are all offered; TLS 1.2 ones as `ssl-ciphers` lists them (all if empty).
-    let tls13 = ring
-        .cipher_suites
-        .iter()
-        .filter(|s| s.version() == &rustls::version::TLS13);
-    let tls12: Vec<_> = if want.ciphers.is_empty() {
-        ring.cipher_suites
-            .iter()
-            .filter(|s| s.version() == &rustls::version::TLS12)
-            .copied()
-            .collect()
-    } else {
-        want.ciphers
-            .iter()
-            .filter_map(|name| {
-                ring.cipher_suites
-                    .iter()
-                    .find(|s| s.suite().as_str() == Some(name.as_str()))
-                    .copied()
-            })
-            .collect()
-    };
-    let cipher_suites = tls13.copied().chain(tls12).collect();
-    let provider = Arc::new(rustls::crypto::CryptoProvider {
-        cipher_suites,
-        ..ring
-    });
+    let (provider, versions) = suites(want.tls12, want.tls13, &want.ciphers);
     let mut config = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&versions(Some(want)))?
+        .with_protocol_versions(&versions)?
         .with_no_client_auth()
         .with_cert_resolver(base.cert_resolver.clone());
     config.alpn_protocols = base.alpn_protocols.clone();
@@ -253,11 +249,15 @@ impl SniAcceptor {
         };
         let config = match &auth {
             Some(auth) => {
-                let want = match (&current, self.listener) {
+                let versions = match (&current, self.listener) {
                     (Some(t), ListenerId::Ingress) => t.snapshot.settings.server_tls.as_ref(),
                     _ => None,
-                };
-                auth.server_config(&base, &versions(want))
+                }
+                .map_or_else(
+                    || vec![&rustls::version::TLS13, &rustls::version::TLS12],
+                    |w| suites(w.tls12, w.tls13, &[]).1,
+                );
+                auth.server_config(&base, &versions)
                     .map_err(std::io::Error::other)?
             }
             None => base,

@@ -171,29 +171,7 @@ fn tls_config(
     tls: &UpstreamTls,
     name: ServerName<'static>,
 ) -> Result<rustls::ClientConfig, rustls::Error> {
-    let ring = rustls::crypto::ring::default_provider();
-    // TLS 1.3 suites are all offered; TLS 1.2 ones as `proxy-ssl-ciphers` lists them.
-    let tls13 = ring
-        .cipher_suites
-        .iter()
-        .filter(|s| tls.tls13 && s.version() == &rustls::version::TLS13);
-    let tls12 = tls.ciphers.iter().filter(|_| tls.tls12).filter_map(|name| {
-        ring.cipher_suites
-            .iter()
-            .find(|s| s.suite().as_str() == Some(name.as_str()))
-    });
-    let cipher_suites = tls13.chain(tls12).copied().collect();
-    let provider = Arc::new(CryptoProvider {
-        cipher_suites,
-        ..ring
-    });
-    let mut versions = Vec::new();
-    if tls.tls13 {
-        versions.push(&rustls::version::TLS13);
-    }
-    if tls.tls12 {
-        versions.push(&rustls::version::TLS12);
-    }
+    let (provider, versions) = crate::tls::suites(tls.tls12, tls.tls13, &tls.ciphers);
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)?;
     let builder = if tls.verify {

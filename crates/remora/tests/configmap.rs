@@ -8,16 +8,6 @@ mod common;
 use bytes::Bytes;
 use common::*;
 
-fn config_map(data: &[(&str, &str)]) -> String {
-    let mut y = String::from(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: remora\n  namespace: ingress-nginx\ndata:\n",
-    );
-    for (k, v) in data {
-        y.push_str(&format!("  {k}: \"{v}\"\n"));
-    }
-    y
-}
-
 async fn post(remora: &Remora, host: &str, path: &str, len: usize) -> u16 {
     request(
         "POST",

@@ -201,16 +201,6 @@ async fn external_authentication_as_ingress_nginx() {
     assert_eq!(uri, "/check?h=vars.example.com&u=%2Fx%2520y");
 }
 
-fn config_map(data: &[(&str, &str)]) -> String {
-    let mut y = String::from(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: remora\n  namespace: ingress-nginx\ndata:\n",
-    );
-    for (k, v) in data {
-        y.push_str(&format!("  {k}: \"{v}\"\n"));
-    }
-    y
-}
-
 /// The ConfigMap's `global-auth-url` (ingress-nginx's global external authentication): every
 /// Ingress location without its own `auth-url` asks the service, unless its Ingress says
 /// `enable-global-auth: "false"`; an Ingress's own `auth-url` wins; global settings that cannot be

@@ -8,16 +8,6 @@
 mod common;
 use common::*;
 
-fn config_map(namespace: &str, name: &str, data: &[(&str, &str)]) -> String {
-    let mut y = format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {namespace}\ndata:\n"
-    );
-    for (k, v) in data {
-        y.push_str(&format!("  {k}: \"{v}\"\n"));
-    }
-    y
-}
-
 /// customheaders.go: a `custom-headers` ConfigMap that is missing denies the Ingress (503); once
 /// it exists and `global-allowed-response-headers` lists its headers, every response of the
 /// Ingress carries them, values as written (`$remote_addr` is literal); other Ingresses do not.
@@ -46,7 +36,7 @@ async fn custom_headers_annotation() {
         .await;
 
     // The ConfigMap exists, but its headers are not allowed yet: still denied.
-    let custom = config_map(
+    let custom = config_map_in(
         "default",
         "custom-headers",
         &[
@@ -59,7 +49,7 @@ async fn custom_headers_annotation() {
     assert_eq!(r.status, 503, "{}", r.body);
     remora.wait_log("global-allowed-response-headers").await;
 
-    let global = config_map(
+    let global = config_map_in(
         "ingress-nginx",
         "remora",
         &[(
@@ -82,7 +72,7 @@ async fn custom_headers_annotation() {
     );
 
     // A changed ConfigMap is a reload like any other object.
-    let changed = config_map("default", "custom-headers", &[("My-Custom-Header", "43")]);
+    let changed = config_map_in("default", "custom-headers", &[("My-Custom-Header", "43")]);
     remora.rewrite(&dir, "custom.yaml", &changed).await;
     let r = get(&remora.url("/"), &[("host", "custom-headers")]).await;
     assert_eq!(r.headers["my-custom-header"], "43");
@@ -104,7 +94,7 @@ async fn add_headers_and_proxy_set_headers() {
     .await;
     remora.wait_ready().await;
     let objects = [
-        config_map(
+        config_map_in(
             "ingress-nginx",
             "remora",
             &[
@@ -112,12 +102,12 @@ async fn add_headers_and_proxy_set_headers() {
                 ("proxy-set-headers", "ingress-nginx/set"),
             ],
         ),
-        config_map(
+        config_map_in(
             "ingress-nginx",
             "add",
             &[("X-Frame-Options", "DENY"), ("X-Served-By", "remora")],
         ),
-        config_map(
+        config_map_in(
             "ingress-nginx",
             "set",
             &[
@@ -158,7 +148,7 @@ async fn add_headers_and_proxy_set_headers() {
     // The referenced ConfigMap changes: the next configuration has it.
     let objects = [
         objects[0].clone(),
-        config_map("ingress-nginx", "add", &[("X-Served-By", "remora-2")]),
+        config_map_in("ingress-nginx", "add", &[("X-Served-By", "remora-2")]),
         objects[2].clone(),
     ];
     remora
@@ -198,7 +188,7 @@ async fn hide_headers_redirect_code_and_request_id() {
     let saw = get(&remora.url("/echo-headers"), &plain).await.body;
     assert!(saw.to_ascii_lowercase().contains("x-request-id: "), "{saw}");
 
-    let cm = config_map(
+    let cm = config_map_in(
         "ingress-nginx",
         "remora",
         &[

@@ -17,16 +17,6 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-fn config_map(data: &[(&str, &str)]) -> String {
-    let mut y = String::from(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: remora\n  namespace: ingress-nginx\ndata:\n",
-    );
-    for (k, v) in data {
-        y.push_str(&format!("  {k}: \"{v}\"\n"));
-    }
-    y
-}
-
 /// A v2 header, PROXY over TCP/IPv4 (or LOCAL, with no addresses), `source` to `destination`.
 fn v2(local: bool, source: &str, destination: &str) -> Vec<u8> {
     let mut h = b"\r\n\r\n\0\r\nQUIT\n".to_vec();

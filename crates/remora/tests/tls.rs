@@ -452,15 +452,7 @@ async fn handshake(
 async fn configmap_ssl_protocols_and_ciphers() {
     use rustls::version::{TLS12, TLS13};
     use rustls::CipherSuite::*;
-    let cm = |data: &[(&str, &str)]| {
-        let mut y = String::from(
-            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: remora\n  namespace: ingress-nginx\ndata:\n",
-        );
-        for (k, v) in data {
-            y.push_str(&format!("  {k}: \"{v}\"\n"));
-        }
-        y
-    };
+    let cm = config_map;
     let aes128 = [
         TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
         TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,

@@ -532,7 +532,7 @@ fn block_user_agents(r: &mut Reader<'_>) -> Vec<String> {
 /// older than TLS 1.2 and suites rustls does not have are left out with a warning; a value that
 /// leaves nothing is a warning and the default.
 fn server_tls(r: &mut Reader<'_>) -> Option<model::ServerTls> {
-    use crate::annotations::proxy_ssl::ciphers;
+    use crate::annotations::proxy_ssl::{self, ciphers};
     let protocols = r.text("ssl-protocols");
     let cipher_list = r.text("ssl-ciphers");
     if protocols.is_none() && cipher_list.is_none() {
@@ -540,35 +540,17 @@ fn server_tls(r: &mut Reader<'_>) -> Option<model::ServerTls> {
     }
     let (mut tls12, mut tls13) = (true, true);
     if let Some(v) = &protocols {
-        let (mut t12, mut t13) = (false, false);
-        let (mut old, mut bad) = (Vec::new(), Vec::new());
-        for p in v.split_ascii_whitespace() {
-            match p {
-                "TLSv1.2" => t12 = true,
-                "TLSv1.3" => t13 = true,
-                "SSLv2" | "SSLv3" | "TLSv1" | "TLSv1.1" => old.push(p),
-                _ => bad.push(p),
+        match proxy_ssl::versions(v) {
+            Err(why) => r.warn("ssl-protocols", format!("{why}: using TLSv1.2 TLSv1.3")),
+            Ok(found) => {
+                if !found.old.is_empty() {
+                    r.warn("ssl-protocols", proxy_ssl::left_out(&found.old));
+                }
+                (tls12, tls13) = (found.tls12, found.tls13);
             }
-        }
-        if !bad.is_empty() || !(t12 || t13) {
-            r.warn(
-                "ssl-protocols",
-                format!("invalid value \"{v}\": expected TLSv1.2 and TLSv1.3 or one of them (rustls speaks no older version); using TLSv1.2 TLSv1.3"),
-            );
-        } else {
-            if !old.is_empty() {
-                r.warn(
-                    "ssl-protocols",
-                    format!(
-                        "{} not supported (rustls speaks TLS 1.2 and 1.3 only): left out",
-                        old.join(", ")
-                    ),
-                );
-            }
-            (tls12, tls13) = (t12, t13);
         }
     }
-    let mut suites = Vec::new();
+    let mut suites = ciphers::evaluate("DEFAULT").suites;
     if let Some(v) = &cipher_list {
         let evaluated = ciphers::valid(v).then(|| ciphers::evaluate(v));
         match evaluated {

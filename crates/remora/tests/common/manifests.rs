@@ -1,4 +1,20 @@
-//! Manifests for the tests, written as a user would: Services and Ingresses.
+//! Manifests for the tests, written as a user would: Services, Ingresses and ConfigMaps.
+
+/// A ConfigMap `namespace/name` with `data` (values quoted as written).
+pub fn config_map_in(namespace: &str, name: &str, data: &[(&str, &str)]) -> String {
+    let mut y = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {namespace}\ndata:\n"
+    );
+    for (k, v) in data {
+        y.push_str(&format!("  {k}: \"{v}\"\n"));
+    }
+    y
+}
+
+/// The ingress-nginx ConfigMap the tests name with `--configmap ingress-nginx/remora`.
+pub fn config_map(data: &[(&str, &str)]) -> String {
+    config_map_in("ingress-nginx", "remora", data)
+}
 
 /// A Service `name` with port 80 (unnamed).
 pub fn service_yaml(name: &str) -> String {

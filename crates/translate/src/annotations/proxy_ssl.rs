@@ -167,36 +167,62 @@ fn protocols(r: &mut Reader<'_>, loc: &mut Location) -> Option<(bool, bool)> {
     let Some(v) = r.text("proxy-ssl-protocols") else {
         return Some((true, false));
     };
-    let (mut tls12, mut tls13) = (false, false);
-    let mut old = Vec::new();
+    match versions(&v) {
+        Err(why) => {
+            r.deny(loc, "proxy-ssl-protocols", &why, UNTIL);
+            None
+        }
+        Ok(Versions { tls12, tls13, old }) => {
+            if !old.is_empty() {
+                r.warn("proxy-ssl-protocols", left_out(&old));
+            }
+            Some((tls12, tls13))
+        }
+    }
+}
+
+/// What a list of protocols (nginx's `ssl_protocols`) names.
+pub(crate) struct Versions<'a> {
+    pub tls12: bool,
+    pub tls13: bool,
+    /// Versions rustls does not speak (SSLv2 to TLSv1.1).
+    pub old: Vec<&'a str>,
+}
+
+/// Read a list of protocols; `Err`: why it cannot be used (a word that names no version, or no
+/// version rustls speaks).
+pub(crate) fn versions(v: &str) -> Result<Versions<'_>, String> {
+    let mut found = Versions {
+        tls12: false,
+        tls13: false,
+        old: Vec::new(),
+    };
     for p in v.split_ascii_whitespace() {
         match p {
-            "TLSv1.2" => tls12 = true,
-            "TLSv1.3" => tls13 = true,
-            "SSLv2" | "SSLv3" | "TLSv1" | "TLSv1.1" => old.push(p),
+            "TLSv1.2" => found.tls12 = true,
+            "TLSv1.3" => found.tls13 = true,
+            "SSLv2" | "SSLv3" | "TLSv1" | "TLSv1.1" => found.old.push(p),
             _ => {
-                let why =
-                    format!("invalid protocol \"{p}\" in \"{v}\" (expected TLSv1.2, TLSv1.3)");
-                r.deny(loc, "proxy-ssl-protocols", &why, UNTIL);
-                return None;
+                return Err(format!(
+                    "invalid protocol \"{p}\" in \"{v}\" (expected TLSv1.2, TLSv1.3)"
+                ))
             }
         }
     }
-    if !tls12 && !tls13 {
-        let why = format!("\"{v}\" names no protocol Remora speaks (TLSv1.2, TLSv1.3)");
-        r.deny(loc, "proxy-ssl-protocols", &why, UNTIL);
-        return None;
+    if !found.tls12 && !found.tls13 {
+        return Err(format!(
+            "\"{v}\" names no protocol Remora speaks (TLSv1.2, TLSv1.3)"
+        ));
     }
-    if !old.is_empty() {
-        r.warn(
-            "proxy-ssl-protocols",
-            format!(
-                "{} not supported (rustls speaks TLS 1.2 and 1.3 only): left out",
-                old.join(", ")
-            ),
-        );
-    }
-    Some((tls12, tls13))
+    Ok(found)
+}
+
+/// The warning about the versions of a list rustls does not speak.
+pub(crate) fn left_out(old: &[&str]) -> String {
+    format!(
+        "{} not supported (rustls speaks TLS 1.2 and 1.3 only): left out",
+        old.join(", ")
+    )
 }
 
 /// What the Secret holds for upstream TLS.
