@@ -169,6 +169,8 @@ fuzz_target!(|input: Input<'_>| {
         .iter_mut()
         .zip([&input.primary, &input.second])
     {
+        // Each object is shared with `base()`'s: this input's copy.
+        let ingress = std::sync::Arc::make_mut(ingress);
         ingress.metadata.annotations = map(pairs, "nginx.ingress.kubernetes.io/");
         let rule = &mut ingress.spec.rules[0];
         rule.host = Some(host.clone());
@@ -183,7 +185,7 @@ fuzz_target!(|input: Input<'_>| {
             }];
         }
     }
-    objects.config_maps[0].data = map(&input.configmap, "");
+    std::sync::Arc::make_mut(&mut objects.config_maps[0]).data = map(&input.configmap, "");
     let options = translate::Options {
         configmap: Some(("ingress-nginx".into(), "ingress-nginx-controller".into())),
         // `ssl-passthrough` read to the end (its hosts' backends chosen).
