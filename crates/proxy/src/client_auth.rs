@@ -165,13 +165,7 @@ impl ClientAuthRuntime {
                 .with_expiration_policy(webpki::ExpirationPolicy::Enforce)
                 .build()
         });
-        let depth = self.auth.depth as usize;
-        let within_depth = |path: &webpki::VerifiedPath<'_>| {
-            if path.intermediate_certificates().count() + 1 > depth {
-                return Err(webpki::Error::MaximumPathDepthExceeded);
-            }
-            Ok(())
-        };
+        let within_depth = crate::tls::within_depth(self.auth.depth as usize);
         match cert.verify_for_usage(
             webpki::ALL_VERIFICATION_ALGS,
             &self.anchors,

@@ -10,9 +10,9 @@
 //! memory is bounded by what was seen, and a request allocates nothing after that. Nothing of it
 //! exists without the flag.
 
-use crate::stats::{slot, SLOTS};
+use crate::stats::{slot, Hist, SLOTS};
 use http::{HeaderMap, Method, Request, Response};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -51,59 +51,6 @@ pub(crate) fn method_index(m: &Method) -> usize {
         Method::PATCH => 5,
         Method::OPTIONS => 6,
         _ => 7,
-    }
-}
-
-/// A histogram on atomics over fixed bounds; the sum is kept in integer units (microseconds,
-/// bytes) and scaled at scrape time.
-#[derive(Debug)]
-struct Hist<const N: usize> {
-    buckets: [AtomicU64; N],
-    count: AtomicU64,
-    sum: AtomicU64,
-}
-
-impl<const N: usize> Default for Hist<N> {
-    fn default() -> Self {
-        Self {
-            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
-            count: AtomicU64::new(0),
-            sum: AtomicU64::new(0),
-        }
-    }
-}
-
-impl<const N: usize> Hist<N> {
-    /// `value` in the bounds' unit, `units` the same in the sum's.
-    fn observe(&self, bounds: &[f64; N], value: f64, units: u64) {
-        if let Some(i) = bounds.iter().position(|b| value <= *b) {
-            self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum.fetch_add(units, Ordering::Relaxed);
-    }
-
-    /// (sum, count, buckets) as `prometheus-client` encodes them (it makes them cumulative);
-    /// the sum in the bounds' unit, `per_unit` of the sum's making one.
-    fn snapshot(&self, bounds: &[f64; N], per_unit: f64) -> (f64, u64, Vec<(f64, u64)>) {
-        let count = self.count.load(Ordering::Relaxed);
-        let mut below = 0;
-        let mut buckets: Vec<(f64, u64)> = bounds
-            .iter()
-            .zip(&self.buckets)
-            .map(|(b, n)| {
-                let n = n.load(Ordering::Relaxed);
-                below += n;
-                (*b, n)
-            })
-            .collect();
-        // `f64::MAX` is how the encoder spells `+Inf`.
-        buckets.push((f64::MAX, count.saturating_sub(below)));
-        (
-            self.sum.load(Ordering::Relaxed) as f64 / per_unit,
-            count,
-            buckets,
-        )
     }
 }
 

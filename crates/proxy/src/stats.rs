@@ -36,31 +36,41 @@ const BUCKETS: [f64; 13] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// A histogram of durations on atomics.
-#[derive(Debug, Default)]
-pub struct Histogram {
-    buckets: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
-    sum_micros: AtomicU64,
+/// A histogram on atomics over fixed bounds; the sum is kept in integer units (microseconds,
+/// bytes) and scaled at scrape time.
+#[derive(Debug)]
+pub(crate) struct Hist<const N: usize> {
+    buckets: [AtomicU64; N],
+    pub(crate) count: AtomicU64,
+    sum: AtomicU64,
 }
 
-impl Histogram {
-    pub fn observe(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+impl<const N: usize> Default for Hist<N> {
+    fn default() -> Self {
+        Self {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            count: AtomicU64::new(0),
+            sum: AtomicU64::new(0),
+        }
+    }
+}
+
+impl<const N: usize> Hist<N> {
+    /// `value` in the bounds' unit, `units` the same in the sum's.
+    pub(crate) fn observe(&self, bounds: &[f64; N], value: f64, units: u64) {
+        if let Some(i) = bounds.iter().position(|b| value <= *b) {
             self.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
         self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros
-            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+        self.sum.fetch_add(units, Ordering::Relaxed);
     }
 
-    /// (sum in seconds, count, per-bucket counts) as `prometheus-client` encodes them (it makes
-    /// them cumulative); the `+Inf` bucket holds what is above the last bound.
-    pub(crate) fn snapshot(&self) -> (f64, u64, Vec<(f64, u64)>) {
+    /// (sum, count, buckets) as `prometheus-client` encodes them (it makes them cumulative);
+    /// the sum in the bounds' unit, `per_unit` of the sum's making one.
+    pub(crate) fn snapshot(&self, bounds: &[f64; N], per_unit: f64) -> (f64, u64, Vec<(f64, u64)>) {
         let count = self.count.load(Ordering::Relaxed);
         let mut below = 0;
-        let mut buckets: Vec<(f64, u64)> = BUCKETS
+        let mut buckets: Vec<(f64, u64)> = bounds
             .iter()
             .zip(&self.buckets)
             .map(|(b, n)| {
@@ -72,10 +82,27 @@ impl Histogram {
         // `f64::MAX` is how the encoder spells `+Inf`.
         buckets.push((f64::MAX, count.saturating_sub(below)));
         (
-            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            self.sum.load(Ordering::Relaxed) as f64 / per_unit,
             count,
             buckets,
         )
+    }
+}
+
+/// A histogram of durations on atomics (the sum in microseconds).
+#[derive(Debug, Default)]
+pub struct Histogram(Hist<{ BUCKETS.len() }>);
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        self.0
+            .observe(&BUCKETS, d.as_secs_f64(), d.as_micros() as u64);
+    }
+
+    /// (sum in seconds, count, per-bucket counts) as `prometheus-client` encodes them (it makes
+    /// them cumulative); the `+Inf` bucket holds what is above the last bound.
+    pub(crate) fn snapshot(&self) -> (f64, u64, Vec<(f64, u64)>) {
+        self.0.snapshot(&BUCKETS, 1e6)
     }
 }
 

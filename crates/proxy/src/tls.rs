@@ -58,8 +58,8 @@ pub fn default_certificate() -> Result<Arc<CertifiedKey>, CertificateError> {
     )?))
 }
 
-/// The rustls form of a snapshot certificate (validated by translation; `None` if it still fails).
-pub fn certified_key(c: &Certificate) -> Option<Arc<CertifiedKey>> {
+/// A snapshot certificate's chain and key as rustls takes them.
+pub(crate) fn der(c: &Certificate) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
     let chain = c
         .chain
         .iter()
@@ -71,6 +71,25 @@ pub fn certified_key(c: &Certificate) -> Option<Arc<CertifiedKey>> {
         KeyFormat::Pkcs1 => PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(der)),
         KeyFormat::Sec1 => PrivateKeyDer::Sec1(PrivateSec1KeyDer::from(der)),
     };
+    (chain, key)
+}
+
+/// webpki's limit on a verified chain: at most `depth` certificates above the leaf (nginx's
+/// `*_verify_depth`).
+pub(crate) fn within_depth(
+    depth: usize,
+) -> impl Fn(&webpki::VerifiedPath<'_>) -> Result<(), webpki::Error> {
+    move |path| {
+        if path.intermediate_certificates().count() + 1 > depth {
+            return Err(webpki::Error::MaximumPathDepthExceeded);
+        }
+        Ok(())
+    }
+}
+
+/// The rustls form of a snapshot certificate (validated by translation; `None` if it still fails).
+pub fn certified_key(c: &Certificate) -> Option<Arc<CertifiedKey>> {
+    let (chain, key) = der(c);
     match CertifiedKey::from_der(chain, key, &provider()) {
         Ok(k) => Some(Arc::new(k)),
         Err(e) => {

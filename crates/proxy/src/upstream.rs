@@ -12,14 +12,11 @@
 use crate::body::UpstreamBody;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use model::{BackendProtocol, KeyFormat, Location, UpstreamTls};
+use model::{BackendProtocol, Location, UpstreamTls};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
-use rustls_pki_types::{
-    CertificateDer, PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer,
-    ServerName, TrustAnchor, UnixTime,
-};
+use rustls_pki_types::{CertificateDer, ServerName, TrustAnchor, UnixTime};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -198,17 +195,7 @@ fn tls_config(
     let mut config = match &tls.client_certificate {
         None => builder.with_no_client_auth(),
         Some(c) => {
-            let chain = c
-                .chain
-                .iter()
-                .map(|d| CertificateDer::from(d.to_vec()))
-                .collect();
-            let der = c.key.der.to_vec();
-            let key = match c.key.format {
-                KeyFormat::Pkcs8 => PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der)),
-                KeyFormat::Pkcs1 => PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(der)),
-                KeyFormat::Sec1 => PrivateKeyDer::Sec1(PrivateSec1KeyDer::from(der)),
-            };
+            let (chain, key) = crate::tls::der(c);
             builder.with_client_auth_cert(chain, key)?
         }
     };
@@ -239,12 +226,7 @@ impl ServerCertVerifier for PodVerifier {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let cert = webpki::EndEntityCert::try_from(end_entity).map_err(certificate_error)?;
-        let within_depth = |path: &webpki::VerifiedPath<'_>| {
-            if path.intermediate_certificates().count() + 1 > self.depth {
-                return Err(webpki::Error::MaximumPathDepthExceeded);
-            }
-            Ok(())
-        };
+        let within_depth = crate::tls::within_depth(self.depth);
         cert.verify_for_usage(
             self.algorithms.all,
             &self.anchors,

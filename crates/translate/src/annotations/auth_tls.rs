@@ -199,18 +199,7 @@ fn read_secret(
             ))
         }
     };
-    let key = format!("{namespace}/{name}");
-    if namespace != *ingress_namespace && !r.options.allow_cross_namespace_resources {
-        return Err(format!(
-            "Secret {key} is in another namespace, and cross-namespace Secrets are not allowed (--allow-cross-namespace-resources, as ingress-nginx's allow-cross-namespace-resources)"
-        ));
-    }
-    let secret = r
-        .objects
-        .secrets
-        .iter()
-        .find(|s| s.metadata.namespace() == namespace && s.metadata.name == name)
-        .ok_or_else(|| format!("Secret {key} not found"))?;
+    let (secret, key) = r.secret(&namespace, name)?;
     let ca = certificates(secret, &key)?;
     let crls = revocation_lists(secret, &key)?;
     Ok((key, ca, crls))

@@ -63,20 +63,9 @@ pub fn parse(r: &mut Reader<'_>, loc: &mut Location) {
             return deny(r, loc, "auth-secret", why);
         }
     };
-    let key = format!("{namespace}/{name}");
-    if namespace != ingress_namespace && !r.options.allow_cross_namespace_resources {
-        let why = format!(
-            "Secret {key} is in another namespace, and cross-namespace Secrets are not allowed (--allow-cross-namespace-resources, as ingress-nginx's allow-cross-namespace-resources)"
-        );
-        return deny(r, loc, "auth-secret", why);
-    }
-    let Some(secret) = r
-        .objects
-        .secrets
-        .iter()
-        .find(|s| s.metadata.namespace() == namespace && s.metadata.name == name)
-    else {
-        return deny(r, loc, "auth-secret", format!("Secret {key} not found"));
+    let (secret, key) = match r.secret(&namespace, &name) {
+        Ok(found) => found,
+        Err(why) => return deny(r, loc, "auth-secret", why),
     };
     if !realm
         .bytes()

@@ -172,6 +172,31 @@ impl<'a> Reader<'a> {
         out
     }
 
+    /// The Secret `namespace/name` an annotation of this Ingress names, and its key
+    /// (`namespace/name`); `Err`: why it cannot be used (in another namespace without
+    /// `--allow-cross-namespace-resources`, or not found).
+    pub fn secret(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(&'a crate::objects::Secret, String), String> {
+        let key = format!("{namespace}/{name}");
+        if namespace != self.object.namespace && !self.options.allow_cross_namespace_resources {
+            return Err(format!(
+                "Secret {key} is in another namespace, and cross-namespace Secrets are not allowed (--allow-cross-namespace-resources, as ingress-nginx's allow-cross-namespace-resources)"
+            ));
+        }
+        let objects: &'a crate::Objects = self.objects;
+        match objects
+            .secrets
+            .iter()
+            .find(|s| s.metadata.namespace() == namespace && s.metadata.name == name)
+        {
+            Some(secret) => Ok((secret, key)),
+            None => Err(format!("Secret {key} not found")),
+        }
+    }
+
     /// The Ingress whose annotations these are.
     pub fn object(&self) -> &ObjectRef {
         self.object

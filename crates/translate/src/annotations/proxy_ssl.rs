@@ -235,7 +235,6 @@ struct SecretTls {
 /// The Secret `namespace/name` (the only form ingress-nginx reads): its `ca.crt`, its `tls.crt`
 /// and `tls.key`; at least one of the two.
 fn read_secret(r: &Reader<'_>, value: &str) -> Result<SecretTls, String> {
-    let ingress_namespace = &r.object().namespace;
     let (namespace, name) = match super::basic_auth::split_name(value) {
         Some((Some(ns), name)) if !name.is_empty() && !ns.is_empty() => (ns, name),
         _ => {
@@ -244,18 +243,7 @@ fn read_secret(r: &Reader<'_>, value: &str) -> Result<SecretTls, String> {
             ))
         }
     };
-    let key = format!("{namespace}/{name}");
-    if namespace != ingress_namespace && !r.options.allow_cross_namespace_resources {
-        return Err(format!(
-            "Secret {key} is in another namespace, and cross-namespace Secrets are not allowed (--allow-cross-namespace-resources, as ingress-nginx's allow-cross-namespace-resources)"
-        ));
-    }
-    let secret = r
-        .objects
-        .secrets
-        .iter()
-        .find(|s| s.metadata.namespace() == namespace && s.metadata.name == name)
-        .ok_or_else(|| format!("Secret {key} not found"))?;
+    let (secret, key) = r.secret(namespace, name)?;
     let ca = match secret.value("ca.crt") {
         None => Vec::new(),
         Some(_) => super::auth_tls::certificates(secret, &key)?,
