@@ -1,6 +1,7 @@
 //! Kubernetes Events for configuration warnings, so `kubectl describe ingress` shows why an
-//! annotation was ignored or a Service is missing. Only the leader records them (one Event per
-//! warning, not one per replica).
+//! annotation was ignored or a Service is missing, and `kubectl describe configmap` why a key of
+//! the global ConfigMap was. Only the leader records them (one Event per warning, not one per
+//! replica).
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -55,15 +56,21 @@ impl Events {
         }
     }
 
-    /// Record warnings about Ingresses (others are only logged).
+    /// Record warnings about Ingresses and the ConfigMap (others are only logged; the Gateway
+    /// API's objects have their status conditions).
     async fn warn(&self, diagnostics: impl Iterator<Item = &Diagnostic>) {
         for d in diagnostics {
-            if d.severity != Severity::Warning || d.object.kind != "Ingress" {
+            let api_version = match d.object.kind.as_str() {
+                "Ingress" => "networking.k8s.io/v1",
+                "ConfigMap" => "v1",
+                _ => continue,
+            };
+            if d.severity != Severity::Warning {
                 continue;
             }
             let reference = ObjectReference {
-                api_version: Some("networking.k8s.io/v1".to_owned()),
-                kind: Some("Ingress".to_owned()),
+                api_version: Some(api_version.to_owned()),
+                kind: Some(d.object.kind.clone()),
                 namespace: Some(d.object.namespace.clone()),
                 name: Some(d.object.name.clone()),
                 ..ObjectReference::default()

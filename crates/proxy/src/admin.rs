@@ -68,6 +68,9 @@ pub async fn handle(proxy: Proxy, req: Request<Incoming>) -> Result<Response<Bod
     Ok(match path {
         "/healthz" => response::fixed(StatusCode::OK, b"ok\n"),
         "/readyz" if proxy.is_ready() => response::fixed(StatusCode::OK, b"ready\n"),
+        "/readyz" if proxy.is_draining() => {
+            response::fixed(StatusCode::SERVICE_UNAVAILABLE, b"shutting down\n")
+        }
         "/readyz" => response::fixed(
             StatusCode::SERVICE_UNAVAILABLE,
             b"no configuration loaded yet\n",

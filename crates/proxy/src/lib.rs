@@ -151,6 +151,8 @@ struct Shared {
     default_certificate: OnceLock<Arc<rustls::sign::CertifiedKey>>,
     /// The Gateway listeners that could not be bound at the last reconciliation.
     listener_errors: ArcSwap<Vec<ListenerError>>,
+    /// Shutdown's first stage, for every proxied listener.
+    drain: server::Drain,
 }
 
 impl Proxy {
@@ -172,6 +174,7 @@ impl Proxy {
                 decaying: AtomicBool::new(false),
                 default_certificate: OnceLock::new(),
                 listener_errors: ArcSwap::default(),
+                drain: server::Drain::new(),
             }),
         })
     }
@@ -251,9 +254,21 @@ impl Proxy {
         )
     }
 
-    /// True once a first configuration has been published.
+    /// True once a first configuration has been published, until the listeners drain.
     pub fn is_ready(&self) -> bool {
-        self.shared.ready.load(Ordering::Acquire)
+        self.shared.ready.load(Ordering::Acquire) && !self.is_draining()
+    }
+
+    /// Begin shutdown: the proxied listeners keep accepting, but every HTTP/1 response from now
+    /// on says `Connection: close`, HTTP/2 connections get GOAWAY, and `/readyz` answers 503, so
+    /// load balancers and clients move to other replicas before the listeners close.
+    pub fn drain(&self) {
+        self.shared.drain.start();
+    }
+
+    /// True once [`Proxy::drain`] was called.
+    pub fn is_draining(&self) -> bool {
+        self.shared.drain.started()
     }
 
     /// Halve the session loads that bounded placement compares, every [`LOAD_HALF_LIFE`], so they
@@ -390,6 +405,7 @@ impl Proxy {
             listener,
             tls,
             shutdown,
+            self.shared.drain.clone(),
             self.shared.config.server,
             // The ConfigMap's limits (else the command line's), as the table says when accepted;
             // the PROXY protocol on the Ingress listeners only (ingress-nginx's ConfigMap).

@@ -22,6 +22,13 @@
 //! With the PROXY protocol on (`use-proxy-protocol`, [`ConnectionLimits::proxy_protocol`]), each
 //! connection's header is read first, within its own timeout, before TLS and HTTP; a connection
 //! without a valid one is closed without a word ([`proxy_protocol`]).
+//!
+//! Shutdown has two stages. While the listeners drain ([`Drain`], from the shutdown signal until
+//! `shutdown` resolves: the `--shutdown-grace-period` in which load balancers take the replica
+//! out), they still accept, but every HTTP/1 response says `Connection: close` and HTTP/2
+//! connections get GOAWAY after their open streams, so clients move to other replicas between
+//! requests instead of finding a connection closed under them. Then the listening socket is
+//! closed, idle connections are closed, and in-flight requests have the grace period.
 
 mod connection;
 pub(crate) mod proxy_protocol;
@@ -33,6 +40,7 @@ use hyper_util::server::conn::auto;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -207,12 +215,45 @@ pub async fn serve<S, B>(
         listener,
         tls.map(Tls::Fixed),
         shutdown,
+        Drain::new(),
         options,
         move || limits,
         move |peer: Peer, _| make_service(peer.socket),
         || {},
     )
     .await;
+}
+
+/// The first stage of shutdown, shared by every accept loop of a proxy: once [`Drain::start`]ed,
+/// connections are asked to close between requests (`Connection: close`, GOAWAY) while the
+/// listeners still accept.
+#[derive(Clone)]
+pub(crate) struct Drain {
+    /// Read per request: no lock.
+    started: Arc<AtomicBool>,
+    /// Wakes the connections' tasks (HTTP/2: GOAWAY at once).
+    changed: watch::Receiver<bool>,
+    tx: Arc<watch::Sender<bool>>,
+}
+
+impl Drain {
+    pub(crate) fn new() -> Self {
+        let (tx, changed) = watch::channel(false);
+        Self {
+            started: Arc::default(),
+            changed,
+            tx: Arc::new(tx),
+        }
+    }
+
+    pub(crate) fn start(&self) {
+        self.started.store(true, Ordering::Release);
+        self.tx.send_replace(true);
+    }
+
+    pub(crate) fn started(&self) -> bool {
+        self.started.load(Ordering::Acquire)
+    }
 }
 
 /// How a listener's connections start TLS.
@@ -241,10 +282,13 @@ impl Tls {
 /// connections drain): whoever binds the same port again next (a Gateway listener turned from
 /// HTTP to HTTPS) waits for it. Each connection's service is made once its handshake is done,
 /// with what the handshake told, and after the PROXY protocol header when the limits ask for one.
+/// Once `drain` starts, each response is its connection's last.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn serve_closing<S, B>(
     listener: TcpListener,
     tls: Option<Tls>,
     shutdown: impl Future<Output = ()>,
+    drain: Drain,
     options: ServerOptions,
     limits: impl Fn() -> ConnectionLimits,
     make_service: impl Fn(Peer, TlsFacts) -> S + Send + Sync + 'static,
@@ -300,6 +344,7 @@ pub(crate) async fn serve_closing<S, B>(
         let limits = limits();
         let builder = builders.get(&limits);
         let stop = stop_rx.clone();
+        let drain = drain.clone();
         let tls = tls.clone();
         let conn = Arc::new(Conn::new(open.epoch));
         let state = conn.clone();
@@ -327,13 +372,16 @@ pub(crate) async fn serve_closing<S, B>(
             }
             let Some(tls) = tls else {
                 let service = make_service(peer, TlsFacts::default());
-                return connection::drive(&builder, stream, service, stop, conn, limits, remote)
-                    .await;
+                return connection::drive(
+                    &builder, stream, service, stop, drain, conn, limits, remote,
+                )
+                .await;
             };
             match tokio::time::timeout(header_timeout, tls.accept(stream)).await {
                 Ok(Ok(Handshake::Tls(stream, facts))) => {
                     let service = make_service(peer, facts);
-                    connection::drive(&builder, stream, service, stop, conn, limits, remote).await
+                    connection::drive(&builder, stream, service, stop, drain, conn, limits, remote)
+                        .await
                 }
                 // Counted among the open connections until both sides close; never idle, so
                 // never closed for a new one. At shutdown it has the grace period, as a busy

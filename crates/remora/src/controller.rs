@@ -73,7 +73,7 @@ fn identity(args: &Args) -> String {
 }
 
 pub async fn run(mut args: Args) -> anyhow::Result<()> {
-    let shutdown = Shutdown::on_signals();
+    let shutdown = Shutdown::on_signals(args.common.shutdown_grace_period());
     let client = kube_provider::client(args.kubeconfig.as_deref()).await?;
     // Behind the controller's Service, clients reach HTTPS on 443 whatever the container port.
     args.common.https_redirect_port.get_or_insert(443);

@@ -49,7 +49,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let shutdown = Shutdown::on_signals();
+    let shutdown = Shutdown::on_signals(args.common.shutdown_grace_period());
     let mut manifests = args.manifests.clone().map(|p| Manifests::new(vec![p]));
     let mut objects = match &mut manifests {
         Some(m) => {

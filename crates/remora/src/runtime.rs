@@ -69,6 +69,15 @@ pub struct Common {
     #[arg(long, default_value_t = 1000, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub keepalive_requests: u32,
+    /// Seconds between the shutdown signal (SIGTERM, Ctrl-C) and the listeners closing
+    /// (ingress-nginx's flag of the same name, default 0 too). Meanwhile /readyz answers 503, so
+    /// the replica is taken out of its Service, the listeners still accept, and every HTTP/1
+    /// response says `Connection: close` (HTTP/2: GOAWAY), so clients leave between requests
+    /// rather than find their kept-alive connection closed. A second signal ends it early. Then
+    /// in-flight requests have 10 s to finish.
+    #[arg(long, default_value_t = 0, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(0..=3_600))]
+    pub shutdown_grace_period: u64,
     /// Open client connections each listening socket of each worker holds at most (the HTTP and
     /// HTTPS sockets, Gateway listeners and the admin port each count their own). At it, the
     /// idle connections that waited longest are closed for new ones, as when out of file
@@ -152,6 +161,11 @@ fn balance_factor(s: &str) -> Result<f64, String> {
 }
 
 impl Common {
+    /// `--shutdown-grace-period`.
+    pub fn shutdown_grace_period(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.shutdown_grace_period)
+    }
+
     /// Worker threads serving proxied traffic.
     pub fn workers(&self) -> usize {
         self.workers.map_or_else(
@@ -331,6 +345,13 @@ pub async fn start(
     servers.push(tokio::spawn(async move {
         p.serve_admin(admin, stop.wait()).await
     }));
+    // The first stage of shutdown: the proxied listeners drain until `wait` closes them.
+    let p = proxy.clone();
+    let draining = shutdown.clone();
+    tokio::spawn(async move {
+        draining.draining().await;
+        p.drain();
+    });
     let config = crate::gateway::Config {
         bind: common
             .gateway_bind_address

@@ -31,7 +31,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let shutdown = Shutdown::on_signals();
+    let shutdown = Shutdown::on_signals(args.common.shutdown_grace_period());
     let mut manifests = Manifests::with_tls_dir(args.manifests.clone(), args.tls_dir.clone());
     let first = manifests.reload();
     if !first.errors.is_empty() {

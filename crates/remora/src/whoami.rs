@@ -31,7 +31,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     serve(
         listener,
         name,
-        crate::shutdown::Shutdown::on_signals().wait(),
+        crate::shutdown::Shutdown::on_signals(std::time::Duration::ZERO).wait(),
     )
     .await;
     Ok(())

@@ -201,12 +201,18 @@ async fn leader_writes_status_and_events_and_hands_over() {
             "    nginx.ingress.kubernetes.io/affinity: \"cookie\"\n    nginx.ingress.kubernetes.io/session-cookie-samesite: \"Sometimes\"\n",
         ),
     );
+    // A ConfigMap key with an invalid value: an Event on the ConfigMap.
+    api.apply(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: remora-config\n  namespace: default\ndata:\n  hsts-max-age: \"soon\"\n",
+    );
     let dir = Dir::new();
     let replica = |name: &str| {
         controller(
             &api,
             &dir,
             &[
+                "--configmap",
+                "default/remora-config",
                 "--publish-status-address",
                 "192.0.2.10,lb.example.com",
                 "--election-identity",
@@ -233,6 +239,16 @@ async fn leader_writes_status_and_events_and_hands_over() {
                 && e["note"]
                     .as_str()
                     .is_some_and(|n| n.contains("session-cookie-samesite"))
+        })
+    })
+    .await;
+    eventually("an Event names the ConfigMap's bad key", || {
+        api.list("Event").iter().any(|e| {
+            e["regarding"]["kind"] == "ConfigMap"
+                && e["regarding"]["name"] == "remora-config"
+                && e["note"]
+                    .as_str()
+                    .is_some_and(|n| n.contains("hsts-max-age"))
         })
     })
     .await;

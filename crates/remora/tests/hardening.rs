@@ -271,47 +271,49 @@ fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
     f
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_http2_connection_without_streams_gets_goaway_after_the_keepalive_timeout() {
-    const SETTINGS: u8 = 4;
-    const PING: u8 = 6;
-    const GOAWAY: u8 = 7;
-    const HEADERS: u8 = 1;
-    const DATA: u8 = 0;
-    const END_STREAM: u8 = 1;
-    const ACK: u8 = 1;
-    let (_pods, _dir, remora) = serve_service_with(
-        "web",
-        "web-6c7d8e9f4a",
-        1,
-        &[web_ingress("public", "public.example.com", &[])],
-        &["--keepalive-timeout", "1"],
-    )
-    .await;
-    let mut s = TcpStream::connect(remora.http).await.unwrap();
-    // Prior knowledge: the preface, empty settings, and GET / on stream 1 (HPACK: :method GET,
-    // :scheme http, :path / from the static table, :authority a literal).
+const SETTINGS: u8 = 4;
+const PING: u8 = 6;
+const GOAWAY: u8 = 7;
+const HEADERS: u8 = 1;
+const DATA: u8 = 0;
+const END_STREAM: u8 = 1;
+const ACK: u8 = 1;
+
+/// Open an HTTP/2 connection with prior knowledge and send GET / for `host` on stream 1 (HPACK:
+/// :method GET, :scheme http, :path / from the static table, :authority a literal).
+async fn h2_get(addr: SocketAddr, host: &str) -> TcpStream {
+    let mut s = TcpStream::connect(addr).await.unwrap();
     let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
     hello.extend(frame(SETTINGS, 0, 0, &[]));
-    let host = b"public.example.com";
+    let host = host.as_bytes();
     let mut block = vec![0x82, 0x86, 0x84, 0x41, u8::try_from(host.len()).unwrap()];
     block.extend_from_slice(host);
     hello.extend(frame(HEADERS, END_STREAM | 0x4, 1, &block));
     s.write_all(&hello).await.unwrap();
+    s
+}
 
-    // Read frames until the proxy closes the connection, answering its settings and pings.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let mut response_end = None;
-    let mut goaway = None;
+/// When an HTTP/2 connection's frames came, read until the proxy closes it (bounded).
+#[derive(Default)]
+struct H2Seen {
+    /// The end of the response on stream 1.
+    response_end: Option<Instant>,
+    goaway: Option<Instant>,
+}
+
+/// Read frames until the proxy closes the connection, answering its settings and pings.
+async fn h2_until_closed(mut s: TcpStream, within: Duration) -> H2Seen {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut seen = H2Seen::default();
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16384];
     loop {
         let n = tokio::time::timeout_at(deadline, s.read(&mut chunk))
             .await
-            .expect("the connection still open after 10 s")
+            .expect("the HTTP/2 connection still open")
             .unwrap_or(0);
         if n == 0 {
-            break;
+            return seen;
         }
         buf.extend_from_slice(&chunk[..n]);
         while buf.len() >= 9 {
@@ -325,28 +327,117 @@ async fn an_http2_connection_without_streams_gets_goaway_after_the_keepalive_tim
             buf.drain(..9 + len);
             match kind {
                 SETTINGS if flags & ACK == 0 => {
-                    s.write_all(&frame(SETTINGS, ACK, 0, &[])).await.unwrap();
+                    let _ = s.write_all(&frame(SETTINGS, ACK, 0, &[])).await;
                 }
                 PING if flags & ACK == 0 => {
-                    s.write_all(&frame(PING, ACK, 0, &payload)).await.unwrap();
+                    let _ = s.write_all(&frame(PING, ACK, 0, &payload)).await;
                 }
                 HEADERS | DATA if stream == 1 && flags & END_STREAM != 0 => {
-                    response_end = Some(Instant::now());
+                    seen.response_end = Some(Instant::now());
                 }
                 GOAWAY => {
-                    goaway.get_or_insert(Instant::now());
+                    seen.goaway.get_or_insert(Instant::now());
                 }
                 _ => {}
             }
         }
     }
-    let response_end = response_end.expect("no response to GET /");
-    let goaway = goaway.expect("closed without GOAWAY");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_connection_without_streams_gets_goaway_after_the_keepalive_timeout() {
+    let (_pods, _dir, remora) = serve_service_with(
+        "web",
+        "web-6c7d8e9f4a",
+        1,
+        &[web_ingress("public", "public.example.com", &[])],
+        &["--keepalive-timeout", "1"],
+    )
+    .await;
+    let s = h2_get(remora.http, "public.example.com").await;
+    let seen = h2_until_closed(s, Duration::from_secs(10)).await;
+    let response_end = seen.response_end.expect("no response to GET /");
+    let goaway = seen.goaway.expect("closed without GOAWAY");
     let idle = goaway.duration_since(response_end);
     assert!(
         idle >= Duration::from_millis(900) && idle < Duration::from_secs(3),
         "GOAWAY after {idle:?} without streams"
     );
+}
+
+/// SIGTERM with `--shutdown-grace-period`: for its length Remora is not ready, still accepts,
+/// and tells every client to leave between requests (`Connection: close`, GOAWAY) instead of
+/// closing kept-alive connections under them; then the listener closes and it exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_connections_before_the_listener_closes() {
+    let (_pods, _dir, mut remora) = serve_service_with(
+        "web",
+        "web-6c7d8e9f4a",
+        1,
+        &[web_ingress("public", "public.example.com", &[])],
+        &["--shutdown-grace-period", "3"],
+    )
+    .await;
+    // A kept-alive HTTP/1 connection and an HTTP/2 one, both idle after a response.
+    let mut kept = TcpStream::connect(remora.http).await.unwrap();
+    kept.write_all(KEEP_ALIVE_REQUEST).await.unwrap();
+    let first = read_http1_response(&mut kept).await;
+    assert_eq!(status(&first), 200);
+    assert!(!first.to_ascii_lowercase().contains("connection: close"));
+    let h2 = h2_get(remora.http, "public.example.com").await;
+    let h2 = tokio::spawn(h2_until_closed(h2, Duration::from_secs(20)));
+    assert_eq!(remora.readyz().await, 200);
+
+    let signalled = Instant::now();
+    remora.terminate();
+    // Not ready any more: load balancers and the Service take the replica out.
+    let started = Instant::now();
+    while remora.readyz().await != 503 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still ready after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The kept-alive connection is still served, and told to close.
+    kept.write_all(KEEP_ALIVE_REQUEST).await.unwrap();
+    let last = read_http1_response(&mut kept).await;
+    assert_eq!(status(&last), 200);
+    assert!(
+        last.to_ascii_lowercase().contains("connection: close"),
+        "{last}"
+    );
+    assert!(closed_within(&mut kept, Duration::from_secs(2))
+        .await
+        .is_some());
+    // A new connection is still accepted, for one request.
+    let mut new = TcpStream::connect(remora.http).await.unwrap();
+    new.write_all(KEEP_ALIVE_REQUEST).await.unwrap();
+    let answer = read_http1_response(&mut new).await;
+    assert_eq!(status(&answer), 200);
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    // HTTP/2: GOAWAY once the drain began, not at the end of the grace period.
+    let seen = h2.await.unwrap();
+    assert!(seen.response_end.is_some(), "no response on HTTP/2");
+    let goaway = seen.goaway.expect("HTTP/2 closed without GOAWAY");
+    assert!(
+        goaway > signalled && goaway.duration_since(signalled) < Duration::from_secs(2),
+        "GOAWAY {:?} after SIGTERM",
+        goaway.duration_since(signalled)
+    );
+    // Then the listener goes, after the grace period, and Remora exits cleanly.
+    let http = remora.http;
+    let code = tokio::task::block_in_place(|| remora.wait_exit(Duration::from_secs(20)));
+    assert_eq!(code, Some(0));
+    let took = signalled.elapsed();
+    assert!(
+        took >= Duration::from_millis(2_900),
+        "exited {took:?} after SIGTERM"
+    );
+    assert!(TcpStream::connect(http).await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,7 @@
 //! looks at the state when it fires, and sleeps until the deadline that state gives, or its next
 //! look if sooner).
 
-use super::{ConnectionLimits, HttpService, ResponseBody};
+use super::{ConnectionLimits, Drain, HttpService, ResponseBody};
 use http::header::{HeaderValue, CONNECTION};
 use hyper::body::{Body, Frame, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -106,9 +106,14 @@ impl Conn {
     }
 
     /// A request (its head) came: in flight until the guard is dropped. True when it is the last
-    /// one the connection may make (`max_requests`); on HTTP/2, the connection's task is woken to
-    /// send GOAWAY.
-    pub(super) fn begin(self: &Arc<Self>, http2: bool, max_requests: u32) -> (InFlight, bool) {
+    /// one the connection may make (`max_requests`, or any while the listener drains); on HTTP/2,
+    /// the connection's task is woken to send GOAWAY.
+    pub(super) fn begin(
+        self: &Arc<Self>,
+        http2: bool,
+        max_requests: u32,
+        draining: bool,
+    ) -> (InFlight, bool) {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         self.head_since.store(0, Ordering::Relaxed);
         let n = self
@@ -118,10 +123,10 @@ impl Conn {
         if http2 && !self.http2.load(Ordering::Relaxed) {
             self.http2.store(true, Ordering::Relaxed);
         }
-        if http2 && n == max_requests {
+        if http2 && (n == max_requests || draining) {
             self.wake.notify_one();
         }
-        (InFlight(self.clone()), n >= max_requests)
+        (InFlight(self.clone()), draining || n >= max_requests)
     }
 
     /// Bytes came from the client.
@@ -189,12 +194,16 @@ impl Why {
 }
 
 /// Serve one accepted connection until it ends, a limit of `limits` closes it, the accept loop
-/// takes it back, or, once `stop` fires, until its in-flight requests are done.
+/// takes it back, or, once `stop` fires, until its in-flight requests are done. While the
+/// listener drains, each response is the connection's last (HTTP/1: `Connection: close`; HTTP/2:
+/// GOAWAY, at once for a connection already open).
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn drive<I, S, B>(
     builder: &auto::Builder<TokioExecutor>,
     io: I,
     service: S,
     mut stop: watch::Receiver<bool>,
+    mut drain: Drain,
     conn: Arc<Conn>,
     limits: ConnectionLimits,
     remote: SocketAddr,
@@ -210,6 +219,7 @@ pub(super) async fn drive<I, S, B>(
         inner: service,
         conn: conn.clone(),
         max_requests: limits.keepalive_requests,
+        draining: drain.started.clone(),
     };
     let io = Watched {
         io,
@@ -220,8 +230,11 @@ pub(super) async fn drive<I, S, B>(
     tokio::pin!(served);
     let timer = tokio::time::sleep_until(started + period(&limits).min(limits.header_timeout));
     tokio::pin!(timer);
-    // GOAWAY sent for the HTTP/2 request limit: the open streams finish, then the connection ends.
+    // GOAWAY sent for the HTTP/2 request limit or the drain: the open streams finish, then the
+    // connection ends.
     let mut going_away = false;
+    // Looked at once: the drain only ever starts.
+    let mut drain_seen = false;
     let why = loop {
         tokio::select! {
             // The connection first: no random branch order per poll.
@@ -237,6 +250,16 @@ pub(super) async fn drive<I, S, B>(
                 let _ = served.await;
                 return;
             }
+            _ = drain.changed.changed(), if !drain_seen => {
+                drain_seen = true;
+                // HTTP/1 stays open until its next response says `Connection: close` (or the
+                // listener goes): closing it now could cross a request already on its way.
+                if !going_away && conn.http2.load(Ordering::Relaxed) {
+                    tracing::debug!(%remote, "draining, GOAWAY");
+                    served.as_mut().graceful_shutdown();
+                    going_away = true;
+                }
+            }
             () = conn.wake.notified() => {
                 if conn.reclaim.load(Ordering::Relaxed) {
                     if conn.idle_since().is_some() {
@@ -247,9 +270,10 @@ pub(super) async fn drive<I, S, B>(
                 }
                 if !going_away
                     && conn.http2.load(Ordering::Relaxed)
-                    && conn.requests.load(Ordering::Relaxed) >= limits.keepalive_requests
+                    && (conn.requests.load(Ordering::Relaxed) >= limits.keepalive_requests
+                        || drain.started.load(Ordering::Acquire))
                 {
-                    tracing::debug!(%remote, "HTTP/2 request limit reached, GOAWAY");
+                    tracing::debug!(%remote, "HTTP/2 request limit reached or draining, GOAWAY");
                     served.as_mut().graceful_shutdown();
                     going_away = true;
                 }
@@ -320,11 +344,13 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
 }
 
 /// The service of a connection: counts requests received and in flight, and marks the response
-/// of the last request an HTTP/1 connection may make (`Connection: close`).
+/// of the last request an HTTP/1 connection may make (`Connection: close`), each one while the
+/// listener drains.
 struct Counted<S> {
     inner: S,
     conn: Arc<Conn>,
     max_requests: u32,
+    draining: Arc<AtomicBool>,
 }
 
 impl<S, B> hyper::service::Service<http::Request<hyper::body::Incoming>> for Counted<S>
@@ -341,7 +367,8 @@ where
 
     fn call(&self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
         let http2 = req.version() == http::Version::HTTP_2;
-        let (guard, last) = self.conn.begin(http2, self.max_requests);
+        let draining = self.draining.load(Ordering::Acquire);
+        let (guard, last) = self.conn.begin(http2, self.max_requests, draining);
         Responding {
             inner: self.inner.call(req),
             guard: Some(guard),

@@ -31,7 +31,7 @@ fn first_head_then_keepalive_then_a_later_head() {
     );
 
     // A request in flight: nothing to close, look again later.
-    let (guard, last) = conn.begin(false, LIMITS.keepalive_requests);
+    let (guard, last) = conn.begin(false, LIMITS.keepalive_requests, false);
     assert!(!last);
     let now = Instant::now() + Duration::from_secs(600);
     assert_eq!(
@@ -67,9 +67,9 @@ fn first_head_then_keepalive_then_a_later_head() {
     assert_eq!(conn.next(head, started, &LIMITS), Next::Close(Why::Head));
 
     // The head completed: in flight again; the third request is the last.
-    let (_second, last) = conn.begin(false, LIMITS.keepalive_requests);
+    let (_second, last) = conn.begin(false, LIMITS.keepalive_requests, false);
     assert!(!last);
-    let (_third, last) = conn.begin(false, LIMITS.keepalive_requests);
+    let (_third, last) = conn.begin(false, LIMITS.keepalive_requests, false);
     assert!(last, "the third of three requests is the last");
 }
 
@@ -77,7 +77,7 @@ fn first_head_then_keepalive_then_a_later_head() {
 fn http2_is_idle_without_streams_whatever_it_reads() {
     let started = Instant::now();
     let conn = Arc::new(Conn::new(started));
-    let (guard, _) = conn.begin(true, LIMITS.keepalive_requests);
+    let (guard, _) = conn.begin(true, LIMITS.keepalive_requests, false);
     drop(guard);
     // Pings and settings are read while no stream is open: still idle.
     conn.read();
@@ -94,7 +94,7 @@ fn busy_connections_are_looked_at_again_before_any_idle_deadline() {
     };
     let started = Instant::now();
     let conn = Arc::new(Conn::new(started));
-    let (guard, _) = conn.begin(true, limits.keepalive_requests);
+    let (guard, _) = conn.begin(true, limits.keepalive_requests, false);
     let now = Instant::now();
     // No busy loop with a keep-alive timeout of 0.
     assert_eq!(
@@ -116,17 +116,17 @@ async fn the_idle_connections_that_waited_longest_are_closed_first() {
     // begun.
     for _ in 0..17 {
         let conn = Arc::new(Conn::new(open.epoch));
-        let (guard, _) = conn.begin(false, 100);
+        let (guard, _) = conn.begin(false, 100, false);
         drop(guard);
         open.spawn(conn.clone(), std::future::pending());
         idle.push(conn);
         tokio::time::sleep(ms(2)).await;
     }
     let busy = Arc::new(Conn::new(open.epoch));
-    let _in_flight = busy.begin(false, 100);
+    let _in_flight = busy.begin(false, 100, false);
     open.spawn(busy.clone(), std::future::pending());
     let reading = Arc::new(Conn::new(open.epoch));
-    drop(reading.begin(false, 100).0);
+    drop(reading.begin(false, 100, false).0);
     reading.read();
     open.spawn(reading.clone(), std::future::pending());
 
@@ -145,7 +145,7 @@ async fn nothing_idle_nothing_reclaimed() {
     let mut open = Registry::new();
     assert_eq!(open.reclaim(), Reclaimed::NoneIdle);
     let busy = Arc::new(Conn::new(open.epoch));
-    let _in_flight = busy.begin(false, 100);
+    let _in_flight = busy.begin(false, 100, false);
     open.spawn(busy, std::future::pending());
     assert_eq!(open.reclaim(), Reclaimed::NoneIdle);
 }
