@@ -1,4 +1,4 @@
-//! The accept loop every listener runs (proxy, admin, the demo's pods): hyper's auto builder per
+//! The accept loop every listener runs (proxy, admin, the demo's pods): hyper's HTTP/1 or HTTP/2
 //! connection (HTTP/1.1, and HTTP/2 with prior knowledge or, over TLS, by ALPN), the limits of a
 //! connection's life, the number of open connections, and graceful shutdown with a grace period.
 //!
@@ -32,11 +32,13 @@
 
 mod connection;
 pub(crate) mod proxy_protocol;
+mod serving;
 
 use crate::tls::{Handshake, SniAcceptor, TlsFacts};
 use connection::Conn;
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use hyper_util::server::conn::auto;
+use serving::Protocols;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -196,7 +198,7 @@ impl<B> ResponseBody for B where
 }
 
 /// Accept loop shared by the proxy and admin listeners (and the demo's pods). Connections are
-/// served by hyper's auto builder (HTTP/1.1, and HTTP/2 with prior knowledge or, over TLS, by
+/// served by hyper (HTTP/1.1, and HTTP/2 by its preface: with prior knowledge, or over TLS after
 /// ALPN) within `options.limits`; with `tls`, the handshake must complete within the header
 /// timeout. When `shutdown` resolves, accepting stops and the call returns once open connections
 /// have finished their in-flight requests, or the grace period is over.
@@ -410,13 +412,13 @@ pub(crate) async fn serve_closing<S, B>(
 /// keep-alive (on or off) and head limit, made when limits first ask for it (a ConfigMap change),
 /// not per connection.
 #[derive(Default)]
-struct Builders(Vec<(bool, usize, Arc<auto::Builder<TokioExecutor>>)>);
+struct Builders(Vec<(bool, usize, Arc<Protocols>)>);
 
 impl Builders {
     /// More limits than this in a row: the oldest builder is dropped.
     const KEPT: usize = 4;
 
-    fn get(&mut self, limits: &ConnectionLimits) -> Arc<auto::Builder<TokioExecutor>> {
+    fn get(&mut self, limits: &ConnectionLimits) -> Arc<Protocols> {
         let keep_alive = !limits.keepalive_timeout.is_zero();
         let max_head = limits.max_head.max(MIN_HEAD);
         if let Some((_, _, b)) = self
@@ -435,13 +437,11 @@ impl Builders {
     }
 }
 
-/// hyper's connection builder: HTTP/1 with or without keep-alive, HTTP/2 pinged, heads up to
+/// hyper's connection builders: HTTP/1 with or without keep-alive, HTTP/2 pinged, heads up to
 /// `max_head` bytes (at least [`MIN_HEAD`]).
-fn builder(keep_alive: bool, max_head: usize) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
+fn builder(keep_alive: bool, max_head: usize) -> Protocols {
+    let mut h1 = http1::Builder::new();
+    h1.timer(TokioTimer::new())
         .max_buf_size(max_head.max(MIN_HEAD))
         // Off: it runs from the end of the previous response, so it would bound idle time too.
         // The connection's own timer bounds each head from its first byte (`connection`).
@@ -451,13 +451,12 @@ fn builder(keep_alive: bool, max_head: usize) -> auto::Builder<TokioExecutor> {
         // second on small responses, the same CPU in total on large ones (measured with 64 KiB
         // and 1 MiB bodies).
         .writev(false);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
+    let mut h2 = http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new())
         .keep_alive_interval(H2_PING_INTERVAL)
         .keep_alive_timeout(H2_PING_TIMEOUT)
         .max_header_list_size(u32::try_from(max_head).unwrap_or(u32::MAX));
-    builder
+    Protocols { h1, h2 }
 }
 
 /// `accept` failed for want of descriptors: the process's (EMFILE) or the system's (ENFILE).

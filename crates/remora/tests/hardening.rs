@@ -223,6 +223,54 @@ async fn idle_keep_alive_connections_are_closed_busy_ones_are_not() {
     );
 }
 
+/// An HTTP/1 connection idle for a while keeps no hyper state (its buffers are released); the
+/// client's next bytes bring it back whatever they hold: a head sent in parts, pipelined heads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_connection_released_serves_its_next_requests() {
+    let (_pods, _dir, remora) = serve_service_with(
+        "web",
+        "web-6c7d8e9f4a",
+        1,
+        &[web_ingress("public", "public.example.com", &[])],
+        &[],
+    )
+    .await;
+    let mut s = TcpStream::connect(remora.http).await.unwrap();
+    s.write_all(KEEP_ALIVE_REQUEST).await.unwrap();
+    assert_eq!(read_response(&mut s).await, 200);
+    // Idle long enough to be released (half a second, looked at as often).
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let (first, rest) = KEEP_ALIVE_REQUEST.split_at(7);
+    s.write_all(first).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    s.write_all(rest).await.unwrap();
+    assert_eq!(read_response(&mut s).await, 200, "a head in two parts");
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // Two heads at once, the first larger than one read of a parked connection.
+    let long = format!(
+        "GET /{} HTTP/1.1\r\nHost: public.example.com\r\n\r\n",
+        "a".repeat(2_000)
+    );
+    let mut two = long.into_bytes();
+    two.extend_from_slice(KEEP_ALIVE_REQUEST);
+    s.write_all(&two).await.unwrap();
+    assert_eq!(
+        read_response(&mut s).await,
+        200,
+        "the first of two pipelined"
+    );
+    assert_eq!(
+        read_response(&mut s).await,
+        200,
+        "the second of two pipelined"
+    );
+    // Closed by the client while released: nothing to answer, nothing breaks.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    drop(s);
+    let r = get(&remora.url("/"), &[("host", "public.example.com")]).await;
+    assert_eq!(r.status, 200);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_later_head_sent_slowly_is_cut_by_the_header_timeout() {
     let (_pods, _dir, remora) = serve_service_with(

@@ -9,11 +9,10 @@
 //! looks at the state when it fires, and sleeps until the deadline that state gives, or its next
 //! look if sooner).
 
+use super::serving::{Protocols, Served};
 use super::{ConnectionLimits, Drain, HttpService, ResponseBody};
 use http::header::{HeaderValue, CONNECTION};
 use hyper::body::{Body, Frame, SizeHint};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -36,6 +35,9 @@ fn period(limits: &ConnectionLimits) -> Duration {
         .max(Duration::from_secs(1))
 }
 
+/// How long an HTTP/1 connection is idle before hyper's state for it is released.
+const RELEASE_AFTER: Duration = Duration::from_millis(500);
+
 /// What the parts of one connection share. Instants are milliseconds since the accept loop's
 /// `epoch`, plus one (0: none).
 pub(super) struct Conn {
@@ -56,6 +58,9 @@ pub(super) struct Conn {
     reclaim: AtomicBool,
     /// Wakes the connection's task: [`Conn::reclaim`], or the HTTP/2 request limit reached.
     wake: Notify,
+    /// Everything hyper wrote was flushed, and nothing written since (its write buffer is
+    /// empty: hyper flushes the IO only then).
+    flushed: AtomicBool,
 }
 
 impl Conn {
@@ -69,6 +74,7 @@ impl Conn {
             http2: AtomicBool::new(false),
             reclaim: AtomicBool::new(false),
             wake: Notify::new(),
+            flushed: AtomicBool::new(false),
         }
     }
 
@@ -92,6 +98,15 @@ impl Conn {
         let head =
             !self.http2.load(Ordering::Relaxed) && self.head_since.load(Ordering::Relaxed) != 0;
         (since != 0 && !head).then_some(since)
+    }
+
+    /// When an idle HTTP/1 connection's hyper state may be released: `after` its going idle,
+    /// once a request was served and all written flushed; `None` while it is not idle.
+    pub(super) fn release_at(&self, after: Duration) -> Option<Instant> {
+        let since = self.idle_since()?;
+        let ready =
+            self.requests.load(Ordering::Relaxed) > 0 && self.flushed.load(Ordering::Relaxed);
+        ready.then(|| self.instant(since) + after)
     }
 
     /// Asked to close and not done yet.
@@ -199,7 +214,7 @@ impl Why {
 /// GOAWAY, at once for a connection already open).
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn drive<I, S, B>(
-    builder: &auto::Builder<TokioExecutor>,
+    protocols: &Arc<Protocols>,
     io: I,
     service: S,
     mut stop: watch::Receiver<bool>,
@@ -226,9 +241,12 @@ pub(super) async fn drive<I, S, B>(
         conn: conn.clone(),
     };
     // With upgrades: a `101 Switching Protocols` hands the connection to the request (WebSocket).
-    let served = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-    tokio::pin!(served);
-    let timer = tokio::time::sleep_until(started + period(&limits).min(limits.header_timeout));
+    let mut served = Served::new(protocols.clone(), io, service);
+    // The first look comes soon enough to release an HTTP/1 connection idle after one request.
+    let first_look = period(&limits)
+        .min(limits.header_timeout)
+        .min(RELEASE_AFTER);
+    let timer = tokio::time::sleep_until(started + first_look);
     tokio::pin!(timer);
     // GOAWAY sent for the HTTP/2 request limit or the drain: the open streams finish, then the
     // connection ends.
@@ -239,14 +257,14 @@ pub(super) async fn drive<I, S, B>(
         tokio::select! {
             // The connection first: no random branch order per poll.
             biased;
-            res = served.as_mut() => {
+            res = &mut served => {
                 if let Err(e) = res {
                     tracing::debug!(error = %e, %remote, "connection ended with an error");
                 }
                 return;
             }
             _ = stop.changed() => {
-                served.as_mut().graceful_shutdown();
+                served.graceful_shutdown();
                 let _ = served.await;
                 return;
             }
@@ -256,7 +274,7 @@ pub(super) async fn drive<I, S, B>(
                 // listener goes): closing it now could cross a request already on its way.
                 if !going_away && conn.http2.load(Ordering::Relaxed) {
                     tracing::debug!(%remote, "draining, GOAWAY");
-                    served.as_mut().graceful_shutdown();
+                    served.graceful_shutdown();
                     going_away = true;
                 }
             }
@@ -274,20 +292,36 @@ pub(super) async fn drive<I, S, B>(
                         || drain.started.load(Ordering::Acquire))
                 {
                     tracing::debug!(%remote, "HTTP/2 request limit reached or draining, GOAWAY");
-                    served.as_mut().graceful_shutdown();
+                    served.graceful_shutdown();
                     going_away = true;
                 }
             }
-            () = &mut timer => match conn.next(Instant::now(), started, &limits) {
-                Next::Sleep(at) => timer.as_mut().reset(at),
-                Next::Close(why) => break why.say(),
-            },
+            () = &mut timer => {
+                let now = Instant::now();
+                // An HTTP/1 connection idle for a while keeps no hyper state (`serving`); until
+                // then its timer looks often enough to see it go idle.
+                let mut look = None;
+                if served.is_h1() {
+                    match conn.release_at(RELEASE_AFTER) {
+                        Some(at) if at <= now => {
+                            served.release();
+                            tracing::trace!(%remote, "idle: hyper's state released");
+                        }
+                        Some(at) => look = Some(at),
+                        None => look = Some(now + RELEASE_AFTER),
+                    }
+                }
+                match conn.next(now, started, &limits) {
+                    Next::Sleep(at) => timer.as_mut().reset(look.map_or(at, |l| l.min(at))),
+                    Next::Close(why) => break why.say(),
+                }
+            }
         }
     };
     tracing::debug!(%remote, why);
     // HTTP/1: closed at once when idle, after the last response's bytes otherwise; HTTP/2:
     // GOAWAY. Bounded: a client that reads nothing more gets no longer than a head would.
-    served.as_mut().graceful_shutdown();
+    served.graceful_shutdown();
     let _ = tokio::time::timeout(limits.header_timeout, served).await;
 }
 
@@ -319,6 +353,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
+        self.conn.flushed.store(false, Ordering::Relaxed);
         Pin::new(&mut self.io).poll_write(cx, buf)
     }
 
@@ -327,6 +362,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
+        self.conn.flushed.store(false, Ordering::Relaxed);
         Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
     }
 
@@ -335,7 +371,11 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+        let res = Pin::new(&mut self.io).poll_flush(cx);
+        if matches!(res, Poll::Ready(Ok(()))) {
+            self.conn.flushed.store(true, Ordering::Relaxed);
+        }
+        res
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
