@@ -57,6 +57,14 @@ pub struct Location {
     /// `auth-type: basic` with `auth-secret`: clients must send one of these users' passwords.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub basic_auth: Option<BasicAuth>,
+    /// `auth-type: digest` with `auth-secret`: clients must answer a Digest challenge (RFC 7616,
+    /// MD5, `qop=auth`) for one of these users.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest_auth: Option<DigestAuth>,
+    /// `satisfy: any`: a request that passes the source ranges or one authentication (basic,
+    /// digest, `auth-url`) is let through; `false` (`all`, the default): it must pass each.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub satisfy_any: bool,
     /// `auth-url` and its family: each request is first asked of an authentication service.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external_auth: Option<ExternalAuth>,
@@ -121,6 +129,8 @@ impl Default for Location {
             deny_sources: None,
             cors: None,
             basic_auth: None,
+            digest_auth: None,
+            satisfy_any: false,
             external_auth: None,
             upstream_hash_by: None,
             next_upstream: NextUpstream::default(),
@@ -237,6 +247,20 @@ pub struct BasicAuth {
     /// The Secret the users come from (`namespace/name`), for logs.
     pub secret: String,
     /// User name and password hash (bcrypt, apr1, `{SHA}` or crypt), in the Secret's order.
+    #[serde(skip)]
+    pub users: Vec<(String, String)>,
+}
+
+/// HTTP digest authentication (`auth-type: digest`): ingress-nginx's `auth_digest` (the
+/// nginx-http-auth-digest module) with the users of the `auth-secret`, htdigest lines
+/// `user:realm:HA1` (or, with `auth-secret-type: auth-map`, a key per user and `realm:HA1`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct DigestAuth {
+    /// `auth-realm`, in the challenge; only the lines of this realm count.
+    pub realm: String,
+    /// The Secret the users come from (`namespace/name`), for logs.
+    pub secret: String,
+    /// User name and HA1 (`MD5(user:realm:password)`, 32 lowercase hex digits).
     #[serde(skip)]
     pub users: Vec<(String, String)>,
 }

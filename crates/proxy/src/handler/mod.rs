@@ -19,7 +19,8 @@
 //! 3. Who may: [`limit`], the request rate per client address (503); [`limit_conn`], its
 //!    requests in flight (503); [`access`], a denied route
 //!    (503), deny- and allow-lists (403), the declared body size (413); [`basic_auth`], a user's
-//!    password (`auth-type: basic`, 401); [`external_auth`], the authentication service's answer
+//!    password (`auth-type: basic`, 401); [`digest_auth`], the answer to a digest challenge
+//!    (`auth-type: digest`, 401); [`external_auth`], the authentication service's answer
 //!    (`auth-url`: 401, 403 or a redirect to sign in, 500 without an answer).
 //! 4. [`pick`]: canary or primary, or a Gateway API rule's weighted backend (its session's, else
 //!    by weight), then the endpoint (sticky layer over the balancer, or the ring by
@@ -45,6 +46,7 @@ mod block;
 mod client;
 mod client_cert;
 mod connection;
+mod digest_auth;
 mod error_page;
 mod external_auth;
 mod forward;
@@ -195,6 +197,7 @@ async fn proxied<'t>(
     out.in_flight = limit_conn::enter(route, conn)?;
     access::check(route.location(), &req, conn)?;
     basic_auth::check(route, &req).await?;
+    digest_auth::check(route, &req)?;
     let grant = external_auth::check(route, conn, &mut req).await?;
     if let Some(grant) = &grant {
         grant.apply(req.headers_mut());
