@@ -148,7 +148,7 @@ pub const ANNOTATIONS: &[(&str, Support)] = &[
     ("proxy-ssl-verify-depth", Supported),
     ("relative-redirects", NotSupported),
     ("rewrite-target", Supported),
-    ("satisfy", NoEffect),
+    ("satisfy", Supported),
     ("server-alias", Supported),
     ("server-snippet", Refused),
     ("service-upstream", Supported),

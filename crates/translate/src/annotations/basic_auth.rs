@@ -317,10 +317,7 @@ impl<'a> Users<'a> {
             r.warn("auth-secret", format!("{at}: no user:realm:HA1, skipped"));
             return;
         };
-        let ha1 = ha1
-            .split([':', '#', '\r', '\n'])
-            .next()
-            .unwrap_or_default();
+        let ha1 = ha1.split([':', '#', '\r', '\n']).next().unwrap_or_default();
         if user.is_empty() {
             r.warn("auth-secret", format!("{at}: empty user name, skipped"));
             return;
