@@ -290,6 +290,11 @@ pub struct ExternalAuth {
     /// `auth-always-set-cookie`: the service's `Set-Cookie` goes on every response, not only on
     /// successful ones.
     pub always_set_cookie: bool,
+    /// `auth-proxy-set-headers`: headers (name, value) of the ConfigMap it names, set on the
+    /// request to the service (nginx's `proxy_set_header`: values may use nginx variables, an
+    /// empty one removes the header).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub proxy_set_headers: Vec<(String, String)>,
 }
 
 /// ingress-nginx's request rate limits (`limit_req ... nodelay`): per client address, per replica;

@@ -52,7 +52,7 @@ pub const ANNOTATIONS: &[(&str, Support)] = &[
     ("auth-keepalive-share-vars", NoEffect),
     ("auth-keepalive-timeout", NoEffect),
     ("auth-method", Supported),
-    ("auth-proxy-set-headers", NotSupported),
+    ("auth-proxy-set-headers", Supported),
     ("auth-realm", Supported),
     ("auth-request-redirect", Supported),
     ("auth-response-headers", Supported),
