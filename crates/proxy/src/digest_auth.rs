@@ -6,12 +6,13 @@
 //! realm="<auth-realm>", nonce="<nonce>"`, with `, stale="true"` when the right password came
 //! with a nonce that is no longer valid (so clients ask again without prompting). The module keeps
 //! each nonce in shared memory; Remora's nonces verify themselves: 8 hex digits of the time they
-//! were issued, then 96 bits of a keyed BLAKE3 hash (a random key of the process) of that time
-//! and the realm. A nonce is good for [`NONCE_TIMEOUT`] (the module's `auth_digest_timeout`)
-//! from when it was issued, and for `nc` below 20 (its `auth_digest_replays`). Nothing is
-//! remembered of a nonce's uses, so a captured request can be replayed within that minute (the
-//! module refuses a nonce count seen before); nonces of another process (a restart, another
-//! replica) are stale.
+//! were issued, 16 of a serial number of the process, then 96 bits of a keyed BLAKE3 hash (a
+//! random key of the process) of those and the realm. A nonce is good for [`NONCE_TIMEOUT`] (the module's `auth_digest_timeout`)
+//! from when it was issued, and for `nc` below 20 (its `auth_digest_replays`). Each count of a
+//! nonce is let through once, as the module does: the counts used are noted in a fixed table of
+//! atomics shared by the workers (no lock, nothing allocated per request; see [`record`]).
+//! Nonces of another process (a restart, another replica) are stale: clients ask again without
+//! prompting.
 //!
 //! As the module: the `Authorization` header must carry `username`, `realm`, `nonce`, `uri`,
 //! `qop`, `nc`, `cnonce` and `response`; `uri` must be the request target as sent, or its path
@@ -25,6 +26,7 @@ use md5::{Digest as _, Md5};
 use model::DigestAuth;
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use subtle::ConstantTimeEq;
@@ -137,7 +139,64 @@ impl DigestAuthRuntime {
         if now < issued || now - issued > NONCE_TIMEOUT.as_secs() {
             return Err(Refusal::Stale);
         }
-        Ok(())
+        record(&f.nonce, issued, nc, now)
+    }
+}
+
+/// Slots of the record of the nonce counts used (a power of two): 512 KiB, allocated at the first
+/// digest authentication.
+const USED_SLOTS: usize = 1 << 16;
+
+/// The nonce counts used, shared by the workers: one word per slot, 24 bits of a hash of the
+/// nonce, the low 20 bits of the second it was issued, a bit for each count (1 to 19) used.
+fn used() -> &'static [AtomicU64] {
+    static USED: OnceLock<Box<[AtomicU64]>> = OnceLock::new();
+    USED.get_or_init(|| (0..USED_SLOTS).map(|_| AtomicU64::new(0)).collect())
+}
+
+/// Note the use of count `nc` (1 to 19) of a nonce issued at `issued`, as the module marks each
+/// count of a nonce used: `Challenge` for a count used before (a replay). A nonce has two places
+/// in the table; when both are held by other nonces still valid, its use cannot be noted, and the
+/// client is asked to take a fresh nonce (`Stale`) rather than let a replay go unnoticed.
+fn record(nonce: &[u8], issued: u64, nc: u32, now: u64) -> Result<(), Refusal> {
+    const LOW: u64 = 0xf_ffff;
+    let hash = xxhash_rust::xxh3::xxh3_64(nonce);
+    let tag = hash >> 40;
+    let stamp = issued & LOW;
+    let bit = 1u64 << nc;
+    let first = hash as usize & (USED_SLOTS - 1);
+    let table = used();
+    let slots = [&table[first], &table[first ^ 1]];
+    let mine = |word: u64| word != 0 && word >> 40 == tag && (word >> 20) & LOW == stamp;
+    let free = |word: u64| {
+        word == 0 || (now & LOW).wrapping_sub((word >> 20) & LOW) & LOW > NONCE_TIMEOUT.as_secs()
+    };
+    // Where the nonce was noted before, else a free place.
+    let held = slots
+        .iter()
+        .find(|s| mine(s.load(Ordering::Acquire)))
+        .or_else(|| slots.iter().find(|s| free(s.load(Ordering::Acquire))));
+    let Some(slot) = held else {
+        return Err(Refusal::Stale);
+    };
+    let mut word = slot.load(Ordering::Acquire);
+    loop {
+        let next = if mine(word) {
+            if word & bit != 0 {
+                tracing::debug!("digest authentication: nonce count used before");
+                return Err(Refusal::Challenge);
+            }
+            word | bit
+        } else if free(word) {
+            tag << 40 | stamp << 20 | bit
+        } else {
+            // Taken by another nonce meanwhile.
+            return Err(Refusal::Stale);
+        };
+        match slot.compare_exchange_weak(word, next, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return Ok(()),
+            Err(current) => word = current,
+        }
     }
 }
 
@@ -182,11 +241,12 @@ fn key() -> Option<&'static [u8; 32]> {
     .as_ref()
 }
 
-/// 96 bits of the keyed hash of a nonce's time and realm.
-fn mac(key: &[u8; 32], realm: &str, issued: u32) -> [u8; 12] {
+/// 96 bits of the keyed hash of a nonce's time, serial number and realm.
+fn mac(key: &[u8; 32], realm: &str, issued: u32, serial: u64) -> [u8; 12] {
     let hash = blake3::Hasher::new_keyed(key)
         .update(b"remora digest nonce v1")
         .update(&issued.to_be_bytes())
+        .update(&serial.to_be_bytes())
         .update(realm.as_bytes())
         .finalize();
     let mut out = [0u8; 12];
@@ -194,17 +254,23 @@ fn mac(key: &[u8; 32], realm: &str, issued: u32) -> [u8; 12] {
     out
 }
 
-/// A nonce issued at `now`: its time (8 hex digits) and its MAC (24 hex digits).
-fn issue(realm: &str, now: u64) -> [u8; 32] {
+/// The length of a nonce: the time (8 hex digits), a serial number of the process (16), the MAC
+/// (24).
+const NONCE_LEN: usize = 48;
+
+/// A nonce issued at `now`. Each is another (the serial number), so that the counts each client
+/// uses are its own.
+fn issue(realm: &str, now: u64) -> [u8; NONCE_LEN] {
+    static SERIAL: AtomicU64 = AtomicU64::new(0);
     let issued = u32::try_from(now).unwrap_or(u32::MAX);
-    let mut nonce = [b'0'; 32];
-    let time = format!("{issued:08x}");
-    nonce[..8].copy_from_slice(time.as_bytes());
+    let serial = SERIAL.fetch_add(1, Ordering::Relaxed);
+    let mut nonce = [b'0'; NONCE_LEN];
+    nonce[..8].copy_from_slice(format!("{issued:08x}").as_bytes());
+    nonce[8..24].copy_from_slice(format!("{serial:016x}").as_bytes());
     // Without a key the nonce carries zeros, which nothing verifies.
     if let Some(key) = key() {
-        let mac = mac(key, realm, issued);
-        for (i, b) in mac.iter().enumerate() {
-            nonce[8 + 2 * i..10 + 2 * i].copy_from_slice(&hex_byte(*b));
+        for (i, b) in mac(key, realm, issued, serial).iter().enumerate() {
+            nonce[24 + 2 * i..26 + 2 * i].copy_from_slice(&hex_byte(*b));
         }
     }
     nonce
@@ -213,16 +279,18 @@ fn issue(realm: &str, now: u64) -> [u8; 32] {
 /// When a nonce of this process and realm was issued; `None` for any other value.
 fn verify(realm: &str, nonce: &[u8]) -> Option<u64> {
     let key = key()?;
-    if nonce.len() != 32 {
+    if nonce.len() != NONCE_LEN {
         return None;
     }
-    let issued = u32::from_str_radix(std::str::from_utf8(&nonce[..8]).ok()?, 16).ok()?;
-    let mac = mac(key, realm, issued);
+    let hex_number =
+        |digits: &[u8]| u64::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok();
+    let issued = u32::try_from(hex_number(&nonce[..8])?).ok()?;
+    let serial = hex_number(&nonce[8..24])?;
     let mut expected = [0u8; 24];
-    for (i, b) in mac.iter().enumerate() {
+    for (i, b) in mac(key, realm, issued, serial).iter().enumerate() {
         expected[2 * i..2 * i + 2].copy_from_slice(&hex_byte(*b));
     }
-    bool::from(expected.ct_eq(&nonce[8..])).then_some(u64::from(issued))
+    bool::from(expected.ct_eq(&nonce[24..])).then_some(u64::from(issued))
 }
 
 fn hex_byte(b: u8) -> [u8; 2] {

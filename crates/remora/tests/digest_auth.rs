@@ -4,7 +4,8 @@
 //! nonce="..."`) and nginx's "401 Authorization Required"; curl's `--digest` with a user's
 //! password reaches the pod, which does not see the credentials. Responses computed here check
 //! what curl does not: the request target against `uri` (with the module's allowance for a query),
-//! a nonce Remora did not issue, the nonce count limit (`stale="true"`), `auth-map`. A missing
+//! a nonce Remora did not issue, a replayed nonce count, the nonce count limit (`stale="true"`),
+//! `auth-map`. A missing
 //! Secret is denied (503); ACME HTTP-01 paths are not authenticated.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -205,6 +206,9 @@ async fn digest_auth_as_ingress_nginx() {
     // The same nonce again, with the next count (a browser's next request).
     let r = with("/a?x=1", answer("/a?x=1", nonce, 2)).await;
     assert_eq!(r.status, 200, "{}", r.body);
+    // The same request again: a replay, refused as the module refuses a count used before.
+    let r = with("/a?x=1", answer("/a?x=1", nonce, 2)).await;
+    assert_challenged(&r, "Staff", false, "a replayed count");
     // The module's allowance: uri without the query.
     let r = with("/a?x=1", answer("/a", nonce, 3)).await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -212,7 +216,7 @@ async fn digest_auth_as_ingress_nginx() {
     let r = with("/b", answer("/a", nonce, 4)).await;
     assert_challenged(&r, "Staff", false, "uri of another target");
     // A nonce Remora did not issue.
-    let forged = format!("{}{}", &nonce[..8], "0".repeat(24));
+    let forged = format!("{}{}", &nonce[..24], "0".repeat(24));
     let r = with("/a", answer("/a", &forged, 1)).await;
     assert_challenged(&r, "Staff", false, "a forged nonce");
     // 20 uses of a nonce: stale, so the client asks again without prompting.

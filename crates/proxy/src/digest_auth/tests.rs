@@ -65,9 +65,22 @@ fn a_fresh_nonce_and_the_password_let_through() {
         auth.check_at(method, target, Some(&value(h)), at)
     };
     assert_eq!(check(&Method::GET, "/dir/index.html", &ok, now), Ok(()));
-    // The .NET allowance: the uri without the query.
+    // The same count again: a replay.
     assert_eq!(
-        check(&Method::GET, "/dir/index.html?a=1", &ok, now + 60),
+        check(&Method::GET, "/dir/index.html", &ok, now),
+        Err(Refusal::Challenge)
+    );
+    // The .NET allowance: the uri without the query.
+    let next = answer(
+        realm,
+        "Circle Of Life",
+        "GET",
+        "/dir/index.html",
+        &nonce,
+        "00000002",
+    );
+    assert_eq!(
+        check(&Method::GET, "/dir/index.html?a=1", &next, now + 60),
         Ok(())
     );
     // Another target, another method.
@@ -108,7 +121,7 @@ fn a_fresh_nonce_and_the_password_let_through() {
     assert_eq!(nc("00000000"), Err(Refusal::Challenge));
     assert_eq!(nc("zz"), Err(Refusal::Challenge));
     // A nonce Remora did not issue (or of another realm) is no nonce.
-    let forged = format!("{:08x}{}", now, "0".repeat(24));
+    let forged = format!("{:08x}{}", now, "0".repeat(40));
     let h = answer(realm, "Circle Of Life", "GET", "/", &forged, "00000001");
     assert_eq!(check(&Method::GET, "/", &h, now), Err(Refusal::Challenge));
     let other = String::from_utf8(issue("Other", now).to_vec()).unwrap();
@@ -117,6 +130,34 @@ fn a_fresh_nonce_and_the_password_let_through() {
     // A realm other than the route's.
     let h = answer("Other", "Circle Of Life", "GET", "/", &nonce, "00000001");
     assert_eq!(check(&Method::GET, "/", &h, now), Err(Refusal::Challenge));
+}
+
+#[test]
+fn each_count_of_a_nonce_once_and_no_nonce_unnoted() {
+    let now = 1_700_000_000;
+    let nonce = issue("Counts", now);
+    assert_eq!(record(&nonce, now, 1, now), Ok(()));
+    assert_eq!(record(&nonce, now, 2, now + 1), Ok(()));
+    assert_eq!(record(&nonce, now, 1, now + 2), Err(Refusal::Challenge));
+    assert_eq!(record(&nonce, now, 2, now + 2), Err(Refusal::Challenge));
+    assert_eq!(record(&nonce, now, 19, now + 2), Ok(()));
+    // Other nonces that fall on both of its places, while it is valid: stale, never unnoted.
+    let hash = |n: &[u8]| xxhash_rust::xxh3::xxh3_64(n) as usize & (USED_SLOTS - 1);
+    let place = hash(&nonce);
+    let mut others = (1..)
+        .map(|i| issue(&format!("Counts {i}"), now))
+        .filter(|n| hash(n) | 1 == place | 1);
+    let (a, b, c) = (
+        others.next().unwrap(),
+        others.next().unwrap(),
+        others.next().unwrap(),
+    );
+    // The nonce holds one of the two places, `a` takes the other, `b` finds none.
+    assert_eq!(record(&a, now, 1, now + 3), Ok(()));
+    assert_eq!(record(&b, now, 1, now + 3), Err(Refusal::Stale));
+    assert_eq!(record(&nonce, now, 3, now + 3), Ok(()));
+    // Once the nonces are past their minute, their places are free again.
+    assert_eq!(record(&c, now + 100, 1, now + 100), Ok(()));
 }
 
 #[test]
@@ -153,7 +194,7 @@ fn the_challenge_is_the_modules() {
     );
     assert!(c.ends_with('"') && !c.contains("stale"), "{c}");
     let nonce = &c[c.find("nonce=\"").unwrap() + 7..c.len() - 1];
-    assert_eq!(nonce.len(), 32);
+    assert_eq!(nonce.len(), NONCE_LEN);
     assert!(verify("Staff only", nonce.as_bytes()).is_some());
     let stale = auth.challenge(&Refusal::Stale);
     assert!(stale.to_str().unwrap().ends_with(", stale=\"true\""));
