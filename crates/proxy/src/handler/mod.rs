@@ -199,19 +199,19 @@ async fn proxied<'t>(
     out.in_flight = limit_conn::enter(route, conn)?;
     access::check(route.location(), &req)?;
     // nginx's access phase, its checks combined as `satisfy` says.
-    let mut access = satisfy::Satisfy::new(route.location());
-    access.judge(digest_auth::check(route, &req))?;
-    if access.pending() {
-        access.judge(access::sources(route.location(), conn))?;
+    let mut gate = satisfy::Satisfy::new(route.location());
+    gate.judge(digest_auth::check(route, &req))?;
+    if gate.pending() {
+        gate.judge(access::sources(route.location(), conn))?;
     }
-    if access.pending() {
-        access.judge(basic_auth::check(route, &req).await)?;
+    if gate.pending() {
+        gate.judge(basic_auth::check(route, &req).await)?;
     }
     let mut grant = None;
-    if access.pending() {
-        grant = access.judge_with(external_auth::check(route, conn, &mut req).await)?;
+    if gate.pending() {
+        grant = gate.judge_with(external_auth::check(route, conn, &mut req).await)?;
     }
-    access.end()?;
+    gate.end()?;
     if let Some(grant) = &grant {
         grant.apply(req.headers_mut());
     }
