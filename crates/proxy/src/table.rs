@@ -221,7 +221,7 @@ pub struct RouteRuntime {
     pub digest_auth: Option<Arc<DigestAuthRuntime>>,
     /// `upstream-hash-by`: the key that places requests without affinity.
     pub hash_key: Option<Compiled>,
-    /// `auth-url`: the service every request is first asked of.
+    /// `auth-url`: the service every request is first asked of; `None` on ACME HTTP-01 paths.
     pub external_auth: Option<Box<AuthRuntime>>,
     /// Statistics of the target, and of the canary if the route has one.
     pub stats: Arc<RouteStats>,
@@ -693,17 +693,23 @@ impl Table {
                     .upstream_hash_by
                     .as_deref()
                     .map(Compiled::new),
-                external_auth: target.location.external_auth.as_ref().map(|auth| {
-                    let key = ClientKey {
-                        protocol: BackendProtocol::Http,
-                        connect_timeout_secs: target.location.connect_timeout_secs,
-                        tls: None,
-                    };
-                    Box::new(AuthRuntime::new(
-                        auth,
-                        clients.and_then(|c| c.get(key).ok()),
-                    ))
-                }),
+                // Not on ACME HTTP-01 paths either (`no-auth-locations` covers `auth_request`).
+                external_auth: target
+                    .location
+                    .external_auth
+                    .as_ref()
+                    .filter(|_| !route.is_some_and(|r| r.path.starts_with(NO_AUTH_LOCATION)))
+                    .map(|auth| {
+                        let key = ClientKey {
+                            protocol: BackendProtocol::Http,
+                            connect_timeout_secs: target.location.connect_timeout_secs,
+                            tls: None,
+                        };
+                        Box::new(AuthRuntime::new(
+                            auth,
+                            clients.and_then(|c| c.get(key).ok()),
+                        ))
+                    }),
                 stats: stats_of(target, route.map_or(&[], |r| &r.backends)),
                 canary_stats: route
                     .and_then(|r| r.canary.as_ref())

@@ -204,7 +204,8 @@ async fn external_authentication_as_ingress_nginx() {
 /// The ConfigMap's `global-auth-url` (ingress-nginx's global external authentication): every
 /// Ingress location without its own `auth-url` asks the service, unless its Ingress says
 /// `enable-global-auth: "false"`; an Ingress's own `auth-url` wins; global settings that cannot be
-/// used deny the locations they apply to (503), never serve them open.
+/// used deny the locations they apply to (503), never serve them open. ACME HTTP-01 paths are
+/// not authenticated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn global_auth_url_from_the_configmap() {
     let (auth, seen) = auth_service().await;
@@ -215,6 +216,14 @@ async fn global_auth_url_from_the_configmap() {
         1,
         &[
             web_ingress("guarded", "guarded.example.com", &[]),
+            // cert-manager's solver Ingress for the same host.
+            IngressYaml::new("acme-solver")
+                .rule(
+                    Some("guarded.example.com"),
+                    "/.well-known/acme-challenge/token",
+                    "web",
+                )
+                .build(),
             web_ingress(
                 "public",
                 "public.example.com",
@@ -268,6 +277,15 @@ async fn global_auth_url_from_the_configmap() {
     assert_eq!(seen.lock().unwrap().len(), asked);
     // Its own auth-url: the global service is not asked.
     assert_eq!(at("own.example.com", "session=good").await.status, 200);
+    assert_eq!(seen.lock().unwrap().len(), asked);
+    // ACME HTTP-01 challenges: not asked (ingress-nginx's no-auth-locations), so certificates
+    // renew.
+    let r = get(
+        &remora.url("/.well-known/acme-challenge/token"),
+        &[("host", "guarded.example.com")],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(seen.lock().unwrap().len(), asked);
 
     // A global URL that cannot be used: 503 where it applies, never the pod.
