@@ -57,6 +57,14 @@ pub struct Location {
     /// `auth-type: basic` with `auth-secret`: clients must send one of these users' passwords.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub basic_auth: Option<BasicAuth>,
+    /// `auth-type: digest` with `auth-secret`: clients must answer a Digest challenge (RFC 7616,
+    /// MD5, `qop=auth`) for one of these users.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest_auth: Option<DigestAuth>,
+    /// `satisfy: any`: a request that passes the source ranges or one authentication (basic,
+    /// digest, `auth-url`) is let through; `false` (`all`, the default): it must pass each.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub satisfy_any: bool,
     /// `auth-url` and its family: each request is first asked of an authentication service.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external_auth: Option<ExternalAuth>,
@@ -121,6 +129,8 @@ impl Default for Location {
             deny_sources: None,
             cors: None,
             basic_auth: None,
+            digest_auth: None,
+            satisfy_any: false,
             external_auth: None,
             upstream_hash_by: None,
             next_upstream: NextUpstream::default(),
@@ -241,6 +251,20 @@ pub struct BasicAuth {
     pub users: Vec<(String, String)>,
 }
 
+/// HTTP digest authentication (`auth-type: digest`): ingress-nginx's `auth_digest` (the
+/// nginx-http-auth-digest module) with the users of the `auth-secret`, htdigest lines
+/// `user:realm:HA1` (or, with `auth-secret-type: auth-map`, a key per user and `realm:HA1`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct DigestAuth {
+    /// `auth-realm`, in the challenge; only the lines of this realm count.
+    pub realm: String,
+    /// The Secret the users come from (`namespace/name`), for logs.
+    pub secret: String,
+    /// User name and HA1 (`MD5(user:realm:password)`, 32 lowercase hex digits).
+    #[serde(skip)]
+    pub users: Vec<(String, String)>,
+}
+
 /// External authentication (`auth-url`): ingress-nginx's `auth_request` to a service such as
 /// oauth2-proxy. A 2xx answer lets the request through; 401 and 403 are the client's answer (401
 /// becomes a redirect to `auth-signin` when set); anything else, or no answer, is 500.
@@ -266,6 +290,11 @@ pub struct ExternalAuth {
     /// `auth-always-set-cookie`: the service's `Set-Cookie` goes on every response, not only on
     /// successful ones.
     pub always_set_cookie: bool,
+    /// `auth-proxy-set-headers`: headers (name, value) of the ConfigMap it names, set on the
+    /// request to the service (nginx's `proxy_set_header`: values may use nginx variables, an
+    /// empty one removes the header).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub proxy_set_headers: Vec<(String, String)>,
 }
 
 /// ingress-nginx's request rate limits (`limit_req ... nodelay`): per client address, per replica;

@@ -1,8 +1,10 @@
 //! What a route with `auth-url` needs at request time, prepared once per table: its URLs
-//! (compiled nginx expressions), the headers to take from the service's answer, and the client
-//! that asks it. The phase itself is `handler/external_auth.rs`.
+//! (compiled nginx expressions), the headers to take from the service's answer and to set on the
+//! request to it (`auth-proxy-set-headers`), and the client that asks it. The phase itself is
+//! `handler/external_auth.rs`.
 
 use crate::expr::{escape, Compiled};
+use crate::filters::SetHeaders;
 use crate::upstream::UpstreamClient;
 use http::{HeaderName, HeaderValue, Method};
 use model::ExternalAuth;
@@ -16,6 +18,8 @@ pub struct AuthRuntime {
     pub response_headers: Vec<HeaderName>,
     pub request_redirect: Option<HeaderValue>,
     pub always_set_cookie: bool,
+    /// `auth-proxy-set-headers`: set on the request to the service.
+    pub proxy_set_headers: Option<SetHeaders>,
     /// `None`: the table was built without clients (tests); every request then fails closed.
     pub client: Option<UpstreamClient>,
 }
@@ -38,6 +42,7 @@ impl AuthRuntime {
                 .as_deref()
                 .and_then(|v| HeaderValue::from_str(v).ok()),
             always_set_cookie: auth.always_set_cookie,
+            proxy_set_headers: SetHeaders::new(&auth.proxy_set_headers),
             client,
         }
     }

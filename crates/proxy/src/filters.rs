@@ -201,8 +201,9 @@ mod tests {
     }
 }
 
-/// `proxy-set-headers`: request headers every pod gets, names and fixed values parsed once per
-/// table; a value with nginx variables is compiled once and rendered per request.
+/// `proxy-set-headers`: request headers every pod gets (and `auth-proxy-set-headers`: those the
+/// authentication service gets), names and fixed values parsed once per table; a value with
+/// nginx variables is compiled once and rendered per request.
 #[derive(Debug, Default)]
 pub struct SetHeaders {
     headers: Box<[(HeaderName, SetValue)]>,
@@ -235,6 +236,27 @@ impl SetHeaders {
             })
             .collect();
         (!headers.is_empty()).then_some(Self { headers })
+    }
+
+    /// Set (or remove) each header on `headers`, a request other than the one the variables are
+    /// read from (`auth-proxy-set-headers` on the authentication service's). A rendered value
+    /// that is no header value leaves the header out.
+    pub fn apply_to<B>(&self, cx: &crate::expr::Cx<'_, B>, headers: &mut http::HeaderMap) {
+        for (name, value) in self.headers.iter() {
+            let v = match value {
+                SetValue::Remove => None,
+                SetValue::Fixed(v) => Some(v.clone()),
+                SetValue::Expr(e) => HeaderValue::from_str(&e.render(cx)).ok(),
+            };
+            match v {
+                Some(v) => {
+                    headers.insert(name, v);
+                }
+                None => {
+                    headers.remove(name);
+                }
+            }
+        }
     }
 
     /// Set (or remove) each header on the request, its variables read from the request as it

@@ -19,6 +19,7 @@ mod client_auth;
 mod compat;
 mod conditions;
 mod cors;
+mod digest_auth;
 mod error;
 mod expr;
 mod external_auth;

@@ -7,6 +7,7 @@ use crate::client_auth::{ClientAuthRuntime, HostAuth};
 use crate::compat::{CompatLabels, CompatStats};
 use crate::conditions::CompiledConditions;
 use crate::cors::CorsHeaders;
+use crate::digest_auth::DigestAuthRuntime;
 use crate::expr::Compiled;
 use crate::external_auth::AuthRuntime;
 use crate::filters::{HeaderEditor, SetHeaders};
@@ -215,9 +216,12 @@ pub struct RouteRuntime {
     /// `auth-type: basic`: the users whose passwords let requests through (shared by the routes
     /// of an Ingress). `None` also on ACME HTTP-01 paths, as ingress-nginx's `no-auth-locations`.
     pub basic_auth: Option<Arc<BasicAuthRuntime>>,
+    /// `auth-type: digest`: the users whose passwords answer its challenges (shared by the routes
+    /// of an Ingress); `None` on ACME HTTP-01 paths too.
+    pub digest_auth: Option<Arc<DigestAuthRuntime>>,
     /// `upstream-hash-by`: the key that places requests without affinity.
     pub hash_key: Option<Compiled>,
-    /// `auth-url`: the service every request is first asked of.
+    /// `auth-url`: the service every request is first asked of; `None` on ACME HTTP-01 paths.
     pub external_auth: Option<Box<AuthRuntime>>,
     /// Statistics of the target, and of the canary if the route has one.
     pub stats: Arc<RouteStats>,
@@ -640,6 +644,18 @@ impl Table {
                     .or_insert_with(|| Arc::new(BasicAuthRuntime::new(auth)));
                 Some(runtime.clone())
             };
+            let mut digest_auths: HashMap<model::DigestAuth, Arc<DigestAuthRuntime>> =
+                HashMap::new();
+            let mut digest_auth_of = |target: &Target, route: Option<&Route>| {
+                let auth = target.location.digest_auth.as_ref()?;
+                if route.is_some_and(|r| r.path.starts_with(NO_AUTH_LOCATION)) {
+                    return None;
+                }
+                let runtime = digest_auths
+                    .entry(auth.clone())
+                    .or_insert_with(|| Arc::new(DigestAuthRuntime::new(auth)));
+                Some(runtime.clone())
+            };
             let mut runtime = |target: &Target, route: Option<&Route>| RouteRuntime {
                 // Translation dropped the paths and patterns that do not compile.
                 regex: route
@@ -671,22 +687,29 @@ impl Table {
                 limiter: target.location.rate_limit.as_ref().map(&mut limiter_of),
                 headers: RouteHeaders::of(&target.location),
                 basic_auth: basic_auth_of(target, route),
+                digest_auth: digest_auth_of(target, route),
                 hash_key: target
                     .location
                     .upstream_hash_by
                     .as_deref()
                     .map(Compiled::new),
-                external_auth: target.location.external_auth.as_ref().map(|auth| {
-                    let key = ClientKey {
-                        protocol: BackendProtocol::Http,
-                        connect_timeout_secs: target.location.connect_timeout_secs,
-                        tls: None,
-                    };
-                    Box::new(AuthRuntime::new(
-                        auth,
-                        clients.and_then(|c| c.get(key).ok()),
-                    ))
-                }),
+                // Not on ACME HTTP-01 paths either (`no-auth-locations` covers `auth_request`).
+                external_auth: target
+                    .location
+                    .external_auth
+                    .as_ref()
+                    .filter(|_| !route.is_some_and(|r| r.path.starts_with(NO_AUTH_LOCATION)))
+                    .map(|auth| {
+                        let key = ClientKey {
+                            protocol: BackendProtocol::Http,
+                            connect_timeout_secs: target.location.connect_timeout_secs,
+                            tls: None,
+                        };
+                        Box::new(AuthRuntime::new(
+                            auth,
+                            clients.and_then(|c| c.get(key).ok()),
+                        ))
+                    }),
                 stats: stats_of(target, route.map_or(&[], |r| &r.backends)),
                 canary_stats: route
                     .and_then(|r| r.canary.as_ref())

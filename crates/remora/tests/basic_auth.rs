@@ -3,7 +3,8 @@
 //! with `WWW-Authenticate: Basic realm="<auth-realm>"` and nginx's "401 Authorization Required";
 //! a user of the Secret with its password reaches the pod, which does not see the credentials
 //! (ingress-nginx's `proxy_set_header Authorization ""`). Each hash form htpasswd writes is
-//! checked. A route without authentication is unaffected; digest authentication is denied (503).
+//! checked. A route without authentication is unaffected; digest authentication without a realm is
+//! denied (503).
 //! A changed Secret takes effect at the next reload; in controller mode, Opaque Secrets are
 //! watched.
 //!
@@ -220,7 +221,7 @@ async fn basic_auth_as_ingress_nginx() {
         r.body
     );
 
-    // Digest authentication is not served open.
+    // Digest authentication without a realm (the module would be off) is not served open.
     let r = get_as(
         &remora,
         "digest.example.com",
@@ -242,7 +243,7 @@ async fn basic_auth_as_ingress_nginx() {
         })
     };
     assert!(warned("staff", "auth-secret", "mallory"), "{status}");
-    assert!(warned("digest", "auth-type", "503"), "{status}");
+    assert!(warned("digest", "auth-realm", "503"), "{status}");
     // Hashes never show.
     let snapshot = get(&format!("http://{}/snapshot", remora.admin), &[])
         .await

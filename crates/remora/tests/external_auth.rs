@@ -204,7 +204,8 @@ async fn external_authentication_as_ingress_nginx() {
 /// The ConfigMap's `global-auth-url` (ingress-nginx's global external authentication): every
 /// Ingress location without its own `auth-url` asks the service, unless its Ingress says
 /// `enable-global-auth: "false"`; an Ingress's own `auth-url` wins; global settings that cannot be
-/// used deny the locations they apply to (503), never serve them open.
+/// used deny the locations they apply to (503), never serve them open. ACME HTTP-01 paths are
+/// not authenticated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn global_auth_url_from_the_configmap() {
     let (auth, seen) = auth_service().await;
@@ -215,6 +216,14 @@ async fn global_auth_url_from_the_configmap() {
         1,
         &[
             web_ingress("guarded", "guarded.example.com", &[]),
+            // cert-manager's solver Ingress for the same host.
+            IngressYaml::new("acme-solver")
+                .rule(
+                    Some("guarded.example.com"),
+                    "/.well-known/acme-challenge/token",
+                    "web",
+                )
+                .build(),
             web_ingress(
                 "public",
                 "public.example.com",
@@ -269,6 +278,15 @@ async fn global_auth_url_from_the_configmap() {
     // Its own auth-url: the global service is not asked.
     assert_eq!(at("own.example.com", "session=good").await.status, 200);
     assert_eq!(seen.lock().unwrap().len(), asked);
+    // ACME HTTP-01 challenges: not asked (ingress-nginx's no-auth-locations), so certificates
+    // renew.
+    let r = get(
+        &remora.url("/.well-known/acme-challenge/token"),
+        &[("host", "guarded.example.com")],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(seen.lock().unwrap().len(), asked);
 
     // A global URL that cannot be used: 503 where it applies, never the pod.
     remora
@@ -281,4 +299,98 @@ async fn global_auth_url_from_the_configmap() {
     assert_eq!(at("guarded.example.com", "session=good").await.status, 503);
     assert_eq!(at("public.example.com", "").await.status, 200);
     remora.wait_log("global-auth-url").await;
+}
+
+/// `auth-proxy-set-headers`: the headers of the ConfigMap it names reach the service (as
+/// ingress-nginx's test "should set proxy_set_header My-Custom-Header 42"), a value's nginx
+/// variable rendered per request, a client's own header of that name replaced; the pod does not
+/// get them. A ConfigMap that is missing denies the Ingress (503), the service never asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_proxy_set_headers_reach_the_service() {
+    let (auth, seen) = auth_service().await;
+    let url = format!("http://{auth}/auth");
+    let (_pods, _dir, remora) = serve_service(
+        "web",
+        "web-6c7d8e9f4a",
+        1,
+        &[
+            config_map_in(
+                "default",
+                "auth-headers",
+                &[
+                    ("My-Custom-Header", "42"),
+                    ("X-Client", "$remote_addr via $host"),
+                ],
+            ),
+            web_ingress(
+                "headers",
+                "headers.example.com",
+                &[
+                    ("auth-url", &url),
+                    ("auth-proxy-set-headers", "default/auth-headers"),
+                ],
+            ),
+            web_ingress(
+                "missing",
+                "missing.example.com",
+                &[
+                    ("auth-url", &url),
+                    ("auth-proxy-set-headers", "auth-headers-typo"),
+                ],
+            ),
+        ],
+    )
+    .await;
+
+    let r = get(
+        &remora.url("/echo-headers"),
+        &[
+            ("host", "headers.example.com"),
+            ("cookie", "session=good"),
+            ("my-custom-header", "from-the-client"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (_, headers) = seen.lock().unwrap().last().cloned().unwrap();
+    let values = |name: &str| -> Vec<String> {
+        headers
+            .iter()
+            .filter_map(|h| h.strip_prefix(&format!("{name}: ")).map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(values("my-custom-header"), ["42"], "{headers:?}");
+    assert_eq!(
+        values("x-client"),
+        ["127.0.0.1 via headers.example.com"],
+        "{headers:?}"
+    );
+    // The pod gets the request as the client sent it.
+    assert!(
+        r.body.contains("my-custom-header: from-the-client"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("x-client"), "{}", r.body);
+
+    // A missing ConfigMap: denied, the service not asked.
+    let asked = seen.lock().unwrap().len();
+    let r = get(
+        &remora.url("/"),
+        &[("host", "missing.example.com"), ("cookie", "session=good")],
+    )
+    .await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(seen.lock().unwrap().len(), asked);
+    let status = remora.status().await;
+    assert!(
+        status["diagnostics"].as_array().unwrap().iter().any(|d| {
+            d["annotation"] == "nginx.ingress.kubernetes.io/auth-proxy-set-headers"
+                && d["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("ConfigMap default/auth-headers-typo not found")
+        }),
+        "{status}"
+    );
 }

@@ -61,7 +61,7 @@ fn what_would_differ_is_marked_and_fails_the_check() {
             "web",
             r#"    nginx.ingress.kubernetes.io/affinity: cookie
     nginx.ingress.kubernetes.io/proxy-buffering: "on"
-    nginx.ingress.kubernetes.io/auth-type: digest
+    nginx.ingress.kubernetes.io/auth-type: Digest
     nginx.ingress.kubernetes.io/mirror-target: http://mirror.shop.svc/"#,
         ),
     ]);

@@ -9,12 +9,13 @@ use crate::table::Matched;
 use http::header;
 use http::Request;
 
-pub async fn check<B>(route: &Matched<'_>, req: &Request<B>) -> Result<(), Reject> {
+/// `Ok(true)`: the credentials are a user's; `Ok(false)`: the route has no basic authentication.
+pub async fn check<B>(route: &Matched<'_>, req: &Request<B>) -> Result<bool, Reject> {
     let Some(auth) = route.runtime.basic_auth.as_deref() else {
-        return Ok(());
+        return Ok(false);
     };
     if auth.admits(req.headers().get(header::AUTHORIZATION)).await {
-        Ok(())
+        Ok(true)
     } else {
         Err(Reject::Unauthorized(auth.challenge.clone()))
     }

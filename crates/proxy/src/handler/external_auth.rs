@@ -1,6 +1,7 @@
 //! Phase 3, external authentication (`auth-url`), as ingress-nginx's `auth_request`: the request's
 //! head (no body) is first sent to the authentication service, with ingress-nginx's headers
-//! (`X-Original-URL`, `X-Original-Method`, `X-Auth-Request-Redirect`, `X-Sent-From`...). A 2xx
+//! (`X-Original-URL`, `X-Original-Method`, `X-Auth-Request-Redirect`, `X-Sent-From`...) and the
+//! headers of `auth-proxy-set-headers`. A 2xx
 //! answer lets the request through, with the `auth-response-headers` of that answer set on it
 //! (a client's own headers of those names are dropped); 401 goes back to the client with the
 //! service's `WWW-Authenticate`, or becomes a 302 to `auth-signin`; 403 goes back; any other
@@ -184,6 +185,10 @@ async fn ask<B>(
             headers.insert("x-auth-request-redirect", v.clone());
         }
         None => set(&mut headers, "x-auth-request-redirect", request_uri),
+    }
+    // `auth-proxy-set-headers`, after ingress-nginx's own lines, as in its template.
+    if let Some(set) = &auth.proxy_set_headers {
+        set.apply_to(&conn.cx(req), &mut headers);
     }
     let mut request = Request::new(RequestBody::Empty);
     *request.method_mut() = auth.method.clone();

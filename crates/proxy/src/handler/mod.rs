@@ -17,9 +17,11 @@
 //! 2. [`local`]: what the route answers itself (HTTPS redirect, `app-root`, `temporal-redirect`
 //!    and `permanent-redirect`, CORS preflight); [`redirect`]: a Gateway API `RequestRedirect`.
 //! 3. Who may: [`limit`], the request rate per client address (503); [`limit_conn`], its
-//!    requests in flight (503); [`access`], a denied route
-//!    (503), deny- and allow-lists (403), the declared body size (413); [`basic_auth`], a user's
-//!    password (`auth-type: basic`, 401); [`external_auth`], the authentication service's answer
+//!    requests in flight (503); [`access`], a denied route (503), the declared body size (413);
+//!    then nginx's access phase, combined by [`satisfy`] (`all`: each must pass; `any`: one is
+//!    enough): [`digest_auth`], the answer to a digest challenge (`auth-type: digest`, 401);
+//!    deny- and allow-lists ([`access::sources`], 403); [`basic_auth`], a user's password
+//!    (`auth-type: basic`, 401); [`external_auth`], the authentication service's answer
 //!    (`auth-url`: 401, 403 or a redirect to sign in, 500 without an answer).
 //! 4. [`pick`]: canary or primary, or a Gateway API rule's weighted backend (its session's, else
 //!    by weight), then the endpoint (sticky layer over the balancer, or the ring by
@@ -45,6 +47,7 @@ mod block;
 mod client;
 mod client_cert;
 mod connection;
+mod digest_auth;
 mod error_page;
 mod external_auth;
 mod forward;
@@ -59,6 +62,7 @@ mod redirect;
 mod reject;
 mod respond;
 mod route;
+mod satisfy;
 mod upstream_request;
 
 pub use connection::Connection;
@@ -193,9 +197,21 @@ async fn proxied<'t>(
 ) -> Result<Response<Body>, Reject> {
     limit::check(route, conn)?;
     out.in_flight = limit_conn::enter(route, conn)?;
-    access::check(route.location(), &req, conn)?;
-    basic_auth::check(route, &req).await?;
-    let grant = external_auth::check(route, conn, &mut req).await?;
+    access::check(route.location(), &req)?;
+    // nginx's access phase, its checks combined as `satisfy` says.
+    let mut gate = satisfy::Satisfy::new(route.location());
+    gate.judge(digest_auth::check(route, &req))?;
+    if gate.pending() {
+        gate.judge(access::sources(route.location(), conn))?;
+    }
+    if gate.pending() {
+        gate.judge(basic_auth::check(route, &req).await)?;
+    }
+    let mut grant = None;
+    if gate.pending() {
+        grant = gate.judge_with(external_auth::check(route, conn, &mut req).await)?;
+    }
+    gate.end()?;
     if let Some(grant) = &grant {
         grant.apply(req.headers_mut());
     }

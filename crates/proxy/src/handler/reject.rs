@@ -49,9 +49,9 @@ pub enum Reject {
     /// The authentication service could not be asked, or answered something else.
     #[error("the authentication service did not answer 2xx, 401 or 403")]
     AuthUnavailable,
-    /// No valid credentials of a user of the route's basic authentication (`auth-type: basic`);
-    /// the `WWW-Authenticate` challenge that goes with the 401.
-    #[error("no valid credentials for the route's basic authentication")]
+    /// No valid credentials of a user of the route's basic or digest authentication
+    /// (`auth-type`); the `WWW-Authenticate` challenge that goes with the 401.
+    #[error("no valid credentials for the route's basic or digest authentication")]
     Unauthorized(http::HeaderValue),
     /// With the status to answer (`limit-req-status-code`, 503 by default).
     #[error("client over the route's request rate")]

@@ -53,8 +53,9 @@ pub fn prepare(
     };
     let grpc_trailers = location.protocol.http2() && headers::accepts_trailers(req.headers());
     let (mut parts, body) = req.into_parts();
-    // ingress-nginx's `proxy_set_header Authorization ""` where basic authentication took them.
-    if route.runtime.basic_auth.is_some() {
+    // ingress-nginx's `proxy_set_header Authorization ""` where basic or digest authentication
+    // took them.
+    if route.runtime.basic_auth.is_some() || route.runtime.digest_auth.is_some() {
         parts.headers.remove(header::AUTHORIZATION);
     }
     // CORS response headers depend on the request's `Origin` only.

@@ -1,8 +1,10 @@
-//! `satisfy`, accepted quietly (an invalid value with a warning), and the ConfigMap's
-//! `global-auth-url` on the Ingress's locations: as ingress-nginx's `shouldApplyGlobalAuth`, on
-//! every location without its own `auth-url`, unless `enable-global-auth: "false"`. Global
-//! settings that cannot be used deny those locations (503): never served open, where ingress-nginx
-//! drops the global authentication with a log line. Basic authentication is `basic_auth.rs`,
+//! `satisfy`: `any` lets a request through that passes one of the access controls (source ranges,
+//! basic or digest authentication, `auth-url`; the proxy's `handler/satisfy.rs`), `all` (the
+//! default) needs each; an invalid value denies the Ingress (503), where ingress-nginx falls back
+//! to `all`. And the ConfigMap's `global-auth-url` on the Ingress's locations: as ingress-nginx's
+//! `shouldApplyGlobalAuth`, on every location without its own `auth-url`, unless
+//! `enable-global-auth: "false"`. Global settings that cannot be used deny those locations (503):
+//! never served open, where ingress-nginx drops the global authentication with a log line. Basic authentication is `basic_auth.rs`,
 //! external authentication `external_auth.rs`, client certificates `auth_tls.rs`.
 
 use super::Reader;
@@ -10,11 +12,16 @@ use crate::configmap::GlobalAuth;
 use model::Location;
 
 pub fn parse(r: &mut Reader<'_>, loc: &mut Location, global: Option<&GlobalAuth>) {
-    if let Some(v) = r.text("satisfy") {
-        if v != "all" && v != "any" {
-            r.warn(
+    match r.text("satisfy").as_deref() {
+        None | Some("all") => {}
+        Some("any") => loc.satisfy_any = true,
+        Some(v) => {
+            let why = format!("invalid value \"{v}\" (expected all or any)");
+            r.deny(
+                loc,
                 "satisfy",
-                format!("invalid value \"{v}\" (expected all or any), ignored"),
+                &why,
+                "rather than guessing how its access controls combine",
             );
         }
     }

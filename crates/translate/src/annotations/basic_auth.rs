@@ -1,27 +1,33 @@
-//! `auth-type: basic` with `auth-secret`, `auth-secret-type` and `auth-realm`: ingress-nginx's
-//! `auth_basic`. Active only when `auth-type` is set, as in ingress-nginx.
+//! `auth-type: basic` or `digest` with `auth-secret`, `auth-secret-type` and `auth-realm`:
+//! ingress-nginx's `auth_basic`, or `auth_digest` (the nginx-http-auth-digest module). Active only
+//! when `auth-type` is set, as in ingress-nginx, which configures digest authentication for every
+//! value its regex `basic|digest` finds in but `basic` itself.
 //!
 //! The users come from a Secret (`name` in the Ingress's namespace, or `namespace/name`): with
-//! `auth-secret-type: auth-file` (the default) its `auth` key holds htpasswd lines; with
-//! `auth-map` each key is a user and its value the password hash. Lines are read as nginx reads
-//! its user file: `#` comments and empty lines skipped, `user:hash`, the hash ending at the next
-//! `:` or end of line, the first line of a user the one that counts. A hash of a form Remora
-//! cannot verify (see [`model::PasswordScheme`]) skips its line with a warning; a Secret with no
-//! usable user answers 401 to every request, as ingress-nginx's empty password file does.
+//! `auth-secret-type: auth-file` (the default) its `auth` key holds htpasswd lines (basic) or
+//! htdigest lines (digest, `user:realm:HA1`); with `auth-map` each key is a user and its value the
+//! password hash (basic) or `realm:HA1` (digest). Basic lines are read as nginx reads its user
+//! file: `#` comments and empty lines skipped, `user:hash`, the hash ending at the next `:` or end
+//! of line, the first line of a user the one that counts. A hash of a form Remora cannot verify
+//! (see [`model::PasswordScheme`]) skips its line with a warning; a Secret with no usable user
+//! answers 401 to every request, as ingress-nginx's empty password file does. Digest lines of
+//! another realm than `auth-realm` never match (the module compares the realm) and are skipped
+//! with a warning, as is an HA1 that is not 32 lowercase hex digits (`htdigest`'s form).
 //!
 //! What ingress-nginx refuses to configure is denied (every request 503, its "location denied"),
-//! never served open, with a warning naming the annotation: `auth-type: digest` (Remora has no
-//! digest authentication) or any other value, a missing or malformed `auth-secret`, a Secret in
-//! another namespace (unless `--allow-cross-namespace-resources`, ingress-nginx's ConfigMap key of
-//! that name, default false), a missing Secret or `auth` key, an invalid `auth-secret-type` or
-//! `auth-realm`.
+//! never served open, with a warning naming the annotation: an `auth-type` its regex does not
+//! match, a missing or malformed `auth-secret`, a Secret in another namespace (unless
+//! `--allow-cross-namespace-resources`, ingress-nginx's ConfigMap key of that name, default
+//! false), a missing Secret or `auth` key, an invalid `auth-secret-type` or `auth-realm`. Digest
+//! with an empty `auth-realm` is denied too: the module turns itself off without a realm, so
+//! ingress-nginx serves such an Ingress without authentication.
 //!
-//! nginx quirk kept: `auth-realm: "off"` is `auth_basic "off"`, which turns the authentication
-//! off; the Ingress is served without it, with a warning.
+//! nginx quirk kept: `auth-realm: "off"` is `auth_basic "off"` (or `auth_digest "off"`), which
+//! turns the authentication off; the Ingress is served without it, with a warning.
 
 use super::Reader;
 use crate::objects::Secret;
-use model::{BasicAuth, Location, PasswordScheme};
+use model::{BasicAuth, DigestAuth, Location, PasswordScheme};
 use std::collections::BTreeSet;
 
 pub fn parse(r: &mut Reader<'_>, loc: &mut Location) {
@@ -31,17 +37,22 @@ pub fn parse(r: &mut Reader<'_>, loc: &mut Location) {
     let secret_type = r.text("auth-secret-type");
     let secret_name = r.text("auth-secret");
     let realm = r.get("auth-realm").unwrap_or("").to_owned();
-    if auth_type != "basic" {
+    let digest = auth_type != "basic";
+    if digest {
         // ingress-nginx accepts any value its regex `basic|digest` finds in, and configures
         // digest authentication for every one but `basic`.
-        let spaceless: String = auth_type.chars().filter(|c| *c != ' ').collect();
-        let why = if spaceless.contains("basic") || spaceless.contains("digest") {
-            format!("digest authentication (auth-type \"{auth_type}\") is not supported by Remora")
-        } else {
-            format!("invalid value \"{auth_type}\" (expected basic or digest)")
-        };
-        return deny(r, loc, "auth-type", why);
+        if !auth_type.contains("basic") && !auth_type.contains("digest") {
+            let why = format!("invalid value \"{auth_type}\" (expected basic or digest)");
+            return deny(r, loc, "auth-type", why);
+        }
+        if auth_type != "digest" {
+            r.warn(
+                "auth-type",
+                format!("\"{auth_type}\" is configured as digest authentication, as ingress-nginx does for any value but basic that contains basic or digest"),
+            );
+        }
     }
+    let kind = if digest { "digest" } else { "basic" };
     let map = match secret_type.as_deref() {
         None | Some("auth-file") => false,
         Some("auth-map") => true,
@@ -51,7 +62,7 @@ pub fn parse(r: &mut Reader<'_>, loc: &mut Location) {
         }
     };
     let Some(secret_name) = secret_name else {
-        let why = "auth-type basic needs auth-secret, the Secret that holds the users".to_owned();
+        let why = format!("auth-type {kind} needs auth-secret, the Secret that holds the users");
         return deny(r, loc, "auth-secret", why);
     };
     let ingress_namespace = r.object().namespace.clone();
@@ -81,7 +92,10 @@ pub fn parse(r: &mut Reader<'_>, loc: &mut Location) {
     } else {
         match value(secret, "auth") {
             None => {
-                let why = format!("Secret {key} has no auth key (the htpasswd lines of auth-secret-type auth-file)");
+                let why = format!(
+                    "Secret {key} has no auth key (the {} lines of auth-secret-type auth-file)",
+                    if digest { "htdigest" } else { "htpasswd" }
+                );
                 return deny(r, loc, "auth-secret", why);
             }
             Some(Err(e)) => {
@@ -93,13 +107,22 @@ pub fn parse(r: &mut Reader<'_>, loc: &mut Location) {
     if realm == "off" {
         r.warn(
             "auth-realm",
-            "\"off\" turns nginx's auth_basic off: the Ingress is served without authentication, as ingress-nginx serves it",
+            format!("\"off\" turns nginx's auth_{kind} off: the Ingress is served without authentication, as ingress-nginx serves it"),
         );
         return;
     }
+    if digest && realm.is_empty() {
+        let why = "digest authentication needs an auth-realm (without one ingress-nginx's auth_digest turns itself off and serves the Ingress open)".to_owned();
+        return deny(r, loc, "auth-realm", why);
+    }
+    let check = if digest {
+        Check::Digest(&realm)
+    } else {
+        Check::Basic
+    };
     let users = match file {
-        Some(text) => read_file(&text, &key, r),
-        None => match read_map(secret, &key, r) {
+        Some(text) => read_file(&text, &key, check, r),
+        None => match read_map(secret, &key, check, r) {
             Ok(users) => users,
             Err(why) => return deny(r, loc, "auth-secret", why),
         },
@@ -110,11 +133,19 @@ pub fn parse(r: &mut Reader<'_>, loc: &mut Location) {
             format!("Secret {key} holds no usable user: every request of this Ingress gets 401, as with ingress-nginx"),
         );
     }
-    loc.basic_auth = Some(BasicAuth {
-        realm,
-        secret: key,
-        users,
-    });
+    if digest {
+        loc.digest_auth = Some(DigestAuth {
+            realm,
+            secret: key,
+            users,
+        });
+    } else {
+        loc.basic_auth = Some(BasicAuth {
+            realm,
+            secret: key,
+            users,
+        });
+    }
 }
 
 /// The Ingress is denied: 503 to every request, and a warning that says why.
@@ -153,9 +184,21 @@ fn value(secret: &Secret, key: &str) -> Option<Result<Vec<u8>, String>> {
         .map(|v| v.map_err(|e| format!("is not valid base64 ({e})")))
 }
 
-/// The users of htpasswd lines, as nginx reads its user file.
-fn read_file(text: &[u8], key: &str, r: &mut Reader<'_>) -> Vec<(String, String)> {
-    let mut users = Users::default();
+/// What a user's line must hold: an htpasswd hash, or the realm and HA1 of an htdigest line.
+#[derive(Clone, Copy)]
+enum Check<'a> {
+    Basic,
+    Digest(&'a str),
+}
+
+/// The users of htpasswd (or htdigest) lines, as nginx reads its user file.
+fn read_file(
+    text: &[u8],
+    key: &str,
+    check: Check<'_>,
+    r: &mut Reader<'_>,
+) -> Vec<(String, String)> {
+    let mut users = Users::new(check);
     for (i, line) in text.split(|b| *b == b'\n').enumerate() {
         let at = format!("Secret {key}, line {}", i + 1);
         match line.first() {
@@ -176,9 +219,10 @@ fn read_file(text: &[u8], key: &str, r: &mut Reader<'_>) -> Vec<(String, String)
 fn read_map(
     secret: &Secret,
     key: &str,
+    check: Check<'_>,
     r: &mut Reader<'_>,
 ) -> Result<Vec<(String, String)>, String> {
-    let mut users = Users::default();
+    let mut users = Users::new(check);
     let keys: BTreeSet<&String> = secret
         .data
         .keys()
@@ -200,15 +244,27 @@ fn read_map(
     Ok(users.list)
 }
 
-#[derive(Default)]
-struct Users {
+struct Users<'a> {
+    check: Check<'a>,
     list: Vec<(String, String)>,
     seen: BTreeSet<Vec<u8>>,
 }
 
-impl Users {
-    /// One `user:rest` line: the hash is `rest` up to a `:` or the end of the line.
+impl<'a> Users<'a> {
+    fn new(check: Check<'a>) -> Self {
+        Self {
+            check,
+            list: Vec::new(),
+            seen: BTreeSet::new(),
+        }
+    }
+
+    /// One `user:rest` line: the hash is `rest` up to a `:` or the end of the line; for digest,
+    /// `rest` is `realm:HA1`.
     fn add(&mut self, user: &[u8], rest: &[u8], at: &str, r: &mut Reader<'_>) {
+        if let Check::Digest(realm) = self.check {
+            return self.add_digest(user, rest, realm, at, r);
+        }
         let end = rest
             .iter()
             .position(|b| matches!(b, b':' | b'\r' | b'\n'))
@@ -248,6 +304,47 @@ impl Users {
             return;
         }
         self.list.push((user.to_owned(), hash.to_owned()));
+    }
+
+    /// One htdigest `user:realm:HA1` line, as the digest module matches it: the user, then the
+    /// realm compared whole, then 32 characters of HA1 up to a `:`, `#` or the end of the line.
+    fn add_digest(&mut self, user: &[u8], rest: &[u8], realm: &str, at: &str, r: &mut Reader<'_>) {
+        let (Ok(user), Ok(rest)) = (std::str::from_utf8(user), std::str::from_utf8(rest)) else {
+            r.warn("auth-secret", format!("{at}: not UTF-8, skipped"));
+            return;
+        };
+        let Some((line_realm, ha1)) = rest.split_once(':') else {
+            r.warn("auth-secret", format!("{at}: no user:realm:HA1, skipped"));
+            return;
+        };
+        let ha1 = ha1.split([':', '#', '\r', '\n']).next().unwrap_or_default();
+        if user.is_empty() {
+            r.warn("auth-secret", format!("{at}: empty user name, skipped"));
+            return;
+        }
+        if line_realm != realm {
+            r.warn(
+                "auth-secret",
+                format!("{at}: user \"{user}\" is of realm \"{line_realm}\", not the auth-realm \"{realm}\": skipped (it never matches)"),
+            );
+            return;
+        }
+        if ha1.len() != 32 || !ha1.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            r.warn(
+                "auth-secret",
+                format!("{at}: user \"{user}\" has no HA1 of 32 lowercase hex digits (MD5 of user:realm:password, as htdigest writes it), skipped"),
+            );
+            return;
+        }
+        // The module tries the lines in order; Remora keeps the first of a user.
+        if !self.seen.insert(user.as_bytes().to_vec()) {
+            r.warn(
+                "auth-secret",
+                format!("{at}: user \"{user}\" again, skipped (the first one counts)"),
+            );
+            return;
+        }
+        self.list.push((user.to_owned(), ha1.to_owned()));
     }
 }
 
@@ -337,6 +434,48 @@ mod tests {
             pairs(&[
                 ("amy", "$1$Qx3kP9aZ$pTKnXjzLQt.iAnL2HecS1."),
                 ("zed", "{PLAIN}z"),
+            ])
+        );
+    }
+
+    #[test]
+    fn htdigest_lines_of_the_realm_are_users() {
+        let mut objects = Objects::default();
+        let auth = "# htdigest\n\
+            alice:Staff:c2bad27ace59ac64fc0e2cb5a46ac131\r\n\
+            bob:Other:dd26ab964f3acd0adc3a24070e71dcac\n\
+            carol:Staff:0123\n\
+            erin:Staff:54b6feb51d6bf6de584d46807d77f47a:comment\n\
+            alice:Staff:28bb1653c06964cb6c159559e3693525";
+        objects
+            .add_document(secret(json!({ "auth": auth })))
+            .unwrap();
+        objects
+            .add_document(json!({
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "Ingress",
+                "metadata": {"name": "web", "namespace": "default", "annotations": {
+                    "nginx.ingress.kubernetes.io/auth-type": "digest",
+                    "nginx.ingress.kubernetes.io/auth-secret": "htpasswd",
+                    "nginx.ingress.kubernetes.io/auth-realm": "Staff",
+                }},
+                "spec": {"rules": [{"host": "a.example.com", "http": {"paths": [
+                    {"path": "/", "pathType": "Prefix",
+                     "backend": {"service": {"name": "web", "port": {"number": 80}}}}
+                ]}}]}
+            }))
+            .unwrap();
+        let t = translate(&objects, &Options::default());
+        let location = &t.snapshot.hosts[0].routes[0].target.location;
+        assert_eq!(location.denied, None);
+        assert_eq!(location.basic_auth, None);
+        let digest = location.digest_auth.as_ref().unwrap();
+        assert_eq!(digest.realm, "Staff");
+        assert_eq!(
+            digest.users,
+            pairs(&[
+                ("alice", "c2bad27ace59ac64fc0e2cb5a46ac131"),
+                ("erin", "54b6feb51d6bf6de584d46807d77f47a"),
             ])
         );
     }

@@ -6,8 +6,13 @@
 //!
 //! `auth-cache-key`/`auth-cache-duration` are accepted and every request is asked (nothing is
 //! cached: slower, never laxer); the keep-alive settings mean nothing here (connections to the
-//! service are pooled anyway). `auth-proxy-set-headers` names a ConfigMap, which Remora does not
-//! read: the request to the service goes without those headers, with a warning.
+//! service are pooled anyway). `auth-proxy-set-headers` names a ConfigMap (`namespace/name`, or
+//! `name` in the Ingress's namespace) whose data are headers set on the request to the service,
+//! as ingress-nginx's `proxy_set_header` lines in its auth location: a name that is not letters,
+//! digits, `-` and `_`, a missing ConfigMap (or one of another namespace, unless
+//! `--allow-cross-namespace-resources`) or a value that cannot be a header deny the Ingress, as
+//! ingress-nginx denies it. Values may use nginx variables, rendered per request as the
+//! ConfigMap's `proxy-set-headers` are; ones Remora does not know are sent as written (warning).
 
 use super::Reader;
 use model::expr::{Expr, Var};
@@ -32,12 +37,6 @@ pub fn parse(r: &mut Reader<'_>, loc: &mut Location) {
                 "accepted: every request is asked of the service (no cache)",
             );
         }
-    }
-    if r.text("auth-proxy-set-headers").is_some() {
-        r.warn(
-            "auth-proxy-set-headers",
-            "Remora reads no ConfigMap: the request to the authentication service goes without these headers",
-        );
     }
     let deny = |r: &mut Reader<'_>, loc: &mut Location, name: &str, why: String| {
         r.deny(loc, name, &why, "until it is fixed");
@@ -91,6 +90,15 @@ pub fn parse(r: &mut Reader<'_>, loc: &mut Location) {
         );
     }
     let always_set_cookie = r.bool("auth-always-set-cookie").unwrap_or(false);
+    // An Ingress annotation only: ingress-nginx's ConfigMap has no `global-` key of it.
+    let proxy_set_headers = if r.prefix == super::PREFIX {
+        match proxy_set_headers(r) {
+            Ok(headers) => headers,
+            Err(why) => return deny(r, loc, "auth-proxy-set-headers", why),
+        }
+    } else {
+        Vec::new()
+    };
     loc.external_auth = Some(ExternalAuth {
         url,
         method,
@@ -99,7 +107,60 @@ pub fn parse(r: &mut Reader<'_>, loc: &mut Location) {
         response_headers,
         request_redirect,
         always_set_cookie,
+        proxy_set_headers,
     });
+}
+
+/// The headers of the ConfigMap `auth-proxy-set-headers` names, as ingress-nginx checks them,
+/// sorted by name (its template sorts the lines).
+fn proxy_set_headers(r: &mut Reader<'_>) -> Result<Vec<(String, String)>, String> {
+    let name = "auth-proxy-set-headers";
+    let Some(value) = r.text(name) else {
+        return Ok(Vec::new());
+    };
+    let ingress_namespace = r.object().namespace.clone();
+    let Some((namespace, map)) = super::basic_auth::split_name(&value) else {
+        return Err(format!(
+            "invalid ConfigMap name \"{value}\" (expected namespace/name or name)"
+        ));
+    };
+    let namespace = namespace.unwrap_or(&ingress_namespace).to_owned();
+    let key = format!("{namespace}/{map}");
+    if namespace != ingress_namespace && !r.options.allow_cross_namespace_resources {
+        return Err(format!(
+            "ConfigMap {key} is in another namespace, and cross-namespace resources are not allowed (--allow-cross-namespace-resources)"
+        ));
+    }
+    let Some(config_map) = super::headers::find(r.objects, &namespace, map) else {
+        return Err(format!("ConfigMap {key} not found"));
+    };
+    let mut headers = Vec::with_capacity(config_map.data.len());
+    for (header, v) in &config_map.data {
+        if !super::headers::valid_name(header)
+            || http::HeaderName::from_bytes(header.as_bytes()).is_err()
+        {
+            return Err(format!(
+                "invalid header name \"{header}\" in ConfigMap {key}"
+            ));
+        }
+        if http::HeaderValue::from_str(v).is_err() {
+            return Err(format!(
+                "invalid value of header {header} in ConfigMap {key}"
+            ));
+        }
+        let unknown = Expr::parse(v).unknown;
+        if !unknown.is_empty() {
+            r.warn(
+                name,
+                format!(
+                    "header {header}: variables not supported by Remora, sent as written: {}",
+                    unknown.join(", ")
+                ),
+            );
+        }
+        headers.push((header.clone(), v.clone()));
+    }
+    Ok(headers)
 }
 
 /// An `http(s)://host...` URL, with only the variables the proxy fills in for it (`$host`,

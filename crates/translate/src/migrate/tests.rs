@@ -83,7 +83,7 @@ fn each_annotation_and_key_gets_a_verdict() {
         ("affinity", "cookie"),
         ("proxy-buffering", "on"),
         ("mirror-target", "http://mirror"),
-        ("auth-type", "digest"),
+        ("auth-type", "Digest"),
         ("proxy-http-version", "1.0"),
         ("server-snippet", "return 200;"),
         ("afinity", "cookie"),
