@@ -14,6 +14,7 @@ pub mod expr;
 mod filter;
 mod host;
 mod location;
+mod log_format;
 mod password;
 mod route;
 pub mod time;
@@ -30,6 +31,7 @@ pub use location::{
     BackendProtocol, BasicAuth, Cidr, Cors, ExternalAuth, Location, NextUpstream, RateLimit,
     Redirect,
 };
+pub use log_format::{LogEscape, LogFormat, LogPart, LogVar, DEFAULT_LOG_FORMAT};
 pub use password::PasswordScheme;
 pub use route::{
     regex_source, Canary, Conditions, Passthrough, PathType, Route, Target, ValueMatch,
@@ -144,6 +146,10 @@ pub struct Settings {
     /// with a PROXY protocol header; `None`: none is read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy_protocol: Option<ProxyProtocol>,
+    /// `log-format-upstream` (with `log-format-escape-json`, `log-format-escape-none`): the
+    /// access log's lines; `None`: Remora's JSON lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
 }
 
 /// The PROXY protocol (v1 or v2) on the Ingress listeners, as ingress-nginx's
@@ -220,6 +226,7 @@ impl Default for Settings {
             http_redirect_code: None,
             generate_request_id: None,
             proxy_protocol: None,
+            log_format: None,
         }
     }
 }

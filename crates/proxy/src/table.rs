@@ -296,6 +296,8 @@ pub struct Policy {
     /// `use-proxy-protocol`: whose PROXY protocol header is believed, and the header the pods get
     /// (the header's timeout is in `connection`).
     pub proxy_protocol: Option<ProxyProtocol>,
+    /// `log-format-upstream`: the access log's line; `None`: Remora's JSON.
+    pub log_format: Option<Arc<crate::access_log::LineFormat>>,
 }
 
 /// [`model::ProxyProtocol`], ready for connections and requests.
@@ -870,6 +872,10 @@ impl Table {
             config.server.client_body_timeout,
             std::time::Duration::from_secs,
         );
+        self.policy.log_format = settings
+            .log_format
+            .as_ref()
+            .map(|f| Arc::new(crate::access_log::LineFormat::new(f)));
         let limits = config.server.limits;
         let buffers = settings.header_buffers;
         self.policy.max_header_line = buffers.map_or(crate::handler::DEFAULT_HEADER_LINE, |b| {

@@ -24,7 +24,7 @@ const ROUTE_KEYS: [&str; 10] = [
 ];
 
 /// Keys with no annotation.
-const GLOBAL_KEYS: [&str; 41] = [
+const GLOBAL_KEYS: [&str; 44] = [
     "hide-headers",
     "http-redirect-code",
     "generate-request-id",
@@ -66,6 +66,9 @@ const GLOBAL_KEYS: [&str; 41] = [
     "global-auth-always-set-cookie",
     "ssl-protocols",
     "ssl-ciphers",
+    "log-format-upstream",
+    "log-format-escape-json",
+    "log-format-escape-none",
 ];
 
 /// The longest `keep-alive`, `client-header-timeout` and `client-body-timeout` taken (a day, as the flags).
@@ -222,6 +225,7 @@ pub fn read(objects: &Objects, options: &Options, diags: &mut Diagnostics) -> De
         .collect();
     defaults.settings.proxy_set_headers = proxy_set_headers(&mut r);
     defaults.settings.hide_headers = hide_headers(&mut r);
+    defaults.settings.log_format = log_format(&mut r);
     defaults.settings.http_redirect_code = http_redirect_code(&mut r);
     // nginx's `$request_id` for requests without an X-Request-ID (true).
     defaults.settings.generate_request_id = r.bool("generate-request-id").filter(|g| !g);
@@ -468,6 +472,48 @@ fn proxy_set_headers(r: &mut Reader<'_>) -> Vec<(String, String)> {
         }
     }
     headers.into_iter().collect()
+}
+
+/// `log-format-upstream` (ingress-nginx's default when only an escape key is given), with
+/// `log-format-escape-none` (first, as nginx.tmpl reads them) or `log-format-escape-json`: the
+/// access log's lines. A variable Remora does not know is warned about and written as an unset
+/// one.
+fn log_format(r: &mut Reader<'_>) -> Option<model::LogFormat> {
+    let format = r.text("log-format-upstream");
+    let json = r.bool("log-format-escape-json");
+    let none = r.bool("log-format-escape-none");
+    if format.is_none() && json.is_none() && none.is_none() {
+        return None;
+    }
+    let escape = match (none, json) {
+        (Some(true), _) => model::LogEscape::None,
+        (_, Some(true)) => model::LogEscape::Json,
+        _ => model::LogEscape::Default,
+    };
+    let format = format.filter(|f| !f.trim().is_empty());
+    let (parsed, unknown) = model::LogFormat::parse(
+        format.as_deref().unwrap_or(model::DEFAULT_LOG_FORMAT),
+        escape,
+    );
+    if !unknown.is_empty() {
+        let unset = if escape == model::LogEscape::Default {
+            "\"-\""
+        } else {
+            "empty"
+        };
+        r.warn(
+            "log-format-upstream",
+            format!(
+                "variables not supported by Remora, written as unset ({unset}): {}",
+                unknown
+                    .iter()
+                    .map(|n| format!("${n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+    }
+    Some(parsed)
 }
 
 /// `block-cidrs`: the networks every request of is answered 403. An entry that is no network is

@@ -123,7 +123,9 @@ async fn tries<'t>(
         out.upstream = Some(authority);
         out.tries = attempt as u8 + 1;
         // The clock is read for the ingress-nginx header time only.
-        let try_started = out.compat.map(|_| Instant::now());
+        // For the ingress-nginx series, and `$upstream_response_time` of `log-format-upstream`.
+        let timed = out.compat.is_some() || route.policy.log_format.is_some();
+        let try_started = timed.then(Instant::now);
         let Some(this_body) = body.take() else {
             break;
         };

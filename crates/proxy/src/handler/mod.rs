@@ -88,10 +88,14 @@ pub async fn handle(
     client::set_proxy_protocol_header(&conn, &mut req, &table.policy);
     let real = client::resolve(&conn, &req, &table.policy);
     let conn = real.as_ref().unwrap_or(&conn);
-    let line = shared
-        .access_log
-        .as_ref()
-        .map(|_| RequestLine::of(&req, &conn.client_ip));
+    let line = shared.access_log.as_ref().map(|_| {
+        RequestLine::of(
+            &req,
+            &conn.client_ip,
+            conn.tls,
+            table.policy.log_format.as_deref(),
+        )
+    });
     // `--metrics-compat ingress-nginx`: what its series need of the request, before it is
     // consumed.
     let compat_request = shared.config.metrics_compat.as_ref().map(|_| {
@@ -143,7 +147,8 @@ pub async fn handle(
         });
     }
     if let (Some(log), Some(line), false) = (&shared.access_log, line, out.unlogged) {
-        log.write(line, &out, code, elapsed, &shared.global);
+        let format = table.policy.log_format.as_deref();
+        log.write(line, &out, &response, elapsed, &shared.global, format);
     }
     Ok(response)
 }
