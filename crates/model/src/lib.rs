@@ -150,6 +150,37 @@ pub struct Settings {
     /// access log's lines; `None`: Remora's JSON lines.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
+    /// `upstream-keepalive-connections`, `-timeout`, `-requests`, `-time`: how connections to
+    /// the pods are kept for further requests; `None`: ingress-nginx's defaults.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_keepalive: Option<UpstreamKeepalive>,
+}
+
+/// Keep-alive connections to the pods (nginx's `keepalive`, `keepalive_timeout`,
+/// `keepalive_requests`, `keepalive_time` in ingress-nginx's upstream block).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct UpstreamKeepalive {
+    /// `upstream-keepalive-connections` (320): idle connections kept per worker; 0: none, every
+    /// request opens a connection.
+    pub connections: u32,
+    /// `upstream-keepalive-timeout` (60): seconds an idle connection is kept.
+    pub timeout_secs: u64,
+    /// `upstream-keepalive-requests` (10000): requests one connection carries before it is closed.
+    pub requests: u32,
+    /// `upstream-keepalive-time` (1h), in seconds: after this, a connection is closed once its
+    /// request ends.
+    pub time_secs: u64,
+}
+
+impl Default for UpstreamKeepalive {
+    fn default() -> Self {
+        Self {
+            connections: 320,
+            timeout_secs: 60,
+            requests: 10_000,
+            time_secs: 3600,
+        }
+    }
 }
 
 /// The PROXY protocol (v1 or v2) on the Ingress listeners, as ingress-nginx's
@@ -227,6 +258,7 @@ impl Default for Settings {
             generate_request_id: None,
             proxy_protocol: None,
             log_format: None,
+            upstream_keepalive: None,
         }
     }
 }

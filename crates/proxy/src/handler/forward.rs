@@ -131,7 +131,13 @@ async fn tries<'t>(
         };
         let sent = match (&head.lean, client, pick.backend.addrs.get(pick.endpoint)) {
             (Some(lean), _, Some(&addr)) => {
-                let exchange = h1::send(shared.h1, addr, &head.parts.method, lean, lean_timeouts);
+                let exchange = h1::send(
+                    route.policy.h1,
+                    addr,
+                    &head.parts.method,
+                    lean,
+                    lean_timeouts,
+                );
                 within(per_try, await_response(exchange, None, &timeouts))
                     .await
                     .map(|r| r.map(|r| r.map(Either::Right)).map_err(UpstreamError::Lean))

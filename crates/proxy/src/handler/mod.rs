@@ -182,7 +182,7 @@ async fn phases<'t>(
     let error_page = error_page::prepare(table, &route, &req);
     let result = proxied(shared, conn, req, table, &route, out).await;
     match error_page {
-        Some(page) => page.replace(shared, conn, result, out).await,
+        Some(page) => page.replace(conn, result, out).await,
         None => result,
     }
 }
@@ -208,7 +208,7 @@ async fn proxied<'t>(
     header_filter::request(route, req.headers_mut());
     header_filter::proxy_set(route, conn, &mut req);
     let (head, body) = upstream_request::prepare(shared, conn, req, route, out);
-    mirror::send(shared, table, route, &head, &body);
+    mirror::send(table, route, &head, &body);
     let response = forward::forward(shared, route, &head, body, &mut pick, out).await?;
     Ok(respond::respond(response, route, head, pick, conn, grant))
 }
