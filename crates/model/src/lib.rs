@@ -154,6 +154,10 @@ pub struct Settings {
     /// the pods are kept for further requests; `None`: ingress-nginx's defaults.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_keepalive: Option<UpstreamKeepalive>,
+    /// `ignore-invalid-headers` (true): `false`, an HTTP/1 request with a header line that is
+    /// not `token: value` gets 400 instead of being served without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ignore_invalid_headers: Option<bool>,
 }
 
 /// Keep-alive connections to the pods (nginx's `keepalive`, `keepalive_timeout`,
@@ -259,6 +263,7 @@ impl Default for Settings {
             proxy_protocol: None,
             log_format: None,
             upstream_keepalive: None,
+            ignore_invalid_headers: None,
         }
     }
 }

@@ -905,6 +905,9 @@ impl Table {
                 .proxy_protocol
                 .as_ref()
                 .map(|p| std::time::Duration::from_millis(p.header_timeout_ms)),
+            ignore_invalid_headers: settings
+                .ignore_invalid_headers
+                .unwrap_or(limits.ignore_invalid_headers),
         };
         self
     }

@@ -24,7 +24,7 @@ const ROUTE_KEYS: [&str; 10] = [
 ];
 
 /// Keys with no annotation.
-const GLOBAL_KEYS: [&str; 48] = [
+const GLOBAL_KEYS: [&str; 49] = [
     "hide-headers",
     "http-redirect-code",
     "generate-request-id",
@@ -73,6 +73,7 @@ const GLOBAL_KEYS: [&str; 48] = [
     "upstream-keepalive-timeout",
     "upstream-keepalive-requests",
     "upstream-keepalive-time",
+    "ignore-invalid-headers",
 ];
 
 /// The longest `keep-alive`, `client-header-timeout` and `client-body-timeout` taken (a day, as the flags).
@@ -231,6 +232,16 @@ pub fn read(objects: &Objects, options: &Options, diags: &mut Diagnostics) -> De
     defaults.settings.hide_headers = hide_headers(&mut r);
     defaults.settings.log_format = log_format(&mut r);
     defaults.settings.upstream_keepalive = upstream_keepalive(&mut r);
+    // nginx's `ignore_invalid_headers` (on): header lines whose name is not a token are left
+    // out. Off, nginx passes them to the pods; HTTP has no way to carry them (Remora's header
+    // map cannot hold such a name), so Remora answers 400 instead: the stricter reading.
+    defaults.settings.ignore_invalid_headers = r.bool("ignore-invalid-headers").filter(|on| !on);
+    if defaults.settings.ignore_invalid_headers.is_some() {
+        r.warn(
+            "ignore-invalid-headers",
+            "\"false\": Remora cannot pass header lines whose name is not a token to the pods; requests with one are answered 400",
+        );
+    }
     defaults.settings.http_redirect_code = http_redirect_code(&mut r);
     // nginx's `$request_id` for requests without an X-Request-ID (true).
     defaults.settings.generate_request_id = r.bool("generate-request-id").filter(|g| !g);
