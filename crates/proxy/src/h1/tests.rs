@@ -457,3 +457,42 @@ async fn keepalive_limits_requests_per_connection_and_idle_connections() {
     assert_eq!(connections.load(Ordering::SeqCst), 4);
     assert_eq!(none.idle(addr), 0);
 }
+
+/// `upstream-keepalive-time` and `-timeout`: a connection older than the lifetime, or idle longer
+/// than the timeout, is not used again.
+#[tokio::test]
+async fn keepalive_lifetime_and_idle_timeout_end_connections() {
+    let ok: &'static [u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    let (addr, connections) = pod(vec![vec![ok]; 6]).await;
+    let short_lived = Pool {
+        max_lifetime: Duration::from_millis(100),
+        ..Pool::default()
+    };
+    get(short_lived, addr, Method::GET).await.unwrap();
+    get(short_lived, addr, Method::GET).await.unwrap();
+    assert_eq!(connections.load(Ordering::SeqCst), 1, "young: used again");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    get(short_lived, addr, Method::GET).await.unwrap();
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        2,
+        "past its lifetime: a new one"
+    );
+    let short_idle = Pool {
+        idle_timeout: Duration::from_millis(100),
+        ..Pool::default()
+    };
+    get(short_idle, addr, Method::GET).await.unwrap();
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        2,
+        "idle for less: used again"
+    );
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    get(short_idle, addr, Method::GET).await.unwrap();
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        3,
+        "idle for longer: a new one"
+    );
+}
