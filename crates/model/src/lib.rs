@@ -14,6 +14,7 @@ pub mod expr;
 mod filter;
 mod host;
 mod location;
+mod log_format;
 mod password;
 mod route;
 pub mod time;
@@ -30,6 +31,7 @@ pub use location::{
     BackendProtocol, BasicAuth, Cidr, Cors, DigestAuth, ExternalAuth, Location, NextUpstream,
     RateLimit, Redirect,
 };
+pub use log_format::{LogEscape, LogFormat, LogPart, LogVar, DEFAULT_LOG_FORMAT};
 pub use password::PasswordScheme;
 pub use route::{
     regex_source, Canary, Conditions, Passthrough, PathType, Route, Target, ValueMatch,
@@ -144,6 +146,45 @@ pub struct Settings {
     /// with a PROXY protocol header; `None`: none is read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy_protocol: Option<ProxyProtocol>,
+    /// `log-format-upstream` (with `log-format-escape-json`, `log-format-escape-none`): the
+    /// access log's lines; `None`: Remora's JSON lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+    /// `upstream-keepalive-connections`, `-timeout`, `-requests`, `-time`: how connections to
+    /// the pods are kept for further requests; `None`: ingress-nginx's defaults.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_keepalive: Option<UpstreamKeepalive>,
+    /// `ignore-invalid-headers` (true): `false`, an HTTP/1 request with a header line that is
+    /// not `token: value` gets 400 instead of being served without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ignore_invalid_headers: Option<bool>,
+}
+
+/// Keep-alive connections to the pods (nginx's `keepalive`, `keepalive_timeout`,
+/// `keepalive_requests`, `keepalive_time` in ingress-nginx's upstream block).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct UpstreamKeepalive {
+    /// `upstream-keepalive-connections` (320): idle connections kept per worker; 0: none, every
+    /// request opens a connection.
+    pub connections: u32,
+    /// `upstream-keepalive-timeout` (60): seconds an idle connection is kept.
+    pub timeout_secs: u64,
+    /// `upstream-keepalive-requests` (10000): requests one connection carries before it is closed.
+    pub requests: u32,
+    /// `upstream-keepalive-time` (1h), in seconds: after this, a connection is closed once its
+    /// request ends.
+    pub time_secs: u64,
+}
+
+impl Default for UpstreamKeepalive {
+    fn default() -> Self {
+        Self {
+            connections: 320,
+            timeout_secs: 60,
+            requests: 10_000,
+            time_secs: 3600,
+        }
+    }
 }
 
 /// The PROXY protocol (v1 or v2) on the Ingress listeners, as ingress-nginx's
@@ -220,6 +261,9 @@ impl Default for Settings {
             http_redirect_code: None,
             generate_request_id: None,
             proxy_protocol: None,
+            log_format: None,
+            upstream_keepalive: None,
+            ignore_invalid_headers: None,
         }
     }
 }

@@ -34,8 +34,6 @@ use tokio::net::TcpStream;
 const MAX_HEAD: usize = 64 * 1024;
 /// Response headers at most (hyper's default).
 const MAX_HEADERS: usize = 100;
-/// Idle connections kept per pod.
-const MAX_IDLE_PER_ENDPOINT: usize = 1024;
 /// The read buffer grows by this much when it runs out of room...
 const READ_CHUNK: usize = 8 * 1024;
 /// ...and up to this much for a body whose reads keep filling it.
@@ -66,10 +64,21 @@ impl Error {
 
 /// Idle connections by pod address, kept across configurations, one set per worker thread: each
 /// worker runs its own runtime, and a connection stays with the runtime that drives it (no lock,
-/// no sharing between workers).
-#[derive(Debug, Clone, Copy)]
+/// no sharing between workers). The limits are the current table's (the ConfigMap's
+/// `upstream-keepalive-*`): a connection is kept when its request ends if it has carried fewer
+/// than `max_requests`, is younger than `max_lifetime` and the worker keeps fewer than `max_idle`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Pool {
     idle_timeout: Duration,
+    max_idle: usize,
+    max_requests: u32,
+    max_lifetime: Duration,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Self::of(None)
+    }
 }
 
 thread_local! {
@@ -78,50 +87,118 @@ thread_local! {
 
 #[derive(Default)]
 struct Idle {
-    by_addr: HashMap<SocketAddr, Vec<(TcpStream, Instant)>>,
+    by_addr: HashMap<SocketAddr, Vec<Kept>>,
+    /// Connections in `by_addr`.
+    total: usize,
     /// When connections of pods no longer asked for are next looked for and closed.
     next_sweep: Option<Instant>,
 }
 
+/// An idle connection.
+struct Kept {
+    stream: TcpStream,
+    since: Instant,
+    age: Age,
+}
+
+/// When a connection was opened and how many requests it carried.
+#[derive(Debug, Clone, Copy)]
+struct Age {
+    born: Instant,
+    requests: u32,
+}
+
 impl Pool {
+    /// ingress-nginx's limits with this idle timeout.
     pub fn new(idle_timeout: Duration) -> Self {
-        Self { idle_timeout }
+        let d = model::UpstreamKeepalive::default();
+        Self {
+            idle_timeout,
+            ..Self::with(&d)
+        }
     }
 
-    /// The most recently used idle connection to `addr` that is still open.
-    fn take(&self, addr: SocketAddr) -> Option<TcpStream> {
+    /// The limits of the ConfigMap's `upstream-keepalive-*`, ingress-nginx's without.
+    pub fn of(k: Option<&model::UpstreamKeepalive>) -> Self {
+        Self::with(&k.copied().unwrap_or_default())
+    }
+
+    /// The limits of the ConfigMap's `upstream-keepalive-*`.
+    pub fn with(k: &model::UpstreamKeepalive) -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(k.timeout_secs),
+            max_idle: usize::try_from(k.connections).unwrap_or(usize::MAX),
+            max_requests: k.requests,
+            max_lifetime: Duration::from_secs(k.time_secs),
+        }
+    }
+
+    /// Idle connections kept per worker at most (hyper's pool: per pod).
+    pub fn max_idle(&self) -> usize {
+        self.max_idle
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+
+    /// The most recently used idle connection to `addr` that is still open (and within the
+    /// current limits, which a reload may have lowered).
+    fn take(&self, addr: SocketAddr) -> Option<(TcpStream, Age)> {
+        if self.max_idle == 0 {
+            return None;
+        }
         let now = Instant::now();
         IDLE.with_borrow_mut(|idle| {
             let list = idle.by_addr.get_mut(&addr)?;
-            while let Some((stream, since)) = list.pop() {
-                if now.saturating_duration_since(since) > self.idle_timeout {
+            let mut found = None;
+            while let Some(kept) = list.pop() {
+                idle.total = idle.total.saturating_sub(1);
+                if now.saturating_duration_since(kept.since) > self.idle_timeout {
                     // The rest are older still.
+                    idle.total = idle.total.saturating_sub(list.len());
                     list.clear();
                     break;
                 }
-                if still_open(&stream) {
-                    return Some(stream);
+                if kept.age.requests < self.max_requests
+                    && now.saturating_duration_since(kept.age.born) < self.max_lifetime
+                    && still_open(&kept.stream)
+                {
+                    found = Some((kept.stream, kept.age));
+                    break;
                 }
             }
-            None
+            found
         })
     }
 
-    fn put(&self, addr: SocketAddr, stream: TcpStream) {
+    fn put(&self, addr: SocketAddr, stream: TcpStream, age: Age) {
         let now = Instant::now();
+        if age.requests >= self.max_requests
+            || now.saturating_duration_since(age.born) >= self.max_lifetime
+        {
+            return;
+        }
         IDLE.with_borrow_mut(|idle| {
-            let list = idle.by_addr.entry(addr).or_default();
-            if list.len() < MAX_IDLE_PER_ENDPOINT {
-                list.push((stream, now));
+            if idle.total < self.max_idle {
+                idle.by_addr.entry(addr).or_default().push(Kept {
+                    stream,
+                    since: now,
+                    age,
+                });
+                idle.total += 1;
             }
             match idle.next_sweep {
                 Some(at) if at > now => {}
                 _ => {
                     let timeout = self.idle_timeout;
+                    let mut total = 0;
                     idle.by_addr.retain(|_, list| {
-                        list.retain(|(_, since)| now.saturating_duration_since(*since) <= timeout);
+                        list.retain(|k| now.saturating_duration_since(k.since) <= timeout);
+                        total += list.len();
                         !list.is_empty()
                     });
+                    idle.total = total;
                     idle.next_sweep = Some(now + timeout);
                 }
             }
@@ -158,8 +235,12 @@ pub async fn send(
     head: &[u8],
     timeouts: Timeouts,
 ) -> Result<Response<H1Body>, Error> {
-    if let Some(stream) = pool.take(addr) {
-        match exchange(pool, addr, stream, method, head, timeouts.read).await {
+    if let Some((stream, age)) = pool.take(addr) {
+        let age = Age {
+            requests: age.requests.saturating_add(1),
+            ..age
+        };
+        match exchange(pool, addr, stream, age, method, head, timeouts.read).await {
             Err(Failed {
                 error,
                 before_response: true,
@@ -175,7 +256,11 @@ pub async fn send(
         Err(_) => return Err(Error::ConnectTimeout(timeouts.connect)),
     };
     let _ = stream.set_nodelay(true);
-    exchange(pool, addr, stream, method, head, timeouts.read)
+    let age = Age {
+        born: Instant::now(),
+        requests: 1,
+    };
+    exchange(pool, addr, stream, age, method, head, timeouts.read)
         .await
         .map_err(|f| f.error)
 }
@@ -199,6 +284,7 @@ async fn exchange(
     pool: Pool,
     addr: SocketAddr,
     mut stream: TcpStream,
+    age: Age,
     method: &Method,
     head: &[u8],
     read_timeout: Duration,
@@ -232,6 +318,7 @@ async fn exchange(
                 stream,
                 pool,
                 addr,
+                age,
                 silence: BetweenReads::new(read_timeout),
             };
             return Ok(respond(Some(conn), method, parsed, buf)?);
@@ -391,6 +478,7 @@ struct Conn {
     stream: TcpStream,
     pool: Pool,
     addr: SocketAddr,
+    age: Age,
     /// The pod's silence within the body (no timer on the fast path, where the body comes with
     /// the head).
     silence: BetweenReads,
@@ -435,7 +523,7 @@ impl H1Body {
         self.framing = Framing::Done;
         if let Some(conn) = self.conn.take() {
             if self.keep_alive && self.buf.is_empty() {
-                conn.pool.put(conn.addr, conn.stream);
+                conn.pool.put(conn.addr, conn.stream, conn.age);
             }
         }
     }

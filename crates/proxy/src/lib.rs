@@ -78,8 +78,6 @@ pub const LOAD_HALF_LIFE: Duration = Duration::from_secs(300);
 pub struct ProxyConfig {
     /// Authenticates session cookies.
     pub cookie_key: CookieKey,
-    /// Idle upstream connections are closed after this long.
-    pub pool_idle_timeout: Duration,
     /// Client-side limits and the shutdown grace period.
     pub server: ServerOptions,
     /// The HTTPS port clients are redirected to (`ssl-redirect`); 443 is left out of the URL.
@@ -104,7 +102,6 @@ impl ProxyConfig {
     pub fn new(cookie_key: CookieKey) -> Self {
         Self {
             cookie_key,
-            pool_idle_timeout: Duration::from_secs(60),
             server: ServerOptions::default(),
             https_redirect_port: 443,
             admin_token: None,
@@ -141,7 +138,6 @@ struct Shared {
     /// `Location`).
     clients: upstream::Clients,
     /// Idle connections of the lean HTTP/1 client (requests without a body to plain-HTTP pods).
-    h1: h1::Pool,
     config: ProxyConfig,
     generation: AtomicU64,
     ready: AtomicBool,
@@ -160,15 +156,13 @@ impl Proxy {
     /// # Errors
     /// [`Error::UpstreamTls`] when the TLS client configuration cannot be made.
     pub fn new(config: ProxyConfig) -> Result<Self, Error> {
-        let clients =
-            upstream::Clients::new(config.pool_idle_timeout).map_err(Error::UpstreamTls)?;
+        let clients = upstream::Clients::new().map_err(Error::UpstreamTls)?;
         Ok(Self {
             shared: Arc::new(Shared {
                 table: ArcSwap::from_pointee(Table::empty().with_defaults(&config)),
                 global: Arc::default(),
                 access_log: None,
                 clients,
-                h1: h1::Pool::new(config.pool_idle_timeout),
                 config,
                 generation: AtomicU64::new(0),
                 ready: AtomicBool::new(false),

@@ -80,6 +80,10 @@ pub struct ConnectionLimits {
     /// header (`proxy-protocol-header-timeout`), which every connection must begin with; `None`:
     /// connections begin with TLS or HTTP.
     pub proxy_protocol: Option<Duration>,
+    /// nginx's `ignore_invalid_headers` (on, ingress-nginx's `ignore-invalid-headers`): an HTTP/1
+    /// header line that is not `token: value` is left out and the request served; off: such a
+    /// request gets 400.
+    pub ignore_invalid_headers: bool,
 }
 
 /// The smallest head limit: hyper's read buffer cannot be smaller.
@@ -95,6 +99,7 @@ impl Default for ConnectionLimits {
             keepalive_requests: 1000,
             max_head: 4 * 8 * 1024,
             proxy_protocol: None,
+            ignore_invalid_headers: true,
         }
     }
 }
@@ -408,38 +413,42 @@ pub(crate) async fn serve_closing<S, B>(
     }
 }
 
+/// What makes two hyper connection builders differ: keep-alive (on or off), the head limit,
+/// invalid header lines ignored.
+type BuilderKey = (bool, usize, bool);
+
 /// hyper's connection builders of the limits connections were accepted with lately: one per
-/// keep-alive (on or off) and head limit, made when limits first ask for it (a ConfigMap change),
-/// not per connection.
+/// [`BuilderKey`], made when limits first ask for it (a ConfigMap change), not per connection.
 #[derive(Default)]
-struct Builders(Vec<(bool, usize, Arc<Protocols>)>);
+struct Builders(Vec<(BuilderKey, Arc<Protocols>)>);
 
 impl Builders {
     /// More limits than this in a row: the oldest builder is dropped.
     const KEPT: usize = 4;
 
     fn get(&mut self, limits: &ConnectionLimits) -> Arc<Protocols> {
-        let keep_alive = !limits.keepalive_timeout.is_zero();
-        let max_head = limits.max_head.max(MIN_HEAD);
-        if let Some((_, _, b)) = self
-            .0
-            .iter()
-            .find(|(k, m, _)| *k == keep_alive && *m == max_head)
-        {
+        let key = (
+            !limits.keepalive_timeout.is_zero(),
+            limits.max_head.max(MIN_HEAD),
+            limits.ignore_invalid_headers,
+        );
+        if let Some((_, b)) = self.0.iter().find(|(k, _)| *k == key) {
             return b.clone();
         }
         if self.0.len() >= Self::KEPT {
             self.0.remove(0);
         }
-        let b = Arc::new(builder(keep_alive, max_head));
-        self.0.push((keep_alive, max_head, b.clone()));
+        let b = Arc::new(builder(key));
+        self.0.push((key, b.clone()));
         b
     }
 }
 
 /// hyper's connection builders: HTTP/1 with or without keep-alive, HTTP/2 pinged, heads up to
-/// `max_head` bytes (at least [`MIN_HEAD`]).
-fn builder(keep_alive: bool, max_head: usize) -> Protocols {
+/// `max_head` bytes (at least [`MIN_HEAD`]), HTTP/1 header lines that are not `token: value`
+/// left out or answered 400. (httparse, ignoring, leaves out a line with a control character in
+/// its value too, where nginx takes it; NUL and a CR without LF are 400 either way.)
+fn builder((keep_alive, max_head, ignore_invalid): BuilderKey) -> Protocols {
     let mut h1 = http1::Builder::new();
     h1.timer(TokioTimer::new())
         .max_buf_size(max_head.max(MIN_HEAD))
@@ -447,6 +456,7 @@ fn builder(keep_alive: bool, max_head: usize) -> Protocols {
         // The connection's own timer bounds each head from its first byte (`connection`).
         .header_read_timeout(None)
         .keep_alive(keep_alive)
+        .ignore_invalid_headers(ignore_invalid)
         // One buffer per write (`write`, not a two-part `writev`): a few % more requests per
         // second on small responses, the same CPU in total on large ones (measured with 64 KiB
         // and 1 MiB bodies).

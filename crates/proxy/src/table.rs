@@ -300,6 +300,11 @@ pub struct Policy {
     /// `use-proxy-protocol`: whose PROXY protocol header is believed, and the header the pods get
     /// (the header's timeout is in `connection`).
     pub proxy_protocol: Option<ProxyProtocol>,
+    /// `upstream-keepalive-*`: how connections to the pods are kept (the lean client's; hyper's
+    /// clients have theirs in their `ClientKey`).
+    pub h1: crate::h1::Pool,
+    /// `log-format-upstream`: the access log's line; `None`: Remora's JSON.
+    pub log_format: Option<Arc<crate::access_log::LineFormat>>,
 }
 
 /// [`model::ProxyProtocol`], ready for connections and requests.
@@ -517,6 +522,7 @@ impl Table {
             Arc::ptr_eq(&a.hosts, &b.hosts)
                 && Arc::ptr_eq(&a.listeners, &b.listeners)
                 && Arc::ptr_eq(&a.certificates, &b.certificates)
+                && a.settings.upstream_keepalive == b.settings.upstream_keepalive
                 && a.backends.len() == b.backends.len()
                 && a.backends
                     .iter()
@@ -656,6 +662,7 @@ impl Table {
                     .or_insert_with(|| Arc::new(DigestAuthRuntime::new(auth)));
                 Some(runtime.clone())
             };
+            let keepalive = crate::h1::Pool::of(snapshot.settings.upstream_keepalive.as_ref());
             let mut runtime = |target: &Target, route: Option<&Route>| RouteRuntime {
                 // Translation dropped the paths and patterns that do not compile.
                 regex: route
@@ -682,7 +689,7 @@ impl Table {
                 canary_pattern: route
                     .and_then(|r| r.canary.as_ref()?.header_pattern.as_deref())
                     .and_then(|p| regex::Regex::new(p).ok()),
-                client: clients.and_then(|pool| client_of(pool, &target.location)),
+                client: clients.and_then(|pool| client_of(pool, &target.location, keepalive)),
                 cors: target.location.cors.as_ref().map(CorsHeaders::new),
                 limiter: target.location.rate_limit.as_ref().map(&mut limiter_of),
                 headers: RouteHeaders::of(&target.location),
@@ -704,6 +711,7 @@ impl Table {
                             protocol: BackendProtocol::Http,
                             connect_timeout_secs: target.location.connect_timeout_secs,
                             tls: None,
+                            keepalive: crate::h1::Pool::default(),
                         };
                         Box::new(AuthRuntime::new(
                             auth,
@@ -893,6 +901,11 @@ impl Table {
             config.server.client_body_timeout,
             std::time::Duration::from_secs,
         );
+        self.policy.h1 = crate::h1::Pool::of(settings.upstream_keepalive.as_ref());
+        self.policy.log_format = settings
+            .log_format
+            .as_ref()
+            .map(|f| Arc::new(crate::access_log::LineFormat::new(f)));
         let limits = config.server.limits;
         let buffers = settings.header_buffers;
         self.policy.max_header_line = buffers.map_or(crate::handler::DEFAULT_HEADER_LINE, |b| {
@@ -915,6 +928,9 @@ impl Table {
                 .proxy_protocol
                 .as_ref()
                 .map(|p| std::time::Duration::from_millis(p.header_timeout_ms)),
+            ignore_invalid_headers: settings
+                .ignore_invalid_headers
+                .unwrap_or(limits.ignore_invalid_headers),
         };
         self
     }
@@ -1114,8 +1130,12 @@ fn passthrough_runtime(
 
 /// The upstream client of a location; `None` (the route answers 502, never reaching its pods
 /// with other TLS settings than asked) when its `proxy-ssl-*` settings cannot be made.
-fn client_of(clients: &Clients, location: &Location) -> Option<UpstreamClient> {
-    match clients.get(ClientKey::of(location)) {
+fn client_of(
+    clients: &Clients,
+    location: &Location,
+    keepalive: crate::h1::Pool,
+) -> Option<UpstreamClient> {
+    match clients.get(ClientKey::of(location, keepalive)) {
         Ok(client) => Some(client),
         Err(e) => {
             let secret = location

@@ -72,27 +72,30 @@ pub struct ClientKey {
     pub connect_timeout_secs: u32,
     /// `proxy-ssl-*`, for a protocol over TLS (else `None`: they change nothing).
     pub tls: Option<Arc<UpstreamTls>>,
+    /// `upstream-keepalive-connections` and `-timeout`: idle connections kept per pod and for
+    /// how long.
+    pub keepalive: crate::h1::Pool,
 }
 
 impl ClientKey {
-    pub fn of(l: &Location) -> Self {
+    pub fn of(l: &Location, keepalive: crate::h1::Pool) -> Self {
         Self {
             protocol: l.protocol,
             connect_timeout_secs: l.connect_timeout_secs,
             tls: l.upstream_tls.clone().filter(|_| l.protocol.tls()),
+            keepalive,
         }
     }
 }
 
 /// Every client made so far. Locked only while a table is built, never per request.
 pub struct Clients {
-    pool_idle_timeout: Duration,
     tls: rustls::ClientConfig,
     made: Mutex<HashMap<ClientKey, UpstreamClient>>,
 }
 
 impl Clients {
-    pub fn new(pool_idle_timeout: Duration) -> Result<Self, rustls::Error> {
+    pub fn new() -> Result<Self, rustls::Error> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let tls = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()?
@@ -100,7 +103,6 @@ impl Clients {
             .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
             .with_no_client_auth();
         Ok(Self {
-            pool_idle_timeout,
             tls,
             made: Mutex::new(HashMap::new()),
         })
@@ -154,7 +156,8 @@ impl Clients {
         };
         Ok(Arc::new(
             Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(self.pool_idle_timeout)
+                .pool_idle_timeout(key.keepalive.idle_timeout())
+                .pool_max_idle_per_host(key.keepalive.max_idle())
                 .pool_timer(TokioTimer::new())
                 .timer(TokioTimer::new())
                 .http2_only(key.protocol.http2())
@@ -367,19 +370,32 @@ mod tests {
     /// A reload makes new `Location`s: equal settings find the client (and pool) made before.
     #[test]
     fn clients_are_found_by_their_settings() {
-        let clients = Clients::new(Duration::from_secs(90)).unwrap();
-        clients.get(ClientKey::of(&https(true))).unwrap();
-        clients.get(ClientKey::of(&https(true))).unwrap();
+        let clients = Clients::new().unwrap();
+        clients
+            .get(ClientKey::of(&https(true), crate::h1::Pool::default()))
+            .unwrap();
+        clients
+            .get(ClientKey::of(&https(true), crate::h1::Pool::default()))
+            .unwrap();
         assert_eq!(made(&clients), 1);
-        clients.get(ClientKey::of(&https(false))).unwrap();
+        clients
+            .get(ClientKey::of(&https(false), crate::h1::Pool::default()))
+            .unwrap();
         assert_eq!(made(&clients), 2);
         // Over plain HTTP the settings change nothing: the one plain client.
         let plain = Location {
             protocol: BackendProtocol::Http,
             ..https(true)
         };
-        let held = clients.get(ClientKey::of(&plain)).unwrap();
-        let again = clients.get(ClientKey::of(&Location::default())).unwrap();
+        let held = clients
+            .get(ClientKey::of(&plain, crate::h1::Pool::default()))
+            .unwrap();
+        let again = clients
+            .get(ClientKey::of(
+                &Location::default(),
+                crate::h1::Pool::default(),
+            ))
+            .unwrap();
         assert!(Arc::ptr_eq(&held, &again));
         assert_eq!(made(&clients), 3);
         // Only the clients something still holds stay.

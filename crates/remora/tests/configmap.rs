@@ -501,3 +501,97 @@ async fn large_client_header_buffers_bound_lines_and_heads() {
     remora.wait_log("large-client-header-buffers").await;
     assert_eq!(get(&long_uri, &host).await.status, 414);
 }
+
+/// `upstream-keepalive-*` (ingress-nginx's upstream `keepalive`, `keepalive_requests`,
+/// `keepalive_timeout`), counted by the pod's accepted connections: by default sequential
+/// requests share one; `upstream-keepalive-requests: "2"` closes each after two requests;
+/// `upstream-keepalive-connections: "0"` opens one per request (body-less requests on the lean
+/// client, uploads on hyper's); a connection idle longer than `upstream-keepalive-timeout` is
+/// not used again. One worker, so that one pool is asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_keepalive_limits_pod_connections() {
+    let (pods, dir, remora) = serve_service_with(
+        "web",
+        "web-5c6d7e8f9a",
+        1,
+        &[web_ingress("web", "web.example.com", &[])],
+        &["--configmap", "ingress-nginx/remora", "--workers", "1"],
+    )
+    .await;
+    remora.wait_ready().await;
+    let pod = &pods[0];
+    let opened = || pod.connections.load(std::sync::atomic::Ordering::SeqCst);
+    let gets = |n: usize| {
+        let url = remora.url("/");
+        async move {
+            for _ in 0..n {
+                let r = get(&url, &[("host", "web.example.com")]).await;
+                assert_eq!(r.status, 200);
+            }
+        }
+    };
+    let remora = &remora;
+    let posts = |n: usize| async move {
+        for _ in 0..n {
+            assert_eq!(post(remora, "web.example.com", "/echo-body", 16).await, 200);
+        }
+    };
+    // ingress-nginx's defaults: one connection for the GETs, one (hyper's pool) for the uploads.
+    gets(6).await;
+    assert_eq!(opened(), 1);
+    posts(3).await;
+    assert_eq!(opened(), 2);
+
+    remora
+        .rewrite(
+            &dir,
+            "cm.yaml",
+            &config_map(&[("upstream-keepalive-requests", "2")]),
+        )
+        .await;
+    // The connection kept from before has carried more: it is not used again.
+    let before = opened();
+    gets(6).await;
+    assert_eq!(opened() - before, 3, "2 requests per connection");
+
+    remora
+        .rewrite(
+            &dir,
+            "cm.yaml",
+            &config_map(&[("upstream-keepalive-connections", "0")]),
+        )
+        .await;
+    let before = opened();
+    gets(4).await;
+    assert_eq!(
+        opened() - before,
+        4,
+        "no keep-alive: a connection per request"
+    );
+    let before = opened();
+    posts(3).await;
+    assert_eq!(
+        opened() - before,
+        3,
+        "no keep-alive for hyper's requests either"
+    );
+
+    remora
+        .rewrite(
+            &dir,
+            "cm.yaml",
+            &config_map(&[("upstream-keepalive-timeout", "1")]),
+        )
+        .await;
+    let before = opened();
+    gets(2).await;
+    assert_eq!(opened() - before, 1);
+    // Idle past the timeout: not used again.
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    gets(1).await;
+    assert_eq!(
+        opened() - before,
+        2,
+        "an idle connection past the timeout is closed"
+    );
+}

@@ -580,3 +580,64 @@ async fn out_of_descriptors_idle_connections_make_room() {
         "{log}"
     );
 }
+
+/// `ignore-invalid-headers` (nginx's `ignore_invalid_headers`, on by default): a header line whose
+/// name is not a token (`Bad Header: x`, a line without a colon) is left out and the request
+/// served, the pod never sees it; what would change the request's framing still gets 400 (NUL, a
+/// CR without LF, two different `Content-Length`s). `"false"` answers 400 to such a request
+/// (nginx passes the line on, which HTTP cannot carry), with a warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_header_lines_are_left_out_as_nginx_does() {
+    let (_pods, dir, remora) = serve_service_with(
+        "web",
+        "web-6c7d8e9f4a",
+        1,
+        &[web_ingress("public", "public.example.com", &[])],
+        &["--configmap", "ingress-nginx/remora"],
+    )
+    .await;
+    remora.wait_ready().await;
+    let addr = remora.http;
+    let invalid = "GET /echo-headers HTTP/1.1\r\nHost: public.example.com\r\nBad Header: x\r\nno colon here\r\nX-Kept: 1\r\nConnection: close\r\n\r\n";
+    let r = exchange(addr, invalid).await;
+    assert_eq!(status(&r), 200, "{r}");
+    let saw = pod_saw(&r);
+    assert!(saw.contains(&"x-kept: 1".to_owned()), "{saw:?}");
+    assert!(
+        !saw.iter()
+            .any(|l| l.contains("bad header") || l.contains("no colon")),
+        "{saw:?}"
+    );
+    for (raw, what) in [
+        (
+            "GET / HTTP/1.1\r\nHost: public.example.com\r\nX-A: a\0b\r\nConnection: close\r\n\r\n",
+            "NUL in a value",
+        ),
+        (
+            "GET / HTTP/1.1\r\nHost: public.example.com\r\nX-A: a\rb\r\nConnection: close\r\n\r\n",
+            "CR without LF",
+        ),
+        (
+            "POST /echo-body HTTP/1.1\r\nHost: public.example.com\r\nContent-Length: 1\r\nContent-Length: 2\r\nConnection: close\r\n\r\nxy",
+            "two Content-Lengths",
+        ),
+    ] {
+        let r = exchange(addr, raw).await;
+        assert_eq!(status(&r), 400, "{what}: {r}");
+    }
+
+    remora
+        .rewrite(
+            &dir,
+            "cm.yaml",
+            &config_map(&[("ignore-invalid-headers", "false")]),
+        )
+        .await;
+    remora
+        .wait_log("ignore-invalid-headers: \"false\": Remora cannot pass header lines")
+        .await;
+    let r = exchange(addr, invalid).await;
+    assert_eq!(status(&r), 400, "{r}");
+    let valid = "GET / HTTP/1.1\r\nHost: public.example.com\r\nConnection: close\r\n\r\n";
+    assert_eq!(status(&exchange(addr, valid).await), 200);
+}

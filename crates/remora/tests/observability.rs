@@ -304,3 +304,164 @@ async fn the_admin_token_guards_the_configuration() {
         assert_eq!(get(&admin(path), &[]).await.status, 200, "{path}");
     }
 }
+
+/// The access log line of the last request whose line starts with `marker`, once written.
+async fn log_line(path: &std::path::Path, marker: &str) -> String {
+    let started = std::time::Instant::now();
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.starts_with(marker)) {
+            return line.to_owned();
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "no line {marker} in:\n{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// The ingress-nginx ConfigMap with `log-format-upstream` and `extra` keys (YAML single quotes:
+/// the format has double quotes).
+fn log_format_config_map(format: &str, extra: &[(&str, &str)]) -> String {
+    let mut y = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: remora\n  namespace: ingress-nginx\ndata:\n  log-format-upstream: '{format}'\n"
+    );
+    for (k, v) in extra {
+        y.push_str(&format!("  {k}: \"{v}\"\n"));
+    }
+    y
+}
+
+/// `log-format-upstream` replays ingress-nginx's e2e test (test/e2e/settings/log-format.go): a
+/// header value with quotes is written `\x22` by default, `\"` with `log-format-escape-json` and
+/// as it is with `log-format-escape-none`; an unset variable (a missing header, an unknown
+/// variable, the user of a request without credentials) is `-`, or empty with either escape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_format_upstream_writes_nginx_lines() {
+    let logs = Dir::new();
+    let path = logs.path().join("access.log");
+    let path_arg = path.display().to_string();
+    let pods = pods("web-5c6d7e8f9a", 1).await;
+    let dir = Dir::new();
+    dir.write("svc.yaml", &service_yaml("web"));
+    dir.write(
+        "slice.yaml",
+        &slice_yaml("web", "default", None, &pods.iter().collect::<Vec<_>>()),
+    );
+    dir.write("ing.yaml", &web_ingress("web", "shop.example.com", &[]));
+    let format = "$request_uri|$remote_addr|\"$request\"|$status|$body_bytes_sent|\"$http_user_agent\"|\"$http_x_missing\"|[$proxy_upstream_name]|[$proxy_alternative_upstream_name]|$namespace/$ingress_name|$service_name:$service_port|$upstream_status|$upstream_addr|$remote_user|$bogus|$host|$server_protocol";
+    dir.write("cm.yaml", &log_format_config_map(format, &[]));
+    let remora = Remora::serve(
+        &[dir.path()],
+        &[
+            "--access-log",
+            &path_arg,
+            "--configmap",
+            "ingress-nginx/remora",
+        ],
+    );
+    assert!(
+        remora
+            .stderr_text()
+            .contains("variables not supported by Remora, written as unset (\"-\"): $bogus"),
+        "{}",
+        remora.stderr_text()
+    );
+    let agent = r#"agent "q" \ x"#;
+    let pod = pods[0].addr;
+    let r = get(
+        &remora.url("/one?x=1"),
+        &[
+            ("host", "Shop.Example.com"),
+            ("user-agent", agent),
+            // alice:secret
+            ("authorization", "Basic YWxpY2U6c2VjcmV0"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let len = r.body.len();
+    assert_eq!(
+        log_line(&path, "/one").await,
+        format!(
+            r#"/one?x=1|127.0.0.1|"GET /one?x=1 HTTP/1.1"|200|{len}|"agent \x22q\x22 \x5C x"|"-"|[default-web-80]|[]|default/web|web:80|200|{pod}|alice|-|shop.example.com|HTTP/1.1"#
+        )
+    );
+    // No route: nothing of an Ingress is set.
+    let r = get(&remora.url("/none"), &[("host", "nowhere.example.com")]).await;
+    assert_eq!(r.status, 404);
+    let len = r.body.len();
+    assert_eq!(
+        log_line(&path, "/none").await,
+        format!(
+            r#"/none|127.0.0.1|"GET /none HTTP/1.1"|404|{len}|"-"|"-"|[-]|[-]|-/-|-:-|-|-|-|-|nowhere.example.com|HTTP/1.1"#
+        )
+    );
+    for (key, marker, escaped) in [
+        ("log-format-escape-json", "/two", r#"agent \"q\" \\ x"#),
+        ("log-format-escape-none", "/three", agent),
+    ] {
+        let generation = remora.generation().await;
+        dir.write("cm.yaml", &log_format_config_map(format, &[(key, "true")]));
+        remora.wait_generation_after(generation).await;
+        let r = get(
+            &remora.url(marker),
+            &[("host", "shop.example.com"), ("user-agent", agent)],
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        let len = r.body.len();
+        assert_eq!(
+            log_line(&path, marker).await,
+            format!(
+                r#"{marker}|127.0.0.1|"GET {marker} HTTP/1.1"|200|{len}|"{escaped}"|""|[default-web-80]|[]|default/web|web:80|200|{pod}|||shop.example.com|HTTP/1.1"#
+            ),
+            "{key}"
+        );
+    }
+    // Only an escape key: ingress-nginx's default format.
+    let generation = remora.generation().await;
+    dir.write(
+        "cm.yaml",
+        &config_map(&[("log-format-escape-json", "false")]),
+    );
+    remora.wait_generation_after(generation).await;
+    let r = get(
+        &remora.url("/default"),
+        &[
+            ("host", "shop.example.com"),
+            ("user-agent", agent),
+            ("referer", "http://shop.example.com/"),
+            ("x-request-id", "req-7"),
+        ],
+    )
+    .await;
+    let len = r.body.len();
+    let line = log_line(&path, "127.0.0.1 - - [").await;
+    let (time, rest) = line
+        .strip_prefix("127.0.0.1 - - [")
+        .unwrap()
+        .split_once("] ")
+        .unwrap();
+    // 01/Dec/2026:03:24:25 +0000
+    assert_eq!(time.len(), 26, "{line}");
+    assert!(time.ends_with(" +0000"), "{line}");
+    let prefix = format!(
+        r#""GET /default HTTP/1.1" 200 {len} "http://shop.example.com/" "agent \x22q\x22 \x5C x" "#
+    );
+    let rest = rest
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("{line}"));
+    // $request_length $request_time [$proxy_upstream_name] [$proxy_alternative_upstream_name]
+    // $upstream_addr $upstream_response_length $upstream_response_time $upstream_status $req_id
+    let fields: Vec<&str> = rest.split(' ').collect();
+    assert_eq!(fields.len(), 9, "{line}");
+    assert!(fields[0].parse::<u32>().unwrap() > 50, "{line}");
+    assert!(fields[1].contains('.'), "{line}");
+    assert_eq!(fields[2..4], ["[default-web-80]", "[]"], "{line}");
+    assert_eq!(fields[4], pod.to_string(), "{line}");
+    assert_eq!(fields[5], len.to_string(), "{line}");
+    assert!(fields[6].contains('.'), "{line}");
+    assert_eq!(fields[7..], ["200", "req-7"], "{line}");
+}

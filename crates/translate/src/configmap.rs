@@ -24,7 +24,7 @@ const ROUTE_KEYS: [&str; 10] = [
 ];
 
 /// Keys with no annotation.
-const GLOBAL_KEYS: [&str; 41] = [
+const GLOBAL_KEYS: [&str; 49] = [
     "hide-headers",
     "http-redirect-code",
     "generate-request-id",
@@ -66,6 +66,14 @@ const GLOBAL_KEYS: [&str; 41] = [
     "global-auth-always-set-cookie",
     "ssl-protocols",
     "ssl-ciphers",
+    "log-format-upstream",
+    "log-format-escape-json",
+    "log-format-escape-none",
+    "upstream-keepalive-connections",
+    "upstream-keepalive-timeout",
+    "upstream-keepalive-requests",
+    "upstream-keepalive-time",
+    "ignore-invalid-headers",
 ];
 
 /// The longest `keep-alive`, `client-header-timeout` and `client-body-timeout` taken (a day, as the flags).
@@ -222,6 +230,18 @@ pub fn read(objects: &Objects, options: &Options, diags: &mut Diagnostics) -> De
         .collect();
     defaults.settings.proxy_set_headers = proxy_set_headers(&mut r);
     defaults.settings.hide_headers = hide_headers(&mut r);
+    defaults.settings.log_format = log_format(&mut r);
+    defaults.settings.upstream_keepalive = upstream_keepalive(&mut r);
+    // nginx's `ignore_invalid_headers` (on): header lines whose name is not a token are left
+    // out. Off, nginx passes them to the pods; HTTP has no way to carry them (Remora's header
+    // map cannot hold such a name), so Remora answers 400 instead: the stricter reading.
+    defaults.settings.ignore_invalid_headers = r.bool("ignore-invalid-headers").filter(|on| !on);
+    if defaults.settings.ignore_invalid_headers.is_some() {
+        r.warn(
+            "ignore-invalid-headers",
+            "\"false\": Remora cannot pass header lines whose name is not a token to the pods; requests with one are answered 400",
+        );
+    }
     defaults.settings.http_redirect_code = http_redirect_code(&mut r);
     // nginx's `$request_id` for requests without an X-Request-ID (true).
     defaults.settings.generate_request_id = r.bool("generate-request-id").filter(|g| !g);
@@ -468,6 +488,129 @@ fn proxy_set_headers(r: &mut Reader<'_>) -> Vec<(String, String)> {
         }
     }
     headers.into_iter().collect()
+}
+
+/// `log-format-upstream` (ingress-nginx's default when only an escape key is given), with
+/// `log-format-escape-none` (first, as nginx.tmpl reads them) or `log-format-escape-json`: the
+/// access log's lines. A variable Remora does not know is warned about and written as an unset
+/// one.
+fn log_format(r: &mut Reader<'_>) -> Option<model::LogFormat> {
+    let format = r.text("log-format-upstream");
+    let json = r.bool("log-format-escape-json");
+    let none = r.bool("log-format-escape-none");
+    if format.is_none() && json.is_none() && none.is_none() {
+        return None;
+    }
+    let escape = match (none, json) {
+        (Some(true), _) => model::LogEscape::None,
+        (_, Some(true)) => model::LogEscape::Json,
+        _ => model::LogEscape::Default,
+    };
+    let format = format.filter(|f| !f.trim().is_empty());
+    let (parsed, unknown) = model::LogFormat::parse(
+        format.as_deref().unwrap_or(model::DEFAULT_LOG_FORMAT),
+        escape,
+    );
+    if !unknown.is_empty() {
+        let unset = if escape == model::LogEscape::Default {
+            "\"-\""
+        } else {
+            "empty"
+        };
+        r.warn(
+            "log-format-upstream",
+            format!(
+                "variables not supported by Remora, written as unset ({unset}): {}",
+                unknown
+                    .iter()
+                    .map(|n| format!("${n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+    }
+    Some(parsed)
+}
+
+/// `upstream-keepalive-connections` (320, 0 turns keep-alive to the pods off),
+/// `upstream-keepalive-timeout` (60 seconds), `upstream-keepalive-requests` (10000) and
+/// `upstream-keepalive-time` (`1h`, an nginx time such as `30m` or `1h30m`); an invalid value is
+/// a warning and the default.
+fn upstream_keepalive(r: &mut Reader<'_>) -> Option<model::UpstreamKeepalive> {
+    let default = model::UpstreamKeepalive::default();
+    let connections = ranged(
+        r,
+        "upstream-keepalive-connections",
+        "connections",
+        0..=1_000_000,
+    );
+    let timeout = ranged(
+        r,
+        "upstream-keepalive-timeout",
+        "seconds",
+        1..=MAX_CONNECTION_SECONDS,
+    );
+    let requests = ranged(
+        r,
+        "upstream-keepalive-requests",
+        "requests",
+        1..=u64::from(u32::MAX),
+    );
+    let time = r.text("upstream-keepalive-time").and_then(|t| {
+        let secs = nginx_time(&t).filter(|s| (1..=7 * MAX_CONNECTION_SECONDS).contains(s));
+        if secs.is_none() {
+            r.warn(
+                "upstream-keepalive-time",
+                format!("invalid value \"{t}\": expected a time from 1s to 7d such as 1h or 30m, using 1h"),
+            );
+        }
+        secs
+    });
+    if connections.is_none() && timeout.is_none() && requests.is_none() && time.is_none() {
+        return None;
+    }
+    Some(model::UpstreamKeepalive {
+        connections: connections
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(default.connections),
+        timeout_secs: timeout.unwrap_or(default.timeout_secs),
+        requests: requests
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(default.requests),
+        time_secs: time.unwrap_or(default.time_secs),
+    })
+}
+
+/// An nginx time in whole seconds: a number of seconds, or numbers with units (`d`, `h`, `m`,
+/// `s`, `ms`), largest first: `1h30m`, `90s`.
+fn nginx_time(v: &str) -> Option<u64> {
+    let v = v.trim();
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        return v.parse().ok();
+    }
+    let mut ms: u64 = 0;
+    let mut rest = v;
+    let mut last_unit = u64::MAX;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let n: u64 = rest.get(..digits)?.parse().ok()?;
+        rest = &rest[digits..];
+        let (unit, len) = match rest.as_bytes() {
+            [b'm', b's', ..] => (1, 2),
+            [b'd', ..] => (86_400_000, 1),
+            [b'h', ..] => (3_600_000, 1),
+            [b'm', ..] => (60_000, 1),
+            [b's', ..] => (1_000, 1),
+            _ => return None,
+        };
+        if unit >= last_unit {
+            return None;
+        }
+        last_unit = unit;
+        ms = ms.checked_add(n.checked_mul(unit)?)?;
+        rest = &rest[len..];
+    }
+    (ms > 0).then_some(ms / 1000)
 }
 
 /// `block-cidrs`: the networks every request of is answered 403. An entry that is no network is

@@ -431,3 +431,68 @@ fn reading_from_memory_is_reading_from_the_pod() {
         }
     }
 }
+
+/// `upstream-keepalive-requests` and `upstream-keepalive-connections`: a connection that has
+/// carried its requests is closed, and a worker keeps at most so many idle.
+#[tokio::test]
+async fn keepalive_limits_requests_per_connection_and_idle_connections() {
+    let ok: &'static [u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    let (addr, connections) = pod(vec![vec![ok]; 8]).await;
+    let pool = Pool::with(&model::UpstreamKeepalive {
+        requests: 3,
+        ..model::UpstreamKeepalive::default()
+    });
+    for _ in 0..6 {
+        get(pool, addr, Method::GET).await.unwrap();
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 2, "3 requests each");
+    assert_eq!(pool.idle(addr), 0, "the last one has carried its 3");
+    // No keep-alive: nothing kept, nothing taken.
+    let none = Pool::with(&model::UpstreamKeepalive {
+        connections: 0,
+        ..model::UpstreamKeepalive::default()
+    });
+    get(none, addr, Method::GET).await.unwrap();
+    get(none, addr, Method::GET).await.unwrap();
+    assert_eq!(connections.load(Ordering::SeqCst), 4);
+    assert_eq!(none.idle(addr), 0);
+}
+
+/// `upstream-keepalive-time` and `-timeout`: a connection older than the lifetime, or idle longer
+/// than the timeout, is not used again.
+#[tokio::test]
+async fn keepalive_lifetime_and_idle_timeout_end_connections() {
+    let ok: &'static [u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    let (addr, connections) = pod(vec![vec![ok]; 6]).await;
+    let short_lived = Pool {
+        max_lifetime: Duration::from_millis(100),
+        ..Pool::default()
+    };
+    get(short_lived, addr, Method::GET).await.unwrap();
+    get(short_lived, addr, Method::GET).await.unwrap();
+    assert_eq!(connections.load(Ordering::SeqCst), 1, "young: used again");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    get(short_lived, addr, Method::GET).await.unwrap();
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        2,
+        "past its lifetime: a new one"
+    );
+    let short_idle = Pool {
+        idle_timeout: Duration::from_millis(100),
+        ..Pool::default()
+    };
+    get(short_idle, addr, Method::GET).await.unwrap();
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        2,
+        "idle for less: used again"
+    );
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    get(short_idle, addr, Method::GET).await.unwrap();
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        3,
+        "idle for longer: a new one"
+    );
+}

@@ -20,7 +20,6 @@ use crate::h1;
 use crate::headers::{line, new_request_id};
 use crate::response::Body;
 use crate::table::{BackendRuntime, Matched, Table};
-use crate::Shared;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Either;
@@ -43,6 +42,8 @@ pub struct ErrorPage<'t> {
     port: &'t str,
     connect: Duration,
     read: Duration,
+    /// The table's keep-alive limits of pod connections.
+    pool: h1::Pool,
 }
 
 static X_CODE: HeaderName = HeaderName::from_static("x-code");
@@ -93,6 +94,7 @@ pub fn prepare<'t, B>(
         port,
         connect: Duration::from_secs(u64::from(location.connect_timeout_secs.max(1))),
         read: Duration::from_secs(u64::from(location.read_timeout_secs.max(1))),
+        pool: table.policy.h1,
     })
 }
 
@@ -100,7 +102,6 @@ impl ErrorPage<'_> {
     /// The route's `result`, or the default backend's answer in its place.
     pub async fn replace(
         self,
-        shared: &Shared,
         conn: &Connection,
         result: Result<Response<Body>, Reject>,
         out: &Outcome<'_>,
@@ -114,7 +115,7 @@ impl ErrorPage<'_> {
         if !own_path && self.codes.binary_search(&status.as_u16()).is_err() {
             return result;
         }
-        match self.fetch(shared, conn, status, own_path, out).await {
+        match self.fetch(conn, status, own_path, out).await {
             Some(answer) => Ok(answer),
             None => result,
         }
@@ -122,7 +123,6 @@ impl ErrorPage<'_> {
 
     async fn fetch(
         &self,
-        shared: &Shared,
         conn: &Connection,
         status: StatusCode,
         own_path: bool,
@@ -169,7 +169,7 @@ impl ErrorPage<'_> {
             connect: self.connect,
             read: self.read,
         };
-        let sent = h1::send(shared.h1, addr, &self.method, &head, timeouts);
+        let sent = h1::send(self.pool, addr, &self.method, &head, timeouts);
         let limit = self.connect + self.read;
         match tokio::time::timeout(limit, sent).await {
             Ok(Ok(response)) => {

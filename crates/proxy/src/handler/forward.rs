@@ -123,13 +123,21 @@ async fn tries<'t>(
         out.upstream = Some(authority);
         out.tries = attempt as u8 + 1;
         // The clock is read for the ingress-nginx header time only.
-        let try_started = out.compat.map(|_| Instant::now());
+        // For the ingress-nginx series, and `$upstream_response_time` of `log-format-upstream`.
+        let timed = out.compat.is_some() || route.policy.log_format.is_some();
+        let try_started = timed.then(Instant::now);
         let Some(this_body) = body.take() else {
             break;
         };
         let sent = match (&head.lean, client, pick.backend.addrs.get(pick.endpoint)) {
             (Some(lean), _, Some(&addr)) => {
-                let exchange = h1::send(shared.h1, addr, &head.parts.method, lean, lean_timeouts);
+                let exchange = h1::send(
+                    route.policy.h1,
+                    addr,
+                    &head.parts.method,
+                    lean,
+                    lean_timeouts,
+                );
                 within(per_try, await_response(exchange, None, &timeouts))
                     .await
                     .map(|r| r.map(|r| r.map(Either::Right)).map_err(UpstreamError::Lean))

@@ -15,7 +15,6 @@ use super::upstream_request::UpstreamHead;
 use crate::body::UpstreamBody as RequestBody;
 use crate::h1;
 use crate::table::{Matched, Table};
-use crate::Shared;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,13 +26,7 @@ pub const MAX_IN_FLIGHT: usize = 64;
 static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
 /// Send the copies the route's mirrors ask for of a request whose pod head is `head`.
-pub fn send(
-    shared: &Shared,
-    table: &Table,
-    route: &Matched<'_>,
-    head: &UpstreamHead,
-    body: &Incoming,
-) {
+pub fn send(table: &Table, route: &Matched<'_>, head: &UpstreamHead, body: &Incoming) {
     let Some(filters) = route.location().filters.as_deref() else {
         return;
     };
@@ -66,7 +59,8 @@ pub fn send(
             &route.runtime.client,
         ) {
             (Some(lean), Some(&addr), _) => {
-                let (pool, method, lean) = (shared.h1, head.parts.method.clone(), lean.clone());
+                let (pool, method, lean) =
+                    (route.policy.h1, head.parts.method.clone(), lean.clone());
                 let timeouts = h1::Timeouts {
                     connect: Duration::from_secs(u64::from(location.connect_timeout_secs.max(1))),
                     read: limit,

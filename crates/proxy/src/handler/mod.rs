@@ -92,10 +92,14 @@ pub async fn handle(
     client::set_proxy_protocol_header(&conn, &mut req, &table.policy);
     let real = client::resolve(&conn, &req, &table.policy);
     let conn = real.as_ref().unwrap_or(&conn);
-    let line = shared
-        .access_log
-        .as_ref()
-        .map(|_| RequestLine::of(&req, &conn.client_ip));
+    let line = shared.access_log.as_ref().map(|_| {
+        RequestLine::of(
+            &req,
+            &conn.client_ip,
+            conn.tls,
+            table.policy.log_format.as_deref(),
+        )
+    });
     // `--metrics-compat ingress-nginx`: what its series need of the request, before it is
     // consumed.
     let compat_request = shared.config.metrics_compat.as_ref().map(|_| {
@@ -147,7 +151,8 @@ pub async fn handle(
         });
     }
     if let (Some(log), Some(line), false) = (&shared.access_log, line, out.unlogged) {
-        log.write(line, &out, code, elapsed, &shared.global);
+        let format = table.policy.log_format.as_deref();
+        log.write(line, &out, &response, elapsed, &shared.global, format);
     }
     Ok(response)
 }
@@ -181,7 +186,7 @@ async fn phases<'t>(
     let error_page = error_page::prepare(table, &route, &req);
     let result = proxied(shared, conn, req, table, &route, out).await;
     match error_page {
-        Some(page) => page.replace(shared, conn, result, out).await,
+        Some(page) => page.replace(conn, result, out).await,
         None => result,
     }
 }
@@ -219,7 +224,7 @@ async fn proxied<'t>(
     header_filter::request(route, req.headers_mut());
     header_filter::proxy_set(route, conn, &mut req);
     let (head, body) = upstream_request::prepare(shared, conn, req, route, out);
-    mirror::send(shared, table, route, &head, &body);
+    mirror::send(table, route, &head, &body);
     let response = forward::forward(shared, route, &head, body, &mut pick, out).await?;
     Ok(respond::respond(response, route, head, pick, conn, grant))
 }

@@ -10,6 +10,7 @@ const LIMITS: ConnectionLimits = ConnectionLimits {
     keepalive_requests: 3,
     max_head: MIN_HEAD,
     proxy_protocol: None,
+    ignore_invalid_headers: true,
 };
 
 fn ms(n: u64) -> Duration {
