@@ -64,6 +64,11 @@ pub struct Location {
     /// (`$request_uri`, `$http_x_user`...) instead of round robin; cookie affinity comes first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_hash_by: Option<String>,
+    /// `upstream-hash-by-subset` with `upstream-hash-by-subset-size` (3): the key chooses this
+    /// many endpoints (the first distinct ones clockwise on the ring) and each request goes to
+    /// one of them at random, as ingress-nginx's `chashsubset`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_hash_subset: Option<u32>,
     /// `proxy-next-upstream`, `-tries`, `-timeout`: when a request goes on to another endpoint.
     #[serde(skip_serializing_if = "NextUpstream::is_default")]
     pub next_upstream: NextUpstream,
@@ -123,6 +128,7 @@ impl Default for Location {
             basic_auth: None,
             external_auth: None,
             upstream_hash_by: None,
+            upstream_hash_subset: None,
             next_upstream: NextUpstream::default(),
             access_log: true,
             rate_limit: None,

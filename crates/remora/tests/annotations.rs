@@ -474,6 +474,66 @@ async fn upstream_hash_by_keeps_a_key_on_one_pod() {
     );
 }
 
+/// ingress-nginx's e2e "should connect to the same subset of pods": 6 pods, `$request_uri`
+/// hashed onto subsets of 3, 100 requests of one URI reach exactly 3 pods.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_hash_by_subset_keeps_a_key_on_size_pods() {
+    let (pods, _d, remora) = serve_service(
+        "web",
+        "web-6c7d8e9f4b",
+        6,
+        &[
+            ing(
+                "subset",
+                "subset.example.com",
+                "/",
+                &[
+                    ("upstream-hash-by", "$request_uri"),
+                    ("upstream-hash-by-subset", "true"),
+                    ("upstream-hash-by-subset-size", "3"),
+                ],
+            ),
+            ing(
+                "default-size",
+                "default.example.com",
+                "/",
+                &[
+                    ("upstream-hash-by", "$request_uri"),
+                    ("upstream-hash-by-subset", "true"),
+                ],
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(pods.len(), 6);
+    let pod_of = |r: &Resp| r.headers["x-pod-name"].to_str().unwrap().to_owned();
+    let mut everyone = std::collections::BTreeSet::new();
+    for (host, uri) in [
+        ("subset.example.com", "/"),
+        ("subset.example.com", "/cart?id=7"),
+        ("default.example.com", "/"),
+    ] {
+        let mut reached = std::collections::BTreeSet::new();
+        for _ in 0..100 {
+            let r = get(&remora.url(uri), &[("host", host)]).await;
+            assert_eq!(r.status, 200);
+            reached.insert(pod_of(&r));
+        }
+        assert_eq!(reached.len(), 3, "{host}{uri}: {reached:?}");
+        everyone.extend(reached);
+    }
+    // Other keys reach other subsets: every pod serves some key.
+    for n in 0..40 {
+        let r = get(
+            &remora.url(&format!("/k{n}")),
+            &[("host", "subset.example.com")],
+        )
+        .await;
+        everyone.insert(pod_of(&r));
+    }
+    assert_eq!(everyone.len(), 6, "{everyone:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn from_to_www_redirect_as_ingress_nginx() {
     let (_p, _d, remora) = setup(&[
