@@ -28,7 +28,7 @@ pub use filter::{Filters, HeaderEdits, Mirror, PathModifier, RequestRedirect, Ur
 pub use host::{host_name, HostMatch};
 pub use location::{
     BackendProtocol, BasicAuth, Cidr, Cors, ExternalAuth, Location, NextUpstream, RateLimit,
-    Redirect,
+    Redirect, Replace,
 };
 pub use password::PasswordScheme;
 pub use route::{

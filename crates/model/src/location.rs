@@ -69,6 +69,18 @@ pub struct Location {
     /// one of them at random, as ingress-nginx's `chashsubset`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_hash_subset: Option<u32>,
+    /// `proxy-redirect-from` / `proxy-redirect-to` (nginx's `proxy_redirect FROM TO`): the prefix
+    /// `from` of the pod's `Location` (and of the URL of its `Refresh`) replaced by `to`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_redirect: Option<Replace>,
+    /// `proxy-cookie-domain: "FROM TO"` (nginx's `proxy_cookie_domain`): a `Domain` attribute of
+    /// the pod's `Set-Cookie` equal to `from` (any case, a leading dot aside) becomes `to`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cookie_domain: Option<Replace>,
+    /// `proxy-cookie-path: "FROM TO"` (nginx's `proxy_cookie_path`): the prefix `from` of a
+    /// `Path` attribute of the pod's `Set-Cookie` replaced by `to`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cookie_path: Option<Replace>,
     /// `proxy-next-upstream`, `-tries`, `-timeout`: when a request goes on to another endpoint.
     #[serde(skip_serializing_if = "NextUpstream::is_default")]
     pub next_upstream: NextUpstream,
@@ -129,6 +141,9 @@ impl Default for Location {
             external_auth: None,
             upstream_hash_by: None,
             upstream_hash_subset: None,
+            proxy_redirect: None,
+            cookie_domain: None,
+            cookie_path: None,
             next_upstream: NextUpstream::default(),
             access_log: true,
             rate_limit: None,
@@ -141,6 +156,14 @@ impl Default for Location {
             upstream_tls: None,
         }
     }
+}
+
+/// A text of the pod's response headers replaced by another (nginx's `proxy_redirect`,
+/// `proxy_cookie_domain`, `proxy_cookie_path`): plain text, no variables or regexes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Replace {
+    pub from: String,
+    pub to: String,
 }
 
 fn is_true(b: &bool) -> bool {

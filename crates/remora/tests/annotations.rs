@@ -534,6 +534,109 @@ async fn upstream_hash_by_subset_keeps_a_key_on_size_pods() {
     assert_eq!(everyone.len(), 6, "{everyone:?}");
 }
 
+/// `proxy-redirect-from`/`-to` rewrite the pod's `Location` and `Refresh`; `proxy-cookie-domain`
+/// and `proxy-cookie-path` its `Set-Cookie` (not Remora's own session cookie); without them, or
+/// with `off`, the pod's headers reach the client as they are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_redirect_and_cookie_rewrites_as_nginx() {
+    let (_p, _d, remora) = serve_service(
+        "web",
+        "web-6c7d8e9f4b",
+        1,
+        &[
+            ing(
+                "rewrites",
+                "shop.example.com",
+                "/",
+                &[
+                    ("proxy-redirect-from", "http://web.default.svc:8080/"),
+                    ("proxy-redirect-to", "https://shop.example.com/store/"),
+                    ("proxy-cookie-domain", "web.default.svc shop.example.com"),
+                    ("proxy-cookie-path", "/ /store/"),
+                    ("affinity", "cookie"),
+                ],
+            ),
+            ing(
+                "off",
+                "off.example.com",
+                "/",
+                &[
+                    ("proxy-redirect-from", "off"),
+                    ("proxy-redirect-to", "https://shop.example.com/store/"),
+                    ("proxy-cookie-path", "off"),
+                ],
+            ),
+            ing("plain", "plain.example.com", "/", &[]),
+        ],
+    )
+    .await;
+    let pod_headers = [
+        ("x-respond-status", "302"),
+        (
+            "x-respond-location",
+            "http://web.default.svc:8080/cart?id=1",
+        ),
+        (
+            "x-respond-refresh",
+            "3; url=http://web.default.svc:8080/next",
+        ),
+        (
+            "x-respond-set-cookie",
+            "sid=1; Domain=.WEB.default.svc; Path=/; HttpOnly",
+        ),
+    ];
+    let url = remora.url("/respond-headers");
+    let with_host = |host| {
+        let mut h = pod_headers.to_vec();
+        h.push(("host", host));
+        h
+    };
+    let r = get(&url, &with_host("shop.example.com")).await;
+    assert_eq!(r.status, 302);
+    assert_eq!(
+        r.headers["location"],
+        "https://shop.example.com/store/cart?id=1"
+    );
+    assert_eq!(
+        r.headers["refresh"],
+        "3; url=https://shop.example.com/store/next"
+    );
+    let cookies = r.set_cookies();
+    assert!(
+        cookies.contains(&"sid=1; Domain=.shop.example.com; Path=/store/; HttpOnly".to_owned()),
+        "{cookies:?}"
+    );
+    // Remora's session cookie is its own, not the pod's: not rewritten.
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with("INGRESSCOOKIE=") && c.contains("Path=/;")),
+        "{cookies:?}"
+    );
+    // A Location that does not start with proxy-redirect-from is left alone.
+    let mut other = with_host("shop.example.com");
+    other[1] = ("x-respond-location", "http://elsewhere.example.com/");
+    let r = get(&url, &other).await;
+    assert_eq!(r.headers["location"], "http://elsewhere.example.com/");
+    for host in ["off.example.com", "plain.example.com"] {
+        let r = get(&url, &with_host(host)).await;
+        assert_eq!(r.status, 302, "{host}");
+        assert_eq!(
+            r.headers["location"], "http://web.default.svc:8080/cart?id=1",
+            "{host}"
+        );
+        assert_eq!(
+            r.headers["refresh"], "3; url=http://web.default.svc:8080/next",
+            "{host}"
+        );
+        assert_eq!(
+            r.set_cookies(),
+            ["sid=1; Domain=.WEB.default.svc; Path=/; HttpOnly"],
+            "{host}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn from_to_www_redirect_as_ingress_nginx() {
     let (_p, _d, remora) = setup(&[
