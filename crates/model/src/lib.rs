@@ -27,8 +27,8 @@ pub use endpoint::{Backend, BackendId, Endpoint, EndpointId};
 pub use filter::{Filters, HeaderEdits, Mirror, PathModifier, RequestRedirect, UrlRewrite};
 pub use host::{host_name, HostMatch};
 pub use location::{
-    BackendProtocol, BasicAuth, Cidr, Cors, ExternalAuth, Location, NextUpstream, RateLimit,
-    Redirect, Replace,
+    BackendProtocol, BasicAuth, Cidr, ConnectionHeader, Cors, ExternalAuth, Location, NextUpstream,
+    RateLimit, Redirect, Replace,
 };
 pub use password::PasswordScheme;
 pub use route::{

@@ -81,6 +81,10 @@ pub struct Location {
     /// `Path` attribute of the pod's `Set-Cookie` replaced by `to`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cookie_path: Option<Replace>,
+    /// `connection-proxy-header`: the `Connection` header the pod gets (none by default: HTTP/1.1
+    /// keep-alive, as ingress-nginx with its upstream keep-alive).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection_header: Option<ConnectionHeader>,
     /// `proxy-next-upstream`, `-tries`, `-timeout`: when a request goes on to another endpoint.
     #[serde(skip_serializing_if = "NextUpstream::is_default")]
     pub next_upstream: NextUpstream,
@@ -144,6 +148,7 @@ impl Default for Location {
             proxy_redirect: None,
             cookie_domain: None,
             cookie_path: None,
+            connection_header: None,
             next_upstream: NextUpstream::default(),
             access_log: true,
             rate_limit: None,
@@ -156,6 +161,16 @@ impl Default for Location {
             upstream_tls: None,
         }
     }
+}
+
+/// `connection-proxy-header`'s values (ingress-nginx allows these two).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConnectionHeader {
+    /// `Connection: close`: one request per connection to the pod, never pooled.
+    Close,
+    /// `Connection: keep-alive`, what HTTP/1.1 means anyway, said explicitly.
+    KeepAlive,
 }
 
 /// A text of the pod's response headers replaced by another (nginx's `proxy_redirect`,

@@ -637,6 +637,60 @@ async fn proxy_redirect_and_cookie_rewrites_as_nginx() {
     }
 }
 
+/// `connection-proxy-header` (ingress-nginx's e2e "set connection header to keep-alive"): the pod
+/// gets that `Connection`; with `close` each request is a connection of its own, with
+/// `keep-alive` (and without the annotation, no header at all) connections are used again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_proxy_header_is_the_pods_connection() {
+    let (pods, _d, remora) = serve_service(
+        "web",
+        "web-6c7d8e9f4b",
+        1,
+        &[
+            ing(
+                "keep",
+                "keep.example.com",
+                "/",
+                &[("connection-proxy-header", "keep-alive")],
+            ),
+            ing(
+                "close",
+                "close.example.com",
+                "/",
+                &[("connection-proxy-header", "close")],
+            ),
+            ing("plain", "plain.example.com", "/", &[]),
+        ],
+    )
+    .await;
+    let pod = &pods[0];
+    let url = remora.url("/echo-headers");
+    for (host, want) in [
+        ("keep.example.com", Some("connection: keep-alive")),
+        ("close.example.com", Some("connection: close")),
+        ("plain.example.com", None),
+    ] {
+        let before = pod.connections.load(std::sync::atomic::Ordering::Relaxed);
+        for _ in 0..6 {
+            let r = get(&url, &[("host", host)]).await;
+            assert_eq!(r.status, 200, "{host}");
+            let lines: Vec<&str> = r
+                .body
+                .lines()
+                .filter(|l| l.starts_with("connection:"))
+                .collect();
+            assert_eq!(lines, want.into_iter().collect::<Vec<_>>(), "{host}");
+        }
+        let opened = pod.connections.load(std::sync::atomic::Ordering::Relaxed) - before;
+        if host.starts_with("close") {
+            assert_eq!(opened, 6, "{host}: one connection per request");
+        } else {
+            // One per worker thread at most, kept for the next requests.
+            assert!(opened <= 2, "{host}: {opened} connections for 6 requests");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn from_to_www_redirect_as_ingress_nginx() {
     let (_p, _d, remora) = setup(&[

@@ -79,7 +79,7 @@ pub const ANNOTATIONS: &[(&str, Support)] = &[
     ("canary-weight-total", Supported),
     ("client-body-buffer-size", NoEffect),
     ("configuration-snippet", Refused),
-    ("connection-proxy-header", NotSupported),
+    ("connection-proxy-header", Supported),
     ("cors-allow-credentials", Supported),
     ("cors-allow-headers", Supported),
     ("cors-allow-methods", Supported),

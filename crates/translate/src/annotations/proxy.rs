@@ -1,15 +1,16 @@
 //! The proxy family: `backend-protocol`, `proxy-connect-timeout`, `proxy-read-timeout`,
 //! `proxy-send-timeout`, `proxy-body-size`, `proxy-next-upstream` (with `-tries`, `-timeout`),
-//! and the headers the pod gets: `upstream-vhost` (its `Host`), `x-forwarded-prefix`;
-//! `enable-access-log`; what is replaced in the pod's response headers: `proxy-redirect-from` /
-//! `proxy-redirect-to` (`Location`, `Refresh`), `proxy-cookie-domain` and `proxy-cookie-path`
-//! (`Set-Cookie`). Same names, values and defaults as ingress-nginx.
+//! and the headers the pod gets: `upstream-vhost` (its `Host`), `x-forwarded-prefix`,
+//! `connection-proxy-header` (its `Connection`); `enable-access-log`; what is replaced in the
+//! pod's response headers: `proxy-redirect-from` / `proxy-redirect-to` (`Location`, `Refresh`),
+//! `proxy-cookie-domain` and `proxy-cookie-path` (`Set-Cookie`). Same names, values and defaults
+//! as ingress-nginx.
 //!
 //! nginx's buffer settings mean nothing for a proxy that streams bodies both ways with bounded
 //! memory, so they are accepted quietly rather than reported as unsupported.
 
 use super::Reader;
-use model::{BackendProtocol, Location, Replace};
+use model::{BackendProtocol, ConnectionHeader, Location, Replace};
 
 /// nginx buffer and temporary-file settings: nothing to do for a streaming proxy.
 pub(crate) const BUFFERING: [&str; 7] = [
@@ -44,6 +45,15 @@ pub fn parse(r: &mut Reader<'_>, loc: &mut Location) {
         loc.access_log = on;
     }
     proxy_redirect(r, loc);
+    match r.text("connection-proxy-header").as_deref() {
+        None => {}
+        Some("close") => loc.connection_header = Some(ConnectionHeader::Close),
+        Some("keep-alive") => loc.connection_header = Some(ConnectionHeader::KeepAlive),
+        Some(other) => r.warn(
+            "connection-proxy-header",
+            format!("invalid value \"{other}\" (expected close or keep-alive): ignored, the pod gets no Connection header (HTTP/1.1 keep-alive)"),
+        ),
+    }
     if let Some(v) = cookie_rewrite(r, "proxy-cookie-domain") {
         loc.cookie_domain = v.map(|Replace { from, to }| Replace {
             // nginx compares the domain without a leading dot.
