@@ -32,8 +32,8 @@ pub use location::{
 };
 pub use password::PasswordScheme;
 pub use route::{
-    regex_source, Canary, Conditions, Passthrough, PathType, Route, Target, ValueMatch,
-    VirtualHost, WeightedBackend,
+    regex_source, Canary, Conditions, HostCiphers, Passthrough, PathType, Route, Target,
+    ValueMatch, VirtualHost, WeightedBackend,
 };
 pub use tls::{Certificate, HostTls, KeyFormat, PrivateKey};
 pub use upstream_tls::{UpstreamTls, DEFAULT_PROXY_SSL_NAME};
