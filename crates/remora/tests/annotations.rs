@@ -523,7 +523,7 @@ async fn upstream_hash_by_subset_keeps_a_key_on_size_pods() {
         everyone.extend(reached);
     }
     // Other keys reach other subsets: every pod serves some key.
-    for n in 0..40 {
+    for n in 0..100 {
         let r = get(
             &remora.url(&format!("/k{n}")),
             &[("host", "subset.example.com")],
