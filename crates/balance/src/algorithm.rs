@@ -87,6 +87,48 @@ impl ConsistentHash {
             .map(|i| self.ring[(start + i) % n].1 as usize)
             .find(|&i| allowed(i))
     }
+
+    /// ingress-nginx's `chashsubset`: `key` chooses a subset of `size` endpoints, the first
+    /// distinct ones clockwise from its point that `allowed` accepts (fewer when fewer are), and
+    /// `draw` one of them. So the same key reaches at most `size` endpoints; an endpoint that goes
+    /// (or is not allowed) is replaced in the subsets it was in by the next one on the ring,
+    /// leaving the others in place. (ingress-nginx cuts the endpoint list into consecutive
+    /// subsets and hashes onto those, so one endpoint more or less reshuffles most subsets.)
+    pub fn select_subset(
+        &self,
+        key: u64,
+        size: usize,
+        draw: u64,
+        allowed: &impl Fn(usize) -> bool,
+    ) -> Option<usize> {
+        if self.ring.is_empty() || size == 0 {
+            return None;
+        }
+        // The subset found so far: on the stack for the usual sizes.
+        let mut inline = [0u32; 16];
+        let mut heap = Vec::new();
+        let subset: &mut [u32] = if size <= inline.len() {
+            &mut inline[..size]
+        } else {
+            heap.resize(size, 0);
+            &mut heap
+        };
+        let at = point(&key.to_le_bytes());
+        let start = self.ring.partition_point(|&(p, _)| p < at);
+        let n = self.ring.len();
+        let mut found = 0;
+        for i in 0..n {
+            let e = self.ring[(start + i) % n].1;
+            if !subset[..found].contains(&e) && allowed(e as usize) {
+                subset[found] = e;
+                found += 1;
+                if found == size {
+                    break;
+                }
+            }
+        }
+        (found > 0).then(|| subset[(draw % found as u64) as usize] as usize)
+    }
 }
 
 #[cfg(test)]
@@ -162,5 +204,53 @@ mod tests {
             }
         }
         assert_eq!(ConsistentHash::new(&[]).select(1, &all), None);
+    }
+
+    /// A key reaches exactly `size` endpoints over many draws, the first of them the one plain
+    /// hashing picks; keys spread over every endpoint.
+    #[test]
+    fn subset_is_size_endpoints_per_key() {
+        let ring = ConsistentHash::new(&ids(6));
+        let mut everyone = std::collections::BTreeSet::new();
+        for k in 0..200u64 {
+            let reached: std::collections::BTreeSet<usize> = (0..300u64)
+                .map(|d| ring.select_subset(k, 3, d, &all).unwrap())
+                .collect();
+            assert_eq!(reached.len(), 3, "key {k}: {reached:?}");
+            assert!(reached.contains(&ring.select(k, &all).unwrap()));
+            everyone.extend(reached);
+        }
+        assert_eq!(everyone.len(), 6);
+        // Larger than the endpoints: all of them; larger than the inline buffer too.
+        let all_six: std::collections::BTreeSet<usize> = (0..300u64)
+            .map(|d| ring.select_subset(7, 40, d, &all).unwrap())
+            .collect();
+        assert_eq!(all_six.len(), 6);
+    }
+
+    /// An endpoint not allowed is replaced by the next one; the rest of the subset stays.
+    #[test]
+    fn subset_replaces_only_what_is_not_allowed() {
+        let ring = ConsistentHash::new(&ids(8));
+        for k in 0..200u64 {
+            let subset = |allowed: &dyn Fn(usize) -> bool| -> std::collections::BTreeSet<usize> {
+                (0..300u64)
+                    .map(|d| ring.select_subset(k, 3, d, &allowed).unwrap())
+                    .collect()
+            };
+            let before = subset(&|_| true);
+            let gone = *before.iter().next().unwrap();
+            let after = subset(&|i| i != gone);
+            assert_eq!(after.len(), 3);
+            assert!(!after.contains(&gone));
+            assert_eq!(
+                before.intersection(&after).count(),
+                2,
+                "{before:?} {after:?}"
+            );
+        }
+        assert_eq!(ring.select_subset(1, 3, 0, &|_| false), None);
+        assert_eq!(ConsistentHash::new(&[]).select_subset(1, 3, 0, &all), None);
+        assert_eq!(ring.select_subset(1, 0, 0, &all), None);
     }
 }

@@ -136,11 +136,16 @@ impl BackendBalancer {
 
     /// A pick for a request of a route that hashes (`upstream-hash-by`): the endpoint the ring maps
     /// `key` to among those that take new requests, so the same key keeps reaching the same pod
-    /// while it exists; round robin when the balancer has no ring.
-    pub fn pick_hashed(&self, key: u64) -> Option<usize> {
-        match &self.ring {
-            Some(ring) => ring.select(key, &|i| self.endpoints[i].accepts_new()),
-            None => self.pick(),
+    /// while it exists; with `subset` (`upstream-hash-by-subset-size`), one of the `subset`
+    /// endpoints the key maps to, at random. Round robin when the balancer has no ring.
+    pub fn pick_hashed(&self, key: u64, subset: Option<u32>) -> Option<usize> {
+        let allowed = |i: usize| self.endpoints[i].accepts_new();
+        match (&self.ring, subset) {
+            (Some(ring), None) => ring.select(key, &allowed),
+            (Some(ring), Some(size)) => {
+                ring.select_subset(key, size as usize, random_u64(), &allowed)
+            }
+            (None, _) => self.pick(),
         }
     }
 

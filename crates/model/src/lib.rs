@@ -28,14 +28,14 @@ pub use endpoint::{Backend, BackendId, Endpoint, EndpointId};
 pub use filter::{Filters, HeaderEdits, Mirror, PathModifier, RequestRedirect, UrlRewrite};
 pub use host::{host_name, HostMatch};
 pub use location::{
-    BackendProtocol, BasicAuth, Cidr, Cors, DigestAuth, ExternalAuth, Location, NextUpstream,
-    RateLimit, Redirect,
+    BackendProtocol, BasicAuth, Cidr, ConnectionHeader, Cors, DigestAuth, ExternalAuth, Location, NextUpstream,
+    RateLimit, Redirect, Replace,
 };
 pub use log_format::{LogEscape, LogFormat, LogPart, LogVar, DEFAULT_LOG_FORMAT};
 pub use password::PasswordScheme;
 pub use route::{
-    regex_source, Canary, Conditions, Passthrough, PathType, Route, Target, ValueMatch,
-    VirtualHost, WeightedBackend,
+    regex_source, Canary, Conditions, HostCiphers, Passthrough, PathType, Route, Target,
+    ValueMatch, VirtualHost, WeightedBackend,
 };
 pub use tls::{Certificate, HostTls, KeyFormat, PrivateKey};
 pub use upstream_tls::{UpstreamTls, DEFAULT_PROXY_SSL_NAME};

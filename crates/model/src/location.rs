@@ -72,6 +72,27 @@ pub struct Location {
     /// (`$request_uri`, `$http_x_user`...) instead of round robin; cookie affinity comes first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_hash_by: Option<String>,
+    /// `upstream-hash-by-subset` with `upstream-hash-by-subset-size` (3): the key chooses this
+    /// many endpoints (the first distinct ones clockwise on the ring) and each request goes to
+    /// one of them at random, as ingress-nginx's `chashsubset`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_hash_subset: Option<u32>,
+    /// `proxy-redirect-from` / `proxy-redirect-to` (nginx's `proxy_redirect FROM TO`): the prefix
+    /// `from` of the pod's `Location` (and of the URL of its `Refresh`) replaced by `to`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_redirect: Option<Replace>,
+    /// `proxy-cookie-domain: "FROM TO"` (nginx's `proxy_cookie_domain`): a `Domain` attribute of
+    /// the pod's `Set-Cookie` equal to `from` (any case, a leading dot aside) becomes `to`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cookie_domain: Option<Replace>,
+    /// `proxy-cookie-path: "FROM TO"` (nginx's `proxy_cookie_path`): the prefix `from` of a
+    /// `Path` attribute of the pod's `Set-Cookie` replaced by `to`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cookie_path: Option<Replace>,
+    /// `connection-proxy-header`: the `Connection` header the pod gets (none by default: HTTP/1.1
+    /// keep-alive, as ingress-nginx with its upstream keep-alive).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection_header: Option<ConnectionHeader>,
     /// `proxy-next-upstream`, `-tries`, `-timeout`: when a request goes on to another endpoint.
     #[serde(skip_serializing_if = "NextUpstream::is_default")]
     pub next_upstream: NextUpstream,
@@ -133,6 +154,11 @@ impl Default for Location {
             satisfy_any: false,
             external_auth: None,
             upstream_hash_by: None,
+            upstream_hash_subset: None,
+            proxy_redirect: None,
+            cookie_domain: None,
+            cookie_path: None,
+            connection_header: None,
             next_upstream: NextUpstream::default(),
             access_log: true,
             rate_limit: None,
@@ -145,6 +171,24 @@ impl Default for Location {
             upstream_tls: None,
         }
     }
+}
+
+/// `connection-proxy-header`'s values (ingress-nginx allows these two).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConnectionHeader {
+    /// `Connection: close`: one request per connection to the pod, never pooled.
+    Close,
+    /// `Connection: keep-alive`, what HTTP/1.1 means anyway, said explicitly.
+    KeepAlive,
+}
+
+/// A text of the pod's response headers replaced by another (nginx's `proxy_redirect`,
+/// `proxy_cookie_domain`, `proxy_cookie_path`): plain text, no variables or regexes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Replace {
+    pub from: String,
+    pub to: String,
 }
 
 fn is_true(b: &bool) -> bool {

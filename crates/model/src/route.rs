@@ -212,6 +212,22 @@ pub struct VirtualHost {
     /// (exact) host are relayed to a pod of this backend as they are, not terminated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub passthrough: Option<Passthrough>,
+    /// `ssl-ciphers` and `ssl-prefer-server-ciphers` of the first Ingress of this host with them:
+    /// the handshakes of connections whose SNI names this host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssl_ciphers: Option<HostCiphers>,
+}
+
+/// A host's own TLS 1.2 cipher suites (nginx's `ssl_ciphers` at the server level) and whether
+/// its order, not the client's, chooses (`ssl_prefer_server_ciphers`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct HostCiphers {
+    /// IANA names in order of preference; `None`: the listener's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ciphers: Option<Vec<String>>,
+    /// `None`: the listener's (the client's order).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefer_server: Option<bool>,
 }
 
 /// Where the TLS connections of an `ssl-passthrough` host go: ingress-nginx's backend of the

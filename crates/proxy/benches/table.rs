@@ -87,6 +87,7 @@ fn snapshot() -> Snapshot {
             client_auth: None,
             client_auth_error: None,
             passthrough: None,
+            ssl_ciphers: None,
         });
     }
     for b in &mut backends {

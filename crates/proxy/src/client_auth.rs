@@ -109,6 +109,8 @@ impl ClientAuthRuntime {
             .with_client_cert_verifier(Arc::new(verifier))
             .with_cert_resolver(base.cert_resolver.clone());
         config.alpn_protocols = base.alpn_protocols.clone();
+        // The host's `ssl-prefer-server-ciphers` (its suites come with `base`'s provider).
+        config.ignore_client_order = base.ignore_client_order;
         Ok(self.config.get_or_init(|| Arc::new(config)).clone())
     }
 

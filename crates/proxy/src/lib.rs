@@ -30,6 +30,7 @@ mod headers;
 mod limit;
 mod metrics;
 mod passthrough;
+mod replace;
 mod response;
 mod server;
 mod stats;

@@ -56,6 +56,10 @@ pub struct Table {
     /// `ssl-ciphers`, made at the first handshake that needs it; shared with the next table while
     /// they stay the same.
     ingress_tls: Arc<OnceLock<Arc<rustls::ServerConfig>>>,
+    /// The handshake configurations of the Ingress hosts with `ssl-ciphers` or
+    /// `ssl-prefer-server-ciphers`, by host index, each made at the host's first handshake in
+    /// this table (empty when no host has them).
+    host_tls: Box<[OnceLock<Arc<rustls::ServerConfig>>]>,
 }
 
 /// Which listening socket a connection came in on, so its request is routed among that
@@ -812,7 +816,13 @@ impl Table {
             )
         };
         let snapshot_server_tls = snapshot.settings.server_tls.clone();
+        let host_tls = if snapshot.hosts.iter().any(|h| h.ssl_ciphers.is_some()) {
+            snapshot.hosts.iter().map(|_| OnceLock::new()).collect()
+        } else {
+            Box::default()
+        };
         Self {
+            host_tls,
             policy: Policy {
                 hsts: snapshot
                     .settings
@@ -886,6 +896,35 @@ impl Table {
         }
         let made = crate::tls::restricted(base, want)?;
         Ok(self.ingress_tls.get_or_init(|| made).clone())
+    }
+
+    /// The configuration of the handshakes of the Ingress host a ClientHello's server name names
+    /// (else the catch-all host) when it has `ssl-ciphers` or `ssl-prefer-server-ciphers`:
+    /// `listener` (the Ingress HTTPS listener's, [`Table::ingress_tls`]) with the host's TLS 1.2
+    /// suites and order ([`crate::tls::for_host`]). `None`: the host has none, `listener` serves.
+    pub(crate) fn host_tls(
+        &self,
+        server_name: Option<&str>,
+        listener: &rustls::ServerConfig,
+    ) -> Option<Result<Arc<rustls::ServerConfig>, rustls::Error>> {
+        let (hosts, set) = self.listener(ListenerId::Ingress)?;
+        let named = server_name.and_then(|name| set.index.named_server(name));
+        let i = named.or(set.index.any)?;
+        let want = hosts.get(i)?.ssl_ciphers.as_ref()?;
+        let cell = self.host_tls.get(i)?;
+        if let Some(config) = cell.get() {
+            return Some(Ok(config.clone()));
+        }
+        let versions = self
+            .snapshot
+            .settings
+            .server_tls
+            .as_ref()
+            .map_or((true, true), |t| (t.tls12, t.tls13));
+        Some(
+            crate::tls::for_host(listener, versions, want)
+                .map(|made| cell.get_or_init(|| made).clone()),
+        )
     }
 
     /// Resolve the policy: the snapshot's settings where they say, else the command line's.

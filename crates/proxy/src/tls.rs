@@ -193,6 +193,33 @@ pub(crate) fn restricted(
     Ok(Arc::new(config))
 }
 
+/// `listener` (the Ingress HTTPS listener's configuration) for a host's `ssl-ciphers` (its TLS 1.2
+/// suites, in its order, under the listener's `versions`: TLS 1.2, TLS 1.3) and
+/// `ssl-prefer-server-ciphers` (rustls's `ignore_client_order`): the same certificates, ALPN and
+/// session resumption.
+pub(crate) fn for_host(
+    listener: &ServerConfig,
+    (tls12, tls13): (bool, bool),
+    want: &model::HostCiphers,
+) -> Result<Arc<ServerConfig>, rustls::Error> {
+    let (provider, versions) = match &want.ciphers {
+        Some(ciphers) => suites(tls12, tls13, ciphers),
+        None => (
+            listener.crypto_provider().clone(),
+            suites(tls12, tls13, &[]).1,
+        ),
+    };
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&versions)?
+        .with_no_client_auth()
+        .with_cert_resolver(listener.cert_resolver.clone());
+    config.alpn_protocols = listener.alpn_protocols.clone();
+    config.session_storage = listener.session_storage.clone();
+    config.ticketer = listener.ticketer.clone();
+    config.ignore_client_order = want.prefer_server.unwrap_or(listener.ignore_client_order);
+    Ok(Arc::new(config))
+}
+
 /// What a connection's TLS handshake told the request path.
 #[derive(Debug, Default)]
 pub struct TlsFacts {
@@ -259,10 +286,15 @@ impl SniAcceptor {
         let auth = current
             .as_ref()
             .and_then(|t| t.client_auth(self.listener, hello.server_name()));
-        // The ConfigMap's `ssl-protocols` and `ssl-ciphers` (Ingress listener only).
+        // The ConfigMap's `ssl-protocols` and `ssl-ciphers`, then the host's own `ssl-ciphers`
+        // (Ingress listener only).
         let base = match (&current, self.listener) {
             (Some(t), ListenerId::Ingress) => {
-                t.ingress_tls(&self.base).map_err(std::io::Error::other)?
+                let listener = t.ingress_tls(&self.base).map_err(std::io::Error::other)?;
+                match t.host_tls(hello.server_name(), &listener) {
+                    Some(host) => host.map_err(std::io::Error::other)?,
+                    None => listener,
+                }
             }
             _ => self.base.clone(),
         };

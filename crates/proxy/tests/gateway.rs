@@ -119,6 +119,7 @@ async fn proxy(routes: Vec<Route>) -> (SocketAddr, Arc<AtomicUsize>) {
             client_auth: None,
             client_auth_error: None,
             passthrough: None,
+            ssl_ciphers: None,
         }]
         .into(),
         backends: vec![

@@ -474,6 +474,223 @@ async fn upstream_hash_by_keeps_a_key_on_one_pod() {
     );
 }
 
+/// ingress-nginx's e2e "should connect to the same subset of pods": 6 pods, `$request_uri`
+/// hashed onto subsets of 3, 100 requests of one URI reach exactly 3 pods.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_hash_by_subset_keeps_a_key_on_size_pods() {
+    let (pods, _d, remora) = serve_service(
+        "web",
+        "web-6c7d8e9f4b",
+        6,
+        &[
+            ing(
+                "subset",
+                "subset.example.com",
+                "/",
+                &[
+                    ("upstream-hash-by", "$request_uri"),
+                    ("upstream-hash-by-subset", "true"),
+                    ("upstream-hash-by-subset-size", "3"),
+                ],
+            ),
+            ing(
+                "default-size",
+                "default.example.com",
+                "/",
+                &[
+                    ("upstream-hash-by", "$request_uri"),
+                    ("upstream-hash-by-subset", "true"),
+                ],
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(pods.len(), 6);
+    let pod_of = |r: &Resp| r.headers["x-pod-name"].to_str().unwrap().to_owned();
+    let mut everyone = std::collections::BTreeSet::new();
+    for (host, uri) in [
+        ("subset.example.com", "/"),
+        ("subset.example.com", "/cart?id=7"),
+        ("default.example.com", "/"),
+    ] {
+        let mut reached = std::collections::BTreeSet::new();
+        for _ in 0..100 {
+            let r = get(&remora.url(uri), &[("host", host)]).await;
+            assert_eq!(r.status, 200);
+            reached.insert(pod_of(&r));
+        }
+        assert_eq!(reached.len(), 3, "{host}{uri}: {reached:?}");
+        everyone.extend(reached);
+    }
+    // Other keys reach other subsets: every pod serves some key.
+    for n in 0..100 {
+        let r = get(
+            &remora.url(&format!("/k{n}")),
+            &[("host", "subset.example.com")],
+        )
+        .await;
+        everyone.insert(pod_of(&r));
+    }
+    assert_eq!(everyone.len(), 6, "{everyone:?}");
+}
+
+/// `proxy-redirect-from`/`-to` rewrite the pod's `Location` and `Refresh`; `proxy-cookie-domain`
+/// and `proxy-cookie-path` its `Set-Cookie` (not Remora's own session cookie); without them, or
+/// with `off`, the pod's headers reach the client as they are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_redirect_and_cookie_rewrites_as_nginx() {
+    let (_p, _d, remora) = serve_service(
+        "web",
+        "web-6c7d8e9f4b",
+        1,
+        &[
+            ing(
+                "rewrites",
+                "shop.example.com",
+                "/",
+                &[
+                    ("proxy-redirect-from", "http://web.default.svc:8080/"),
+                    ("proxy-redirect-to", "https://shop.example.com/store/"),
+                    ("proxy-cookie-domain", "web.default.svc shop.example.com"),
+                    ("proxy-cookie-path", "/ /store/"),
+                    ("affinity", "cookie"),
+                ],
+            ),
+            ing(
+                "off",
+                "off.example.com",
+                "/",
+                &[
+                    ("proxy-redirect-from", "off"),
+                    ("proxy-redirect-to", "https://shop.example.com/store/"),
+                    ("proxy-cookie-path", "off"),
+                ],
+            ),
+            ing("plain", "plain.example.com", "/", &[]),
+        ],
+    )
+    .await;
+    let pod_headers = [
+        ("x-respond-status", "302"),
+        (
+            "x-respond-location",
+            "http://web.default.svc:8080/cart?id=1",
+        ),
+        (
+            "x-respond-refresh",
+            "3; url=http://web.default.svc:8080/next",
+        ),
+        (
+            "x-respond-set-cookie",
+            "sid=1; Domain=.WEB.default.svc; Path=/; HttpOnly",
+        ),
+    ];
+    let url = remora.url("/respond-headers");
+    let with_host = |host| {
+        let mut h = pod_headers.to_vec();
+        h.push(("host", host));
+        h
+    };
+    let r = get(&url, &with_host("shop.example.com")).await;
+    assert_eq!(r.status, 302);
+    assert_eq!(
+        r.headers["location"],
+        "https://shop.example.com/store/cart?id=1"
+    );
+    assert_eq!(
+        r.headers["refresh"],
+        "3; url=https://shop.example.com/store/next"
+    );
+    let cookies = r.set_cookies();
+    assert!(
+        cookies.contains(&"sid=1; Domain=.shop.example.com; Path=/store/; HttpOnly".to_owned()),
+        "{cookies:?}"
+    );
+    // Remora's session cookie is its own, not the pod's: not rewritten.
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with("INGRESSCOOKIE=") && c.contains("Path=/;")),
+        "{cookies:?}"
+    );
+    // A Location that does not start with proxy-redirect-from is left alone.
+    let mut other = with_host("shop.example.com");
+    other[1] = ("x-respond-location", "http://elsewhere.example.com/");
+    let r = get(&url, &other).await;
+    assert_eq!(r.headers["location"], "http://elsewhere.example.com/");
+    for host in ["off.example.com", "plain.example.com"] {
+        let r = get(&url, &with_host(host)).await;
+        assert_eq!(r.status, 302, "{host}");
+        assert_eq!(
+            r.headers["location"], "http://web.default.svc:8080/cart?id=1",
+            "{host}"
+        );
+        assert_eq!(
+            r.headers["refresh"], "3; url=http://web.default.svc:8080/next",
+            "{host}"
+        );
+        assert_eq!(
+            r.set_cookies(),
+            ["sid=1; Domain=.WEB.default.svc; Path=/; HttpOnly"],
+            "{host}"
+        );
+    }
+}
+
+/// `connection-proxy-header` (ingress-nginx's e2e "set connection header to keep-alive"): the pod
+/// gets that `Connection`; with `close` each request is a connection of its own, with
+/// `keep-alive` (and without the annotation, no header at all) connections are used again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_proxy_header_is_the_pods_connection() {
+    let (pods, _d, remora) = serve_service(
+        "web",
+        "web-6c7d8e9f4b",
+        1,
+        &[
+            ing(
+                "keep",
+                "keep.example.com",
+                "/",
+                &[("connection-proxy-header", "keep-alive")],
+            ),
+            ing(
+                "close",
+                "close.example.com",
+                "/",
+                &[("connection-proxy-header", "close")],
+            ),
+            ing("plain", "plain.example.com", "/", &[]),
+        ],
+    )
+    .await;
+    let pod = &pods[0];
+    let url = remora.url("/echo-headers");
+    for (host, want) in [
+        ("keep.example.com", Some("connection: keep-alive")),
+        ("close.example.com", Some("connection: close")),
+        ("plain.example.com", None),
+    ] {
+        let before = pod.connections.load(std::sync::atomic::Ordering::Relaxed);
+        for _ in 0..6 {
+            let r = get(&url, &[("host", host)]).await;
+            assert_eq!(r.status, 200, "{host}");
+            let lines: Vec<&str> = r
+                .body
+                .lines()
+                .filter(|l| l.starts_with("connection:"))
+                .collect();
+            assert_eq!(lines, want.into_iter().collect::<Vec<_>>(), "{host}");
+        }
+        let opened = pod.connections.load(std::sync::atomic::Ordering::Relaxed) - before;
+        if host.starts_with("close") {
+            assert_eq!(opened, 6, "{host}: one connection per request");
+        } else {
+            // One per worker thread at most, kept for the next requests.
+            assert!(opened <= 2, "{host}: {opened} connections for 6 requests");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn from_to_www_redirect_as_ingress_nginx() {
     let (_p, _d, remora) = setup(&[

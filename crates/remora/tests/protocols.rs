@@ -77,6 +77,17 @@ async fn websocket_echo_with_a_sticky_cookie() {
     assert!(seen.len() > 1, "{seen:?}");
 }
 
+/// `connection-proxy-header` does not break a protocol switch (nginx would send its value instead
+/// of `upgrade`): the WebSocket still opens and echoes, with either value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_with_connection_proxy_header() {
+    for value in ["close", "keep-alive"] {
+        let (_p, _d, remora) = setup(&[("connection-proxy-header", value)]).await;
+        let (pod, _) = ws_hello(&remora, None).await;
+        assert!(pod.starts_with("chat-7f8e9d6c5b"), "{value}: {pod}");
+    }
+}
+
 /// HTTP/2 with prior knowledge (h2c) on the plain listener, forwarded as HTTP/1.1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2c_prior_knowledge() {

@@ -414,6 +414,17 @@ async fn handshake(
     version: &'static rustls::SupportedProtocolVersion,
     suites: &[rustls::CipherSuite],
 ) -> Result<rustls::CipherSuite, String> {
+    handshake_to(addr, "tls.example.com", version, suites).await
+}
+
+/// The same, naming `sni`. The client prefers its suites in ring's order (AES-256-GCM, AES-128-GCM,
+/// ChaCha20-Poly1305), whatever the order of `suites`.
+async fn handshake_to(
+    addr: std::net::SocketAddr,
+    sni: &str,
+    version: &'static rustls::SupportedProtocolVersion,
+    suites: &[rustls::CipherSuite],
+) -> Result<rustls::CipherSuite, String> {
     use std::sync::Arc;
     let ring = rustls::crypto::ring::default_provider();
     let cipher_suites = ring
@@ -433,7 +444,7 @@ async fn handshake(
         .with_custom_certificate_verifier(Arc::new(proxy::NoVerify::new(provider)))
         .with_no_client_auth();
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let name = rustls_pki_types::ServerName::try_from("tls.example.com").unwrap();
+    let name = rustls_pki_types::ServerName::try_from(sni.to_owned()).unwrap();
     let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(name, tcp)
         .await
@@ -503,4 +514,97 @@ async fn configmap_ssl_protocols_and_ciphers() {
     remora.wait_log("TLSv9").await;
     assert!(handshake(https, &TLS12, &aes128).await.is_ok());
     assert!(handshake(https, &TLS13, &[]).await.is_ok());
+}
+
+/// The `ssl-ciphers` and `ssl-prefer-server-ciphers` annotations: the TLS 1.2 suites of the
+/// Ingress's hosts (by SNI), and whose order chooses; other hosts keep the listener's. An
+/// unusable list keeps the listener's, with a warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssl_ciphers_annotation_per_host() {
+    use rustls::version::{TLS12, TLS13};
+    use rustls::CipherSuite::*;
+    let aes128 = [
+        TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    ];
+    let chacha = [
+        TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    ];
+    let list = "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256";
+    let (_pods, _dir, remora) = setup(&[
+        (
+            "strict.yaml",
+            ingress(
+                "strict",
+                &["strict.example.com"],
+                &[(
+                    "ssl-ciphers",
+                    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305",
+                )],
+                &[],
+            ),
+        ),
+        (
+            "server-order.yaml",
+            ingress(
+                "server-order",
+                &["server-order.example.com"],
+                &[("ssl-ciphers", list), ("ssl-prefer-server-ciphers", "true")],
+                &[],
+            ),
+        ),
+        (
+            "client-order.yaml",
+            ingress(
+                "client-order",
+                &["client-order.example.com"],
+                &[
+                    ("ssl-ciphers", list),
+                    ("ssl-prefer-server-ciphers", "false"),
+                ],
+                &[],
+            ),
+        ),
+        (
+            "legacy.yaml",
+            ingress(
+                "legacy",
+                &["legacy.example.com"],
+                &[("ssl-ciphers", "RC4-MD5")],
+                &[],
+            ),
+        ),
+        (
+            "open.yaml",
+            ingress("open", &["open.example.com"], &[], &[]),
+        ),
+    ])
+    .await;
+    remora.wait_ready().await;
+    let https = remora.https;
+    let both = [aes128, chacha].concat();
+    // The host's list only.
+    let strict = "strict.example.com";
+    assert!(handshake_to(https, strict, &TLS12, &aes128).await.is_err());
+    let suite = handshake_to(https, strict, &TLS12, &both).await;
+    assert!(chacha.iter().any(|s| suite == Ok(*s)), "{suite:?}");
+    assert!(handshake_to(https, strict, &TLS13, &[]).await.is_ok());
+    // Whose order chooses: the client prefers AES-128-GCM.
+    let suite = handshake_to(https, "server-order.example.com", &TLS12, &both).await;
+    assert!(chacha.iter().any(|s| suite == Ok(*s)), "{suite:?}");
+    let suite = handshake_to(https, "client-order.example.com", &TLS12, &both).await;
+    assert!(aes128.iter().any(|s| suite == Ok(*s)), "{suite:?}");
+    // Other hosts, unknown names and an unusable list: the listener's (every suite).
+    for sni in [
+        "open.example.com",
+        "unknown.example.com",
+        "legacy.example.com",
+    ] {
+        let suite = handshake_to(https, sni, &TLS12, &aes128).await;
+        assert!(aes128.iter().any(|s| suite == Ok(*s)), "{sni}: {suite:?}");
+    }
+    remora.wait_log("RC4-MD5").await;
+    let r = https_get(https, strict, "/", &[], Trust::Any, false).await;
+    assert_eq!(r.resp.status.as_u16(), 200);
 }

@@ -10,8 +10,12 @@ use model::{Location, ObjectRef, Settings};
 use std::collections::BTreeMap;
 
 /// Keys with an annotation of the same name: the ConfigMap sets the default it overrides.
-const ROUTE_KEYS: [&str; 10] = [
+const ROUTE_KEYS: [&str; 14] = [
     "proxy-body-size",
+    "proxy-redirect-from",
+    "proxy-redirect-to",
+    "proxy-cookie-domain",
+    "proxy-cookie-path",
     "proxy-connect-timeout",
     "proxy-read-timeout",
     "proxy-send-timeout",

@@ -30,6 +30,8 @@ struct HostEntry {
     client_auth_error: Option<String>,
     /// The Ingresses of this (exact) host with `ssl-passthrough`, oldest first.
     passthrough: Vec<ObjectRef>,
+    /// `ssl-ciphers` / `ssl-prefer-server-ciphers` of the first Ingress of the host with them.
+    ssl_ciphers: Option<model::HostCiphers>,
 }
 
 /// A route, its path as written in the Ingress (what a regex host matches with), and its
@@ -138,6 +140,7 @@ impl HostTable {
                     client_auth: e.client_auth,
                     client_auth_error: e.client_auth_error,
                     passthrough,
+                    ssl_ciphers: e.ssl_ciphers,
                 }
             })
             .collect()
@@ -359,6 +362,10 @@ pub fn add(
             let entry = hosts.0.entry(host).or_default();
             if let Some(t) = host_tls {
                 entry.tls.get_or_insert(t);
+            }
+            // ingress-nginx sets `ssl_ciphers` per server, from the first Ingress with them.
+            if let (None, Some(c)) = (&entry.ssl_ciphers, &ann.ssl_ciphers) {
+                entry.ssl_ciphers = Some(c.clone());
             }
             // nginx verifies client certificates per server: the first Ingress of the host with
             // a usable Secret configures it; any with an unusable one makes the host answer 403.

@@ -1,8 +1,9 @@
 //! Phase 4, pick: the canary or the primary target (as ingress-nginx decides), or one of a
 //! Gateway API route's weighted backends (the one the request's session belongs to, else by
 //! weight); then the endpoint: the sticky layer over the backend's balancer when the target has
-//! affinity; else the ring, by the route's `upstream-hash-by` key; else round robin. On failover,
-//! [`Pick::fail_over`] moves to another endpoint and re-pins the session.
+//! affinity; else the ring, by the route's `upstream-hash-by` key (onto one endpoint, or with
+//! `upstream-hash-by-subset` one of a subset); else round robin. On failover, [`Pick::fail_over`]
+//! moves to another endpoint and re-pins the session.
 //!
 //! A session travels in a cookie, or, for a Gateway API header session (`Affinity::header`), in
 //! that request header; a new or moved one goes back the same way (`respond`).
@@ -83,7 +84,10 @@ pub fn pick<'t, B>(
     };
     let Some(a) = affinity else {
         let endpoint = match &route.runtime.hash_key {
-            Some(key) => backend.balancer.pick_hashed(key.hash(&conn.cx(req))),
+            Some(key) => backend.balancer.pick_hashed(
+                key.hash(&conn.cx(req)),
+                route.target.location.upstream_hash_subset,
+            ),
             None => backend.balancer.pick(),
         }
         .ok_or(Reject::NoEndpoint)?;

@@ -2,7 +2,8 @@
 //! ConfigMap's `hide-headers` dropped; CORS
 //! headers; a protocol switch the
 //! pod accepted becomes a tunnel between the two connections; hop-by-hop headers dropped; the
-//! Gateway API `ResponseHeaderModifier` edits; the session cookie (or session header) for new and
+//! pod's `Location`, `Refresh` and `Set-Cookie` rewritten (`proxy-redirect-*`, `proxy-cookie-*`,
+//! `replace.rs`); the Gateway API `ResponseHeaderModifier` edits; the session cookie (or session header) for new and
 //! moved sessions; the authentication service's cookies.
 
 use super::external_auth::Grant;
@@ -56,6 +57,8 @@ pub fn respond(
     if let Some(protocol) = switched {
         headers::set_upgrade(response.headers_mut(), protocol);
     }
+    // `proxy-redirect-*`, `proxy-cookie-*`: the pod's own headers, not Remora's cookies below.
+    crate::replace::response(route.location(), response.headers_mut());
     super::header_filter::response(route, response.headers_mut());
     if let (Some(a), Some(value)) = (pick.affinity, pick.set_cookie) {
         let traits = cookie::RequestTraits {

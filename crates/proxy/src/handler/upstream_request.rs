@@ -2,7 +2,8 @@
 //! `rewrite-target` or a Gateway API `URLRewrite` path applied (its hostname is the pod's `Host`,
 //! as `upstream-vhost`, see `table::RouteHeaders`); Host kept (from `:authority` for HTTP/2
 //! clients); hop-by-hop headers dropped, but for a protocol switch (WebSocket), whose `Upgrade`
-//! goes on to the pod; the X-Forwarded family and X-Request-ID set; the credentials of basic
+//! goes on to the pod; `connection-proxy-header`'s `Connection` set (HTTP/1 pods, not on a
+//! protocol switch); the X-Forwarded family and X-Request-ID set; the credentials of basic
 //! authentication dropped.
 //!
 //! Idempotent requests without a body to plain-HTTP pods (most traffic) take the lean HTTP/1
@@ -21,6 +22,7 @@ use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Method, Request, Uri, Version};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
+use model::ConnectionHeader;
 
 /// The request as it goes to the pod, its body apart.
 pub struct UpstreamHead {
@@ -35,6 +37,9 @@ pub struct UpstreamHead {
     /// A retry may send it again after the pod saw it (nginx's `proxy_next_upstream`).
     pub idempotent: bool,
 }
+
+static CLOSE: HeaderValue = HeaderValue::from_static("close");
+static KEEP_ALIVE: HeaderValue = HeaderValue::from_static("keep-alive");
 
 /// The head the pod gets, and the body that goes with it.
 pub fn prepare(
@@ -87,19 +92,31 @@ pub fn prepare(
     let original_for = super::client::original_forwarded_for(&parts.headers, route.policy);
     let mut forwarded = conn.forwarded(host.as_ref(), &route.runtime.headers, original_for);
     forwarded.generate_request_id = route.policy.generate_request_id;
+    // `connection-proxy-header` (HTTP/1 pods; a protocol switch keeps its `Connection: upgrade`):
+    // `close` takes hyper's client, which then does not pool the connection.
+    let connection = match location.connection_header {
+        Some(_) if upgrade.is_some() || location.protocol.http2() => None,
+        Some(ConnectionHeader::Close) => Some(&CLOSE),
+        Some(ConnectionHeader::KeepAlive) => Some(&KEEP_ALIVE),
+        None => None,
+    };
     let lean = if !location.protocol.tls()
         && !location.protocol.http2()
         && upgrade.is_none()
         && idempotent
         && hyper::body::Body::is_end_stream(&body)
+        && location.connection_header != Some(ConnectionHeader::Close)
     {
-        let (head, request_id) = lean_head(&parts, &forwarded, underscores);
+        let (head, request_id) = lean_head(&parts, &forwarded, underscores, connection);
         if shared.access_log.is_some() {
             out.request_id = request_id;
         }
         Some(head)
     } else {
         rewrite_head(&mut parts, &forwarded, underscores);
+        if let Some(value) = connection {
+            parts.headers.insert(header::CONNECTION, value.clone());
+        }
         if shared.access_log.is_some() {
             out.request_id = parts.headers.get("x-request-id").cloned();
         }
@@ -178,10 +195,14 @@ fn lean_head(
     parts: &Parts,
     forwarded: &Forwarded<'_>,
     underscores: bool,
+    connection: Option<&HeaderValue>,
 ) -> (Vec<u8>, Option<HeaderValue>) {
     let mut head = Vec::with_capacity(320 + parts.headers.len() * 32);
     headers::request_line(&mut head, &parts.method, &parts.uri);
     let request_id = headers::write_upstream(&mut head, &parts.headers, forwarded, underscores);
+    if let Some(value) = connection {
+        headers::line(&mut head, &header::CONNECTION, value);
+    }
     head.extend_from_slice(b"\r\n");
     (head, request_id)
 }

@@ -34,6 +34,7 @@ fn host(host: HostMatch, owner: &str) -> VirtualHost {
         client_auth: None,
         client_auth_error: None,
         passthrough: None,
+        ssl_ciphers: None,
     }
 }
 

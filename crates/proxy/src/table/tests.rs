@@ -80,6 +80,7 @@ fn table() -> Table {
             client_auth: None,
             client_auth_error: None,
             passthrough: None,
+            ssl_ciphers: None,
         }]
         .into(),
         ..Snapshot::default()
@@ -161,6 +162,7 @@ fn passthrough_hosts_are_found_by_exact_server_name() {
         client_auth: None,
         client_auth_error: None,
         passthrough,
+        ssl_ciphers: None,
     };
     let snapshot = Snapshot {
         hosts: vec![

@@ -26,7 +26,9 @@ pub mod tls;
 pub use manifests::*;
 
 /// A fake pod: answers `Hello "<name>"!` like what-is-my-pod, plus `x-pod-name`, and on
-/// `/echo-headers` the request headers it received (one `name: value` per line); asked with
+/// `/echo-headers` the request headers it received (one `name: value` per line); on
+/// `/respond-headers`, each request header `x-respond-NAME` as a response header `NAME` (and
+/// `x-respond-status` as the status); asked with
 /// `X-Code` (an error page, as ingress-nginx asks its default backend), that status and the
 /// request's head.
 pub struct Pod {
@@ -135,6 +137,26 @@ async fn start_pod(listener: TcpListener, name: String) -> Pod {
                                     s.push_str(&format!("{}: {}\n", k, v.to_str().unwrap_or("?")));
                                 }
                                 Bytes::from(s)
+                            }
+                            "/respond-headers" => {
+                                let mut resp = http::Response::new(
+                                    Full::new(Bytes::from_static(b"headers")).boxed(),
+                                );
+                                for (k, v) in req.headers() {
+                                    let Some(name) = k.as_str().strip_prefix("x-respond-") else {
+                                        continue;
+                                    };
+                                    if name == "status" {
+                                        *resp.status_mut() =
+                                            StatusCode::from_bytes(v.as_bytes()).unwrap();
+                                    } else {
+                                        resp.headers_mut().append(
+                                            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                                            v.clone(),
+                                        );
+                                    }
+                                }
+                                return Ok(resp);
                             }
                             "/server-header" => {
                                 let mut resp = http::Response::new(

@@ -6,7 +6,8 @@
 //! `$host`, `$remote_addr`, `$binary_remote_addr`, `$scheme`, `$http_NAME`, `$arg_NAME`,
 //! `$cookie_NAME`...), with text between them; anything else is reported and the Ingress keeps
 //! round robin.
-//! `upstream-hash-by-subset` hashes onto the whole set (warned), `load-balance: ewma` is served as
+//! `upstream-hash-by-subset` (with `upstream-hash-by-subset-size`, 3) maps a key onto that many
+//! endpoints instead of one, as ingress-nginx's `chashsubset`; `load-balance: ewma` is served as
 //! round robin (warned).
 
 use super::Reader;
@@ -22,13 +23,9 @@ pub fn parse(r: &mut Reader<'_>, loc: &mut Location) {
                 format!("\"{expr}\" {why}: round robin is used"),
             ),
         }
-        if r.bool("upstream-hash-by-subset") == Some(true) {
-            r.warn(
-                "upstream-hash-by-subset",
-                "subsets are not supported: keys are hashed onto every endpoint",
-            );
-        }
-        r.get("upstream-hash-by-subset-size");
+        let subset = r.bool("upstream-hash-by-subset") == Some(true);
+        let size = subset_size(r);
+        loc.upstream_hash_subset = (subset && loc.upstream_hash_by.is_some()).then_some(size);
     }
     if let Some(lb) = r.text("load-balance") {
         match lb.as_str() {
@@ -40,6 +37,30 @@ pub fn parse(r: &mut Reader<'_>, loc: &mut Location) {
                     "invalid value \"{other}\" (expected round_robin or ewma): round robin is used"
                 ),
             ),
+        }
+    }
+}
+
+/// ingress-nginx's default subset size, also what `0` means.
+const SUBSET_SIZE: u32 = 3;
+
+/// `upstream-hash-by-subset-size`: a positive number of endpoints; anything else warns and reads as
+/// the default (ingress-nginx rejects the Ingress's hash configuration with a non-number).
+fn subset_size(r: &mut Reader<'_>) -> u32 {
+    let Some(v) = r.get("upstream-hash-by-subset-size").map(str::to_owned) else {
+        return SUBSET_SIZE;
+    };
+    match v.parse::<u32>() {
+        Ok(0) => SUBSET_SIZE,
+        Ok(n) if v.bytes().all(|b| b.is_ascii_digit()) => n,
+        _ => {
+            r.warn(
+                "upstream-hash-by-subset-size",
+                format!(
+                    "invalid value \"{v}\": expected a positive number of endpoints, {SUBSET_SIZE} is used"
+                ),
+            );
+            SUBSET_SIZE
         }
     }
 }

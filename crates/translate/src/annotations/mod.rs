@@ -20,6 +20,7 @@ pub(crate) mod proxy_ssl;
 mod redirect;
 mod rewrite;
 pub(crate) mod ssl;
+mod ssl_ciphers;
 mod ssl_passthrough;
 
 pub use affinity::AffinitySpec;
@@ -67,6 +68,8 @@ pub struct IngressAnnotations {
     /// `ssl-passthrough: "true"` with `--enable-ssl-passthrough`: the TLS connections of its
     /// hosts are relayed to their pods.
     pub ssl_passthrough: bool,
+    /// `ssl-ciphers`, `ssl-prefer-server-ciphers`: the handshakes of its hosts.
+    pub ssl_ciphers: Option<model::HostCiphers>,
 }
 
 /// Parse the annotations of one Ingress, reporting invalid and unsupported ones. `defaults`: the
@@ -99,6 +102,7 @@ pub fn parse(
         affinity: affinity::parse(&mut r),
         ssl: ssl::parse(&mut r),
         ssl_passthrough: ssl_passthrough::parse(&mut r),
+        ssl_ciphers: ssl_ciphers::parse(&mut r),
         server_aliases: alias::parse(&mut r),
         from_to_www: r.bool("from-to-www-redirect").unwrap_or(false),
         service_upstream: r.bool("service-upstream").unwrap_or(false),

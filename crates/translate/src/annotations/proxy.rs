@@ -1,13 +1,16 @@
 //! The proxy family: `backend-protocol`, `proxy-connect-timeout`, `proxy-read-timeout`,
 //! `proxy-send-timeout`, `proxy-body-size`, `proxy-next-upstream` (with `-tries`, `-timeout`),
-//! and the headers the pod gets: `upstream-vhost` (its `Host`), `x-forwarded-prefix`;
-//! `enable-access-log`. Same names, values and defaults as ingress-nginx.
+//! and the headers the pod gets: `upstream-vhost` (its `Host`), `x-forwarded-prefix`,
+//! `connection-proxy-header` (its `Connection`); `enable-access-log`; what is replaced in the
+//! pod's response headers: `proxy-redirect-from` / `proxy-redirect-to` (`Location`, `Refresh`),
+//! `proxy-cookie-domain` and `proxy-cookie-path` (`Set-Cookie`). Same names, values and defaults
+//! as ingress-nginx.
 //!
 //! nginx's buffer settings mean nothing for a proxy that streams bodies both ways with bounded
 //! memory, so they are accepted quietly rather than reported as unsupported.
 
 use super::Reader;
-use model::{BackendProtocol, Location};
+use model::{BackendProtocol, ConnectionHeader, Location, Replace};
 
 /// nginx buffer and temporary-file settings: nothing to do for a streaming proxy.
 pub(crate) const BUFFERING: [&str; 7] = [
@@ -40,6 +43,26 @@ pub fn parse(r: &mut Reader<'_>, loc: &mut Location) {
     }
     if let Some(on) = r.bool("enable-access-log") {
         loc.access_log = on;
+    }
+    proxy_redirect(r, loc);
+    match r.text("connection-proxy-header").as_deref() {
+        None => {}
+        Some("close") => loc.connection_header = Some(ConnectionHeader::Close),
+        Some("keep-alive") => loc.connection_header = Some(ConnectionHeader::KeepAlive),
+        Some(other) => r.warn(
+            "connection-proxy-header",
+            format!("invalid value \"{other}\" (expected close or keep-alive): ignored, the pod gets no Connection header (HTTP/1.1 keep-alive)"),
+        ),
+    }
+    if let Some(v) = cookie_rewrite(r, "proxy-cookie-domain") {
+        loc.cookie_domain = v.map(|Replace { from, to }| Replace {
+            // nginx compares the domain without a leading dot.
+            from: from.strip_prefix('.').map(str::to_owned).unwrap_or(from),
+            to,
+        });
+    }
+    if let Some(v) = cookie_rewrite(r, "proxy-cookie-path") {
+        loc.cookie_path = v;
     }
     loc.upstream_vhost = header_value(r, "upstream-vhost", "a host name");
     loc.forwarded_prefix = header_value(r, "x-forwarded-prefix", "a path");
@@ -152,6 +175,79 @@ fn next_upstream(r: &mut Reader<'_>, loc: &mut Location) {
     }
     if let Some(n) = r.uint("proxy-next-upstream-timeout", "a number of seconds") {
         next.timeout_secs = n;
+    }
+}
+
+/// The characters ingress-nginx's validators let through in these values (its `URLIsValidRegex`):
+/// none that could end a header value or a cookie attribute, nor nginx's variables (`$`); and no
+/// leading `~`, which makes nginx read a regular expression.
+fn url_text(v: &str) -> bool {
+    !v.is_empty()
+        && !v.starts_with('~')
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~/:,?&=".contains(&b))
+}
+
+/// `proxy-redirect-from` and `proxy-redirect-to`, as ingress-nginx's template writes nginx's
+/// `proxy_redirect`: `off` (the default) or `default` for `-from` rewrite nothing (`default`
+/// names ingress-nginx's own upstream, `http://upstream_balancer/`, which no pod answers with);
+/// another `-from` with `-to` not `off` (its default) replaces that prefix. Each annotation not
+/// given, or invalid (warned), is the ConfigMap's.
+fn proxy_redirect(r: &mut Reader<'_>, loc: &mut Location) {
+    let valid = |r: &mut Reader<'_>, name: &str| {
+        let v = r.text(name)?;
+        if v == "off" || v == "default" || url_text(&v) {
+            return Some(v);
+        }
+        r.warn(
+            name,
+            format!("invalid value \"{v}\" (expected a URL or path without variables or regexes, or off): {DEFAULT_APPLIES}"),
+        );
+        None
+    };
+    let from = valid(r, "proxy-redirect-from");
+    let to = valid(r, "proxy-redirect-to");
+    if from.is_none() && to.is_none() {
+        return;
+    }
+    let current = loc.proxy_redirect.take();
+    let from = from.or_else(|| current.as_ref().map(|c| c.from.clone()));
+    let to = to.or_else(|| current.map(|c| c.to));
+    let Some(from) = from.filter(|f| f != "off" && f != "default") else {
+        return;
+    };
+    match to.filter(|t| t != "off" && t != "default") {
+        Some(to) => loc.proxy_redirect = Some(Replace { from, to }),
+        None => r.warn(
+            "proxy-redirect-from",
+            format!("\"{from}\" with proxy-redirect-to off (its default): Location headers are not rewritten, as ingress-nginx"),
+        ),
+    }
+}
+
+/// What an invalid value of these annotations leaves, as ingress-nginx.
+const DEFAULT_APPLIES: &str = "ignored, the ConfigMap's value (else off) applies";
+
+/// `proxy-cookie-domain` / `proxy-cookie-path`: `"FROM TO"` or `off` (ingress-nginx's default).
+/// `None`: not given, or invalid (warned): the ConfigMap's value stays; `Some(None)`: off.
+fn cookie_rewrite(r: &mut Reader<'_>, name: &str) -> Option<Option<Replace>> {
+    let v = r.text(name)?;
+    if v == "off" {
+        return Some(None);
+    }
+    let mut words = v.split_whitespace();
+    match (words.next(), words.next(), words.next()) {
+        (Some(from), Some(to), None) if url_text(from) && url_text(to) => Some(Some(Replace {
+            from: from.to_owned(),
+            to: to.to_owned(),
+        })),
+        _ => {
+            r.warn(
+                name,
+                format!("invalid value \"{v}\" (expected \"FROM TO\" without variables or regexes, or off): {DEFAULT_APPLIES}"),
+            );
+            None
+        }
     }
 }
 

@@ -215,6 +215,7 @@ pub fn translate(
                         client_auth: None,
                         client_auth_error: None,
                         passthrough: None,
+                        ssl_ciphers: None,
                     }
                 })
                 .collect(),

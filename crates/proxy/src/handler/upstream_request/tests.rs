@@ -121,7 +121,7 @@ fn the_lean_head_carries_what_rewrite_head_makes_of_the_request() {
         let (parts, ()) = req.body(()).unwrap().into_parts();
         let host = upstream_host(&parts);
         let forwarded = conn.forwarded(host.as_ref(), route, None);
-        let (lean, id) = lean_head(&parts, &forwarded, false);
+        let (lean, id) = lean_head(&parts, &forwarded, false, None);
         let mut prepared = clone_parts(&parts);
         rewrite_head(&mut prepared, &forwarded, false);
         if route.vhost.is_some() {
@@ -159,7 +159,7 @@ fn the_lean_head_carries_what_rewrite_head_makes_of_the_request() {
         // `generate-request-id: "false"`: the client's id only, none made; both heads agree.
         let mut plain = conn.forwarded(host.as_ref(), route, None);
         plain.generate_request_id = false;
-        let (lean, id) = lean_head(&parts, &plain, false);
+        let (lean, id) = lean_head(&parts, &plain, false, None);
         let mut prepared = clone_parts(&parts);
         rewrite_head(&mut prepared, &plain, false);
         assert_eq!(id.is_some(), kept.is_some(), "{uri}");
