@@ -80,9 +80,10 @@ pub struct ConnectionLimits {
     /// header (`proxy-protocol-header-timeout`), which every connection must begin with; `None`:
     /// connections begin with TLS or HTTP.
     pub proxy_protocol: Option<Duration>,
-    /// nginx's `ignore_invalid_headers` (on, ingress-nginx's `ignore-invalid-headers`): an HTTP/1
-    /// header line that is not `token: value` is left out and the request served; off: such a
-    /// request gets 400.
+    /// An HTTP/1 header line that is not `token: value` is left out and the request served
+    /// (ingress-nginx's `ignore-invalid-headers: "true"`, said explicitly); by default such a
+    /// request gets 400: hyper's lenient parsing also leaves out a line with a control character
+    /// in its value, which a front proxy may have read as framing.
     pub ignore_invalid_headers: bool,
 }
 
@@ -99,7 +100,7 @@ impl Default for ConnectionLimits {
             keepalive_requests: 1000,
             max_head: 4 * 8 * 1024,
             proxy_protocol: None,
-            ignore_invalid_headers: true,
+            ignore_invalid_headers: false,
         }
     }
 }

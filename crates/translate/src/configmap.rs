@@ -237,10 +237,12 @@ pub fn read(objects: &Objects, options: &Options, diags: &mut Diagnostics) -> De
     defaults.settings.log_format = log_format(&mut r);
     defaults.settings.upstream_keepalive = upstream_keepalive(&mut r);
     // nginx's `ignore_invalid_headers` (on): header lines whose name is not a token are left
-    // out. Off, nginx passes them to the pods; HTTP has no way to carry them (Remora's header
-    // map cannot hold such a name), so Remora answers 400 instead: the stricter reading.
-    defaults.settings.ignore_invalid_headers = r.bool("ignore-invalid-headers").filter(|on| !on);
-    if defaults.settings.ignore_invalid_headers.is_some() {
+    // out. Remora answers 400 unless told `"true"`: hyper's lenient parser also leaves out a line
+    // with a control character in its value (`Transfer-Encoding:\x0bchunked`), which a front
+    // proxy may have read as framing. Off, nginx passes them to the pods; HTTP has no way to
+    // carry them (Remora's header map cannot hold such a name), so Remora answers 400 too.
+    defaults.settings.ignore_invalid_headers = r.bool("ignore-invalid-headers");
+    if defaults.settings.ignore_invalid_headers == Some(false) {
         r.warn(
             "ignore-invalid-headers",
             "\"false\": Remora cannot pass header lines whose name is not a token to the pods; requests with one are answered 400",
