@@ -1,8 +1,8 @@
 //! The Kubernetes provider: watches Ingress, IngressClass, Service, EndpointSlice and TLS Secret
 //! objects, and when their CRDs are installed the Gateway API's (GatewayClass, Gateway,
-//! HTTPRoute, GRPCRoute, ReferenceGrant) and Namespaces, with kube-rs reflectors (level-triggered: every
-//! change re-reads the whole cached state), and hands the objects, debounced, to the same pure
-//! `translate` the file provider feeds.
+//! HTTPRoute, GRPCRoute, ReferenceGrant) and Namespaces, with kube-rs watchers whose events patch
+//! one cache of decoded objects (a relist replaces a watch's objects as a whole), and hands the
+//! objects, debounced, to the same pure `translate` the file provider feeds.
 //!
 //! Nothing here knows about routing: objects go out as [`translate::Objects`], exactly as if they
 //! had been read from manifest files, so both modes serve the same configuration for the same

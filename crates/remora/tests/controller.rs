@@ -164,6 +164,53 @@ async fn survives_watch_expiry_and_api_server_restarts() {
     until_routed_to(&remora, &pods[2].name).await;
 }
 
+/// Objects deleted and changed while the watches were down are what a relist finds: the list
+/// replaces each watch's objects as a whole (an Ingress no longer listed stops routing), and the
+/// objects it lists unchanged keep routing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relist_replaces_what_changed_while_the_watches_were_down() {
+    let pods = pods("web-7d9f8b6c60", 2).await;
+    let mut api = FakeApi::start().await;
+    seed(&api, &[&pods[0]]);
+    let gone = IngressYaml::new("gone")
+        .rule(Some("gone.example.com"), "/", "web")
+        .build()
+        .replace("spec:\n", "spec:\n  ingressClassName: remora\n");
+    api.apply(&gone);
+    let dir = Dir::new();
+    let remora = controller(&api, &dir, &[]);
+    remora.wait_ready().await;
+    assert!(gone_host(&remora).await.body.contains(&pods[0].name));
+    let lists_before = count_lists(&api);
+
+    api.stop();
+    api.delete("Ingress", "default", "gone");
+    api.apply(&slice_yaml("web", "default", None, &[&pods[1]]));
+    // Every version so far is gone: the watches cannot resume, they list again.
+    api.expire_watches();
+    api.restart().await;
+    eventually("the watchers list again", || {
+        count_lists(&api) > lists_before
+    })
+    .await;
+    until_routed_to(&remora, &pods[1].name).await;
+    let started = Instant::now();
+    while gone_host(&remora).await.status != 404 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the Ingress deleted meanwhile still routes"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let r = shop(&remora).await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains(&pods[1].name));
+}
+
+async fn gone_host(remora: &Remora) -> Resp {
+    get(&remora.url("/"), &[("host", "gone.example.com")]).await
+}
+
 fn count_lists(api: &FakeApi) -> usize {
     api.requests()
         .iter()

@@ -252,7 +252,13 @@ impl<'a> EndpointIndex<'a> {
         objects: &'a Objects,
         wanted: &std::collections::HashSet<(String, String)>,
     ) -> Self {
-        let is_wanted = |ns: &str, name: &str| wanted.contains(&(ns.to_owned(), name.to_owned()));
+        // By namespace, then name: looked up without a copy of either.
+        let mut named: HashMap<&str, std::collections::HashSet<&str>> = HashMap::new();
+        for (namespace, name) in wanted {
+            named.entry(namespace).or_default().insert(name);
+        }
+        let is_wanted =
+            |ns: &str, name: &str| named.get(ns).is_some_and(|names| names.contains(name));
         let mut slices: HashMap<_, Vec<_>> = HashMap::new();
         for s in &objects.endpoint_slices {
             if let Some(svc) = s.metadata.labels.get(SERVICE_NAME_LABEL) {
