@@ -368,7 +368,10 @@ pub(crate) async fn serve_closing<S, B>(
             };
             if let Some(timeout) = limits.proxy_protocol {
                 // Fails closed: no valid header in time, no TLS and no HTTP, not a byte answered.
-                match tokio::time::timeout(timeout, proxy_protocol::read(&mut stream)).await {
+                // Boxed, as the handshake and the HTTPS and relayed connections below: the task
+                // of a plain connection then holds only its own state, for as long as it lives.
+                let header = Box::pin(proxy_protocol::read(&mut stream));
+                match tokio::time::timeout(timeout, header).await {
                     Ok(Ok(header)) => peer.proxy = Some(header),
                     Ok(Err(e)) => {
                         return tracing::debug!(error = %e, %remote, "PROXY protocol, closed")
@@ -385,16 +388,18 @@ pub(crate) async fn serve_closing<S, B>(
                 )
                 .await;
             };
-            match tokio::time::timeout(header_timeout, tls.accept(stream)).await {
+            match tokio::time::timeout(header_timeout, Box::pin(tls.accept(stream))).await {
                 Ok(Ok(Handshake::Tls(stream, facts))) => {
                     let service = make_service(peer, facts);
-                    connection::drive(&builder, stream, service, stop, drain, conn, limits, remote)
-                        .await
+                    Box::pin(connection::drive(
+                        &builder, stream, service, stop, drain, conn, limits, remote,
+                    ))
+                    .await
                 }
                 // Counted among the open connections until both sides close; never idle, so
                 // never closed for a new one. At shutdown it has the grace period, as a busy
                 // connection.
-                Ok(Ok(Handshake::Relay(relay))) => relay.run(remote).await,
+                Ok(Ok(Handshake::Relay(relay))) => Box::pin(relay.run(remote)).await,
                 Ok(Err(e)) => tracing::debug!(error = %e, %remote, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
             }
