@@ -28,8 +28,8 @@ pub use endpoint::{Backend, BackendId, Endpoint, EndpointId};
 pub use filter::{Filters, HeaderEdits, Mirror, PathModifier, RequestRedirect, UrlRewrite};
 pub use host::{host_name, HostMatch};
 pub use location::{
-    BackendProtocol, BasicAuth, Cidr, ConnectionHeader, Cors, DigestAuth, ExternalAuth, Location, NextUpstream,
-    RateLimit, Redirect, Replace,
+    BackendProtocol, BasicAuth, Cidr, ConnectionHeader, Cors, DigestAuth, ExternalAuth, Location,
+    NextUpstream, RateLimit, Redirect, Replace,
 };
 pub use log_format::{LogEscape, LogFormat, LogPart, LogVar, DEFAULT_LOG_FORMAT};
 pub use password::PasswordScheme;
