@@ -699,32 +699,9 @@ fn server_tls(r: &mut Reader<'_>) -> Option<model::ServerTls> {
             }
         }
     }
-    let mut suites = ciphers::evaluate("DEFAULT").suites;
-    if let Some(v) = &cipher_list {
-        let evaluated = ciphers::valid(v).then(|| ciphers::evaluate(v));
-        match evaluated {
-            Some(e) if !e.suites.is_empty() => {
-                if !e.unknown.is_empty() {
-                    r.warn(
-                        "ssl-ciphers",
-                        format!(
-                            "{} name no TLS 1.2 suite rustls has ({}): left out",
-                            e.unknown.join(", "),
-                            ciphers::OPENSSL_NAMES.join(", ")
-                        ),
-                    );
-                }
-                suites = e.suites;
-            }
-            _ => r.warn(
-                "ssl-ciphers",
-                format!(
-                    "\"{v}\" leaves none of the TLS 1.2 suites rustls has ({}): all of them are offered",
-                    ciphers::OPENSSL_NAMES.join(", ")
-                ),
-            ),
-        }
-    }
+    let suites = cipher_list
+        .and_then(|v| ciphers::listener(r, &v, "all of them are offered"))
+        .unwrap_or_else(|| ciphers::evaluate("DEFAULT").suites);
     Some(model::ServerTls {
         tls12,
         tls13,

@@ -12,32 +12,9 @@ use model::HostCiphers;
 pub fn parse(r: &mut Reader<'_>) -> Option<HostCiphers> {
     let prefer_server = r.bool("ssl-prefer-server-ciphers");
     let ciphers = r.text("ssl-ciphers").and_then(|v| {
-        let evaluated = ciphers::valid(&v).then(|| ciphers::evaluate(&v));
-        match evaluated {
-            Some(e) if !e.suites.is_empty() => {
-                if !e.unknown.is_empty() {
-                    r.warn(
-                        "ssl-ciphers",
-                        format!(
-                            "{} name no TLS 1.2 suite rustls has ({}): left out",
-                            e.unknown.join(", "),
-                            ciphers::OPENSSL_NAMES.join(", ")
-                        ),
-                    );
-                }
-                Some(e.suites)
-            }
-            _ => {
-                r.warn(
-                    "ssl-ciphers",
-                    format!(
-                        "\"{v}\" leaves none of the TLS 1.2 suites rustls has ({}): the listener's ciphers (the ConfigMap's ssl-ciphers, else all of them) are offered",
-                        ciphers::OPENSSL_NAMES.join(", ")
-                    ),
-                );
-                None
-            }
-        }
+        let otherwise =
+            "the listener's ciphers (the ConfigMap's ssl-ciphers, else all of them) are offered";
+        ciphers::listener(r, &v, otherwise)
     });
     (ciphers.is_some() || prefer_server.is_some()).then_some(HostCiphers {
         ciphers,

@@ -5,6 +5,8 @@
 //! nothing here. TLS 1.3 suites are not chosen by cipher lists (OpenSSL's `ciphersuites`), so
 //! they are all offered.
 
+use crate::annotations::Reader;
+
 /// How a suite authenticates the server.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Auth {
@@ -75,6 +77,39 @@ pub const OPENSSL_NAMES: [&str; 6] = [
 pub fn valid(v: &str) -> bool {
     v.bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"+:_-!".contains(&b))
+}
+
+/// The TLS 1.2 suites of the listener cipher list `v`, as the ConfigMap's and the annotation's
+/// `ssl-ciphers` read it: names rustls has no suite for are left out with a warning; a list that
+/// is invalid or leaves none is a warning that ends with what is offered instead (`otherwise`),
+/// and `None`.
+pub fn listener(r: &mut Reader<'_>, v: &str, otherwise: &str) -> Option<Vec<String>> {
+    const KEY: &str = "ssl-ciphers";
+    match valid(v).then(|| evaluate(v)) {
+        Some(e) if !e.suites.is_empty() => {
+            if !e.unknown.is_empty() {
+                r.warn(
+                    KEY,
+                    format!(
+                        "{} name no TLS 1.2 suite rustls has ({}): left out",
+                        e.unknown.join(", "),
+                        OPENSSL_NAMES.join(", ")
+                    ),
+                );
+            }
+            Some(e.suites)
+        }
+        _ => {
+            r.warn(
+                KEY,
+                format!(
+                    "\"{v}\" leaves none of the TLS 1.2 suites rustls has ({}): {otherwise}",
+                    OPENSSL_NAMES.join(", ")
+                ),
+            );
+            None
+        }
+    }
 }
 
 /// What a cipher list leaves.
