@@ -34,6 +34,18 @@ fn pod_saw(response: &str) -> Vec<String> {
     body.lines().map(str::to_ascii_lowercase).collect()
 }
 
+/// One pod behind the Ingress of `public.example.com`, served with the flags `extra`.
+async fn serve_public(extra: &[&str]) -> (Vec<Pod>, Dir, Remora) {
+    serve_service_with(
+        "web",
+        "web-6c7d8e9f4a",
+        1,
+        &[web_ingress("public", "public.example.com", &[])],
+        extra,
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn framing_hosts_tunnels_and_underscores() {
     let (_pods, _dir, remora) = serve_service(
@@ -137,14 +149,7 @@ async fn framing_hosts_tunnels_and_underscores() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_without_a_request_head_are_closed() {
-    let (_pods, _dir, remora) = serve_service_with(
-        "web",
-        "web-6c7d8e9f4a",
-        1,
-        &[web_ingress("public", "public.example.com", &[])],
-        &["--client-header-timeout", "1"],
-    )
-    .await;
+    let (_pods, _dir, remora) = serve_public(&["--client-header-timeout", "1"]).await;
     // Nothing at all (the protocol is never told), part of the HTTP/2 preface, part of an HTTP/1
     // head, and an HTTP/2 connection that never sends a request: each is closed after the
     // timeout instead of being held.
@@ -190,14 +195,7 @@ const KEEP_ALIVE_REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: public.example.com\r
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_keep_alive_connections_are_closed_busy_ones_are_not() {
-    let (_pods, _dir, remora) = serve_service_with(
-        "web",
-        "web-6c7d8e9f4a",
-        1,
-        &[web_ingress("public", "public.example.com", &[])],
-        &["--keepalive-timeout", "1"],
-    )
-    .await;
+    let (_pods, _dir, remora) = serve_public(&["--keepalive-timeout", "1"]).await;
     // One request, then nothing: closed about a second after its response.
     let mut idle = TcpStream::connect(remora.http).await.unwrap();
     idle.write_all(KEEP_ALIVE_REQUEST).await.unwrap();
@@ -227,14 +225,7 @@ async fn idle_keep_alive_connections_are_closed_busy_ones_are_not() {
 /// client's next bytes bring it back whatever they hold: a head sent in parts, pipelined heads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_connection_released_serves_its_next_requests() {
-    let (_pods, _dir, remora) = serve_service_with(
-        "web",
-        "web-6c7d8e9f4a",
-        1,
-        &[web_ingress("public", "public.example.com", &[])],
-        &[],
-    )
-    .await;
+    let (_pods, _dir, remora) = serve_public(&[]).await;
     let mut s = TcpStream::connect(remora.http).await.unwrap();
     s.write_all(KEEP_ALIVE_REQUEST).await.unwrap();
     assert_eq!(read_response(&mut s).await, 200);
@@ -273,14 +264,8 @@ async fn an_idle_connection_released_serves_its_next_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_later_head_sent_slowly_is_cut_by_the_header_timeout() {
-    let (_pods, _dir, remora) = serve_service_with(
-        "web",
-        "web-6c7d8e9f4a",
-        1,
-        &[web_ingress("public", "public.example.com", &[])],
-        &["--keepalive-timeout", "10", "--client-header-timeout", "1"],
-    )
-    .await;
+    let (_pods, _dir, remora) =
+        serve_public(&["--keepalive-timeout", "10", "--client-header-timeout", "1"]).await;
     let mut s = TcpStream::connect(remora.http).await.unwrap();
     s.write_all(KEEP_ALIVE_REQUEST).await.unwrap();
     assert_eq!(read_response(&mut s).await, 200);
@@ -394,14 +379,7 @@ async fn h2_until_closed(mut s: TcpStream, within: Duration) -> H2Seen {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http2_connection_without_streams_gets_goaway_after_the_keepalive_timeout() {
-    let (_pods, _dir, remora) = serve_service_with(
-        "web",
-        "web-6c7d8e9f4a",
-        1,
-        &[web_ingress("public", "public.example.com", &[])],
-        &["--keepalive-timeout", "1"],
-    )
-    .await;
+    let (_pods, _dir, remora) = serve_public(&["--keepalive-timeout", "1"]).await;
     let s = h2_get(remora.http, "public.example.com").await;
     let seen = h2_until_closed(s, Duration::from_secs(10)).await;
     let response_end = seen.response_end.expect("no response to GET /");
@@ -418,14 +396,7 @@ async fn an_http2_connection_without_streams_gets_goaway_after_the_keepalive_tim
 /// closing kept-alive connections under them; then the listener closes and it exits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_connections_before_the_listener_closes() {
-    let (_pods, _dir, mut remora) = serve_service_with(
-        "web",
-        "web-6c7d8e9f4a",
-        1,
-        &[web_ingress("public", "public.example.com", &[])],
-        &["--shutdown-grace-period", "3"],
-    )
-    .await;
+    let (_pods, _dir, mut remora) = serve_public(&["--shutdown-grace-period", "3"]).await;
     // A kept-alive HTTP/1 connection and an HTTP/2 one, both idle after a response.
     let mut kept = TcpStream::connect(remora.http).await.unwrap();
     kept.write_all(KEEP_ALIVE_REQUEST).await.unwrap();
@@ -590,14 +561,7 @@ async fn out_of_descriptors_idle_connections_make_room() {
 /// carry), with a warning.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_header_lines_are_refused_or_left_out() {
-    let (_pods, dir, remora) = serve_service_with(
-        "web",
-        "web-6c7d8e9f4a",
-        1,
-        &[web_ingress("public", "public.example.com", &[])],
-        &["--configmap", "ingress-nginx/remora"],
-    )
-    .await;
+    let (_pods, dir, remora) = serve_public(&["--configmap", "ingress-nginx/remora"]).await;
     remora.wait_ready().await;
     let addr = remora.http;
     let invalid = "GET /echo-headers HTTP/1.1\r\nHost: public.example.com\r\nBad Header: x\r\nno colon here\r\nX-Kept: 1\r\nConnection: close\r\n\r\n";
