@@ -83,12 +83,11 @@ use std::time::Instant;
 pub async fn handle(
     shared: Arc<Shared>,
     conn: Arc<Connection>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
     // One load of the current table, kept for the whole request.
     let table = shared.table.load_full();
-    let mut req = req;
     client::set_proxy_protocol_header(&conn, &mut req, &table.policy);
     let real = client::resolve(&conn, &req, &table.policy);
     let conn = real.as_ref().unwrap_or(&conn);
