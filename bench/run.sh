@@ -27,6 +27,10 @@
 # less than any proxy). PIN=1: pinned whenever a core is left. PIN=0: never. The header of each
 # variant says where things ran.
 #
+# VARIANTS (default "http https"): http, the plain HTTP/1.1 rows above; https, the same sticky
+# workload over HTTPS (TLS 1.3, kept alive, an ECDSA P-256 certificate made for the run) against
+# the three proxies' TLS listeners (no tcp-relay row: the pods speak no TLS).
+#
 # Everything listens on loopback and stops by itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,7 +43,12 @@ REMORA_PORT=${REMORA_PORT:-18100}
 HAPROXY_PORT=${HAPROXY_PORT:-18101}
 NGINX_PORT=${NGINX_PORT:-18102}
 RELAY_PORT=${RELAY_PORT:-18103}
+REMORA_TLS_PORT=${REMORA_TLS_PORT:-18104}
+HAPROXY_TLS_PORT=${HAPROXY_TLS_PORT:-18105}
+NGINX_TLS_PORT=${NGINX_TLS_PORT:-18106}
 HOST=bench.example.com
+TLS_HOST=bench-tls.example.com
+VARIANTS=${VARIANTS:-http https}
 HEADERS=${HEADERS:-ingress-nginx}
 case $HEADERS in ingress-nginx|none) ;; *) echo "HEADERS is ingress-nginx or none" >&2; exit 1 ;; esac
 
@@ -50,7 +59,7 @@ if [ "$PIN" != 0 ] && ! command -v taskset >/dev/null; then
   echo "taskset (util-linux) is missing: not pinning" >&2
   PIN=0
 fi
-for tool in haproxy nginx wrk curl; do
+for tool in haproxy nginx wrk curl openssl; do
   command -v "$tool" >/dev/null || { echo "$tool is missing: run bench/install.sh" >&2; exit 1; }
 done
 # REMORA=path/to/remora measures that build (e.g. an earlier commit's, to compare); by default
@@ -95,6 +104,46 @@ start_pods "$REMORA" "$BACKEND_PORT"
 # Remora's manifests.
 write_manifests "$BACKEND_PORT" "$HOST"
 
+# The HTTPS host: a certificate for it (every proxy serves the same), and for Remora an Ingress of
+# its own with it (the plain host has none, so it is not redirected to HTTPS).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -subj "/CN=$TLS_HOST" -addext "subjectAltName=DNS:$TLS_HOST" \
+  -keyout "$WORK/tls.key" -out "$WORK/tls.crt" 2>/dev/null
+cat "$WORK/tls.crt" "$WORK/tls.key" > "$WORK/tls.pem"
+cat > "$WORK/manifests/bench-tls.yaml" <<YAML
+apiVersion: v1
+kind: Secret
+metadata:
+  name: bench-tls
+type: kubernetes.io/tls
+data:
+  tls.crt: $(base64 -w0 < "$WORK/tls.crt")
+  tls.key: $(base64 -w0 < "$WORK/tls.key")
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: bench-tls
+  annotations:
+    nginx.ingress.kubernetes.io/affinity: cookie
+    nginx.ingress.kubernetes.io/session-cookie-name: route
+spec:
+  tls:
+  - hosts: [$TLS_HOST]
+    secretName: bench-tls
+  rules:
+  - host: $TLS_HOST
+    http:
+      paths:
+      - path: /
+        pathType: Prefix
+        backend:
+          service:
+            name: bench
+            port:
+              number: 80
+YAML
+
 # ingress-nginx's proxy headers, as HAProxy rules and nginx directives.
 haproxy_headers() {
   [ "$HEADERS" = ingress-nginx ] || return 0
@@ -136,6 +185,9 @@ defaults
   http-reuse always
 frontend bench
   bind 127.0.0.1:$HAPROXY_PORT
+  default_backend pods
+frontend bench_tls
+  bind 127.0.0.1:$HAPROXY_TLS_PORT ssl crt $WORK/tls.pem alpn http/1.1 ssl-min-ver TLSv1.3
   default_backend pods
 backend pods
   balance roundrobin
@@ -198,6 +250,10 @@ http {
   }
   server {
     listen 127.0.0.1:$NGINX_PORT;
+    listen 127.0.0.1:$NGINX_TLS_PORT ssl;
+    ssl_certificate $WORK/tls.crt;
+    ssl_certificate_key $WORK/tls.key;
+    ssl_protocols TLSv1.3;
     location / {
       proxy_pass http://pods;
       proxy_http_version 1.1;
@@ -221,9 +277,11 @@ port_free() { # port
 
 start_proxies() { # workers
   local w=$1
-  for p in "$REMORA_PORT" "$HAPROXY_PORT" "$NGINX_PORT" "$RELAY_PORT"; do port_free "$p"; done
+  for p in "$REMORA_PORT" "$HAPROXY_PORT" "$NGINX_PORT" "$RELAY_PORT" "$REMORA_TLS_PORT" \
+    "$HAPROXY_TLS_PORT" "$NGINX_TLS_PORT"; do port_free "$p"; done
   "${PROXY_RUN[@]}" "$REMORA" serve --manifests "$WORK/manifests" --workers "$w" \
-    --listen-http "127.0.0.1:$REMORA_PORT" --listen-https 127.0.0.1:0 --admin 127.0.0.1:0 \
+    --listen-http "127.0.0.1:$REMORA_PORT" --listen-https "127.0.0.1:$REMORA_TLS_PORT" \
+    --admin 127.0.0.1:0 \
     >/dev/null 2>"$WORK/remora.log" &
   REMORA_PID=$!
   haproxy_config "$w"
@@ -238,6 +296,8 @@ start_proxies() { # workers
   PIDS+=("$REMORA_PID" "$HAPROXY_PID" "$NGINX_PID" "$RELAY_PID")
   wait_port 127.0.0.1 "$REMORA_PORT"; wait_port 127.0.0.1 "$HAPROXY_PORT"; wait_port 127.0.0.1 "$NGINX_PORT"
   wait_port 127.0.0.1 "$RELAY_PORT"
+  wait_port 127.0.0.1 "$REMORA_TLS_PORT"; wait_port 127.0.0.1 "$HAPROXY_TLS_PORT"
+  wait_port 127.0.0.1 "$NGINX_TLS_PORT"
   local name pid
   for name in remora haproxy nginx relay; do
     case $name in
@@ -266,10 +326,10 @@ proxy_pids() { # proxy
   esac
 }
 
-# A pinned session cookie for each proxy.
-session_cookie() { # proxy port
+# A pinned session cookie for each proxy, at URL (http:// or https://127.0.0.1:PORT/).
+session_cookie() { # proxy url host
   case $1 in
-    remora) curl -s -o /dev/null -c - -H "Host: $HOST" "http://127.0.0.1:$2/" | awk '$6 == "route" { print "route=" $7 }' ;;
+    remora) curl -sk -o /dev/null -c - -H "Host: $3" "$2" | awk '$6 ~ /route$/ { print "route=" $7 }' ;;
     haproxy) echo "SERVERID=s2" ;;
     nginx) echo "route=bench-session-1" ;;
     tcp-relay) echo "" ;;
@@ -277,13 +337,13 @@ session_cookie() { # proxy port
 }
 
 # wrk: "req/s p50_ms p99_ms cpu_us_per_request".
-measure() { # proxy port cookie-or-empty
-  local args=(-t1 "-c$CONNECTIONS" "-d${DURATION}s" --latency -H "Host: $HOST")
-  [ -n "$3" ] && args+=(-H "Cookie: $3")
+measure() { # proxy url host cookie-or-empty
+  local args=(-t1 "-c$CONNECTIONS" "-d${DURATION}s" --latency -H "Host: $3")
+  [ -n "$4" ] && args+=(-H "Cookie: $4")
   local pids before after out
   read -r -a pids < <(proxy_pids "$1")
   before=$(cpu_ticks "${pids[@]}")
-  out=$("${LOAD_RUN[@]}" wrk "${args[@]}" "http://127.0.0.1:$2/")
+  out=$("${LOAD_RUN[@]}" wrk "${args[@]}" "$2")
   after=$(cpu_ticks "${pids[@]}")
   echo "$out" | awk -v ticks=$((after - before)) -v hz="$CLK_TCK" '
     function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
@@ -294,19 +354,26 @@ measure() { # proxy port cookie-or-empty
     END { printf "%.0f %.2f %.2f %.2f\n", rps, p50, p99, (n > 0 ? ticks * 1e6 / hz / n : 0) }'
 }
 
-run_variant() { # title workers sticky(1|0)
-  local title=$1 workers=$2 sticky=$3
+run_variant() { # title workers sticky(1|0) scheme(http|https)
+  local title=$1 workers=$2 sticky=$3 scheme=${4:-http}
   local proxies=(remora haproxy nginx tcp-relay)
   place "$workers"
   start_proxies "$workers"
   declare -A port=([remora]=$REMORA_PORT [haproxy]=$HAPROXY_PORT [nginx]=$NGINX_PORT [tcp-relay]=$RELAY_PORT)
+  local host=$HOST
+  if [ "$scheme" = https ]; then
+    proxies=(remora haproxy nginx)
+    port=([remora]=$REMORA_TLS_PORT [haproxy]=$HAPROXY_TLS_PORT [nginx]=$NGINX_TLS_PORT)
+    host=$TLS_HOST
+  fi
   declare -A best_rps best_p50 best_p99 best_cpu
+  best_rps[tcp-relay]=0
   for p in "${proxies[@]}"; do best_rps[$p]=0; done
   for round in $(seq 1 "$ROUNDS"); do
     for p in "${proxies[@]}"; do
-      local cookie=""
-      [ "$sticky" = 1 ] && cookie=$(session_cookie "$p" "${port[$p]}")
-      read -r rps p50 p99 cpu < <(measure "$p" "${port[$p]}" "$cookie")
+      local cookie="" url="$scheme://127.0.0.1:${port[$p]}/"
+      [ "$sticky" = 1 ] && cookie=$(session_cookie "$p" "$url" "$host")
+      read -r rps p50 p99 cpu < <(measure "$p" "$url" "$host" "$cookie")
       echo "  round $round $p: $rps req/s, p50 ${p50} ms, p99 ${p99} ms, CPU ${cpu} us/request" >&2
       # Keep each proxy's best round: the highest throughput (the machine is shared).
       if [ "$rps" -gt "${best_rps[$p]}" ]; then
@@ -327,12 +394,24 @@ run_variant() { # title workers sticky(1|0)
       -v rp="${best_p99[remora]}" -v hp="${best_p99[haproxy]}" -v t="${best_rps[tcp-relay]}" \
       -v rc="${best_cpu[remora]}" -v hc="${best_cpu[haproxy]}" -v nc="${best_cpu[nginx]}" \
     'BEGIN {
-      printf "remora / %s req/s: %.2fx (tcp-relay / %s: %.2fx)   remora / haproxy p99: %.2fx\n", n, r / b, n, t / b, rp / hp
+      if (t > 0) printf "remora / %s req/s: %.2fx (tcp-relay / %s: %.2fx)   remora / haproxy p99: %.2fx\n", n, r / b, n, t / b, rp / hp
+      else printf "remora / %s req/s: %.2fx   remora / haproxy p99: %.2fx\n", n, r / b, rp / hp
       if (rc > 0) printf "requests per CPU second: remora / haproxy %.2fx, remora / nginx %.2fx\n", hc / rc, nc / rc
     }'
 }
 
 echo "Remora $("$REMORA" --version | awk '{print $2}'), $(haproxy -v | head -1 | awk '{print "HAProxy " $3}'), $(nginx -v 2>&1 | sed 's/.*nginx\//nginx /'), $(nproc) cores, HEADERS=$HEADERS, PIN=$PIN"
-run_variant "pinned session, 1 worker each" 1 1
-run_variant "new sessions (no cookie), 1 worker each" 1 0
-run_variant "pinned session, 2 workers each" 2 1
+for v in $VARIANTS; do
+  case $v in
+    http)
+      run_variant "pinned session, 1 worker each" 1 1
+      run_variant "new sessions (no cookie), 1 worker each" 1 0
+      run_variant "pinned session, 2 workers each" 2 1
+      ;;
+    https)
+      run_variant "HTTPS (TLS 1.3, kept alive), pinned session, 1 worker each" 1 1 https
+      run_variant "HTTPS (TLS 1.3, kept alive), new sessions, 1 worker each" 1 0 https
+      ;;
+    *) echo "unknown variant $v (http, https)" >&2; exit 1 ;;
+  esac
+done
