@@ -224,7 +224,7 @@ pub(crate) fn resource<K: Resource<DynamicType = ()>>() -> ApiResource {
 
 /// Whether the CRD of `resource` is installed: one list of at most one object. A 404 says it is
 /// not (a real API server answers so for a group or kind it does not serve). Other API errors
-/// (forbidden...) count as installed: the reflectors then retry and say why. At start (`wait`),
+/// (forbidden...) count as installed: the watchers then retry and say why. At start (`wait`),
 /// while the API server cannot be reached at all, the question is asked again: nothing can sync
 /// before it answers anyway, and guessing "installed" would leave a cluster without the CRDs
 /// never ready; later, such an error counts as not installed (asked again at the next recheck).
