@@ -56,14 +56,25 @@ endpoints:
 - addresses: ["127.0.0.12"]
 - addresses: ["127.0.0.13"]
 ---
+$(sticky_ingress bench "$2")
+YAML
+}
+
+# The sticky Ingress (cookie `route`) NAME of HOST to the Service `bench`; with SECRET, HTTPS with
+# that TLS Secret.
+sticky_ingress() { # name host [secret]
+  cat <<YAML
 apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata:
-  name: bench
+  name: $1
   annotations:
     nginx.ingress.kubernetes.io/affinity: cookie
     nginx.ingress.kubernetes.io/session-cookie-name: route
 spec:
+YAML
+  [ -n "${3:-}" ] && printf '  tls:\n  - hosts: [%s]\n    secretName: %s\n' "$2" "$3"
+  cat <<YAML
   rules:
   - host: $2
     http:

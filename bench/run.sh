@@ -120,28 +120,7 @@ data:
   tls.crt: $(base64 -w0 < "$WORK/tls.crt")
   tls.key: $(base64 -w0 < "$WORK/tls.key")
 ---
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: bench-tls
-  annotations:
-    nginx.ingress.kubernetes.io/affinity: cookie
-    nginx.ingress.kubernetes.io/session-cookie-name: route
-spec:
-  tls:
-  - hosts: [$TLS_HOST]
-    secretName: bench-tls
-  rules:
-  - host: $TLS_HOST
-    http:
-      paths:
-      - path: /
-        pathType: Prefix
-        backend:
-          service:
-            name: bench
-            port:
-              number: 80
+$(sticky_ingress bench-tls "$TLS_HOST" bench-tls)
 YAML
 
 # ingress-nginx's proxy headers, as HAProxy rules and nginx directives.

@@ -241,7 +241,7 @@ pub(crate) struct Drain {
     started: Arc<AtomicBool>,
     /// Wakes the connections' tasks (HTTP/2: GOAWAY at once).
     changed: watch::Receiver<bool>,
-    tx: Arc<watch::Sender<bool>>,
+    tx: watch::Sender<bool>,
 }
 
 impl Drain {
@@ -250,7 +250,7 @@ impl Drain {
         Self {
             started: Arc::default(),
             changed,
-            tx: Arc::new(tx),
+            tx,
         }
     }
 

@@ -642,13 +642,8 @@ impl Table {
                     .clone()
             };
             let mut basic_auths: HashMap<model::BasicAuth, Arc<BasicAuthRuntime>> = HashMap::new();
-            let mut basic_auth_of = |target: &Target, route: Option<&Route>| {
-                let auth = target.location.basic_auth.as_ref()?;
-                // ingress-nginx's `no-auth-locations` (default `/.well-known/acme-challenge`): the
-                // locations whose path starts so are never authenticated, so certificates renew.
-                if route.is_some_and(|r| r.path.starts_with(NO_AUTH_LOCATION)) {
-                    return None;
-                }
+            let mut basic_auth_of = |location: &Location| {
+                let auth = location.basic_auth.as_ref()?;
                 let runtime = basic_auths
                     .entry(auth.clone())
                     .or_insert_with(|| Arc::new(BasicAuthRuntime::new(auth)));
@@ -656,61 +651,59 @@ impl Table {
             };
             let mut digest_auths: HashMap<model::DigestAuth, Arc<DigestAuthRuntime>> =
                 HashMap::new();
-            let mut digest_auth_of = |target: &Target, route: Option<&Route>| {
-                let auth = target.location.digest_auth.as_ref()?;
-                if route.is_some_and(|r| r.path.starts_with(NO_AUTH_LOCATION)) {
-                    return None;
-                }
+            let mut digest_auth_of = |location: &Location| {
+                let auth = location.digest_auth.as_ref()?;
                 let runtime = digest_auths
                     .entry(auth.clone())
                     .or_insert_with(|| Arc::new(DigestAuthRuntime::new(auth)));
                 Some(runtime.clone())
             };
             let keepalive = crate::h1::Pool::of(snapshot.settings.upstream_keepalive.as_ref());
-            let mut runtime = |target: &Target, route: Option<&Route>| RouteRuntime {
-                // Translation dropped the paths and patterns that do not compile.
-                regex: route
-                    .filter(|r| {
-                        matches!(r.path_type, PathType::Regex | PathType::RegularExpression)
-                    })
-                    .and_then(|r| regex::Regex::new(&r.regex_source()).ok()),
-                conditions: route
-                    .and_then(|r| r.conditions.as_deref())
-                    .map(|c| Box::new(CompiledConditions::new(c))),
-                request_headers: target
-                    .location
-                    .filters
-                    .as_ref()
-                    .and_then(|f| HeaderEditor::new(&f.request_headers))
-                    .map(Box::new),
-                response_headers: target
-                    .location
-                    .filters
-                    .as_ref()
-                    .and_then(|f| HeaderEditor::new(&f.response_headers))
-                    .map(Box::new),
-                custom_headers: HeaderEditor::set(&target.location.custom_headers).map(Box::new),
-                canary_pattern: route
-                    .and_then(|r| r.canary.as_ref()?.header_pattern.as_deref())
-                    .and_then(|p| regex::Regex::new(p).ok()),
-                client: clients.and_then(|pool| client_of(pool, &target.location, keepalive)),
-                cors: target.location.cors.as_ref().map(CorsHeaders::new),
-                limiter: target.location.rate_limit.as_ref().map(&mut limiter_of),
-                headers: RouteHeaders::of(&target.location),
-                basic_auth: basic_auth_of(target, route),
-                digest_auth: digest_auth_of(target, route),
-                hash_key: target
-                    .location
-                    .upstream_hash_by
-                    .as_deref()
-                    .map(Compiled::new),
-                // Not on ACME HTTP-01 paths either (`no-auth-locations` covers `auth_request`).
-                external_auth: target
-                    .location
-                    .external_auth
-                    .as_ref()
-                    .filter(|_| !route.is_some_and(|r| r.path.starts_with(NO_AUTH_LOCATION)))
-                    .map(|auth| {
+            let mut runtime = |target: &Target, route: Option<&Route>| {
+                // ingress-nginx's `no-auth-locations` (default `/.well-known/acme-challenge`):
+                // the locations whose path starts so are never authenticated (basic, digest,
+                // `auth_request`), so certificates renew.
+                let authenticated = !route.is_some_and(|r| r.path.starts_with(NO_AUTH_LOCATION));
+                let auth = authenticated.then_some(&target.location);
+                RouteRuntime {
+                    // Translation dropped the paths and patterns that do not compile.
+                    regex: route
+                        .filter(|r| {
+                            matches!(r.path_type, PathType::Regex | PathType::RegularExpression)
+                        })
+                        .and_then(|r| regex::Regex::new(&r.regex_source()).ok()),
+                    conditions: route
+                        .and_then(|r| r.conditions.as_deref())
+                        .map(|c| Box::new(CompiledConditions::new(c))),
+                    request_headers: target
+                        .location
+                        .filters
+                        .as_ref()
+                        .and_then(|f| HeaderEditor::new(&f.request_headers))
+                        .map(Box::new),
+                    response_headers: target
+                        .location
+                        .filters
+                        .as_ref()
+                        .and_then(|f| HeaderEditor::new(&f.response_headers))
+                        .map(Box::new),
+                    custom_headers: HeaderEditor::set(&target.location.custom_headers)
+                        .map(Box::new),
+                    canary_pattern: route
+                        .and_then(|r| r.canary.as_ref()?.header_pattern.as_deref())
+                        .and_then(|p| regex::Regex::new(p).ok()),
+                    client: clients.and_then(|pool| client_of(pool, &target.location, keepalive)),
+                    cors: target.location.cors.as_ref().map(CorsHeaders::new),
+                    limiter: target.location.rate_limit.as_ref().map(&mut limiter_of),
+                    headers: RouteHeaders::of(&target.location),
+                    basic_auth: auth.and_then(|l| basic_auth_of(l)),
+                    digest_auth: auth.and_then(|l| digest_auth_of(l)),
+                    hash_key: target
+                        .location
+                        .upstream_hash_by
+                        .as_deref()
+                        .map(Compiled::new),
+                    external_auth: auth.and_then(|l| l.external_auth.as_ref()).map(|auth| {
                         let key = ClientKey {
                             protocol: BackendProtocol::Http,
                             connect_timeout_secs: target.location.connect_timeout_secs,
@@ -722,12 +715,13 @@ impl Table {
                             clients.and_then(|c| c.get(key).ok()),
                         ))
                     }),
-                stats: stats_of(target, route.map_or(&[], |r| &r.backends)),
-                canary_stats: route
-                    .and_then(|r| r.canary.as_ref())
-                    .map(|c| stats_of(&c.target, &[])),
-                compat: None,
-                canary_compat: None,
+                    stats: stats_of(target, route.map_or(&[], |r| &r.backends)),
+                    canary_stats: route
+                        .and_then(|r| r.canary.as_ref())
+                        .map(|c| stats_of(&c.target, &[])),
+                    compat: None,
+                    canary_compat: None,
+                }
             };
             // Ingress routes get their ingress-nginx series when `compat`; Gateway API routes
             // have none (`host` `None`): ingress-nginx has no such routes to label.
