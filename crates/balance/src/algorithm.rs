@@ -38,7 +38,8 @@ impl RoundRobin {
 }
 
 /// Points per endpoint on the ring. 160 is ketama's figure: spread within a few percent for the
-/// endpoint counts of real Services, at 1.9 KiB per endpoint.
+/// endpoint counts of real Services, at 800 bytes per endpoint (5 bytes a point) for Services of
+/// up to 256 endpoints.
 pub const POINTS_PER_ENDPOINT: u32 = 160;
 
 /// A consistent-hash ring (ketama style) placed by stable endpoint ids, so that every Remora
@@ -46,9 +47,41 @@ pub const POINTS_PER_ENDPOINT: u32 = 160;
 /// only the keys of its own arcs (about 1/n of them).
 #[derive(Debug, Clone)]
 pub struct ConsistentHash {
-    /// (point, endpoint), sorted. Points are the high 32 bits of the hashes: 8 bytes a point, so
-    /// 100,000 endpoints of 160 points take 128 MB rather than 256.
-    ring: Box<[(u32, u32)]>,
+    /// The points, sorted. A point is the high 32 bits of a hash.
+    points: Box<[u32]>,
+    /// The endpoint of each point, in the narrowest width that holds the endpoint count: 100,000
+    /// endpoints in Services of up to 256 take 80 MB rather than 128 (8 bytes a point) or 256.
+    owners: Owners,
+}
+
+/// The endpoint of each point of a ring.
+#[derive(Debug, Clone)]
+enum Owners {
+    Narrow(Box<[u8]>),
+    Medium(Box<[u16]>),
+    Wide(Box<[u32]>),
+}
+
+impl Owners {
+    fn new(ring: &[(u32, u32)], endpoints: usize) -> Self {
+        let owners = ring.iter().map(|&(_, e)| e);
+        if endpoints <= usize::from(u8::MAX) + 1 {
+            Self::Narrow(owners.map(|e| e as u8).collect())
+        } else if endpoints <= usize::from(u16::MAX) + 1 {
+            Self::Medium(owners.map(|e| e as u16).collect())
+        } else {
+            Self::Wide(owners.collect())
+        }
+    }
+
+    #[inline]
+    fn get(&self, at: usize) -> u32 {
+        match self {
+            Self::Narrow(o) => u32::from(o[at]),
+            Self::Medium(o) => u32::from(o[at]),
+            Self::Wide(o) => o[at],
+        }
+    }
 }
 
 /// A point on the ring.
@@ -71,20 +104,26 @@ impl ConsistentHash {
         // Ties (rare) are broken by endpoint index, so every replica builds the same ring.
         ring.sort_unstable();
         Self {
-            ring: ring.into_boxed_slice(),
+            points: ring.iter().map(|&(p, _)| p).collect(),
+            owners: Owners::new(&ring, ids.len()),
         }
+    }
+
+    /// The endpoint `i` points clockwise from `start` (wrapping).
+    #[inline]
+    fn owner(&self, start: usize, i: usize) -> u32 {
+        self.owners.get((start + i) % self.points.len())
     }
 
     /// The first endpoint clockwise from `key`'s point that `allowed` accepts.
     pub fn select(&self, key: u64, allowed: &impl Fn(usize) -> bool) -> Option<usize> {
-        if self.ring.is_empty() {
+        if self.points.is_empty() {
             return None;
         }
         let at = point(&key.to_le_bytes());
-        let start = self.ring.partition_point(|&(p, _)| p < at);
-        let n = self.ring.len();
-        (0..n)
-            .map(|i| self.ring[(start + i) % n].1 as usize)
+        let start = self.points.partition_point(|&p| p < at);
+        (0..self.points.len())
+            .map(|i| self.owner(start, i) as usize)
             .find(|&i| allowed(i))
     }
 
@@ -101,7 +140,7 @@ impl ConsistentHash {
         draw: u64,
         allowed: &impl Fn(usize) -> bool,
     ) -> Option<usize> {
-        if self.ring.is_empty() || size == 0 {
+        if self.points.is_empty() || size == 0 {
             return None;
         }
         // The subset found so far: on the stack for the usual sizes.
@@ -114,11 +153,10 @@ impl ConsistentHash {
             &mut heap
         };
         let at = point(&key.to_le_bytes());
-        let start = self.ring.partition_point(|&(p, _)| p < at);
-        let n = self.ring.len();
+        let start = self.points.partition_point(|&p| p < at);
         let mut found = 0;
-        for i in 0..n {
-            let e = self.ring[(start + i) % n].1;
+        for i in 0..self.points.len() {
+            let e = self.owner(start, i);
             if !subset[..found].contains(&e) && allowed(e as usize) {
                 subset[found] = e;
                 found += 1;
@@ -204,6 +242,38 @@ mod tests {
             }
         }
         assert_eq!(ConsistentHash::new(&[]).select(1, &all), None);
+    }
+
+    /// The ring answers as a plain sorted list of (point, endpoint) pairs would, whatever width
+    /// its endpoint indices are kept in.
+    #[test]
+    fn ring_picks_the_first_point_clockwise_in_every_width() {
+        for n in [1u64, 5, 256, 257, 300] {
+            let ids = ids(n);
+            let ring = ConsistentHash::new(&ids);
+            let mut pairs: Vec<(u32, u32)> = Vec::new();
+            for (i, id) in ids.iter().enumerate() {
+                for p in 0..POINTS_PER_ENDPOINT {
+                    let mut buf = [0u8; 12];
+                    buf[..8].copy_from_slice(&id.to_le_bytes());
+                    buf[8..].copy_from_slice(&p.to_le_bytes());
+                    pairs.push((point(&buf), i as u32));
+                }
+            }
+            pairs.sort_unstable();
+            for k in 0..2_000u64 {
+                let at = point(&k.to_le_bytes());
+                let want = pairs.iter().find(|&&(p, _)| p >= at).unwrap_or(&pairs[0]).1;
+                assert_eq!(ring.select(k, &all), Some(want as usize), "{n} endpoints");
+            }
+        }
+        let wide = Owners::new(&[(1, 0), (2, 70_000), (3, 69_999)], 70_001);
+        assert!(matches!(wide, Owners::Wide(_)));
+        assert_eq!([wide.get(0), wide.get(1), wide.get(2)], [0, 70_000, 69_999]);
+        let medium = Owners::new(&[(1, 256), (2, 0)], 257);
+        assert!(matches!(medium, Owners::Medium(_)));
+        assert_eq!([medium.get(0), medium.get(1)], [256, 0]);
+        assert!(matches!(Owners::new(&[(1, 255)], 256), Owners::Narrow(_)));
     }
 
     /// A key reaches exactly `size` endpoints over many draws, the first of them the one plain

@@ -6,6 +6,10 @@
 use std::time::Instant;
 use translate::{Objects, Options};
 
+/// The allocator of the `remora` binary, so that times and memory are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn objects(n: usize, generation: u32) -> Objects {
     let mut objects = Objects::default();
     for i in 0..n {
@@ -185,6 +189,67 @@ fn main() {
         "incremental over 20 changes: median {:?}, worst {:?}, rss {:.0} MiB",
         times[times.len() / 2],
         times[times.len() - 1],
+        rss_mib()
+    );
+
+    // A Secret no Ingress names (a Helm release, a token) is written, then one Ingress changes.
+    let mut extra = Objects::default();
+    let secret = serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "sh.helm.release.v1.app.v2", "namespace": "default"},
+        "data": {"release": "aGVsbG8="}
+    });
+    let ingress = serde_json::json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": "ing0", "namespace": "default",
+            "annotations": {"nginx.ingress.kubernetes.io/affinity": "cookie",
+                "nginx.ingress.kubernetes.io/proxy-read-timeout": "30"}},
+        "spec": {"rules": [{"host": "h0.example.com", "http": {"paths": [
+            {"path": "/", "pathType": "Prefix", "backend": {"service":
+                {"name": "s0", "port": {"number": 80}}}}]}}]}
+    });
+    for d in [secret, ingress] {
+        if let Err(e) = extra.add_document(d) {
+            eprintln!("{e}");
+        }
+    }
+    objects.secrets.extend(extra.secrets.iter_shared().cloned());
+    let t = Instant::now();
+    let (translation, update) = incremental.update(&objects);
+    let translated = t.elapsed();
+    previous = remora_proxy::Table::new(
+        translation.snapshot,
+        translation.diagnostics,
+        40,
+        Some(&previous),
+        None,
+    );
+    println!(
+        "a Secret nothing names added ({update:?}): translate {translated:?}, total {:?}",
+        t.elapsed()
+    );
+    if let Some(at) = objects
+        .ingresses
+        .iter()
+        .position(|o| o.metadata.name == "ing0")
+    {
+        if let Some(changed) = extra.ingresses.iter_shared().next() {
+            objects.ingresses[at] = changed.clone();
+        }
+    }
+    let t = Instant::now();
+    let (translation, update) = incremental.update(&objects);
+    let translated = t.elapsed();
+    let _table = remora_proxy::Table::new(
+        translation.snapshot,
+        translation.diagnostics,
+        41,
+        Some(&previous),
+        None,
+    );
+    println!(
+        "one Ingress changed ({update:?}): translate {translated:?}, total {:?}, rss {:.0} MiB",
+        t.elapsed(),
         rss_mib()
     );
 }

@@ -5,7 +5,8 @@
 //! support yet are listed in one warning.
 
 use crate::annotations::{external_auth, headers, proxy, ssl, Reader};
-use crate::{Diagnostics, Objects, Options};
+use crate::lookup::Lookups;
+use crate::{Diagnostics, Options};
 use model::{Location, ObjectRef, Settings};
 use std::collections::BTreeMap;
 
@@ -123,7 +124,7 @@ pub fn key_support(key: &str) -> crate::migrate::Support {
 
 /// Read the ConfigMap `options.configmap` names, if any. A missing one is a warning, and the
 /// defaults are used.
-pub fn read(objects: &Objects, options: &Options, diags: &mut Diagnostics) -> Defaults {
+pub(crate) fn read(lookups: &Lookups<'_>, options: &Options, diags: &mut Diagnostics) -> Defaults {
     let mut defaults = Defaults {
         location: Location::default(),
         ssl_redirect: options.default_ssl_redirect,
@@ -136,11 +137,7 @@ pub fn read(objects: &Objects, options: &Options, diags: &mut Diagnostics) -> De
         return defaults;
     };
     let object = ObjectRef::new("ConfigMap", namespace, name);
-    let found = objects
-        .config_maps
-        .iter()
-        .find(|c| c.metadata.namespace() == namespace && c.metadata.name == *name);
-    let Some(config_map) = found else {
+    let Some(config_map) = lookups.config_map(namespace, name) else {
         diags.warn(&object, "not found: ingress-nginx's defaults are used");
         return defaults;
     };
@@ -150,7 +147,7 @@ pub fn read(objects: &Objects, options: &Options, diags: &mut Diagnostics) -> De
         .clone()
         .into_iter()
         .partition(|(k, _)| known(k));
-    let mut r = Reader::new(&data, &object, options, objects, diags).unprefixed();
+    let mut r = Reader::new(&data, &object, options, lookups, diags).unprefixed();
     // Only the keys above are in `data`: the parser of the annotations reads what it knows.
     proxy::parse(&mut r, &mut defaults.location);
     crate::annotations::errors::parse(&mut r, &mut defaults.location);

@@ -60,7 +60,8 @@ pub fn to_gateway_api(
     controller: &str,
 ) -> Vec<Document> {
     let mut diags = Diagnostics::default();
-    let defaults = configmap::read(objects, options, &mut diags);
+    let lookups = crate::lookup::Lookups::new(objects);
+    let defaults = configmap::read(&lookups, options, &mut diags);
     let served = class::served_ingresses(objects, options, &mut diags);
     let mut out = vec![Document {
         notes: vec![format!(
@@ -83,7 +84,7 @@ pub fn to_gateway_api(
             &ing.metadata.annotations,
             &object,
             options,
-            objects,
+            &lookups,
             &defaults,
             &mut diags,
         );

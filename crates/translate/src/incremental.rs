@@ -4,10 +4,13 @@
 //! objects differ from them only in EndpointSlices (and legacy Endpoints), the dominant churn of a
 //! cluster, it collects again the endpoints of the backends of the Services those name, and
 //! nothing else: the new snapshot shares every other host, backend and certificate with the
-//! previous one. Any other change is translated in full. Either way the result equals
+//! previous one. Secrets, ConfigMaps and Services that the previous translation never asked for
+//! by name (see [`crate::lookup`]) may change too: they cannot change the result, so they are
+//! only kept. Any other change is translated in full. Either way the result equals
 //! [`crate::translate`]'s for the same objects, diagnostics included.
 
 use crate::backends::EndpointIndex;
+use crate::lookup::Name;
 use crate::objects::{EndpointSlice, Endpoints, List, ObjectMeta, Objects, SERVICE_NAME_LABEL};
 use crate::{translate_recorded, with_endpoint_diagnostics, Options, Recorded, Translation};
 use std::collections::{HashMap, HashSet};
@@ -30,13 +33,19 @@ struct Last {
 pub enum Update {
     /// Everything translated.
     Full,
-    /// Only EndpointSlices or Endpoints changed: the backends of `services` Services were
-    /// collected again, `backends` of them have other endpoints now.
-    Endpoints { services: usize, backends: usize },
+    /// Only EndpointSlices or Endpoints changed, and objects the translation never asked for:
+    /// the backends of `services` Services were collected again, `backends` of them have other
+    /// endpoints now; `unasked` Secrets, ConfigMaps and Services changed that no translation
+    /// reads.
+    Endpoints {
+        services: usize,
+        backends: usize,
+        unasked: usize,
+    },
 }
 
 /// A Service, by namespace and name.
-type ServiceKey = (String, String);
+type ServiceKey = Name;
 
 impl Incremental {
     pub fn new(options: Options) -> Self {
@@ -74,22 +83,49 @@ impl Incremental {
 }
 
 impl Last {
-    /// When `objects` differ from the previous ones in EndpointSlices and Endpoints only: the
-    /// translation updated to them.
+    /// When `objects` differ from the previous ones in EndpointSlices, Endpoints and objects
+    /// the translation never asked for only: the translation updated to them.
     fn endpoints_only(&mut self, objects: &Objects) -> Option<Update> {
         if !same_except_endpoints(&self.objects, objects) {
             return None;
         }
+        let asked = &self.recorded.asked;
+        let kept = &self.objects;
+        let mut unasked = 0;
+        // Secrets and ConfigMaps: any change to one asked for counts.
+        let unread = each_changed(&kept.secrets, &objects.secrets, |s| &s.metadata, |s, _| {
+            unasked += 1;
+            !asked_for(&s.metadata, &asked.secrets)
+        }) && each_changed(
+            &kept.config_maps,
+            &objects.config_maps,
+            |c| &c.metadata,
+            |c, _| {
+                unasked += 1;
+                !asked_for(&c.metadata, &asked.config_maps)
+            },
+        )
+        // Services: translation reads only their spec (labels and annotations, which Helm
+        // rewrites on every upgrade, do not count).
+        && each_changed(&kept.services, &objects.services, |s| &s.metadata, |s, other| {
+            unasked += 1;
+            !asked_for(&s.metadata, &asked.services) || other.is_some_and(|o| o.spec == s.spec)
+        });
+        if !unread {
+            return None;
+        }
+        self.objects.secrets = objects.secrets.clone();
+        self.objects.config_maps = objects.config_maps.clone();
+        self.objects.services = objects.services.clone();
         let mut services = HashSet::new();
         sync(
             &mut self.objects.endpoint_slices,
             &objects.endpoint_slices,
             |s: &EndpointSlice| &s.metadata,
-            |s| {
-                s.metadata
-                    .labels
+            |m| {
+                m.labels
                     .get(SERVICE_NAME_LABEL)
-                    .map(|svc| (s.metadata.namespace().to_owned(), svc.clone()))
+                    .map(|svc| (m.namespace().to_owned(), svc.clone()))
             },
             &mut services,
         );
@@ -97,7 +133,7 @@ impl Last {
             &mut self.objects.endpoints,
             &objects.endpoints,
             |e: &Endpoints| &e.metadata,
-            |e| Some((e.metadata.namespace().to_owned(), e.metadata.name.clone())),
+            |m| Some((m.namespace().to_owned(), m.name.clone())),
             &mut services,
         );
         let mut changed = 0;
@@ -136,26 +172,29 @@ impl Last {
         Some(Update::Endpoints {
             services: services.len(),
             backends: changed,
+            // Each object counted once per version (a changed one twice).
+            unasked,
         })
     }
 }
 
-/// Make `kept` equal to `new` (the same copy), adding to `services` the Service of every object
-/// added, removed or changed (before and after).
-fn sync<T: Clone + PartialEq>(
-    kept: &mut List<T>,
+/// Whether the object of `meta` is one a translation asked for.
+fn asked_for(meta: &ObjectMeta, asked: &HashSet<Name>) -> bool {
+    asked.contains(&(meta.namespace().to_owned(), meta.name.clone()))
+}
+
+/// Calls `changed` with every object of `kept` and `new` that the other list does not hold as
+/// it is (added, removed, or changed: both versions, each with the other), and the other version
+/// if any, until it returns false; false then.
+fn each_changed<T: PartialEq>(
+    kept: &List<T>,
     new: &List<T>,
     meta: impl Fn(&T) -> &ObjectMeta,
-    service: impl Fn(&T) -> Option<ServiceKey>,
-    services: &mut HashSet<ServiceKey>,
-) {
+    mut changed: impl FnMut(&T, Option<&T>) -> bool,
+) -> bool {
     if kept.same(new) {
-        return;
+        return true;
     }
-    let key = |o: &T| {
-        let m = meta(o);
-        (m.namespace().to_owned(), m.name.clone())
-    };
     let same_order = kept.len() == new.len()
         && kept
             .iter()
@@ -164,50 +203,66 @@ fn sync<T: Clone + PartialEq>(
     if same_order {
         // The usual case: the same objects in the same order, a few of them changed.
         for (old, o) in kept.iter_shared().zip(new.iter_shared()) {
-            if !Arc::ptr_eq(old, o) && **old != **o {
-                services.extend(service(old));
-                services.extend(service(o));
+            if !Arc::ptr_eq(old, o)
+                && **old != **o
+                && !(changed(old, Some(o)) && changed(o, Some(old)))
+            {
+                return false;
             }
         }
-        *kept = new.clone();
-        return;
+        return true;
     }
-    let before: HashMap<ServiceKeyRef, &T> = kept.iter().map(|o| (key(o), o)).collect();
+    let key = |o: &T| {
+        let m = meta(o);
+        (m.namespace().to_owned(), m.name.clone())
+    };
+    let before: HashMap<Name, &T> = kept.iter().map(|o| (key(o), o)).collect();
     let mut seen = HashSet::new();
     for o in new {
         let k = key(o);
-        match before.get(&k) {
-            Some(old) if *old == o => {}
-            Some(old) => {
-                services.extend(service(old));
-                services.extend(service(o));
-            }
-            None => services.extend(service(o)),
+        let unchanged = match before.get(&k) {
+            Some(old) if *old == o => true,
+            Some(old) => changed(old, Some(o)) && changed(o, Some(old)),
+            None => changed(o, None),
+        };
+        if !unchanged {
+            return false;
         }
         seen.insert(k);
     }
-    for (k, old) in &before {
-        if !seen.contains(k) {
-            services.extend(service(old));
-        }
-    }
-    drop(before);
+    before
+        .iter()
+        .filter(|(k, _)| !seen.contains(*k))
+        .all(|(_, old)| changed(old, None))
+}
+
+/// Make `kept` equal to `new` (the same copy), adding to `services` the Service of every object
+/// added, removed or changed (before and after).
+fn sync<T: PartialEq>(
+    kept: &mut List<T>,
+    new: &List<T>,
+    meta: impl Fn(&T) -> &ObjectMeta,
+    service: impl Fn(&ObjectMeta) -> Option<ServiceKey>,
+    services: &mut HashSet<ServiceKey>,
+) {
+    each_changed(kept, new, &meta, |o, _| {
+        services.extend(service(meta(o)));
+        true
+    });
     *kept = new.clone();
 }
 
-/// An object's namespace and name.
-type ServiceKeyRef = (String, String);
-
-/// The objects are the same but for EndpointSlices and Endpoints.
+/// The objects are the same but for EndpointSlices, Endpoints, and the kinds translation reads
+/// by name only (Secrets, ConfigMaps, Services: compared by the caller).
 fn same_except_endpoints(a: &Objects, b: &Objects) -> bool {
     let Objects {
         ingresses,
-        services,
+        services: _,
         endpoint_slices: _,
         endpoints: _,
-        secrets,
+        secrets: _,
         ingress_classes,
-        config_maps,
+        config_maps: _,
         gateway_classes,
         gateways,
         http_routes,
@@ -216,10 +271,7 @@ fn same_except_endpoints(a: &Objects, b: &Objects) -> bool {
         deployments: _,
     } = a;
     *ingresses == b.ingresses
-        && *services == b.services
-        && *secrets == b.secrets
         && *ingress_classes == b.ingress_classes
-        && *config_maps == b.config_maps
         && *gateway_classes == b.gateway_classes
         && *gateways == b.gateways
         && *http_routes == b.http_routes

@@ -18,6 +18,7 @@ pub mod convert;
 mod gateway;
 mod incremental;
 mod ingress;
+mod lookup;
 pub mod migrate;
 pub mod objects;
 mod tls;
@@ -107,21 +108,24 @@ pub(crate) struct Recorded {
     base: Vec<Diagnostic>,
     /// Same order as the snapshot's backends.
     sources: Vec<backends::Source>,
+    /// The Secrets, ConfigMaps and Services the translation asked for by name.
+    asked: lookup::Asked,
 }
 
 /// [`translate`], and what [`Incremental`] needs to update its result.
 pub(crate) fn translate_recorded(objects: &Objects, options: &Options) -> (Translation, Recorded) {
     let mut diags = Diagnostics::default();
-    let defaults = configmap::read(objects, options, &mut diags);
+    let lookups = lookup::Lookups::new(objects);
+    let defaults = configmap::read(&lookups, options, &mut diags);
     let served = class::served_ingresses(objects, options, &mut diags);
     let mut served_refs: Vec<ObjectRef> = served
         .iter()
         .map(|i| ObjectRef::new("Ingress", i.metadata.namespace(), &i.metadata.name))
         .collect();
     served_refs.sort();
-    let mut backends = backends::Backends::new(objects);
+    let mut backends = backends::Backends::new(objects, &lookups);
     let mut hosts = ingress::HostTable::default();
-    let mut certificates = tls::Certificates::new(objects);
+    let mut certificates = tls::Certificates::new(&lookups);
     // Primaries first, then canaries, which attach to the routes of the primaries.
     let mut canaries = Vec::new();
     // Ingresses with `from-to-www-redirect`: their redirects go where no Ingress serves.
@@ -132,7 +136,7 @@ pub(crate) fn translate_recorded(objects: &Objects, options: &Options) -> (Trans
             &ing.metadata.annotations,
             &object,
             options,
-            objects,
+            &lookups,
             &defaults,
             &mut diags,
         );
@@ -194,6 +198,7 @@ pub(crate) fn translate_recorded(objects: &Objects, options: &Options) -> (Trans
     let recorded = Recorded {
         base,
         sources: backends.sources,
+        asked: lookups.asked(),
     };
     (translation, recorded)
 }

@@ -3,7 +3,8 @@
 //! certificate names cover a rule host. A host listed in `spec.tls` whose Secret is missing,
 //! invalid or does not cover it gets the default certificate, with a warning.
 
-use crate::objects::{Ingress, Objects, Secret};
+use crate::lookup::Lookups;
+use crate::objects::{Ingress, Secret};
 use crate::Diagnostics;
 use model::{Certificate, HostMatch, HostTls, KeyFormat, ObjectRef, PrivateKey, Severity};
 use rustls_pki_types::pem::PemObject;
@@ -13,19 +14,15 @@ use std::sync::Arc;
 
 /// Certificates loaded from Secrets so far (each Secret is decoded once per translation).
 pub struct Certificates<'a> {
-    secrets: HashMap<(&'a str, &'a str), &'a Secret>,
+    lookups: &'a Lookups<'a>,
     loaded: HashMap<String, Result<usize, String>>,
     list: Vec<Certificate>,
 }
 
 impl<'a> Certificates<'a> {
-    pub fn new(objects: &'a Objects) -> Self {
+    pub(crate) fn new(lookups: &'a Lookups<'a>) -> Self {
         Self {
-            secrets: objects
-                .secrets
-                .iter()
-                .map(|s| ((s.metadata.namespace(), s.metadata.name.as_str()), s))
-                .collect(),
+            lookups,
             loaded: HashMap::new(),
             list: Vec::new(),
         }
@@ -41,7 +38,7 @@ impl<'a> Certificates<'a> {
         if let Some(r) = self.loaded.get(&key) {
             return r.clone();
         }
-        let result = match self.secrets.get(&(namespace, name)) {
+        let result = match self.lookups.secret(namespace, name) {
             None => Err(format!("Secret {key} not found")),
             Some(secret) => decode(secret, &key).map(|c| {
                 self.list.push(c);

@@ -1,6 +1,7 @@
 //! Incremental translation equals a fresh one: random sequences of changes to a small cluster
-//! (EndpointSlices, Endpoints, Services, Ingresses, Secrets, added, changed, removed, in any
-//! order), each translated by one `Incremental` and by `translate` from scratch.
+//! (EndpointSlices, Endpoints, Services, Ingresses, Secrets, ConfigMaps, added, changed, removed,
+//! in any order; some Services, Secrets and ConfigMaps named by nothing), each translated by one
+//! `Incremental` and by `translate` from scratch.
 
 // Test code: failing loudly is the point (the workspace denies these lints for library code).
 #![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
@@ -81,6 +82,10 @@ fn service(rng: &mut Rng, name: &str) -> Value {
     if rng.chance(5) {
         s["spec"]["type"] = json!("ExternalName");
     }
+    if rng.chance(50) {
+        // What Helm rewrites on every upgrade; translation does not read it.
+        s["metadata"]["labels"] = json!({"helm.sh/chart": format!("app-1.{}", rng.below(3))});
+    }
     s
 }
 
@@ -91,6 +96,13 @@ fn ingress(rng: &mut Rng, name: &str) -> Value {
     }
     if rng.chance(20) {
         annotations.insert("nginx.ingress.kubernetes.io/service-upstream", "true");
+    }
+    if rng.chance(15) {
+        annotations.insert("nginx.ingress.kubernetes.io/custom-headers", "default/c0");
+    }
+    if rng.chance(15) {
+        annotations.insert("nginx.ingress.kubernetes.io/auth-type", "basic");
+        annotations.insert("nginx.ingress.kubernetes.io/auth-secret", "t2");
     }
     let paths: Vec<Value> = (0..1 + rng.below(2))
         .map(|p| {
@@ -110,6 +122,19 @@ fn ingress(rng: &mut Rng, name: &str) -> Value {
     ing
 }
 
+fn config_map(rng: &mut Rng, name: &str) -> Value {
+    let data = match rng.below(3) {
+        0 => json!({"X-Custom": "1"}),
+        1 => json!({"proxy-body-size": "2m", "ssl-redirect": "false"}),
+        _ => json!({"not a header": "x", "proxy-body-size": "nonsense"}),
+    };
+    json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": "default"},
+        "data": data,
+    })
+}
+
 fn secret(rng: &mut Rng, name: &str) -> Value {
     json!({
         "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
@@ -124,12 +149,13 @@ struct Cluster(BTreeMap<(u8, String), Value>);
 
 impl Cluster {
     fn change(&mut self, rng: &mut Rng) {
-        let kind = match rng.below(10) {
+        let kind = match rng.below(12) {
             0..=5 => 0, // EndpointSlices: the usual churn.
             6 => 1,
             7 => 2,
             8 => 3,
-            _ => 4,
+            9 | 10 => 4,
+            _ => 5,
         };
         let name = format!("o{}", rng.below(if kind == 0 { 8 } else { 5 }));
         let key = (kind, name.clone());
@@ -137,14 +163,17 @@ impl Cluster {
             self.0.remove(&key);
             return;
         }
-        let service_name = format!("s{}", rng.below(SERVICES));
-        let secret_name = format!("t{}", rng.below(2));
+        // s6, t3, c2 and c3 are named by nothing.
+        let service_name = format!("s{}", rng.below(SERVICES + 2));
+        let secret_name = format!("t{}", rng.below(4));
+        let config_map_name = format!("c{}", rng.below(4));
         let doc = match kind {
             0 => slice(rng, &name),
             1 => endpoints(rng, &service_name),
             2 => service(rng, &service_name),
             3 => ingress(rng, &name),
-            _ => secret(rng, &secret_name),
+            4 => secret(rng, &secret_name),
+            _ => config_map(rng, &config_map_name),
         };
         let name = doc["metadata"]["name"]
             .as_str()
@@ -170,9 +199,14 @@ impl Cluster {
 
 #[test]
 fn incremental_translation_equals_a_fresh_one() {
-    let options = Options::default();
     let mut incremental_updates = 0;
+    let mut unasked_updates = 0;
     for seed in 1..=40u64 {
+        // Half the runs read a global ConfigMap (c1).
+        let options = Options {
+            configmap: (seed % 2 == 0).then(|| ("default".to_owned(), "c1".to_owned())),
+            ..Options::default()
+        };
         let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
         let mut cluster = Cluster::default();
         let mut inc = Incremental::new(options.clone());
@@ -191,10 +225,15 @@ fn incremental_translation_equals_a_fresh_one() {
             if matches!(update, Update::Endpoints { backends: 1.., .. }) {
                 incremental_updates += 1;
             }
+            if matches!(update, Update::Endpoints { unasked: 1.., .. }) {
+                unasked_updates += 1;
+            }
         }
     }
-    // The sequences did exercise the incremental path.
+    // The sequences did exercise the incremental path, also with objects no translation asked
+    // for changing.
     assert!(incremental_updates > 100, "{incremental_updates}");
+    assert!(unasked_updates > 50, "{unasked_updates}");
 }
 
 #[test]
@@ -236,7 +275,8 @@ fn unchanged_backends_are_shared_with_the_previous_snapshot() {
         update,
         Update::Endpoints {
             services: 1,
-            backends: 1
+            backends: 1,
+            unasked: 0
         }
     );
     assert!(std::sync::Arc::ptr_eq(

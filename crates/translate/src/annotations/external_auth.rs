@@ -131,7 +131,7 @@ fn proxy_set_headers(r: &mut Reader<'_>) -> Result<Vec<(String, String)>, String
             "ConfigMap {key} is in another namespace, and cross-namespace resources are not allowed (--allow-cross-namespace-resources)"
         ));
     }
-    let Some(config_map) = super::headers::find(r.objects, &namespace, map) else {
+    let Some(config_map) = r.lookups.config_map(&namespace, map) else {
         return Err(format!("ConfigMap {key} not found"));
     };
     let mut headers = Vec::with_capacity(config_map.data.len());

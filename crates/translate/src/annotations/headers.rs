@@ -11,8 +11,6 @@
 //! as written (nginx's `$` is literal there).
 
 use super::Reader;
-use crate::objects::ConfigMap;
-use crate::Objects;
 use model::Location;
 use std::collections::BTreeMap;
 
@@ -44,7 +42,7 @@ pub fn parse(r: &mut Reader<'_>, loc: &mut Location, allowed: &[String]) {
         );
         return deny(r, loc, why);
     }
-    let Some(config_map) = find(r.objects, &namespace, name) else {
+    let Some(config_map) = r.lookups.config_map(&namespace, name) else {
         return deny(r, loc, format!("ConfigMap {key} not found"));
     };
     let mut headers = Vec::with_capacity(config_map.data.len());
@@ -66,14 +64,6 @@ pub fn parse(r: &mut Reader<'_>, loc: &mut Location, allowed: &[String]) {
         headers.push((header.clone(), value.clone()));
     }
     loc.custom_headers = headers;
-}
-
-/// The ConfigMap `namespace/name` among the objects.
-pub fn find<'o>(objects: &'o Objects, namespace: &str, name: &str) -> Option<&'o ConfigMap> {
-    objects
-        .config_maps
-        .iter()
-        .find(|c| c.metadata.namespace() == namespace && c.metadata.name == name)
 }
 
 /// A header name as ingress-nginx accepts one: letters, digits, `-` and `_`.
@@ -108,7 +98,7 @@ pub fn global(r: &mut Reader<'_>, key: &str) -> Option<BTreeMap<String, String>>
         );
         return None;
     };
-    let Some(config_map) = find(r.objects, namespace, name) else {
+    let Some(config_map) = r.lookups.config_map(namespace, name) else {
         r.warn(
             key,
             format!("ConfigMap {namespace}/{name} not found: no header added"),

@@ -78,11 +78,11 @@ pub fn parse(
     annotations: &BTreeMap<String, String>,
     object: &ObjectRef,
     options: &crate::Options,
-    objects: &crate::Objects,
+    lookups: &crate::lookup::Lookups<'_>,
     defaults: &crate::configmap::Defaults,
     diags: &mut Diagnostics,
 ) -> IngressAnnotations {
-    let mut r = Reader::new(annotations, object, options, objects, diags);
+    let mut r = Reader::new(annotations, object, options, lookups, diags);
     let mut location = defaults.location.clone();
     let use_regex = rewrite::parse(&mut r, &mut location);
     proxy::parse(&mut r, &mut location);
@@ -135,11 +135,13 @@ pub struct Reader<'a> {
     annotations: &'a BTreeMap<String, String>,
     object: &'a ObjectRef,
     pub options: &'a crate::Options,
-    /// What the annotations may refer to (the Secret of `auth-secret`).
-    pub objects: &'a crate::Objects,
+    /// What the annotations may refer to by name (the Secret of `auth-secret`).
+    pub lookups: &'a crate::lookup::Lookups<'a>,
     diags: &'a mut Diagnostics,
-    /// Full names of the annotations some family read.
-    used: BTreeSet<String>,
+    /// Full names of the annotations present that some family read.
+    used: BTreeSet<&'a str>,
+    /// The full name being looked up (reused: a lookup allocates nothing).
+    key: String,
 }
 
 impl<'a> Reader<'a> {
@@ -147,7 +149,7 @@ impl<'a> Reader<'a> {
         annotations: &'a BTreeMap<String, String>,
         object: &'a ObjectRef,
         options: &'a crate::Options,
-        objects: &'a crate::Objects,
+        lookups: &'a crate::lookup::Lookups<'a>,
         diags: &'a mut Diagnostics,
     ) -> Self {
         Self {
@@ -155,9 +157,10 @@ impl<'a> Reader<'a> {
             annotations,
             object,
             options,
-            objects,
+            lookups,
             diags,
             used: BTreeSet::new(),
+            key: String::new(),
         }
     }
 
@@ -190,12 +193,7 @@ impl<'a> Reader<'a> {
                 "Secret {key} is in another namespace, and cross-namespace Secrets are not allowed (--allow-cross-namespace-resources, as ingress-nginx's allow-cross-namespace-resources)"
             ));
         }
-        let objects: &'a crate::Objects = self.objects;
-        match objects
-            .secrets
-            .iter()
-            .find(|s| s.metadata.namespace() == namespace && s.metadata.name == name)
-        {
+        match self.lookups.secret(namespace, name) {
             Some(secret) => Ok((secret, key)),
             None => Err(format!("Secret {key} not found")),
         }
@@ -207,45 +205,60 @@ impl<'a> Reader<'a> {
     }
 
     /// The value of `nginx.ingress.kubernetes.io/<name>`, trimmed; marks it as known.
-    pub fn get(&mut self, name: &str) -> Option<&str> {
-        self.get_full(format!("{}{name}", self.prefix))
+    pub fn get(&mut self, name: &str) -> Option<&'a str> {
+        self.get_full(self.prefix, name)
     }
 
     /// The value of `remora.dev/<name>`, trimmed; marks it as known.
-    pub fn get_remora(&mut self, name: &str) -> Option<&str> {
-        self.get_full(format!("{REMORA_PREFIX}{name}"))
+    pub fn get_remora(&mut self, name: &str) -> Option<&'a str> {
+        self.get_full(REMORA_PREFIX, name)
     }
 
     /// The value of `nginx.ingress.kubernetes.io/<name>` without claiming it: for a family that
     /// depends on an annotation another family (or none yet) owns.
-    pub fn peek(&self, name: &str) -> Option<&str> {
-        self.annotations
+    pub fn peek(&self, name: &str) -> Option<&'a str> {
+        let annotations: &'a BTreeMap<String, String> = self.annotations;
+        annotations
             .get(&format!("{}{name}", self.prefix))
             .map(|v| v.trim())
     }
 
-    fn get_full(&mut self, full: String) -> Option<&str> {
-        let v = self.annotations.get(&full).map(|v| v.trim());
+    fn get_full(&mut self, prefix: &str, name: &str) -> Option<&'a str> {
+        let (full, v) = self.lookup(prefix, name)?;
         self.used.insert(full);
-        v
+        Some(v)
+    }
+
+    /// The annotation `prefix` + `name`: its full name and its value, trimmed.
+    fn lookup(&mut self, prefix: &str, name: &str) -> Option<(&'a str, &'a str)> {
+        let annotations: &'a BTreeMap<String, String> = self.annotations;
+        if annotations.is_empty() {
+            return None;
+        }
+        self.key.clear();
+        self.key.push_str(prefix);
+        self.key.push_str(name);
+        let (full, v) = annotations.get_key_value(self.key.as_str())?;
+        Some((full.as_str(), v.trim()))
     }
 
     /// A boolean as ingress-nginx parses it (`strconv.ParseBool`); invalid values warn and read as
     /// absent.
     pub fn bool(&mut self, name: &str) -> Option<bool> {
-        self.bool_full(format!("{}{name}", self.prefix))
+        self.bool_full(self.prefix, name)
     }
 
     /// Same for `remora.dev/<name>`.
     pub fn bool_remora(&mut self, name: &str) -> Option<bool> {
-        self.bool_full(format!("{REMORA_PREFIX}{name}"))
+        self.bool_full(REMORA_PREFIX, name)
     }
 
-    fn bool_full(&mut self, full: String) -> Option<bool> {
-        let v = self.get_full(full.clone())?.to_owned();
-        let parsed = parse_bool(&v);
+    fn bool_full(&mut self, prefix: &str, name: &str) -> Option<bool> {
+        let (full, v) = self.lookup(prefix, name)?;
+        self.used.insert(full);
+        let parsed = parse_bool(v);
         if parsed.is_none() {
-            self.warn_full(&full, format!("invalid boolean \"{v}\", ignored"));
+            self.warn_full(full, format!("invalid boolean \"{v}\", ignored"));
         }
         parsed
     }
@@ -313,16 +326,14 @@ impl<'a> Reader<'a> {
     /// nginx configuration snippets are refused, each with its own warning: Remora never runs
     /// configuration code supplied by an Ingress (ingress-nginx's CVE-2021-25742, CVE-2025-1974).
     fn refuse_snippets(&mut self) {
-        let snippets: Vec<String> = self
-            .annotations
+        let annotations: &'a BTreeMap<String, String> = self.annotations;
+        let snippets = annotations
             .keys()
-            .filter(|k| k.starts_with(PREFIX) && k.ends_with("-snippet"))
-            .cloned()
-            .collect();
+            .filter(|k| k.starts_with(PREFIX) && k.ends_with("-snippet"));
         for full in snippets {
-            self.used.insert(full.clone());
+            self.used.insert(full);
             self.warn_full(
-                &full,
+                full,
                 "refused: Remora never runs configuration code supplied by an Ingress; the rest of the Ingress is served",
             );
         }
@@ -332,7 +343,7 @@ impl<'a> Reader<'a> {
         let unknown: Vec<&str> = self
             .annotations
             .keys()
-            .filter(|k| !self.used.contains(*k))
+            .filter(|k| !self.used.contains(k.as_str()))
             .filter_map(|k| {
                 k.strip_prefix(PREFIX)
                     .or_else(|| k.starts_with(REMORA_PREFIX).then_some(k.as_str()))
