@@ -42,6 +42,16 @@ impl Pipeline {
     pub fn apply(&mut self, objects: &Objects) -> Applied {
         let started = std::time::Instant::now();
         let (t, update) = self.translator.update(objects);
+        if matches!(update, Update::Endpoints { backends: 0, .. }) && t.diagnostics == *self.seen {
+            // Only objects nothing reads changed (a Secret no Ingress names, the EndpointSlice
+            // of a Service no route uses): the table serving now is this translation's already.
+            tracing::debug!(?update, "nothing to publish");
+            return Applied {
+                diagnostics: self.seen.clone(),
+                served: t.served,
+                gateway_status: t.gateway_status,
+            };
+        }
         for d in t
             .diagnostics
             .iter()
@@ -78,5 +88,86 @@ impl Pipeline {
             served: t.served,
             gateway_status: t.gateway_status,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::expect_used, clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    fn objects(docs: &[serde_json::Value]) -> Objects {
+        let mut objects = Objects::default();
+        for d in docs {
+            objects.add_document(d.clone()).unwrap();
+        }
+        objects.sort();
+        objects
+    }
+
+    /// A change only to objects no translation reads publishes nothing: the table serving stays
+    /// the one serving; a change that matters still publishes.
+    #[tokio::test]
+    async fn objects_nothing_reads_publish_nothing() {
+        let proxy = Proxy::new(proxy::ProxyConfig::new(balance::CookieKey::from_secret(
+            b"pipeline test",
+        )))
+        .unwrap();
+        let shutdown = crate::shutdown::Shutdown::on_signals(std::time::Duration::ZERO);
+        let config = crate::gateway::Config {
+            bind: std::net::Ipv4Addr::LOCALHOST.into(),
+            reserved: Vec::new(),
+            workers: Vec::new(),
+        };
+        let (gateways, _task) = crate::gateway::start(proxy.clone(), config, shutdown);
+        let mut pipeline = Pipeline::new(proxy.clone(), gateways, Options::default());
+        let ingress = json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"rules": [{"host": "web.test", "http": {"paths": [{"path": "/",
+                "pathType": "Prefix", "backend": {"service": {"name": "web",
+                "port": {"number": 80}}}}]}}]},
+        });
+        let service = json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"ports": [{"name": "http", "port": 80}]},
+        });
+        let slice = |ip: &str| {
+            json!({
+                "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "metadata": {"name": "web-1", "namespace": "default",
+                    "labels": {"kubernetes.io/service-name": "web"}},
+                "addressType": "IPv4", "ports": [{"name": "http", "port": 8080}],
+                "endpoints": [{"addresses": [ip], "conditions": {"ready": true}}],
+            })
+        };
+        let release = json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "sh.helm.release.v1.web.v2", "namespace": "default"},
+            "data": {"release": "aGVsbG8="},
+        });
+        pipeline.apply(&objects(&[
+            ingress.clone(),
+            service.clone(),
+            slice("10.0.0.1"),
+        ]));
+        let serving = proxy.table();
+        let applied = pipeline.apply(&objects(&[
+            ingress.clone(),
+            service.clone(),
+            slice("10.0.0.1"),
+            release.clone(),
+        ]));
+        assert!(Arc::ptr_eq(&serving, &proxy.table()), "republished");
+        assert!(Arc::ptr_eq(&applied.diagnostics, &serving.diagnostics));
+        pipeline.apply(&objects(&[ingress, service, slice("10.0.0.2"), release]));
+        let now = proxy.table();
+        assert!(!Arc::ptr_eq(&serving, &now));
+        assert_eq!(
+            now.snapshot.backends[0].endpoints[0].addr,
+            "10.0.0.2:8080".parse().unwrap()
+        );
     }
 }

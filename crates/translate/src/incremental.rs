@@ -5,13 +5,16 @@
 //! cluster, it collects again the endpoints of the backends of the Services those name, and
 //! nothing else: the new snapshot shares every other host, backend and certificate with the
 //! previous one. Secrets, ConfigMaps and Services that the previous translation never asked for
-//! by name (see [`crate::lookup`]) may change too: they cannot change the result, so they are
+//! by name (see [`crate::lookup`]) may change too, and Ingresses in what translation does not
+//! read of them (labels, other tools' annotations): they cannot change the result, so they are
 //! only kept. Any other change is translated in full. Either way the result equals
 //! [`crate::translate`]'s for the same objects, diagnostics included.
 
 use crate::backends::EndpointIndex;
 use crate::lookup::Name;
-use crate::objects::{EndpointSlice, Endpoints, List, ObjectMeta, Objects, SERVICE_NAME_LABEL};
+use crate::objects::{
+    EndpointSlice, Endpoints, Ingress, List, ObjectMeta, Objects, SERVICE_NAME_LABEL,
+};
 use crate::{translate_recorded, with_endpoint_diagnostics, Options, Recorded, Translation};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -114,6 +117,7 @@ impl Last {
         if !unread {
             return None;
         }
+        self.objects.ingresses = objects.ingresses.clone();
         self.objects.secrets = objects.secrets.clone();
         self.objects.config_maps = objects.config_maps.clone();
         self.objects.services = objects.services.clone();
@@ -252,6 +256,29 @@ fn sync<T: PartialEq>(
     *kept = new.clone();
 }
 
+/// The two lists of Ingresses are the same for translation: in the same order, each the same
+/// but for what translation does not read (labels, annotations of other tools: Helm and Argo CD
+/// rewrite them on every sync).
+fn read_alike(a: &List<Ingress>, b: &List<Ingress>) -> bool {
+    fn read(i: &Ingress) -> impl Iterator<Item = (&String, &String)> {
+        i.metadata
+            .annotations
+            .iter()
+            .filter(|(k, _)| crate::annotations::read_by_translation(k))
+    }
+    a.same(b)
+        || (a.len() == b.len()
+            && a.iter_shared().zip(b.iter_shared()).all(|(x, y)| {
+                Arc::ptr_eq(x, y)
+                    || (x.api_version == y.api_version
+                        && x.spec == y.spec
+                        && x.metadata.name == y.metadata.name
+                        && x.metadata.namespace() == y.metadata.namespace()
+                        && x.metadata.creation_timestamp == y.metadata.creation_timestamp
+                        && read(x).eq(read(y)))
+            }))
+}
+
 /// The objects are the same but for EndpointSlices, Endpoints, and the kinds translation reads
 /// by name only (Secrets, ConfigMaps, Services: compared by the caller).
 fn same_except_endpoints(a: &Objects, b: &Objects) -> bool {
@@ -270,7 +297,7 @@ fn same_except_endpoints(a: &Objects, b: &Objects) -> bool {
         namespaces,
         deployments: _,
     } = a;
-    *ingresses == b.ingresses
+    read_alike(ingresses, &b.ingresses)
         && *ingress_classes == b.ingress_classes
         && *gateway_classes == b.gateway_classes
         && *gateways == b.gateways

@@ -119,6 +119,12 @@ fn ingress(rng: &mut Rng, name: &str) -> Value {
     if rng.chance(30) {
         ing["spec"]["tls"] = json!([{"hosts": [host], "secretName": format!("t{}", rng.below(2))}]);
     }
+    if rng.chance(50) {
+        // What Helm and Argo CD rewrite on every sync; translation does not read it.
+        ing["metadata"]["labels"] = json!({"helm.sh/chart": format!("app-1.{}", rng.below(3))});
+        ing["metadata"]["annotations"]["argocd.argoproj.io/tracking-id"] =
+            json!(format!("app:{}", rng.below(3)));
+    }
     ing
 }
 
@@ -149,6 +155,22 @@ struct Cluster(BTreeMap<(u8, String), Value>);
 
 impl Cluster {
     fn change(&mut self, rng: &mut Rng) {
+        if rng.chance(8) {
+            // An Ingress's metadata only: an annotation translation reads, or a tool's.
+            let name = format!("o{}", rng.below(5));
+            if let Some(ing) = self.0.get_mut(&(3, name)) {
+                let (key, value) = if rng.chance(50) {
+                    ("nginx.ingress.kubernetes.io/affinity", "cookie")
+                } else {
+                    ("argocd.argoproj.io/tracking-id", "other")
+                };
+                let annotations = ing["metadata"]["annotations"].as_object_mut().unwrap();
+                if annotations.remove(key).is_none() {
+                    annotations.insert(key.to_owned(), json!(value));
+                }
+                return;
+            }
+        }
         let kind = match rng.below(12) {
             0..=5 => 0, // EndpointSlices: the usual churn.
             6 => 1,

@@ -39,6 +39,15 @@ pub const PREFIX: &str = "nginx.ingress.kubernetes.io/";
 /// Remora's own annotations, for what ingress-nginx has no annotation for.
 pub const REMORA_PREFIX: &str = "remora.dev/";
 
+/// Whether translation reads the Ingress annotation `key`: ingress-nginx's and Remora's, and the
+/// legacy class annotation. The others (tools' tracking annotations, `kubectl`'s last applied
+/// configuration) cannot change what an Ingress translates to.
+pub(crate) fn read_by_translation(key: &str) -> bool {
+    key.starts_with(PREFIX)
+        || key.starts_with(REMORA_PREFIX)
+        || key == crate::class::CLASS_ANNOTATION
+}
+
 /// Everything the annotations of one Ingress say, already validated.
 #[derive(Debug, Clone, Default)]
 pub struct IngressAnnotations {
