@@ -307,7 +307,10 @@ pub(crate) async fn serve_closing<S, B>(
 {
     let mut builders = Builders::default();
     let make_service = Arc::new(make_service);
-    let (stop_tx, stop_rx) = watch::channel(false);
+    // The drain starting wakes the open connections (HTTP/2: GOAWAY at once); looked at once, as
+    // it only ever starts.
+    let mut drain_changed = drain.changed.clone();
+    let mut drain_seen = false;
     let mut open = Registry::new();
     let mut failures = AcceptFailures::default();
     let mut saturated = Saturated::default();
@@ -323,6 +326,10 @@ pub(crate) async fn serve_closing<S, B>(
                 tokio::select! {
                     () = open.closed() => {}
                     () = tokio::time::sleep(SATURATED_RECHECK) => {}
+                    _ = drain_changed.changed(), if !drain_seen => {
+                        drain_seen = true;
+                        open.drain_started();
+                    }
                     () = &mut shutdown => break,
                 }
                 continue;
@@ -345,21 +352,36 @@ pub(crate) async fn serve_closing<S, B>(
                     continue;
                 }
             },
+            _ = drain_changed.changed(), if !drain_seen => {
+                drain_seen = true;
+                open.drain_started();
+                continue;
+            }
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let make_service = make_service.clone();
         let limits = limits();
         let builder = builders.get(&limits);
-        let stop = stop_rx.clone();
-        let drain = drain.clone();
-        let tls = tls.clone();
         let conn = Arc::new(Conn::new(open.epoch));
         let state = conn.clone();
         if open.len() >= options.max_connections {
             // Room for this one.
             open.reclaim();
         }
+        let draining = drain.started.clone();
+        if tls.is_none() && limits.proxy_protocol.is_none() {
+            // A plain connection's task is its connection's future, nothing more.
+            let peer = Peer {
+                socket: remote,
+                proxy: None,
+            };
+            let service = make_service(peer, TlsFacts::default());
+            let task = connection::drive(&builder, stream, service, draining, conn, limits, remote);
+            open.spawn(state, task);
+            continue;
+        }
+        let make_service = make_service.clone();
+        let tls = tls.clone();
         open.spawn(state, async move {
             let header_timeout = limits.header_timeout;
             let mut peer = Peer {
@@ -368,8 +390,8 @@ pub(crate) async fn serve_closing<S, B>(
             };
             if let Some(timeout) = limits.proxy_protocol {
                 // Fails closed: no valid header in time, no TLS and no HTTP, not a byte answered.
-                // Boxed, as the handshake and the HTTPS and relayed connections below: the task
-                // of a plain connection then holds only its own state, for as long as it lives.
+                // Boxed, as the handshake and the relayed connection below: once the connection
+                // serves, its task holds little more than its state (`connection::Driven`).
                 let header = Box::pin(proxy_protocol::read(&mut stream));
                 match tokio::time::timeout(timeout, header).await {
                     Ok(Ok(header)) => peer.proxy = Some(header),
@@ -384,17 +406,15 @@ pub(crate) async fn serve_closing<S, B>(
             let Some(tls) = tls else {
                 let service = make_service(peer, TlsFacts::default());
                 return connection::drive(
-                    &builder, stream, service, stop, drain, conn, limits, remote,
+                    &builder, stream, service, draining, conn, limits, remote,
                 )
                 .await;
             };
             match tokio::time::timeout(header_timeout, Box::pin(tls.accept(stream))).await {
                 Ok(Ok(Handshake::Tls(stream, facts))) => {
                     let service = make_service(peer, facts);
-                    Box::pin(connection::drive(
-                        &builder, stream, service, stop, drain, conn, limits, remote,
-                    ))
-                    .await
+                    connection::drive(&builder, stream, service, draining, conn, limits, remote)
+                        .await
                 }
                 // Counted among the open connections until both sides close; never idle, so
                 // never closed for a new one. At shutdown it has the grace period, as a busy
@@ -409,7 +429,7 @@ pub(crate) async fn serve_closing<S, B>(
     // connections close at once), and cut whatever is still running after the grace period.
     drop(listener);
     closed();
-    let _ = stop_tx.send(true);
+    open.stop();
     let drained = tokio::time::timeout(options.shutdown_grace, open.drain()).await;
     if drained.is_err() {
         tracing::warn!(
@@ -530,6 +550,20 @@ impl Registry {
         match self.tasks.join_next_with_id().await {
             Some(ended) => self.forget(ended),
             None => std::future::pending().await,
+        }
+    }
+
+    /// Tell every connection to end after its requests in flight.
+    fn stop(&self) {
+        for c in self.states.values() {
+            c.stop();
+        }
+    }
+
+    /// Tell every connection the listener drains (HTTP/2: GOAWAY).
+    fn drain_started(&self) {
+        for c in self.states.values() {
+            c.drain();
         }
     }
 

@@ -229,7 +229,7 @@ async fn an_idle_connection_released_serves_its_next_requests() {
     let mut s = TcpStream::connect(remora.http).await.unwrap();
     s.write_all(KEEP_ALIVE_REQUEST).await.unwrap();
     assert_eq!(read_response(&mut s).await, 200);
-    // Idle long enough to be released (half a second, looked at as often).
+    // Idle long enough to be released (a tenth of a second).
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let (first, rest) = KEEP_ALIVE_REQUEST.split_at(7);
     s.write_all(first).await.unwrap();

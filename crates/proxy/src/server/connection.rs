@@ -7,10 +7,16 @@
 //! counts it up, a guard in the response body counts it down and notes when the connection went
 //! idle. Nothing else is done per request: no lock, no allocation, no wake-up of the timer (it
 //! looks at the state when it fires, and sleeps until the deadline that state gives, or its next
-//! look if sooner).
+//! look if sooner; an HTTP/1 connection gone idle brings it forward to the release of hyper's
+//! state, in the task's own poll).
+//!
+//! The task is a future of its own ([`Driven`]), not an `async fn`: an idle connection holds it
+//! all its life, so it keeps only what it needs (about 400 bytes), and the accept loop wakes it
+//! (to close it for a new one, to stop, when the listener drains) instead of each connection
+//! waiting on channels of its own.
 
 use super::serving::{Protocols, Served};
-use super::{ConnectionLimits, Drain, HttpService, ResponseBody};
+use super::{ConnectionLimits, HttpService, ResponseBody};
 use http::header::{HeaderValue, CONNECTION};
 use hyper::body::{Body, Frame, SizeHint};
 use std::convert::Infallible;
@@ -18,12 +24,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::{watch, Notify};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 /// The timer looks at the connection at least this often: a deadline that a change of state
 /// brings (the connection going idle, a head beginning) is at least this far from the change, so
@@ -35,8 +40,13 @@ fn period(limits: &ConnectionLimits) -> Duration {
         .max(Duration::from_secs(1))
 }
 
-/// How long an HTTP/1 connection is idle before hyper's state for it is released.
-const RELEASE_AFTER: Duration = Duration::from_millis(500);
+/// How long an HTTP/1 connection is idle before hyper's state for it (16 KiB of buffers) is
+/// released. Short: the memory freed is only reused by other connections; what connections
+/// accepted in a burst held at once stays with the allocator (mimalloc purges freed pages only
+/// when the worker frees more later), so an idle connection's share of it grows with this delay
+/// (bench/idle.sh: 500 ms left 5 to 17 KB per connection, with the rate at which they came).
+/// Long enough that a client sending its requests back to back keeps hyper's state.
+const RELEASE_AFTER: Duration = Duration::from_millis(100);
 
 /// What the parts of one connection share. Instants are milliseconds since the accept loop's
 /// `epoch`, plus one (0: none).
@@ -56,8 +66,11 @@ pub(super) struct Conn {
     /// The accept loop asked the connection to close while idle (descriptor pressure); cleared if
     /// it was no longer idle.
     reclaim: AtomicBool,
-    /// Wakes the connection's task: [`Conn::reclaim`], or the HTTP/2 request limit reached.
-    wake: Notify,
+    /// The accept loop stopped: the connection ends after its requests in flight.
+    stop: AtomicBool,
+    /// Wakes the connection's task: [`Conn::reclaim`], [`Conn::stop`], the drain starting, or the
+    /// HTTP/2 request limit reached.
+    waker: TaskWaker,
     /// Everything hyper wrote was flushed, and nothing written since (its write buffer is
     /// empty: hyper flushes the IO only then).
     flushed: AtomicBool,
@@ -73,7 +86,8 @@ impl Conn {
             head_since: AtomicU64::new(0),
             http2: AtomicBool::new(false),
             reclaim: AtomicBool::new(false),
-            wake: Notify::new(),
+            stop: AtomicBool::new(false),
+            waker: TaskWaker::default(),
             flushed: AtomicBool::new(false),
         }
     }
@@ -117,7 +131,18 @@ impl Conn {
     /// Ask the connection to close if it is still idle when its task looks.
     pub(super) fn reclaim(&self) {
         self.reclaim.store(true, Ordering::Relaxed);
-        self.wake.notify_one();
+        self.waker.wake();
+    }
+
+    /// The accept loop stopped: the connection is to end once its requests in flight are done.
+    pub(super) fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// The listener started draining: an HTTP/2 connection sends GOAWAY.
+    pub(super) fn drain(&self) {
+        self.waker.wake();
     }
 
     /// A request (its head) came: in flight until the guard is dropped. True when it is the last
@@ -139,7 +164,7 @@ impl Conn {
             self.http2.store(true, Ordering::Relaxed);
         }
         if http2 && (n == max_requests || draining) {
-            self.wake.notify_one();
+            self.waker.wake();
         }
         (InFlight(self.clone()), draining || n >= max_requests)
     }
@@ -208,21 +233,57 @@ impl Why {
     }
 }
 
-/// Serve one accepted connection until it ends, a limit of `limits` closes it, the accept loop
-/// takes it back, or, once `stop` fires, until its in-flight requests are done. While the
-/// listener drains, each response is the connection's last (HTTP/1: `Connection: close`; HTTP/2:
-/// GOAWAY, at once for a connection already open).
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn drive<I, S, B>(
+pin_project_lite::pin_project! {
+    /// One accepted connection served until it ends, a limit of its [`ConnectionLimits`] closes it,
+    /// the accept loop takes it back or stops ([`Conn::stop`]: then until its in-flight requests
+    /// are done). While the listener drains, each response is the connection's last (HTTP/1:
+    /// `Connection: close`; HTTP/2: GOAWAY, at once for a connection already open: the accept loop
+    /// wakes it).
+    ///
+    /// A future of its own rather than an `async fn` with a `select!`: it is the whole state of
+    /// the connection's task, so of every idle connection (each `select!` branch's future and
+    /// each argument of an `async fn` would be kept in it for as long as the connection lives).
+    pub(super) struct Driven<I, S: HttpService<B>, B: ResponseBody> {
+        served: Served<Watched<I>, Counted<S>, Tracked<B>>,
+        // The connection's one timer: its limits, the release of an idle HTTP/1 connection's
+        // hyper state and, once it closes, the time it has for that.
+        #[pin]
+        timer: Sleep,
+        conn: Arc<Conn>,
+        draining: Arc<AtomicBool>,
+        limits: ConnectionLimits,
+        started: Instant,
+        remote: SocketAddr,
+        // The waker given to `conn` (the accept loop's way to wake the task).
+        waker: Option<Waker>,
+        phase: Phase,
+        // GOAWAY sent for the HTTP/2 request limit or the drain: the open streams finish, then
+        // the connection ends.
+        going_away: bool,
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Serving,
+    /// The accept loop stopped: until the requests in flight are done (the accept loop cuts
+    /// them after its grace period).
+    Stopping,
+    /// Closed by a limit: until the last response's bytes are written, within the timer.
+    Closing,
+}
+
+/// Serve one accepted connection: see [`Driven`].
+pub(super) fn drive<I, S, B>(
     protocols: &Arc<Protocols>,
     io: I,
     service: S,
-    mut stop: watch::Receiver<bool>,
-    mut drain: Drain,
+    draining: Arc<AtomicBool>,
     conn: Arc<Conn>,
     limits: ConnectionLimits,
     remote: SocketAddr,
-) where
+) -> Driven<I, S, B>
+where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: HttpService<B>,
     B: ResponseBody,
@@ -234,95 +295,159 @@ pub(super) async fn drive<I, S, B>(
         inner: service,
         conn: conn.clone(),
         max_requests: limits.keepalive_requests,
-        draining: drain.started.clone(),
+        draining: draining.clone(),
     };
     let io = Watched {
         io,
         conn: conn.clone(),
     };
     // With upgrades: a `101 Switching Protocols` hands the connection to the request (WebSocket).
-    let mut served = Served::new(protocols.clone(), io, service);
-    // The first look comes soon enough to release an HTTP/1 connection idle after one request.
-    let first_look = period(&limits)
-        .min(limits.header_timeout)
-        .min(RELEASE_AFTER);
-    let timer = tokio::time::sleep_until(started + first_look);
-    tokio::pin!(timer);
-    // GOAWAY sent for the HTTP/2 request limit or the drain: the open streams finish, then the
-    // connection ends.
-    let mut going_away = false;
-    // Looked at once: the drain only ever starts.
-    let mut drain_seen = false;
-    let why = loop {
-        tokio::select! {
-            // The connection first: no random branch order per poll.
-            biased;
-            res = &mut served => {
+    let served = Served::new(protocols.clone(), io, service);
+    // Its going idle after a request brings the timer forward to the release of hyper's state.
+    let first_look = period(&limits).min(limits.header_timeout);
+    Driven {
+        served,
+        timer: tokio::time::sleep_until(started + first_look),
+        conn,
+        draining,
+        limits,
+        started,
+        remote,
+        waker: None,
+        phase: Phase::Serving,
+        going_away: false,
+    }
+}
+
+impl<I, S, B> Future for Driven<I, S, B>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: HttpService<B>,
+    B: ResponseBody,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut this = self.project();
+        if !this.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            *this.waker = Some(cx.waker().clone());
+            this.conn.waker.register(cx.waker());
+        }
+        let remote = *this.remote;
+        loop {
+            // The connection first.
+            if let Poll::Ready(res) = Pin::new(&mut *this.served).poll(cx) {
                 if let Err(e) = res {
                     tracing::debug!(error = %e, %remote, "connection ended with an error");
                 }
-                return;
+                return Poll::Ready(());
             }
-            _ = stop.changed() => {
-                served.graceful_shutdown();
-                let _ = served.await;
-                return;
-            }
-            _ = drain.changed.changed(), if !drain_seen => {
-                drain_seen = true;
-                // HTTP/1 stays open until its next response says `Connection: close` (or the
-                // listener goes): closing it now could cross a request already on its way.
-                if !going_away && conn.http2.load(Ordering::Relaxed) {
-                    tracing::debug!(%remote, "draining, GOAWAY");
-                    served.graceful_shutdown();
-                    going_away = true;
+            match *this.phase {
+                Phase::Stopping => return Poll::Pending,
+                Phase::Closing => {
+                    // Bounded: a client that reads nothing more gets no longer than a head would.
+                    ready!(this.timer.as_mut().poll(cx));
+                    return Poll::Ready(());
                 }
+                Phase::Serving => {}
             }
-            () = conn.wake.notified() => {
-                if conn.reclaim.load(Ordering::Relaxed) {
-                    if conn.idle_since().is_some() {
-                        break "idle, closed to make room for new connections";
-                    }
+            let conn = &**this.conn;
+            if conn.stop.load(Ordering::Acquire) {
+                this.served.graceful_shutdown();
+                *this.phase = Phase::Stopping;
+                continue;
+            }
+            let mut why = None;
+            if conn.reclaim.load(Ordering::Relaxed) {
+                if conn.idle_since().is_some() {
+                    why = Some("idle, closed to make room for new connections");
+                } else {
                     // Busy again since the accept loop looked: it stays.
                     conn.reclaim.store(false, Ordering::Relaxed);
                 }
-                if !going_away
-                    && conn.http2.load(Ordering::Relaxed)
-                    && (conn.requests.load(Ordering::Relaxed) >= limits.keepalive_requests
-                        || drain.started.load(Ordering::Acquire))
-                {
-                    tracing::debug!(%remote, "HTTP/2 request limit reached or draining, GOAWAY");
-                    served.graceful_shutdown();
-                    going_away = true;
+            }
+            if why.is_none()
+                && !*this.going_away
+                && conn.http2.load(Ordering::Relaxed)
+                && (conn.requests.load(Ordering::Relaxed) >= this.limits.keepalive_requests
+                    || this.draining.load(Ordering::Acquire))
+            {
+                tracing::debug!(%remote, "HTTP/2 request limit reached or draining, GOAWAY");
+                this.served.graceful_shutdown();
+                *this.going_away = true;
+                continue;
+            }
+            if why.is_none() && this.served.is_h1() {
+                // Gone idle in the poll above (the last response's bytes flushed): the timer
+                // comes forward to the release of hyper's state. A busy connection's timer is not
+                // looked at more often for it.
+                if let Some(at) = conn.release_at(RELEASE_AFTER) {
+                    if at < this.timer.deadline() {
+                        this.timer.as_mut().reset(at);
+                    }
                 }
             }
-            () = &mut timer => {
+            if why.is_none() {
+                if this.timer.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
                 let now = Instant::now();
-                // An HTTP/1 connection idle for a while keeps no hyper state (`serving`); until
-                // then its timer looks often enough to see it go idle.
+                // An HTTP/1 connection idle for a while keeps no hyper state (`serving`).
                 let mut look = None;
-                if served.is_h1() {
+                if this.served.is_h1() {
                     match conn.release_at(RELEASE_AFTER) {
                         Some(at) if at <= now => {
-                            served.release();
+                            this.served.release();
                             tracing::trace!(%remote, "idle: hyper's state released");
                         }
                         Some(at) => look = Some(at),
-                        None => look = Some(now + RELEASE_AFTER),
+                        // Busy: its going idle brings the timer forward (above).
+                        None => {}
                     }
                 }
-                match conn.next(now, started, &limits) {
-                    Next::Sleep(at) => timer.as_mut().reset(look.map_or(at, |l| l.min(at))),
-                    Next::Close(why) => break why.say(),
+                match conn.next(now, *this.started, this.limits) {
+                    Next::Sleep(at) => {
+                        this.timer.as_mut().reset(look.map_or(at, |l| l.min(at)));
+                        continue;
+                    }
+                    Next::Close(w) => why = Some(w.say()),
                 }
             }
+            if let Some(why) = why {
+                tracing::debug!(%remote, why);
+                // HTTP/1: closed at once when idle, after the last response's bytes otherwise;
+                // HTTP/2: GOAWAY.
+                this.served.graceful_shutdown();
+                this.timer
+                    .as_mut()
+                    .reset(Instant::now() + this.limits.header_timeout);
+                *this.phase = Phase::Closing;
+            }
         }
-    };
-    tracing::debug!(%remote, why);
-    // HTTP/1: closed at once when idle, after the last response's bytes otherwise; HTTP/2:
-    // GOAWAY. Bounded: a client that reads nothing more gets no longer than a head would.
-    served.graceful_shutdown();
-    let _ = tokio::time::timeout(limits.header_timeout, served).await;
+    }
+}
+
+/// The waker of a connection's task, for the accept loop to wake it (to close it for a new one,
+/// to stop, or to send GOAWAY when the listener drains).
+#[derive(Default)]
+struct TaskWaker(Mutex<Option<Waker>>);
+
+impl TaskWaker {
+    fn register(&self, waker: &Waker) {
+        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        *slot = Some(waker.clone());
+    }
+
+    fn wake(&self) {
+        let waker = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
 }
 
 /// The connection's IO: the first byte read after the connection went idle starts the header
