@@ -47,7 +47,8 @@ static ZEROS: [u8; MAX_BYTES] = [0; MAX_BYTES];
 /// Answer `Hello "<name>"!` (no trailing newline, as what-is-my-pod) on every path, except
 /// `/bytes/N`: N zero bytes (at most [`MAX_BYTES`]; more is a 400), for benchmarks of large
 /// responses. A request body is read and dropped, and its length answered in `x-body-bytes`
-/// (not sent when there was none), so uploads can be measured too.
+/// (not sent when there was none), so uploads can be measured too. Connections are kept for any
+/// number of requests.
 pub async fn serve(listener: TcpListener, name: String, shutdown: impl Future<Output = ()>) {
     let body = Bytes::from(format!("Hello \"{name}\"!"));
     let name: Arc<str> = name.into();
@@ -55,7 +56,16 @@ pub async fn serve(listener: TcpListener, name: String, shutdown: impl Future<Ou
         listener,
         None,
         shutdown,
-        proxy::ServerOptions::default(),
+        // As a Go server (what-is-my-pod) does, no limit on a connection's requests: proxies
+        // keep their connections to the pods, and a load generator connecting to a pod directly
+        // is not closed on after 1000.
+        proxy::ServerOptions {
+            limits: proxy::ConnectionLimits {
+                keepalive_requests: u32::MAX,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
         move |_| {
             let body = body.clone();
             let name = name.clone();

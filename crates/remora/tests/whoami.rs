@@ -1,5 +1,6 @@
 //! `remora whoami`, the benchmark's and the demo's pods, as a process on loopback: its hello,
-//! `/bytes/N` bodies of a chosen size, and request bodies read, counted and dropped.
+//! `/bytes/N` bodies of a chosen size, request bodies read, counted and dropped, and connections
+//! kept for any number of requests.
 
 #![allow(clippy::unwrap_used)]
 
@@ -111,4 +112,25 @@ async fn whoami_reads_request_bodies_and_keeps_the_connection() {
     assert_eq!(resp.status, 200);
     assert_eq!(resp.body, "Hello \"pod-b\"!");
     assert_eq!(resp.headers["x-body-bytes"], "5");
+}
+
+#[tokio::test]
+async fn whoami_keeps_a_connection_past_a_thousand_requests() {
+    let pod = Whoami::start("pod-c");
+    let tcp = tokio::net::TcpStream::connect(pod.addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    for i in 0..1100 {
+        let req = http::Request::get("/")
+            .header("host", "pod")
+            .body(http_body_util::Empty::<Bytes>::new())
+            .unwrap();
+        let resp = sender.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert!(resp.headers().get("connection").is_none(), "request {i}");
+        let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
+    }
 }
