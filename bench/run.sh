@@ -532,7 +532,8 @@ h2_variant() {
       cookie=$(session_cookie "$p" "$url" "$TLS_HOST")
       : > "$WORK/latency.log"
       ticks=$(load_ticks "$p" timeout $((DURATION + 30)) h2load -c "$H2_CONNECTIONS" -m "$H2_STREAMS" \
-        -D "$DURATION" -H "Cookie: $cookie" --log-file "$WORK/latency.log" "$url")
+        -D "$DURATION" -H "Cookie: $cookie" --connect-to="127.0.0.1:${TLS_PORT[$p]}" \
+        --log-file "$WORK/latency.log" "$url")
       read -r ok rps proto ok2xx < <(h2load_summary "$WORK/load.out")
       read -r cpu_s cpu_us < <(per_cpu "$ok2xx" "$ticks")
       read -r p50 p99 p999 < <(percentiles "$WORK/latency.log")
