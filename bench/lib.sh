@@ -1,6 +1,6 @@
 # Shared by the benchmark scripts (sourced): a work directory and the processes started, both
 # cleaned up on exit; waiting for a port to listen; the three pods and Remora's manifests for them;
-# CPU time of processes.
+# CPU time of processes; certificates; reading h2load's output and comparing figures.
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
@@ -99,3 +99,46 @@ cpu_ticks() { # pids...
   echo "$total"
 }
 CLK_TCK=$(getconf CLK_TCK)
+
+# A self-signed certificate for HOST: DIR/tls.crt, DIR/tls.key and both in DIR/tls.pem (HAProxy's
+# form). KIND: ecdsa (P-256) or rsa (2048 bits).
+tls_certificate() { # kind host dir
+  local key
+  case $1 in
+    ecdsa) key=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1) ;;
+    rsa) key=(-newkey rsa:2048) ;;
+    *) echo "tls_certificate: ecdsa or rsa, not $1" >&2; exit 1 ;;
+  esac
+  openssl req -x509 "${key[@]}" -nodes -days 2 -subj "/CN=$2" -addext "subjectAltName=DNS:$2" \
+    -keyout "$3/tls.key" -out "$3/tls.crt" 2>/dev/null
+  cat "$3/tls.crt" "$3/tls.key" > "$3/tls.pem"
+}
+
+# "p50 p99 p99.9" in ms (nearest rank) of the answered requests in an h2load --log-file (columns:
+# start, status, microseconds to the end of the response; status -1 for a failed request).
+percentiles() { # file
+  awk '$2 > 0 { print $3 }' "$1" | sort -n | awk '
+    { v[NR] = $1 }
+    function at(q,  i) { i = q * NR; i = (i > int(i)) ? int(i) + 1 : int(i); if (i < 1) i = 1; return v[i] / 1000 }
+    END { if (NR == 0) print "- - -"; else printf "%.2f %.2f %.2f\n", at(0.50), at(0.99), at(0.999) }'
+}
+
+# h2load's summary: "succeeded req/s protocol 2xx" (protocol: h2 or http/1.1 as negotiated, "-"
+# over plain HTTP/1.1).
+h2load_summary() { # file
+  awk '/^finished in/ { rps = $4 } /^requests:/ { ok = $8 } /^status codes:/ { s2 = $3 }
+    /^Application protocol:/ { proto = $3 }
+    END { printf "%d %.0f %s %d\n", ok, rps, (proto != "" ? proto : "-"), s2 }' "$1"
+}
+
+# Whether A > B, for decimals.
+greater() { # a b
+  awk -v a="$1" -v b="$2" 'BEGIN { exit !(a > b) }'
+}
+
+# "remora / <the better of haproxy and nginx> Nx" for a figure where higher is better.
+versus_better() { # remora haproxy nginx
+  awk -v r="$1" -v h="$2" -v n="$3" 'BEGIN {
+    b = (h > n) ? h : n; w = (h > n) ? "haproxy" : "nginx"
+    printf "remora / %s (the better of haproxy and nginx): %.2fx\n", w, (b > 0 ? r / b : 0) }'
+}

@@ -29,7 +29,38 @@
 #
 # VARIANTS (default "http https"): http, the plain HTTP/1.1 rows above; https, the same sticky
 # workload over HTTPS (TLS 1.3, kept alive, an ECDSA P-256 certificate made for the run) against
-# the three proxies' TLS listeners (no tcp-relay row: the pods speak no TLS).
+# the three proxies' TLS listeners (no tcp-relay row: the pods speak no TLS). Slower ones, not
+# run by default, each against HAProxy and nginx doing the same sticky work (the cookie, the same
+# request headers to the pods) with one worker each:
+#   handshake  a new TLS 1.3 connection per request (bench/tls_connect.py, HANDSHAKE_CLIENTS
+#              processes: one GET with the session's cookie and `Connection: close` each): full
+#              handshakes with an ECDSA P-256 and with an RSA-2048 certificate, and resumed ones
+#              (each connection offers the ticket of the one before; the client counts the
+#              resumptions the server granted and the table shows them); handshakes per
+#              CPU-second of the proxy. (wrk and h2load are no use here: wrk resumes on every
+#              reconnection, h2load 1.52 never does and stalls on `Connection: close`.)
+#   h2         HTTP/2 over TLS (ALPN h2): H2_CONNECTIONS connections (5) of H2_STREAMS concurrent
+#              streams (20) each, h2load; requests per CPU-second.
+#   large      1 MiB responses (the pods' /bytes/1048576) and 1 MiB uploads (POST /bytes/0),
+#              plain HTTP, LARGE_CONNECTIONS connections (10), wrk; MiB per CPU-second, with the
+#              tcp-relay row. nginx streams both ways there (proxy_buffering and
+#              proxy_request_buffering off), as Remora and HAProxy do.
+#   rate       latency at a fixed rate, plain HTTP, pinned session: the slowest proxy's
+#              closed-loop req/s (RATE_PROBE seconds, 3, of wrk), then each proxy at 50% and 90%
+#              of it (h2load --h1 --rps, CONNECTIONS connections); p50/p99/p99.9, and
+#              whether Remora's p99 <= HAProxy's. A `direct` row is h2load to one pod with no
+#              proxy (its CPU column: the pod's), the floor that the load generator, the pod and
+#              the machine's scheduling set. h2load times a request from when it was sent: one
+#              that waited for its connection is not counted from when it was due.
+#   e.g. VARIANTS="handshake h2 large rate" ROUNDS=1 DURATION=5 bench/run.sh
+# These keep each proxy's best round by the figure they print (per CPU-second, or the lowest p99).
+#
+# The TLS host is `localhost`, so that every client sends it as SNI (connecting to 127.0.0.1,
+# wrk sends the address, which is no host name, and Remora then answers with its default
+# certificate instead of the host's); it must resolve to 127.0.0.1.
+#
+# Client connections are not closed for the number of requests they made (nginx and Remora
+# close them after 1000 by default, HAProxy never; h2load does not reconnect after a GOAWAY).
 #
 # Everything listens on loopback and stops by itself.
 set -euo pipefail
@@ -46,8 +77,17 @@ RELAY_PORT=${RELAY_PORT:-18103}
 REMORA_TLS_PORT=${REMORA_TLS_PORT:-18104}
 HAPROXY_TLS_PORT=${HAPROXY_TLS_PORT:-18105}
 NGINX_TLS_PORT=${NGINX_TLS_PORT:-18106}
+declare -A HTTP_PORT=([remora]=$REMORA_PORT [haproxy]=$HAPROXY_PORT [nginx]=$NGINX_PORT
+  [tcp-relay]=$RELAY_PORT)
+declare -A TLS_PORT=([remora]=$REMORA_TLS_PORT [haproxy]=$HAPROXY_TLS_PORT [nginx]=$NGINX_TLS_PORT)
 HOST=bench.example.com
-TLS_HOST=bench-tls.example.com
+TLS_HOST=localhost
+HANDSHAKE_CLIENTS=${HANDSHAKE_CLIENTS:-4}
+H2_CONNECTIONS=${H2_CONNECTIONS:-5}
+H2_STREAMS=${H2_STREAMS:-20}
+LARGE_CONNECTIONS=${LARGE_CONNECTIONS:-10}
+LARGE_BYTES=1048576
+RATE_PROBE=${RATE_PROBE:-3}
 VARIANTS=${VARIANTS:-http https}
 HEADERS=${HEADERS:-ingress-nginx}
 case $HEADERS in ingress-nginx|none) ;; *) echo "HEADERS is ingress-nginx or none" >&2; exit 1 ;; esac
@@ -59,7 +99,7 @@ if [ "$PIN" != 0 ] && ! command -v taskset >/dev/null; then
   echo "taskset (util-linux) is missing: not pinning" >&2
   PIN=0
 fi
-for tool in haproxy nginx wrk curl openssl; do
+for tool in haproxy nginx wrk curl openssl h2load python3; do
   command -v "$tool" >/dev/null || { echo "$tool is missing: run bench/install.sh" >&2; exit 1; }
 done
 # REMORA=path/to/remora measures that build (e.g. an earlier commit's, to compare); by default
@@ -105,12 +145,11 @@ start_pods "$REMORA" "$BACKEND_PORT"
 write_manifests "$BACKEND_PORT" "$HOST"
 
 # The HTTPS host: a certificate for it (every proxy serves the same), and for Remora an Ingress of
-# its own with it (the plain host has none, so it is not redirected to HTTPS).
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-  -subj "/CN=$TLS_HOST" -addext "subjectAltName=DNS:$TLS_HOST" \
-  -keyout "$WORK/tls.key" -out "$WORK/tls.crt" 2>/dev/null
-cat "$WORK/tls.crt" "$WORK/tls.key" > "$WORK/tls.pem"
-cat > "$WORK/manifests/bench-tls.yaml" <<YAML
+# its own with it (the plain host has none, so it is not redirected to HTTPS). KIND: ecdsa or rsa;
+# the proxies read it when they start.
+use_certificate() { # kind
+  tls_certificate "$1" "$TLS_HOST" "$WORK"
+  cat > "$WORK/manifests/bench-tls.yaml" <<YAML
 apiVersion: v1
 kind: Secret
 metadata:
@@ -122,6 +161,8 @@ data:
 ---
 $(sticky_ingress bench-tls "$TLS_HOST" bench-tls)
 YAML
+}
+use_certificate ecdsa
 
 # ingress-nginx's proxy headers, as HAProxy rules and nginx directives.
 haproxy_headers() {
@@ -166,7 +207,7 @@ frontend bench
   bind 127.0.0.1:$HAPROXY_PORT
   default_backend pods
 frontend bench_tls
-  bind 127.0.0.1:$HAPROXY_TLS_PORT ssl crt $WORK/tls.pem alpn http/1.1 ssl-min-ver TLSv1.3
+  bind 127.0.0.1:$HAPROXY_TLS_PORT ssl crt $WORK/tls.pem alpn h2,http/1.1 ssl-min-ver TLSv1.3
   default_backend pods
 backend pods
   balance roundrobin
@@ -196,6 +237,18 @@ backend pod
 CFG
 }
 
+# A location's proxying: to the pods, the session cookie, the request headers.
+nginx_proxying() {
+  cat <<'CFG'
+      proxy_pass http://pods;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      add_header Set-Cookie $route_new_session;
+CFG
+  nginx_headers
+}
+
 nginx_config() { # workers
   mkdir -p "$WORK/nginx"
   cat > "$WORK/nginx.conf" <<CFG
@@ -205,6 +258,7 @@ error_log $WORK/nginx/error.log warn;
 events { worker_connections 4096; }
 http {
   access_log off;
+  keepalive_requests 1000000;
   client_body_temp_path $WORK/nginx;
   proxy_temp_path $WORK/nginx;
   fastcgi_temp_path $WORK/nginx;
@@ -229,17 +283,19 @@ http {
   }
   server {
     listen 127.0.0.1:$NGINX_PORT;
-    listen 127.0.0.1:$NGINX_TLS_PORT ssl;
+    listen 127.0.0.1:$NGINX_TLS_PORT ssl http2;
     ssl_certificate $WORK/tls.crt;
     ssl_certificate_key $WORK/tls.key;
     ssl_protocols TLSv1.3;
     location / {
-      proxy_pass http://pods;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host \$host;
-      add_header Set-Cookie \$route_new_session;
-$(nginx_headers)
+$(nginx_proxying)
+    }
+    # The large variant's bodies, streamed both ways as Remora and HAProxy do.
+    location /bytes/ {
+$(nginx_proxying)
+      proxy_buffering off;
+      proxy_request_buffering off;
+      client_max_body_size 8m;
     }
   }
 }
@@ -260,7 +316,7 @@ start_proxies() { # workers
     "$HAPROXY_TLS_PORT" "$NGINX_TLS_PORT"; do port_free "$p"; done
   "${PROXY_RUN[@]}" "$REMORA" serve --manifests "$WORK/manifests" --workers "$w" \
     --listen-http "127.0.0.1:$REMORA_PORT" --listen-https "127.0.0.1:$REMORA_TLS_PORT" \
-    --admin 127.0.0.1:0 \
+    --admin 127.0.0.1:0 --keepalive-requests 1000000 \
     >/dev/null 2>"$WORK/remora.log" &
   REMORA_PID=$!
   haproxy_config "$w"
@@ -302,10 +358,11 @@ proxy_pids() { # proxy
     haproxy) echo "$HAPROXY_PID" ;;
     nginx) echo "$NGINX_PID" $(pgrep -P "$NGINX_PID" || true) ;;
     tcp-relay) echo "$RELAY_PID" ;;
+    direct) echo "${POD_PIDS[1]}" ;;
   esac
 }
 
-# A pinned session cookie for each proxy, at URL (http:// or https://127.0.0.1:PORT/).
+# A pinned session cookie for each proxy, at URL (url_of).
 session_cookie() { # proxy url host
   case $1 in
     remora) curl -sk -o /dev/null -c - -H "Host: $3" "$2" | awk '$6 ~ /route$/ { print "route=" $7 }' ;;
@@ -315,22 +372,50 @@ session_cookie() { # proxy url host
   esac
 }
 
-# wrk: "req/s p50_ms p99_ms cpu_us_per_request".
-measure() { # proxy url host cookie-or-empty
+# Run a load generator (its output in $WORK/load.out) where LOAD_RUN says, and print the CPU ticks
+# the proxy's processes spent meanwhile.
+load_ticks() { # proxy command...
+  local pids before after
+  read -r -a pids < <(proxy_pids "$1")
+  shift
+  before=$(cpu_ticks "${pids[@]}")
+  "${LOAD_RUN[@]}" "$@" > "$WORK/load.out" || echo "  ($1 exited with status $?)" >&2
+  after=$(cpu_ticks "${pids[@]}")
+  echo $((after - before))
+}
+
+# COUNT things in TICKS of CPU: "per_cpu_second cpu_us_each".
+per_cpu() { # count ticks
+  awk -v n="$1" -v t="$2" -v hz="$CLK_TCK" 'BEGIN {
+    if (n > 0 && t > 0) printf "%.0f %.2f\n", n * hz / t, t * 1e6 / hz / n; else print "0 0" }'
+}
+
+# A proxy's URL: plain HTTP at 127.0.0.1, HTTPS at the TLS host (so that it is the SNI).
+url_of() { # proxy http|https [path]
+  if [ "$2" = https ]; then
+    echo "https://$TLS_HOST:${TLS_PORT[$1]}${3:-/}"
+  else
+    echo "http://127.0.0.1:${HTTP_PORT[$1]}${3:-/}"
+  fi
+}
+
+# wrk (extra options after the cookie): "req/s p50_ms p99_ms cpu_us_per_request requests
+# non_2xx_3xx".
+measure() { # proxy url host cookie-or-empty [wrk options...]
   local args=(-t1 "-c$CONNECTIONS" "-d${DURATION}s" --latency -H "Host: $3")
   [ -n "$4" ] && args+=(-H "Cookie: $4")
-  local pids before after out
-  read -r -a pids < <(proxy_pids "$1")
-  before=$(cpu_ticks "${pids[@]}")
-  out=$("${LOAD_RUN[@]}" wrk "${args[@]}" "$2")
-  after=$(cpu_ticks "${pids[@]}")
-  echo "$out" | awk -v ticks=$((after - before)) -v hz="$CLK_TCK" '
+  args+=("${@:5}")
+  local ticks
+  ticks=$(load_ticks "$1" wrk "${args[@]}" "$2")
+  awk -v ticks="$ticks" -v hz="$CLK_TCK" '
     function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
     /requests in/ { n = $1 }
     /Requests\/sec/ { rps = $2 }
+    /Non-2xx or 3xx responses/ { bad = $5 }
     $1 == "50.000%" || $1 == "50%" { p50 = ms($2) }
     $1 == "99.000%" || $1 == "99%" { p99 = ms($2) }
-    END { printf "%.0f %.2f %.2f %.2f\n", rps, p50, p99, (n > 0 ? ticks * 1e6 / hz / n : 0) }'
+    END { printf "%.0f %.2f %.2f %.2f %d %d\n", rps, p50, p99, (n > 0 ? ticks * 1e6 / hz / n : 0), n, bad }' \
+    "$WORK/load.out"
 }
 
 run_variant() { # title workers sticky(1|0) scheme(http|https)
@@ -338,11 +423,9 @@ run_variant() { # title workers sticky(1|0) scheme(http|https)
   local proxies=(remora haproxy nginx tcp-relay)
   place "$workers"
   start_proxies "$workers"
-  declare -A port=([remora]=$REMORA_PORT [haproxy]=$HAPROXY_PORT [nginx]=$NGINX_PORT [tcp-relay]=$RELAY_PORT)
   local host=$HOST
   if [ "$scheme" = https ]; then
     proxies=(remora haproxy nginx)
-    port=([remora]=$REMORA_TLS_PORT [haproxy]=$HAPROXY_TLS_PORT [nginx]=$NGINX_TLS_PORT)
     host=$TLS_HOST
   fi
   declare -A best_rps best_p50 best_p99 best_cpu
@@ -350,9 +433,10 @@ run_variant() { # title workers sticky(1|0) scheme(http|https)
   for p in "${proxies[@]}"; do best_rps[$p]=0; done
   for round in $(seq 1 "$ROUNDS"); do
     for p in "${proxies[@]}"; do
-      local cookie="" url="$scheme://127.0.0.1:${port[$p]}/"
+      local cookie="" url
+      url=$(url_of "$p" "$scheme")
       [ "$sticky" = 1 ] && cookie=$(session_cookie "$p" "$url" "$host")
-      read -r rps p50 p99 cpu < <(measure "$p" "$url" "$host" "$cookie")
+      read -r rps p50 p99 cpu _ < <(measure "$p" "$url" "$host" "$cookie")
       echo "  round $round $p: $rps req/s, p50 ${p50} ms, p99 ${p99} ms, CPU ${cpu} us/request" >&2
       # Keep each proxy's best round: the highest throughput (the machine is shared).
       if [ "$rps" -gt "${best_rps[$p]}" ]; then
@@ -379,6 +463,205 @@ run_variant() { # title workers sticky(1|0) scheme(http|https)
     }'
 }
 
+# handshake: a new TLS connection per request, full (ECDSA P-256, RSA-2048) and resumed;
+# handshakes per CPU-second.
+handshake_variant() {
+  local proxies=(remora haproxy nginx) kind mode p round ticks url cookie
+  local conns reused failed not_ok rate cpu_s cpu_us
+  declare -A best=() best_rate=() best_reused=()
+  place 1
+  for kind in ecdsa rsa; do
+    use_certificate "$kind"
+    start_proxies 1
+    local modes=("$kind")
+    [ "$kind" = ecdsa ] && modes+=(resumed)
+    for round in $(seq 1 "$ROUNDS"); do
+      for p in "${proxies[@]}"; do
+        url=$(url_of "$p" https)
+        cookie=$(session_cookie "$p" "$url" "$TLS_HOST")
+        for mode in "${modes[@]}"; do
+          local resume=()
+          [ "$mode" = resumed ] && resume=(--resume)
+          ticks=$(load_ticks "$p" timeout $((DURATION + 30)) python3 bench/tls_connect.py 127.0.0.1 \
+            "${TLS_PORT[$p]}" "$TLS_HOST" "$DURATION" "$HANDSHAKE_CLIENTS" "${resume[@]}" \
+            --header "Cookie: $cookie")
+          read -r conns reused failed not_ok < "$WORK/load.out"
+          read -r cpu_s cpu_us < <(per_cpu "$conns" "$ticks")
+          rate=$(awk -v n="$conns" -v d="$DURATION" 'BEGIN { printf "%.0f", n / d }')
+          echo "  round $round $p $mode: $rate connections/s ($reused resumed, $failed failed," \
+            "$not_ok not 200), $cpu_s per CPU-second, $cpu_us us each" >&2
+          [ "$failed" = 0 ] && [ "$not_ok" = 0 ] ||
+            echo "  ($p $mode: $failed connections failed, $not_ok answers not 200)" >&2
+          if greater "$cpu_s" "${best[$p,$mode]:-0}"; then
+            best[$p,$mode]=$cpu_s; best_rate[$p,$mode]=$rate
+            best_reused[$p,$mode]=$(awk -v r="$reused" -v n="$conns" 'BEGIN { printf "%.0f%%", n ? 100 * r / n : 0 }')
+          fi
+        done
+      done
+    done
+    stop_proxies
+  done
+  use_certificate ecdsa
+  echo
+  echo "== New TLS 1.3 connections, one GET each (Connection: close), pinned session, 1 worker each"
+  echo "   (best of $ROUNDS rounds of ${DURATION}s, $HANDSHAKE_CLIENTS client processes; $PLACEMENT)"
+  printf "%-8s %22s %22s %30s\n" "" "full, ECDSA P-256" "full, RSA-2048" "resumed (ECDSA P-256)"
+  printf "%-8s %10s %11s %10s %11s %10s %11s %7s\n" proxy "conn/s" "per CPU-s" "conn/s" "per CPU-s" \
+    "conn/s" "per CPU-s" resumed
+  for p in "${proxies[@]}"; do
+    printf "%-8s %10s %11s %10s %11s %10s %11s %7s\n" "$p" "${best_rate[$p,ecdsa]:--}" "${best[$p,ecdsa]:--}" \
+      "${best_rate[$p,rsa]:--}" "${best[$p,rsa]:--}" "${best_rate[$p,resumed]:--}" "${best[$p,resumed]:--}" \
+      "${best_reused[$p,resumed]:--}"
+  done
+  for mode in ecdsa rsa resumed; do
+    printf "handshakes per CPU-second, %-8s " "$mode:"
+    versus_better "${best[remora,$mode]:--}" "${best[haproxy,$mode]:--}" "${best[nginx,$mode]:--}"
+  done
+}
+
+# h2: HTTP/2 over TLS, many streams per connection; requests per CPU-second.
+h2_variant() {
+  local proxies=(remora haproxy nginx) p round ticks url cookie
+  local ok rps proto ok2xx cpu_s cpu_us p50 p99 p999
+  declare -A best=() best_rps=() best_us=() best_p50=() best_p99=()
+  place 1
+  start_proxies 1
+  for round in $(seq 1 "$ROUNDS"); do
+    for p in "${proxies[@]}"; do
+      url=$(url_of "$p" https)
+      cookie=$(session_cookie "$p" "$url" "$TLS_HOST")
+      : > "$WORK/latency.log"
+      ticks=$(load_ticks "$p" timeout $((DURATION + 30)) h2load -c "$H2_CONNECTIONS" -m "$H2_STREAMS" \
+        -D "$DURATION" -H "Cookie: $cookie" --connect-to="127.0.0.1:${TLS_PORT[$p]}" \
+        --log-file "$WORK/latency.log" "$url")
+      read -r ok rps proto ok2xx < <(h2load_summary "$WORK/load.out")
+      read -r cpu_s cpu_us < <(per_cpu "$ok2xx" "$ticks")
+      read -r p50 p99 p999 < <(percentiles "$WORK/latency.log")
+      echo "  round $round $p: $rps req/s over $proto ($ok succeeded, $ok2xx 2xx), $cpu_s per" \
+        "CPU-second, p50 $p50 ms, p99 $p99 ms" >&2
+      [ "$proto" = h2 ] || echo "  ($p did not negotiate h2: $proto)" >&2
+      if greater "$cpu_s" "${best[$p]:-0}"; then
+        best[$p]=$cpu_s; best_rps[$p]=$rps; best_us[$p]=$cpu_us; best_p50[$p]=$p50; best_p99[$p]=$p99
+      fi
+    done
+  done
+  stop_proxies
+  echo
+  echo "== HTTP/2 over TLS 1.3 (ALPN h2), $H2_CONNECTIONS connections x $H2_STREAMS streams, pinned session, 1 worker each"
+  echo "   (best of $ROUNDS rounds of ${DURATION}s; $PLACEMENT)"
+  printf "%-8s %10s %11s %11s %9s %9s\n" proxy "req/s" "per CPU-s" "CPU us/req" "p50 ms" "p99 ms"
+  for p in "${proxies[@]}"; do
+    printf "%-8s %10s %11s %11s %9s %9s\n" "$p" "${best_rps[$p]:--}" "${best[$p]:--}" "${best_us[$p]:--}" \
+      "${best_p50[$p]:--}" "${best_p99[$p]:--}"
+  done
+  printf "requests per CPU-second: "
+  versus_better "${best[remora]:--}" "${best[haproxy]:--}" "${best[nginx]:--}"
+}
+
+# large: 1 MiB responses and 1 MiB uploads over plain HTTP; MiB per CPU-second.
+large_variant() {
+  local proxies=(remora haproxy nginx tcp-relay) p round dir url cookie
+  local rps cpu n bad mib_cpu
+  declare -A best=() best_rate=()
+  printf 'wrk.method = "POST"\nwrk.body = string.rep("u", %d)\n' "$LARGE_BYTES" > "$WORK/upload.lua"
+  place 1
+  start_proxies 1
+  for round in $(seq 1 "$ROUNDS"); do
+    for p in "${proxies[@]}"; do
+      cookie=$(session_cookie "$p" "$(url_of "$p" http)" "$HOST")
+      for dir in download upload; do
+        if [ "$dir" = download ]; then
+          url=$(url_of "$p" http "/bytes/$LARGE_BYTES")
+          read -r rps _ _ cpu n bad < <(measure "$p" "$url" "$HOST" "$cookie" "-c$LARGE_CONNECTIONS")
+        else
+          url=$(url_of "$p" http /bytes/0)
+          read -r rps _ _ cpu n bad < <(measure "$p" "$url" "$HOST" "$cookie" "-c$LARGE_CONNECTIONS" \
+            -s "$WORK/upload.lua")
+        fi
+        # Each request moved LARGE_BYTES: MiB per CPU-second from CPU microseconds per request.
+        mib_cpu=$(awk -v us="$cpu" -v b="$LARGE_BYTES" 'BEGIN { printf "%.0f", (us > 0 ? 1e6 / us * b / 1048576 : 0) }')
+        echo "  round $round $p $dir: $rps x $LARGE_BYTES bytes/s, $mib_cpu MiB per CPU-second," \
+          "$cpu us per request" >&2
+        [ "$bad" = 0 ] || echo "  ($p $dir: $bad of $n answers not 2xx/3xx)" >&2
+        if greater "$mib_cpu" "${best[$p,$dir]:-0}"; then
+          best[$p,$dir]=$mib_cpu
+          best_rate[$p,$dir]=$(awk -v r="$rps" -v b="$LARGE_BYTES" 'BEGIN { printf "%.0f", r * b / 1048576 }')
+        fi
+      done
+    done
+  done
+  stop_proxies
+  echo
+  echo "== $((LARGE_BYTES / 1048576)) MiB bodies over plain HTTP/1.1, $LARGE_CONNECTIONS connections, pinned session, 1 worker each"
+  echo "   (best of $ROUNDS rounds of ${DURATION}s; $PLACEMENT)"
+  printf "%-10s %24s %24s\n" "" "responses (GET)" "uploads (POST)"
+  printf "%-10s %10s %13s %10s %13s\n" proxy "MiB/s" "MiB per CPU-s" "MiB/s" "MiB per CPU-s"
+  for p in "${proxies[@]}"; do
+    printf "%-10s %10s %13s %10s %13s\n" "$p" "${best_rate[$p,download]:--}" "${best[$p,download]:--}" \
+      "${best_rate[$p,upload]:--}" "${best[$p,upload]:--}"
+  done
+  for dir in download upload; do
+    printf "bytes per CPU-second, %-9s " "$dir:"
+    versus_better "${best[remora,$dir]:--}" "${best[haproxy,$dir]:--}" "${best[nginx,$dir]:--}"
+  done
+}
+
+# rate: latency at 50% and 90% of the slowest proxy's closed-loop req/s (plain HTTP, pinned).
+rate_variant() {
+  local proxies=(remora haproxy nginx) p round ticks pct slowest="" per_client offered
+  local ok rps ok2xx cpu_s cpu_us p50 p99 p999
+  declare -A cookie=()
+  place 1
+  start_proxies 1
+  for p in "${proxies[@]}"; do
+    cookie[$p]=$(session_cookie "$p" "$(url_of "$p" http)" "$HOST")
+    read -r rps _ < <(DURATION=$RATE_PROBE measure "$p" "$(url_of "$p" http)" "$HOST" "${cookie[$p]}")
+    echo "  closed loop, $p: $rps req/s" >&2
+    if [ -z "$slowest" ] || [ "$rps" -lt "$slowest" ]; then slowest=$rps; fi
+  done
+  for pct in 50 90; do
+    per_client=$((slowest * pct / 100 / CONNECTIONS))
+    [ "$per_client" -ge 1 ] || per_client=1
+    offered=$((per_client * CONNECTIONS))
+    declare -A best_p99=() row=()
+    for round in $(seq 1 "$ROUNDS"); do
+      for p in "${proxies[@]}" direct; do
+        local to="127.0.0.1:${HTTP_PORT[$p]:-}" with_cookie=()
+        [ "$p" = direct ] && to="127.0.0.12:$BACKEND_PORT"
+        [ -n "${cookie[$p]:-}" ] && with_cookie=(-H "Cookie: ${cookie[$p]}")
+        : > "$WORK/latency.log"
+        # A number of requests rather than -D, on which h2load 1.52 --h1 never ends; the host in
+        # the URL (h2load --h1 would send -H "Host: ..." as a second Host header).
+        ticks=$(load_ticks "$p" timeout $((DURATION * 2 + 30)) h2load --h1 -c "$CONNECTIONS" \
+          --rps="$per_client" -n $((offered * DURATION)) "${with_cookie[@]}" \
+          --connect-to="$to" --log-file "$WORK/latency.log" "http://$HOST:${to##*:}/")
+        read -r ok rps _ ok2xx < <(h2load_summary "$WORK/load.out")
+        read -r cpu_s cpu_us < <(per_cpu "$ok2xx" "$ticks")
+        read -r p50 p99 p999 < <(percentiles "$WORK/latency.log")
+        echo "  $pct% round $round $p: $rps req/s ($ok2xx 2xx of $ok), p50 $p50 ms, p99 $p99 ms," \
+          "p99.9 $p999 ms, $cpu_us CPU us/request" >&2
+        [ "$ok2xx" -gt 0 ] || echo "  ($p: no request answered 2xx)" >&2
+        # The round with the lowest p99 (the machine is shared).
+        if [ -z "${best_p99[$p]:-}" ] || greater "${best_p99[$p]:--}" "$p99"; then
+          best_p99[$p]=$p99; row[$p]="$rps $p50 $p99 $p999 $cpu_us"
+        fi
+      done
+    done
+    echo
+    echo "== $pct% of the slowest proxy's $slowest req/s: $offered req/s offered ($CONNECTIONS connections x $per_client/s)"
+    echo "   plain HTTP/1.1, pinned session, 1 worker each (lowest p99 of $ROUNDS rounds of ${DURATION}s; $PLACEMENT)"
+    printf "%-8s %10s %9s %9s %9s %11s\n" proxy "req/s" "p50 ms" "p99 ms" "p99.9 ms" "CPU us/req"
+    for p in "${proxies[@]}" direct; do
+      # shellcheck disable=SC2086 # the row's fields
+      printf "%-8s %10s %9s %9s %9s %11s\n" "$p" ${row[$p]:-- - - - -}
+    done
+    awk -v r="${best_p99[remora]:--}" -v h="${best_p99[haproxy]:--}" 'BEGIN {
+      printf "remora p99 <= haproxy p99: %s (%.2f / %.2f ms)\n", (r <= h ? "yes" : "no"), r, h }'
+    unset best_p99 row
+  done
+  stop_proxies
+}
+
 echo "Remora $("$REMORA" --version | awk '{print $2}'), $(haproxy -v | head -1 | awk '{print "HAProxy " $3}'), $(nginx -v 2>&1 | sed 's/.*nginx\//nginx /'), $(nproc) cores, HEADERS=$HEADERS, PIN=$PIN"
 for v in $VARIANTS; do
   case $v in
@@ -391,6 +674,10 @@ for v in $VARIANTS; do
       run_variant "HTTPS (TLS 1.3, kept alive), pinned session, 1 worker each" 1 1 https
       run_variant "HTTPS (TLS 1.3, kept alive), new sessions, 1 worker each" 1 0 https
       ;;
-    *) echo "unknown variant $v (http, https)" >&2; exit 1 ;;
+    handshake) handshake_variant ;;
+    h2) h2_variant ;;
+    large) large_variant ;;
+    rate) rate_variant ;;
+    *) echo "unknown variant $v (http, https, handshake, h2, large, rate)" >&2; exit 1 ;;
   esac
 done
