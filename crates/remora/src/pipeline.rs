@@ -45,7 +45,9 @@ impl Pipeline {
         if matches!(update, Update::Endpoints { backends: 0, .. }) && t.diagnostics == *self.seen {
             // Only objects nothing reads changed (a Secret no Ingress names, the EndpointSlice
             // of a Service no route uses): the table serving now is this translation's already.
+            // The Gateway listeners not served are tried again all the same.
             tracing::debug!(?update, "nothing to publish");
+            self.gateways.want(&self.proxy.table().snapshot.listeners);
             return Applied {
                 diagnostics: self.seen.clone(),
                 served: t.served,
