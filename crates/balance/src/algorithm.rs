@@ -89,16 +89,21 @@ fn point(bytes: &[u8]) -> u32 {
     (xxhash_rust::xxh3::xxh3_64(bytes) >> 32) as u32
 }
 
+/// The `n`th point of the endpoint of stable id `id`.
+fn endpoint_point(id: u64, n: u32) -> u32 {
+    let mut buf = [0u8; 12];
+    buf[..8].copy_from_slice(&id.to_le_bytes());
+    buf[8..].copy_from_slice(&n.to_le_bytes());
+    point(&buf)
+}
+
 impl ConsistentHash {
     /// `ids[i]` is the stable id of endpoint `i`.
     pub fn new(ids: &[u64]) -> Self {
         let mut ring = Vec::with_capacity(ids.len() * POINTS_PER_ENDPOINT as usize);
         for (i, id) in ids.iter().enumerate() {
-            for p in 0..POINTS_PER_ENDPOINT {
-                let mut buf = [0u8; 12];
-                buf[..8].copy_from_slice(&id.to_le_bytes());
-                buf[8..].copy_from_slice(&p.to_le_bytes());
-                ring.push((point(&buf), i as u32));
+            for n in 0..POINTS_PER_ENDPOINT {
+                ring.push((endpoint_point(*id, n), i as u32));
             }
         }
         // Ties (rare) are broken by endpoint index, so every replica builds the same ring.
@@ -253,11 +258,8 @@ mod tests {
             let ring = ConsistentHash::new(&ids);
             let mut pairs: Vec<(u32, u32)> = Vec::new();
             for (i, id) in ids.iter().enumerate() {
-                for p in 0..POINTS_PER_ENDPOINT {
-                    let mut buf = [0u8; 12];
-                    buf[..8].copy_from_slice(&id.to_le_bytes());
-                    buf[8..].copy_from_slice(&p.to_le_bytes());
-                    pairs.push((point(&buf), i as u32));
+                for n in 0..POINTS_PER_ENDPOINT {
+                    pairs.push((endpoint_point(*id, n), i as u32));
                 }
             }
             pairs.sort_unstable();

@@ -47,6 +47,21 @@ impl Drop for Whoami {
     }
 }
 
+/// An HTTP/1.1 connection to `addr`, to send requests on one after the other.
+async fn connect<B>(addr: std::net::SocketAddr) -> hyper::client::conn::http1::SendRequest<B>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
 #[tokio::test]
 async fn whoami_says_hello_and_serves_bodies_of_a_chosen_size() {
     let pod = Whoami::start("pod-a");
@@ -78,12 +93,7 @@ async fn whoami_reads_request_bodies_and_keeps_the_connection() {
     let pod = Whoami::start("pod-b");
     let upload = Bytes::from(vec![b'u'; 1 << 20]);
     // Twice on one connection: the first body was read to its end.
-    let tcp = tokio::net::TcpStream::connect(pod.addr).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut sender = connect(pod.addr).await;
     for _ in 0..2 {
         let req = http::Request::post("/bytes/0")
             .header("host", "pod")
@@ -98,12 +108,7 @@ async fn whoami_reads_request_bodies_and_keeps_the_connection() {
     let chunks = futures_util::stream::iter(
         ["12", "345"].map(|c| Ok::<_, std::io::Error>(hyper::body::Frame::data(Bytes::from(c)))),
     );
-    let tcp = tokio::net::TcpStream::connect(pod.addr).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut sender = connect(pod.addr).await;
     let req = http::Request::post("/")
         .header("host", "pod")
         .body(http_body_util::StreamBody::new(chunks))
@@ -117,12 +122,7 @@ async fn whoami_reads_request_bodies_and_keeps_the_connection() {
 #[tokio::test]
 async fn whoami_keeps_a_connection_past_a_thousand_requests() {
     let pod = Whoami::start("pod-c");
-    let tcp = tokio::net::TcpStream::connect(pod.addr).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut sender = connect(pod.addr).await;
     for i in 0..1100 {
         let req = http::Request::get("/")
             .header("host", "pod")
