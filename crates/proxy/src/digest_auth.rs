@@ -265,13 +265,16 @@ fn issue(realm: &str, now: u64) -> [u8; NONCE_LEN] {
     let issued = u32::try_from(now).unwrap_or(u32::MAX);
     let serial = SERIAL.fetch_add(1, Ordering::Relaxed);
     let mut nonce = [b'0'; NONCE_LEN];
-    nonce[..8].copy_from_slice(format!("{issued:08x}").as_bytes());
-    nonce[8..24].copy_from_slice(format!("{serial:016x}").as_bytes());
+    let mut put = |at: usize, bytes: &[u8]| {
+        for (i, b) in bytes.iter().enumerate() {
+            nonce[at + 2 * i..at + 2 * i + 2].copy_from_slice(&hex_byte(*b));
+        }
+    };
+    put(0, &issued.to_be_bytes());
+    put(8, &serial.to_be_bytes());
     // Without a key the nonce carries zeros, which nothing verifies.
     if let Some(key) = key() {
-        for (i, b) in mac(key, realm, issued, serial).iter().enumerate() {
-            nonce[24 + 2 * i..26 + 2 * i].copy_from_slice(&hex_byte(*b));
-        }
+        put(24, &mac(key, realm, issued, serial));
     }
     nonce
 }

@@ -92,13 +92,7 @@ fn assert_challenged(r: &Resp, realm: &str, why: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn basic_auth_as_ingress_nginx() {
-    let pods = pods("web-5f6d7c8b9a", 1).await;
-    let dir = Dir::new();
-    dir.write("svc.yaml", &service_yaml("web"));
-    dir.write(
-        "slice.yaml",
-        &slice_yaml("web", "default", None, &pods.iter().collect::<Vec<_>>()),
-    );
+    let (_pods, dir) = service_dir("web", "web-5f6d7c8b9a", 1).await;
     dir.write("secret.yaml", &htpasswd_secret("htpasswd", &all_users()));
     dir.write("map.yaml", &map_secret());
     let ingresses = [

@@ -103,13 +103,7 @@ fn assert_challenged(r: &Resp, realm: &str, stale: bool, why: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn digest_auth_as_ingress_nginx() {
-    let pods = pods("web-5f6d7c8b9a", 1).await;
-    let dir = Dir::new();
-    dir.write("svc.yaml", &service_yaml("web"));
-    dir.write(
-        "slice.yaml",
-        &slice_yaml("web", "default", None, &pods.iter().collect::<Vec<_>>()),
-    );
+    let (_pods, dir) = service_dir("web", "web-5f6d7c8b9a", 1).await;
     let lines = format!(
         "# htdigest -c users Staff alice\n{}\n{}\n",
         htdigest("alice", "Staff", "a-secret"),

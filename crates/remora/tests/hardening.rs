@@ -505,13 +505,7 @@ async fn at_max_connections_the_oldest_idle_connection_makes_room() {
 /// and says so in one rate-limited warning.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_descriptors_idle_connections_make_room() {
-    let pods = pods("web-7d8e9f0a1b", 1).await;
-    let dir = Dir::new();
-    dir.write("svc.yaml", &service_yaml("web"));
-    dir.write(
-        "slice.yaml",
-        &slice_yaml("web", "default", None, &pods.iter().collect::<Vec<_>>()),
-    );
+    let (_pods, dir) = service_dir("web", "web-7d8e9f0a1b", 1).await;
     dir.write(
         "ing.yaml",
         &web_ingress("public", "public.example.com", &[]),

@@ -241,13 +241,7 @@ async fn setup(ca: &Ca, ingresses: &[HostSpec<'_>]) -> (Vec<Pod>, Dir, Remora) {
 
 /// [`setup`] with this Secret `ca`.
 async fn setup_with(ca_secret: String, ingresses: &[HostSpec<'_>]) -> (Vec<Pod>, Dir, Remora) {
-    let pods = pods("web-7d9c6b5f4d", 1).await;
-    let dir = Dir::new();
-    dir.write("svc.yaml", &service_yaml("web"));
-    dir.write(
-        "slice.yaml",
-        &slice_yaml("web", "default", None, &pods.iter().collect::<Vec<_>>()),
-    );
+    let (pods, dir) = service_dir("web", "web-7d9c6b5f4d", 1).await;
     dir.write("ing.yaml", &ing_yaml(ca_secret, ingresses));
     let remora = Remora::serve(&[dir.path()], &[]);
     remora.wait_ready().await;

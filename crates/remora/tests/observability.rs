@@ -6,13 +6,7 @@ mod common;
 use common::*;
 
 async fn setup(extra: &[&str]) -> (Vec<Pod>, Dir, Remora) {
-    let pods = pods("web-5c6d7e8f9a", 3).await;
-    let dir = Dir::new();
-    dir.write("svc.yaml", &service_yaml("web"));
-    dir.write(
-        "slice.yaml",
-        &slice_yaml("web", "default", None, &pods.iter().collect::<Vec<_>>()),
-    );
+    let (pods, dir) = service_dir("web", "web-5c6d7e8f9a", 3).await;
     dir.write(
         "ing.yaml",
         &IngressYaml::new("web")
@@ -342,13 +336,7 @@ async fn log_format_upstream_writes_nginx_lines() {
     let logs = Dir::new();
     let path = logs.path().join("access.log");
     let path_arg = path.display().to_string();
-    let pods = pods("web-5c6d7e8f9a", 1).await;
-    let dir = Dir::new();
-    dir.write("svc.yaml", &service_yaml("web"));
-    dir.write(
-        "slice.yaml",
-        &slice_yaml("web", "default", None, &pods.iter().collect::<Vec<_>>()),
-    );
+    let (pods, dir) = service_dir("web", "web-5c6d7e8f9a", 1).await;
     dir.write("ing.yaml", &web_ingress("web", "shop.example.com", &[]));
     let format = "$request_uri|$remote_addr|\"$request\"|$status|$body_bytes_sent|\"$http_user_agent\"|\"$http_x_missing\"|[$proxy_upstream_name]|[$proxy_alternative_upstream_name]|$namespace/$ingress_name|$service_name:$service_port|$upstream_status|$upstream_addr|$remote_user|$bogus|$host|$server_protocol";
     dir.write("cm.yaml", &log_format_config_map(format, &[]));

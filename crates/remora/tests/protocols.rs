@@ -9,13 +9,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
 
 async fn setup(annotations: &[(&str, &str)]) -> (Vec<Pod>, Dir, Remora) {
-    let pods = pods("chat-7f8e9d6c5b", 3).await;
-    let dir = Dir::new();
-    dir.write("svc.yaml", &service_yaml("chat"));
-    dir.write(
-        "slice.yaml",
-        &slice_yaml("chat", "default", None, &pods.iter().collect::<Vec<_>>()),
-    );
+    let (pods, dir) = service_dir("chat", "chat-7f8e9d6c5b", 3).await;
     dir.write(
         "ing.yaml",
         &IngressYaml::new("chat")

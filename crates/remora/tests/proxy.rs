@@ -5,13 +5,7 @@ use bytes::Bytes;
 use common::*;
 
 async fn one_service(prefix: &str) -> (Vec<Pod>, Dir) {
-    let pods = pods(prefix, 1).await;
-    let dir = Dir::new();
-    dir.write("svc.yaml", &service_yaml("app"));
-    dir.write(
-        "slice.yaml",
-        &slice_yaml("app", "default", None, &pods.iter().collect::<Vec<_>>()),
-    );
+    let (pods, dir) = service_dir("app", prefix, 1).await;
     dir.write(
         "ing.yaml",
         "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: app\nspec:\n  defaultBackend:\n    service:\n      name: app\n      port:\n        number: 80\n",

@@ -337,13 +337,7 @@ async fn proxy_protocol_sources_allow_lists_and_fail_closed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_protocol_before_tls() {
     let cert = make_cert(&["proxy-protocol"]);
-    let pods = pods("web-8b9c0d1e2f", 1).await;
-    let dir = Dir::new();
-    dir.write("svc.yaml", &service_yaml("web"));
-    dir.write(
-        "slice.yaml",
-        &slice_yaml("web", "default", None, &pods.iter().collect::<Vec<_>>()),
-    );
+    let (_pods, dir) = service_dir("web", "web-8b9c0d1e2f", 1).await;
     dir.write("secret.yaml", &tls_secret_yaml("pp-tls", &cert));
     dir.write(
         "ing.yaml",

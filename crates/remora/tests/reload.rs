@@ -14,13 +14,7 @@ fn ingress(name: &str, path: &str, service: &str, cookie: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn annotation_edits_apply_without_restart() {
-    let pods = pods("app-5f7d9c8b6-h", 2).await;
-    let dir = Dir::new();
-    dir.write("svc.yaml", &service_yaml("app"));
-    dir.write(
-        "slice.yaml",
-        &slice_yaml("app", "default", None, &pods.iter().collect::<Vec<_>>()),
-    );
+    let (_pods, dir) = service_dir("app", "app-5f7d9c8b6-h", 2).await;
     dir.write("ing.yaml", &ingress("app", "/", "app", "first"));
     let remora = Remora::serve(&[dir.path()], &[]);
     assert_eq!(
@@ -42,13 +36,7 @@ async fn annotation_edits_apply_without_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_file_is_reported_and_the_last_good_configuration_keeps_serving() {
-    let pods = pods("app-5f7d9c8b6-k", 2).await;
-    let dir = Dir::new();
-    dir.write("svc.yaml", &service_yaml("app"));
-    dir.write(
-        "slice.yaml",
-        &slice_yaml("app", "default", None, &pods.iter().collect::<Vec<_>>()),
-    );
+    let (_pods, dir) = service_dir("app", "app-5f7d9c8b6-k", 2).await;
     let ing = dir.write("ing.yaml", &ingress("app", "/", "app", "good"));
     let remora = Remora::serve(&[dir.path()], &[]);
     assert_eq!(get(&remora.url("/"), &[]).await.status, 200);
@@ -92,13 +80,7 @@ async fn a_broken_file_is_reported_and_the_last_good_configuration_keeps_serving
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_added_and_removed() {
-    let pods = pods("app-5f7d9c8b6-f", 1).await;
-    let dir = Dir::new();
-    dir.write("svc.yaml", &service_yaml("app"));
-    dir.write(
-        "slice.yaml",
-        &slice_yaml("app", "default", None, &pods.iter().collect::<Vec<_>>()),
-    );
+    let (_pods, dir) = service_dir("app", "app-5f7d9c8b6-f", 1).await;
     let remora = Remora::serve(&[dir.path()], &[]);
     assert_eq!(
         get(&remora.url("/"), &[]).await.status,

@@ -64,15 +64,9 @@ fn basic(user: &str, password: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn satisfy_any_and_all_as_nginx() {
-    let pods = pods("web-5f6d7c8b9a", 1).await;
+    let (_pods, dir) = service_dir("web", "web-5f6d7c8b9a", 1).await;
     let (auth, asked) = auth_service().await;
     let auth_url = format!("http://{auth}/basic-auth/user/password");
-    let dir = Dir::new();
-    dir.write("svc.yaml", &service_yaml("web"));
-    dir.write(
-        "slice.yaml",
-        &slice_yaml("web", "default", None, &pods.iter().collect::<Vec<_>>()),
-    );
     // uname:pwd ({PLAIN}, as ingress-nginx's test makes it with htpasswd).
     dir.write(
         "secret.yaml",

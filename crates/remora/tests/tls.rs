@@ -30,13 +30,7 @@ async fn setup(files: &[(&str, String)]) -> (Vec<Pod>, Dir, Remora) {
 }
 
 async fn setup_with(files: &[(&str, String)], extra: &[&str]) -> (Vec<Pod>, Dir, Remora) {
-    let pods = pods("web-5f6d7c8b9a", 3).await;
-    let dir = Dir::new();
-    dir.write("svc.yaml", &service_yaml("web"));
-    dir.write(
-        "slice.yaml",
-        &slice_yaml("web", "default", None, &pods.iter().collect::<Vec<_>>()),
-    );
+    let (pods, dir) = service_dir("web", "web-5f6d7c8b9a", 3).await;
     for (name, content) in files {
         dir.write(name, content);
     }

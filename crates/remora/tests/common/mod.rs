@@ -396,6 +396,19 @@ pub async fn serve_service(
     serve_service_with(service, pod_prefix, replicas, ingresses, &[]).await
 }
 
+/// `replicas` pods, and a directory of manifests with their Service (port 80) and EndpointSlice
+/// in namespace `default`.
+pub async fn service_dir(service: &str, pod_prefix: &str, replicas: usize) -> (Vec<Pod>, Dir) {
+    let pods = pods(pod_prefix, replicas).await;
+    let dir = Dir::new();
+    dir.write("svc.yaml", &service_yaml(service));
+    dir.write(
+        "slice.yaml",
+        &slice_yaml(service, "default", None, &pods.iter().collect::<Vec<_>>()),
+    );
+    (pods, dir)
+}
+
 /// The same, with more arguments for `remora serve`.
 pub async fn serve_service_with(
     service: &str,
@@ -404,13 +417,7 @@ pub async fn serve_service_with(
     ingresses: &[String],
     extra: &[&str],
 ) -> (Vec<Pod>, Dir, Remora) {
-    let pods = pods(pod_prefix, replicas).await;
-    let dir = Dir::new();
-    dir.write("svc.yaml", &service_yaml(service));
-    dir.write(
-        "slice.yaml",
-        &slice_yaml(service, "default", None, &pods.iter().collect::<Vec<_>>()),
-    );
+    let (pods, dir) = service_dir(service, pod_prefix, replicas).await;
     dir.write("ing.yaml", &ingresses.join("---\n"));
     let remora = Remora::serve(&[dir.path()], extra);
     (pods, dir, remora)
